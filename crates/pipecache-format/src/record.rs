@@ -1,0 +1,384 @@
+//! Versioned CBOR values stored in the RocksDB index (and, for artifact records, in chunk
+//! frames). Field names are short on purpose: the blobs CF holds one record per unique blob.
+//!
+//! Every record carries `v`, its record version. A decoder accepts `1..=RECORD_VERSION`; a
+//! higher version is [`FormatError::UnsupportedVersion`], anything undecodable is
+//! [`FormatError::Corrupt`]. Trailing bytes after the CBOR item are corruption too.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::{BlobHash, Codec, FormatError};
+
+/// Record version written by this build.
+pub const RECORD_VERSION: u32 = 1;
+
+/// A CBOR-encoded index value.
+pub trait Record: Serialize + DeserializeOwned {
+    /// Name used in error messages.
+    const WHAT: &'static str;
+
+    /// The record's version field.
+    fn version(&self) -> u32;
+
+    /// Encodes to CBOR.
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        ciborium::into_writer(self, &mut out).expect("CBOR encoding into a Vec cannot fail");
+        out
+    }
+
+    /// Decodes untrusted bytes.
+    fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
+        let mut cursor = Cursor::new(bytes);
+        match ciborium::from_reader::<Self, _>(&mut cursor) {
+            Ok(rec) => {
+                if cursor.position() != bytes.len() as u64 {
+                    return Err(FormatError::corrupt(Self::WHAT, "trailing bytes after record"));
+                }
+                check_version(Self::WHAT, rec.version())?;
+                Ok(rec)
+            }
+            Err(e) => {
+                // A record from a newer pipecache may not fit this struct: say so instead of
+                // calling it corrupt.
+                #[derive(Deserialize)]
+                struct VersionOnly {
+                    v: u32,
+                }
+                if let Ok(VersionOnly { v }) = ciborium::from_reader::<VersionOnly, _>(bytes) {
+                    check_version(Self::WHAT, v)?;
+                }
+                Err(FormatError::corrupt(Self::WHAT, e.to_string()))
+            }
+        }
+    }
+}
+
+fn check_version(what: &'static str, v: u32) -> Result<(), FormatError> {
+    if v == 0 || v > RECORD_VERSION {
+        return Err(FormatError::UnsupportedVersion { what, found: v, supported: RECORD_VERSION });
+    }
+    Ok(())
+}
+
+/// One named part of an artifact: a reference to a blob.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartRef {
+    /// Part name, unique within the artifact (a file name for directory artifacts).
+    #[serde(rename = "n")]
+    pub name: String,
+    /// The blob holding the part's bytes.
+    #[serde(rename = "h")]
+    pub hash: BlobHash,
+    /// Raw length of the part.
+    #[serde(rename = "l")]
+    pub len: u64,
+}
+
+/// Value of the `artifacts` CF: what an artifact key maps to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactRecord {
+    /// Record version.
+    pub v: u32,
+    /// Artifact kind (e.g. `keyframes`, `transcript`; free-form at this layer).
+    #[serde(rename = "k")]
+    pub kind: String,
+    /// Ordered parts.
+    #[serde(rename = "p")]
+    pub parts: Vec<PartRef>,
+    /// Sum of the parts' raw lengths.
+    #[serde(rename = "s")]
+    pub logical_size: u64,
+    /// Creation time, unix ms.
+    #[serde(rename = "c")]
+    pub created_ms: u64,
+    /// Expiry time, unix ms; `None` never expires.
+    #[serde(rename = "e")]
+    pub expires_ms: Option<u64>,
+    /// Small user metadata.
+    #[serde(rename = "m")]
+    pub meta: BTreeMap<String, String>,
+}
+
+impl Record for ArtifactRecord {
+    const WHAT: &'static str = "artifact record";
+    fn version(&self) -> u32 {
+        self.v
+    }
+}
+
+impl ArtifactRecord {
+    /// True when the artifact is expired at `now_ms`.
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires_ms.is_some_and(|e| now_ms >= e)
+    }
+}
+
+/// Value of the `blobs` CF: where a blob lives and how many artifact parts reference it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRecord {
+    /// Record version.
+    pub v: u32,
+    /// Chunk id.
+    #[serde(rename = "c")]
+    pub chunk: u64,
+    /// Offset of the frame header in the chunk file.
+    #[serde(rename = "o")]
+    pub offset: u64,
+    /// Payload bytes as stored (after compression), excluding the frame header.
+    #[serde(rename = "s")]
+    pub stored_len: u64,
+    /// Payload bytes once decoded.
+    #[serde(rename = "r")]
+    pub raw_len: u64,
+    /// Codec byte (see [`Codec`]).
+    #[serde(rename = "z")]
+    pub codec: u8,
+    /// Number of artifact parts referencing this blob.
+    #[serde(rename = "n")]
+    pub refs: u64,
+}
+
+impl Record for BlobRecord {
+    const WHAT: &'static str = "blob record";
+    fn version(&self) -> u32 {
+        self.v
+    }
+}
+
+impl BlobRecord {
+    /// Decoded codec.
+    pub fn codec(&self) -> Result<Codec, FormatError> {
+        Codec::from_byte(self.codec)
+    }
+
+    /// Bytes the frame occupies in its chunk (header + stored payload).
+    pub fn frame_len(&self) -> u64 {
+        crate::FRAME_HEADER_LEN as u64 + self.stored_len
+    }
+}
+
+/// Value of the `chunks` CF.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRecord {
+    /// Record version.
+    pub v: u32,
+    /// Committed length of the chunk file (header included). Bytes past it are uncommitted.
+    #[serde(rename = "t")]
+    pub total_bytes: u64,
+    /// Bytes of frames still referenced (header + payload of live blobs).
+    #[serde(rename = "l")]
+    pub live_bytes: u64,
+    /// A sealed chunk is never appended to again.
+    #[serde(rename = "s")]
+    pub sealed: bool,
+    /// Creation time, unix ms.
+    #[serde(rename = "c")]
+    pub created_ms: u64,
+}
+
+impl Record for ChunkRecord {
+    const WHAT: &'static str = "chunk record";
+    fn version(&self) -> u32 {
+        self.v
+    }
+}
+
+/// Value of the `access` CF: when an artifact was last read, coarsely.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRecord {
+    /// Record version.
+    pub v: u32,
+    /// Last access, unix ms.
+    #[serde(rename = "a")]
+    pub last_ms: u64,
+}
+
+impl Record for AccessRecord {
+    const WHAT: &'static str = "access record";
+    fn version(&self) -> u32 {
+        self.v
+    }
+}
+
+/// Store-wide totals, kept in the `meta` CF so `stats` is O(1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Artifact records.
+    #[serde(rename = "a")]
+    pub artifacts: u64,
+    /// Sum of artifact logical sizes.
+    #[serde(rename = "l")]
+    pub logical_bytes: u64,
+    /// Blob records.
+    #[serde(rename = "b")]
+    pub blobs: u64,
+    /// Sum of live blobs' raw lengths.
+    #[serde(rename = "u")]
+    pub unique_bytes: u64,
+    /// Sum of live blobs' stored lengths.
+    #[serde(rename = "s")]
+    pub stored_bytes: u64,
+}
+
+/// Value of the `meta` CF's `store` key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreMeta {
+    /// Record version.
+    pub v: u32,
+    /// Chunk id the next new chunk file gets.
+    #[serde(rename = "n")]
+    pub next_chunk_id: u64,
+    /// The chunk currently appended to, if any.
+    #[serde(rename = "o")]
+    pub open_chunk: Option<u64>,
+    /// Running totals.
+    #[serde(rename = "t")]
+    pub totals: Totals,
+    /// Store creation time, unix ms.
+    #[serde(rename = "c")]
+    pub created_ms: u64,
+}
+
+impl Record for StoreMeta {
+    const WHAT: &'static str = "store meta record";
+    fn version(&self) -> u32 {
+        self.v
+    }
+}
+
+/// Key of the `expiry` CF: expiry time (big-endian, so RocksDB orders by time) then the key.
+pub fn expiry_key(expires_ms: u64, artifact_key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + artifact_key.len());
+    k.extend_from_slice(&expires_ms.to_be_bytes());
+    k.extend_from_slice(artifact_key.as_bytes());
+    k
+}
+
+/// Inverse of [`expiry_key`].
+pub fn parse_expiry_key(bytes: &[u8]) -> Result<(u64, String), FormatError> {
+    if bytes.len() < 8 {
+        return Err(FormatError::Truncated { what: "expiry key", needed: 8, available: bytes.len() as u64 });
+    }
+    let t = u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
+    let key = std::str::from_utf8(&bytes[8..])
+        .map_err(|e| FormatError::corrupt("expiry key", e.to_string()))?;
+    Ok((t, key.to_owned()))
+}
+
+/// Key of the `chunks` CF: the chunk id, big-endian.
+pub fn chunk_key(id: u64) -> [u8; 8] {
+    id.to_be_bytes()
+}
+
+/// Inverse of [`chunk_key`].
+pub fn parse_chunk_key(bytes: &[u8]) -> Result<u64, FormatError> {
+    let arr: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| FormatError::corrupt("chunk key", format!("{} bytes, expected 8", bytes.len())))?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn artifact() -> ArtifactRecord {
+        ArtifactRecord {
+            v: RECORD_VERSION,
+            kind: "keyframes".into(),
+            parts: vec![PartRef { name: "frame_0001.jpg".into(), hash: BlobHash::of(b"x"), len: 1 }],
+            logical_size: 1,
+            created_ms: 5,
+            expires_ms: Some(10),
+            meta: BTreeMap::from([("fps".into(), "30".into())]),
+        }
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let a = artifact();
+        assert_eq!(ArtifactRecord::decode(&a.encode()).unwrap(), a);
+        let b = BlobRecord { v: 1, chunk: 3, offset: 64, stored_len: 10, raw_len: 20, codec: 1, refs: 2 };
+        assert_eq!(BlobRecord::decode(&b.encode()).unwrap(), b);
+        let c = ChunkRecord { v: 1, total_bytes: 100, live_bytes: 50, sealed: true, created_ms: 1 };
+        assert_eq!(ChunkRecord::decode(&c.encode()).unwrap(), c);
+        let m = StoreMeta { v: 1, next_chunk_id: 4, open_chunk: Some(3), totals: Totals::default(), created_ms: 9 };
+        assert_eq!(StoreMeta::decode(&m.encode()).unwrap(), m);
+        let acc = AccessRecord { v: 1, last_ms: 77 };
+        assert_eq!(AccessRecord::decode(&acc.encode()).unwrap(), acc);
+    }
+
+    #[test]
+    fn newer_record_version_is_unsupported_not_corrupt() {
+        let mut a = artifact();
+        a.v = RECORD_VERSION + 1;
+        assert!(matches!(
+            ArtifactRecord::decode(&a.encode()),
+            Err(FormatError::UnsupportedVersion { .. })
+        ));
+        // A future record with a different shape still reports its version.
+        #[derive(Serialize)]
+        struct Future {
+            v: u32,
+            other: String,
+        }
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&Future { v: 9, other: "x".into() }, &mut bytes).unwrap();
+        assert!(matches!(BlobRecord::decode(&bytes), Err(FormatError::UnsupportedVersion { found: 9, .. })));
+    }
+
+    #[test]
+    fn garbage_and_trailing_bytes_are_corrupt() {
+        assert!(BlobRecord::decode(b"\xff\x00garbage").unwrap_err().is_corruption());
+        let mut bytes = artifact().encode();
+        bytes.push(0);
+        assert!(ArtifactRecord::decode(&bytes).unwrap_err().is_corruption());
+        assert!(ArtifactRecord::decode(&[]).unwrap_err().is_corruption());
+    }
+
+    #[test]
+    fn expiry_keys_sort_by_time() {
+        let a = expiry_key(5, "zzz");
+        let b = expiry_key(256, "aaa");
+        assert!(a < b);
+        assert_eq!(parse_expiry_key(&b).unwrap(), (256, "aaa".to_string()));
+        assert!(parse_expiry_key(b"short").is_err());
+        assert_eq!(parse_chunk_key(&chunk_key(42)).unwrap(), 42);
+    }
+
+    proptest! {
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = ArtifactRecord::decode(&bytes);
+            let _ = BlobRecord::decode(&bytes);
+            let _ = ChunkRecord::decode(&bytes);
+            let _ = StoreMeta::decode(&bytes);
+            let _ = AccessRecord::decode(&bytes);
+        }
+
+        #[test]
+        fn artifact_records_round_trip(
+            kind in ".{0,20}",
+            parts in proptest::collection::vec((".{1,30}", any::<[u8; 32]>(), any::<u64>()), 0..8),
+            expires in proptest::option::of(any::<u64>()),
+            meta in proptest::collection::btree_map(".{0,10}", ".{0,10}", 0..4),
+        ) {
+            let rec = ArtifactRecord {
+                v: RECORD_VERSION,
+                kind,
+                parts: parts.into_iter().map(|(name, h, len)| PartRef { name, hash: BlobHash(h), len }).collect(),
+                logical_size: 0,
+                created_ms: 1,
+                expires_ms: expires,
+                meta,
+            };
+            prop_assert_eq!(ArtifactRecord::decode(&rec.encode()).unwrap(), rec);
+        }
+    }
+}
