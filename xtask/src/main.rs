@@ -1,1 +1,195 @@
-fn main() {}
+//! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
+//!
+//! - `cargo xtask test`  — install what the build needs (libclang for RocksDB's bindings),
+//!   check formatting and clippy, run the whole test suite. CI runs exactly this.
+//! - `cargo xtask fuzz [--seconds N]` — smoke-run every fuzz target (installs cargo-fuzz).
+//! - `cargo xtask bench [ARGS]` — run the criterion benches.
+//!
+//! Everything uses the release profile: RocksDB's C++ is built once per machine and shared by
+//! tests, benches and the CLI.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, rest) = args
+        .split_first()
+        .map(|(c, r)| (c.as_str(), r))
+        .unwrap_or(("help", &[]));
+    match cmd {
+        "test" => test(rest),
+        "fuzz" => fuzz(rest),
+        "bench" => bench(rest),
+        _ => {
+            eprintln!("usage: cargo xtask <test|fuzz [--seconds N]|bench [criterion args]>");
+            if cmd == "help" || cmd == "--help" {
+                Ok(())
+            } else {
+                bail!("unknown command {cmd:?}")
+            }
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program} >/dev/null 2>&1"))
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// bindgen (librocksdb-sys) needs libclang.
+fn libclang_present() -> bool {
+    if std::env::var_os("LIBCLANG_PATH").is_some() {
+        return true;
+    }
+    let dirs = [
+        "/usr/lib",
+        "/usr/lib64",
+        "/usr/local/lib",
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+    ];
+    let llvm: Vec<PathBuf> = std::fs::read_dir("/usr/lib")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path().join("lib"))
+                .filter(|p| p.to_string_lossy().contains("llvm-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.iter().map(PathBuf::from).chain(llvm).any(|d| {
+        std::fs::read_dir(&d).is_ok_and(|rd| {
+            rd.filter_map(|e| e.ok()).any(|e| {
+                e.file_name().to_string_lossy().starts_with("libclang")
+                    && e.file_name().to_string_lossy().contains(".so")
+            })
+        })
+    })
+}
+
+fn apt_install(packages: &[&str]) -> Result<()> {
+    if !have("apt-get") {
+        bail!("{packages:?} missing and apt-get is unavailable; install them by hand");
+    }
+    let sudo = if Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"))
+    {
+        ""
+    } else {
+        "sudo "
+    };
+    run(Command::new("sh").arg("-c").arg(format!(
+        "{sudo}apt-get update -qq && DEBIAN_FRONTEND=noninteractive {sudo}apt-get install -y -qq {}",
+        packages.join(" ")
+    )))
+}
+
+fn ensure_build_deps() -> Result<()> {
+    if !libclang_present() {
+        eprintln!(
+            "xtask: libclang not found (RocksDB's bindings need it); installing libclang-dev"
+        );
+        apt_install(&["libclang-dev"])?;
+    }
+    Ok(())
+}
+
+fn test(rest: &[String]) -> Result<()> {
+    ensure_build_deps()?;
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--release",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo()
+        .args(["test", "--release", "--workspace"])
+        .args(rest))?;
+    Ok(())
+}
+
+fn fuzz(rest: &[String]) -> Result<()> {
+    let seconds = match rest {
+        [] => 20,
+        [flag, n] if flag == "--seconds" => n.parse().context("--seconds takes a number")?,
+        _ => bail!("usage: cargo xtask fuzz [--seconds N]"),
+    };
+    if !Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    let fuzz_dir = root().join("fuzz");
+    let list = Command::new("cargo")
+        .args(["fuzz", "list"])
+        .current_dir(&fuzz_dir)
+        .output()
+        .context("cargo fuzz list")?;
+    let targets: Vec<String> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    if targets.is_empty() {
+        bail!("cargo fuzz list found no targets");
+    }
+    for t in &targets {
+        // Sanitizers need nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
+        run(Command::new("cargo")
+            .current_dir(&fuzz_dir)
+            .env("RUSTC_BOOTSTRAP", "1")
+            .args([
+                "fuzz",
+                "run",
+                t,
+                "--",
+                &format!("-max_total_time={seconds}"),
+            ]))?;
+    }
+    eprintln!(
+        "xtask: {} fuzz targets ran {seconds}s each without a crash",
+        targets.len()
+    );
+    Ok(())
+}
+
+fn bench(rest: &[String]) -> Result<()> {
+    ensure_build_deps()?;
+    run(cargo().args(["bench", "--workspace"]).args(rest))
+}

@@ -76,11 +76,17 @@ impl ChunkHeader {
         }
         let b = &bytes[..CHUNK_HEADER_LEN as usize];
         if b[0..8] != CHUNK_MAGIC {
-            return Err(FormatError::corrupt("chunk header", "bad magic (not a pipecache chunk file)"));
+            return Err(FormatError::corrupt(
+                "chunk header",
+                "bad magic (not a pipecache chunk file)",
+            ));
         }
         let sum = u32::from_le_bytes(b[60..64].try_into().expect("4 bytes"));
         if sum != header_checksum(&b[..60]) {
-            return Err(FormatError::corrupt("chunk header", "header checksum mismatch"));
+            return Err(FormatError::corrupt(
+                "chunk header",
+                "header checksum mismatch",
+            ));
         }
         let version = u32::from_le_bytes(b[8..12].try_into().expect("4 bytes"));
         if version == 0 || version > CHUNK_VERSION {
@@ -160,7 +166,14 @@ impl ChunkWriter {
             .and_then(|()| file.sync_all())
             .map_err(|e| FormatError::io(format!("write chunk header {}", path.display()), e))?;
         sync_dir(dir)?;
-        Ok(Self { id, path, file, written: CHUNK_HEADER_LEN, buf: Vec::new(), synced: CHUNK_HEADER_LEN })
+        Ok(Self {
+            id,
+            path,
+            file,
+            written: CHUNK_HEADER_LEN,
+            buf: Vec::new(),
+            synced: CHUNK_HEADER_LEN,
+        })
     }
 
     /// Reopens chunk `id` for appending after `committed_len` bytes, discarding anything after
@@ -192,12 +205,23 @@ impl ChunkWriter {
             });
         }
         if on_disk > committed_len {
-            tracing::info!(chunk = id, discarded = on_disk - committed_len, "dropping uncommitted chunk tail");
+            tracing::info!(
+                chunk = id,
+                discarded = on_disk - committed_len,
+                "dropping uncommitted chunk tail"
+            );
             file.set_len(committed_len)
                 .and_then(|()| file.sync_all())
                 .map_err(|e| FormatError::io(format!("truncate {}", path.display()), e))?;
         }
-        Ok(Self { id, path, file, written: committed_len, buf: Vec::new(), synced: committed_len })
+        Ok(Self {
+            id,
+            path,
+            file,
+            written: committed_len,
+            buf: Vec::new(),
+            synced: committed_len,
+        })
     }
 
     /// Chunk id.
@@ -276,6 +300,13 @@ impl ChunkWriter {
         Ok(())
     }
 
+    /// Writes out buffered frames without fsync (they survive a process crash, not a power
+    /// cut). Returns the written length.
+    pub fn flush(&mut self) -> Result<u64, FormatError> {
+        self.write_buf()?;
+        Ok(self.written)
+    }
+
     /// Writes out buffered frames and fdatasyncs the file. Returns the durable length.
     pub fn sync(&mut self) -> Result<u64, FormatError> {
         self.write_buf()?;
@@ -346,13 +377,23 @@ impl ChunkReader {
         self.read_exact(&mut hb, offset, "frame header")?;
         let header = FrameHeader::decode(&hb)?;
         if header.hash != expected {
-            return Err(FormatError::corrupt("frame header", "hash differs from the index"));
+            return Err(FormatError::corrupt(
+                "frame header",
+                "hash differs from the index",
+            ));
         }
         if header.stored_len != expected_stored_len {
-            return Err(FormatError::corrupt("frame header", "stored length differs from the index"));
+            return Err(FormatError::corrupt(
+                "frame header",
+                "stored length differs from the index",
+            ));
         }
         let mut stored = vec![0u8; header.stored_len as usize];
-        self.read_exact(&mut stored, offset + FRAME_HEADER_LEN as u64, "frame payload")?;
+        self.read_exact(
+            &mut stored,
+            offset + FRAME_HEADER_LEN as u64,
+            "frame payload",
+        )?;
         let raw = header.codec.decode_vec(stored, header.raw_len)?;
         if BlobHash::of(&raw) != expected {
             return Err(FormatError::corrupt("frame payload", "blake3 mismatch"));
@@ -360,7 +401,12 @@ impl ChunkReader {
         Ok(raw)
     }
 
-    fn read_exact(&self, buf: &mut [u8], offset: u64, what: &'static str) -> Result<(), FormatError> {
+    fn read_exact(
+        &self,
+        buf: &mut [u8],
+        offset: u64,
+        what: &'static str,
+    ) -> Result<(), FormatError> {
         self.file.read_exact_at(buf, offset).map_err(|e| {
             if e.kind() == ErrorKind::UnexpectedEof {
                 FormatError::Truncated {
@@ -412,7 +458,12 @@ impl<R: Read> ChunkScanner<R> {
         let mut b = [0u8; CHUNK_HEADER_LEN as usize];
         let n = read_full(&mut reader, &mut b)?;
         let header = ChunkHeader::decode(&b[..n])?;
-        Ok(Self { reader, header, offset: CHUNK_HEADER_LEN, done: false })
+        Ok(Self {
+            reader,
+            header,
+            offset: CHUNK_HEADER_LEN,
+            done: false,
+        })
     }
 
     /// The chunk header.
@@ -465,7 +516,11 @@ impl<R: Read> ChunkScanner<R> {
         }
         let offset = self.offset;
         self.offset += header.frame_len();
-        Ok(Some(ScannedFrame { offset, header, payload }))
+        Ok(Some(ScannedFrame {
+            offset,
+            header,
+            payload,
+        }))
     }
 }
 
@@ -489,7 +544,9 @@ mod tests {
 
     fn blob(w: &mut ChunkWriter, data: &[u8]) -> (u64, BlobHash, u64) {
         let h = BlobHash::of(data);
-        let off = w.append_blob(h, Codec::Raw, data.len() as u64, data).unwrap();
+        let off = w
+            .append_blob(h, Codec::Raw, data.len() as u64, data)
+            .unwrap();
         (off, h, data.len() as u64)
     }
 
@@ -506,12 +563,22 @@ mod tests {
         assert_eq!(r.read_blob(a.0, a.1, a.2).unwrap(), b"alpha");
         assert_eq!(r.read_blob(b.0, b.1, b.2).unwrap(), big);
         assert_eq!(r.read_blob(c.0, c.1, c.2).unwrap(), b"");
-        assert!(r.read_blob(a.0, b.1, a.2).is_err(), "wrong expected hash must fail");
+        assert!(
+            r.read_blob(a.0, b.1, a.2).is_err(),
+            "wrong expected hash must fail"
+        );
 
         let mut s = ChunkScanner::open(&dir.path().join(chunk_file_name(7))).unwrap();
-        assert_eq!(s.header(), ChunkHeader { id: 7, created_ms: 123 });
-        let offsets: Vec<u64> =
-            std::iter::from_fn(|| s.next_frame().unwrap()).map(|f| f.offset).collect();
+        assert_eq!(
+            s.header(),
+            ChunkHeader {
+                id: 7,
+                created_ms: 123
+            }
+        );
+        let offsets: Vec<u64> = std::iter::from_fn(|| s.next_frame().unwrap())
+            .map(|f| f.offset)
+            .collect();
         assert_eq!(offsets, vec![a.0, b.0, c.0]);
         assert_eq!(s.offset(), w.len());
     }
@@ -555,7 +622,11 @@ mod tests {
 
     #[test]
     fn newer_chunk_version_is_unsupported() {
-        let mut b = ChunkHeader { id: 1, created_ms: 0 }.encode();
+        let mut b = ChunkHeader {
+            id: 1,
+            created_ms: 0,
+        }
+        .encode();
         b[8..12].copy_from_slice(&2u32.to_le_bytes());
         let sum = header_checksum(&b[..60]);
         b[60..64].copy_from_slice(&sum.to_le_bytes());

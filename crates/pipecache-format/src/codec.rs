@@ -18,7 +18,10 @@ impl Codec {
         match b {
             0 => Ok(Self::Raw),
             1 => Ok(Self::Zstd),
-            other => Err(FormatError::corrupt("codec", format!("unknown codec byte {other}"))),
+            other => Err(FormatError::corrupt(
+                "codec",
+                format!("unknown codec byte {other}"),
+            )),
         }
     }
 
@@ -43,20 +46,37 @@ impl Codec {
     /// bounds the output, so a corrupt payload cannot decompress into an unbounded allocation.
     pub fn decode(self, stored: &[u8], raw_len: u64) -> Result<Vec<u8>, FormatError> {
         if raw_len > MAX_BLOB_LEN {
-            return Err(FormatError::corrupt("payload", format!("raw length {raw_len} too large")));
+            return Err(FormatError::corrupt(
+                "payload",
+                format!("raw length {raw_len} too large"),
+            ));
         }
         match self {
             Self::Raw => {
                 if stored.len() as u64 != raw_len {
                     return Err(FormatError::corrupt(
                         "payload",
-                        format!("raw payload is {} bytes, header says {raw_len}", stored.len()),
+                        format!(
+                            "raw payload is {} bytes, header says {raw_len}",
+                            stored.len()
+                        ),
                     ));
                 }
                 Ok(stored.to_vec())
             }
             Self::Zstd => {
-                let out = zstd::bulk::decompress(stored, raw_len as usize)
+                // Stream, never `bulk::decompress(stored, raw_len)`: that pre-allocates
+                // `raw_len`, so a checksummed header claiming 4 GiB would allocate 4 GiB for an
+                // 8-byte payload (found by the `frame` fuzz target). Here memory grows with real
+                // output only, and output is capped at raw_len + 1 to detect overlong frames.
+                use std::io::Read;
+                let mut out = Vec::with_capacity(
+                    (raw_len as usize).min(stored.len().saturating_mul(8) + 4096),
+                );
+                zstd::stream::read::Decoder::with_buffer(stored)
+                    .map_err(|e| FormatError::corrupt("zstd payload", e.to_string()))?
+                    .take(raw_len + 1)
+                    .read_to_end(&mut out)
                     .map_err(|e| FormatError::corrupt("zstd payload", e.to_string()))?;
                 if out.len() as u64 != raw_len {
                     return Err(FormatError::corrupt(
@@ -88,7 +108,12 @@ pub struct CompressionPolicy {
 
 impl Default for CompressionPolicy {
     fn default() -> Self {
-        Self { enabled: true, level: 3, max_ratio: 0.9, min_size: 512 }
+        Self {
+            enabled: true,
+            level: 3,
+            max_ratio: 0.9,
+            min_size: 512,
+        }
     }
 }
 
@@ -103,14 +128,20 @@ impl CompressionPolicy {
             return Ok((Codec::Raw, None));
         }
         if raw.len() > 4 * SAMPLE_LEN {
-            let sample = zstd::bulk::compress(&raw[..SAMPLE_LEN], self.level)
-                .map_err(|e| FormatError::Encode { what: "zstd sample", detail: e.to_string() })?;
+            let sample = zstd::bulk::compress(&raw[..SAMPLE_LEN], self.level).map_err(|e| {
+                FormatError::Encode {
+                    what: "zstd sample",
+                    detail: e.to_string(),
+                }
+            })?;
             if (sample.len() as f64) > (SAMPLE_LEN as f64) * self.max_ratio {
                 return Ok((Codec::Raw, None));
             }
         }
-        let packed = zstd::bulk::compress(raw, self.level)
-            .map_err(|e| FormatError::Encode { what: "zstd payload", detail: e.to_string() })?;
+        let packed = zstd::bulk::compress(raw, self.level).map_err(|e| FormatError::Encode {
+            what: "zstd payload",
+            detail: e.to_string(),
+        })?;
         if (packed.len() as f64) <= (raw.len() as f64) * self.max_ratio {
             Ok((Codec::Zstd, Some(packed)))
         } else {
@@ -152,9 +183,28 @@ mod tests {
     }
 
     #[test]
+    fn huge_declared_length_does_not_allocate_it() {
+        // 8 bytes of garbage claiming to decode to 4 GiB: an error, quickly, without a 4 GiB
+        // allocation (the fuzz-found regression).
+        assert!(
+            Codec::Zstd
+                .decode(b"<g3hnotz", crate::MAX_BLOB_LEN)
+                .is_err()
+        );
+        let packed = zstd::bulk::compress(&[1u8; 1000], 3).unwrap();
+        let err = Codec::Zstd
+            .decode(&packed, crate::MAX_BLOB_LEN)
+            .unwrap_err();
+        assert!(err.to_string().contains("header says"), "{err}");
+    }
+
+    #[test]
     fn disabled_policy_never_compresses() {
         let raw = vec![0u8; 10_000];
-        let policy = CompressionPolicy { enabled: false, ..Default::default() };
+        let policy = CompressionPolicy {
+            enabled: false,
+            ..Default::default()
+        };
         assert_eq!(policy.encode(&raw).unwrap().0, Codec::Raw);
     }
 

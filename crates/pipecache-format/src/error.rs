@@ -17,7 +17,9 @@ pub enum FormatError {
         source: io::Error,
     },
     /// The bytes were written by a newer pipecache than this one.
-    #[error("{what} has format version {found}, this pipecache reads up to version {supported}; upgrade pipecache")]
+    #[error(
+        "{what} has format version {found}, this pipecache reads up to version {supported}; upgrade pipecache"
+    )]
     UnsupportedVersion {
         /// Which structure carried the version.
         what: &'static str,
@@ -56,11 +58,17 @@ pub enum FormatError {
 
 impl FormatError {
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
-        Self::Io { context: context.into(), source }
+        Self::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     pub(crate) fn corrupt(what: &'static str, detail: impl Into<String>) -> Self {
-        Self::Corrupt { what, detail: detail.into() }
+        Self::Corrupt {
+            what,
+            detail: detail.into(),
+        }
     }
 
     /// True when the error means the bytes are damaged or from an unknown future format, as

@@ -43,7 +43,10 @@ impl FrameKind {
             0 => Ok(Self::Blob),
             1 => Ok(Self::ArtifactRecord),
             2 => Ok(Self::Tombstone),
-            other => Err(FormatError::corrupt("frame header", format!("unknown kind {other}"))),
+            other => Err(FormatError::corrupt(
+                "frame header",
+                format!("unknown kind {other}"),
+            )),
         }
     }
 }
@@ -100,7 +103,10 @@ impl FrameHeader {
         }
         let stored_sum = u32::from_le_bytes(b[60..64].try_into().expect("4 bytes"));
         if stored_sum != header_checksum(&b[..60]) {
-            return Err(FormatError::corrupt("frame header", "header checksum mismatch"));
+            return Err(FormatError::corrupt(
+                "frame header",
+                "header checksum mismatch",
+            ));
         }
         // The version is checked after the checksum: a flipped version byte is corruption,
         // a checksummed higher version is a file from a newer pipecache.
@@ -120,12 +126,24 @@ impl FrameHeader {
         let raw_len = u64::from_le_bytes(b[40..48].try_into().expect("8 bytes"));
         let stored_len = u64::from_le_bytes(b[48..56].try_into().expect("8 bytes"));
         if raw_len > MAX_BLOB_LEN || stored_len > MAX_BLOB_LEN {
-            return Err(FormatError::corrupt("frame header", "length beyond MAX_BLOB_LEN"));
+            return Err(FormatError::corrupt(
+                "frame header",
+                "length beyond MAX_BLOB_LEN",
+            ));
         }
         if codec == Codec::Raw && raw_len != stored_len {
-            return Err(FormatError::corrupt("frame header", "raw frame with raw_len != stored_len"));
+            return Err(FormatError::corrupt(
+                "frame header",
+                "raw frame with raw_len != stored_len",
+            ));
         }
-        Ok(Self { kind, codec, hash, raw_len, stored_len })
+        Ok(Self {
+            kind,
+            codec,
+            hash,
+            raw_len,
+            stored_len,
+        })
     }
 }
 
@@ -147,7 +165,9 @@ pub fn decode_frame(bytes: &[u8]) -> Result<(FrameHeader, Vec<u8>), FormatError>
             available: bytes.len() as u64,
         });
     }
-    let raw = header.codec.decode(&bytes[FRAME_HEADER_LEN..end as usize], header.raw_len)?;
+    let raw = header
+        .codec
+        .decode(&bytes[FRAME_HEADER_LEN..end as usize], header.raw_len)?;
     if BlobHash::of(&raw) != header.hash {
         return Err(FormatError::corrupt("frame payload", "blake3 mismatch"));
     }
@@ -180,7 +200,10 @@ mod tests {
         for i in 0..FRAME_HEADER_LEN {
             let mut b = enc;
             b[i] ^= 0x01;
-            assert!(FrameHeader::decode(&b).is_err(), "flip at byte {i} went unnoticed");
+            assert!(
+                FrameHeader::decode(&b).is_err(),
+                "flip at byte {i} went unnoticed"
+            );
         }
     }
 
@@ -200,8 +223,14 @@ mod tests {
     fn truncated_header_and_payload_are_errors() {
         let h = sample();
         let mut frame = h.encode().to_vec();
-        assert!(matches!(FrameHeader::decode(&frame[..10]), Err(FormatError::Truncated { .. })));
-        assert!(matches!(decode_frame(&frame), Err(FormatError::Truncated { .. })));
+        assert!(matches!(
+            FrameHeader::decode(&frame[..10]),
+            Err(FormatError::Truncated { .. })
+        ));
+        assert!(matches!(
+            decode_frame(&frame),
+            Err(FormatError::Truncated { .. })
+        ));
         frame.extend_from_slice(b"hello");
         assert_eq!(decode_frame(&frame).unwrap().1, b"hello");
         let last = frame.len() - 1;

@@ -23,7 +23,10 @@ impl BlobHash {
     /// Builds a hash from a 32-byte slice (for example a RocksDB key).
     pub fn from_slice(bytes: &[u8]) -> Result<Self, FormatError> {
         let arr: [u8; 32] = bytes.try_into().map_err(|_| {
-            FormatError::corrupt("blob hash", format!("expected 32 bytes, got {}", bytes.len()))
+            FormatError::corrupt(
+                "blob hash",
+                format!("expected 32 bytes, got {}", bytes.len()),
+            )
         })?;
         Ok(Self(arr))
     }
@@ -70,8 +73,9 @@ impl<'de> Deserialize<'de> for BlobHash {
                 f.write_str("32 bytes of blake3 hash")
             }
             fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<BlobHash, E> {
-                let arr: [u8; 32] =
-                    v.try_into().map_err(|_| E::invalid_length(v.len(), &self))?;
+                let arr: [u8; 32] = v
+                    .try_into()
+                    .map_err(|_| E::invalid_length(v.len(), &self))?;
                 Ok(BlobHash(arr))
             }
             fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<BlobHash, E> {

@@ -37,7 +37,10 @@ pub trait Record: Serialize + DeserializeOwned {
         match ciborium::from_reader::<Self, _>(&mut cursor) {
             Ok(rec) => {
                 if cursor.position() != bytes.len() as u64 {
-                    return Err(FormatError::corrupt(Self::WHAT, "trailing bytes after record"));
+                    return Err(FormatError::corrupt(
+                        Self::WHAT,
+                        "trailing bytes after record",
+                    ));
                 }
                 check_version(Self::WHAT, rec.version())?;
                 Ok(rec)
@@ -60,7 +63,11 @@ pub trait Record: Serialize + DeserializeOwned {
 
 fn check_version(what: &'static str, v: u32) -> Result<(), FormatError> {
     if v == 0 || v > RECORD_VERSION {
-        return Err(FormatError::UnsupportedVersion { what, found: v, supported: RECORD_VERSION });
+        return Err(FormatError::UnsupportedVersion {
+            what,
+            found: v,
+            supported: RECORD_VERSION,
+        });
     }
     Ok(())
 }
@@ -223,6 +230,12 @@ pub struct Totals {
     /// Sum of live blobs' stored lengths.
     #[serde(rename = "s")]
     pub stored_bytes: u64,
+    /// Blob records with zero references (their bytes wait for compaction).
+    #[serde(rename = "db", default)]
+    pub dead_blobs: u64,
+    /// Frame bytes (header + stored payload) of dead blobs.
+    #[serde(rename = "dd", default)]
+    pub dead_bytes: u64,
 }
 
 /// Value of the `meta` CF's `store` key.
@@ -262,7 +275,11 @@ pub fn expiry_key(expires_ms: u64, artifact_key: &str) -> Vec<u8> {
 /// Inverse of [`expiry_key`].
 pub fn parse_expiry_key(bytes: &[u8]) -> Result<(u64, String), FormatError> {
     if bytes.len() < 8 {
-        return Err(FormatError::Truncated { what: "expiry key", needed: 8, available: bytes.len() as u64 });
+        return Err(FormatError::Truncated {
+            what: "expiry key",
+            needed: 8,
+            available: bytes.len() as u64,
+        });
     }
     let t = u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
     let key = std::str::from_utf8(&bytes[8..])
@@ -277,9 +294,9 @@ pub fn chunk_key(id: u64) -> [u8; 8] {
 
 /// Inverse of [`chunk_key`].
 pub fn parse_chunk_key(bytes: &[u8]) -> Result<u64, FormatError> {
-    let arr: [u8; 8] = bytes
-        .try_into()
-        .map_err(|_| FormatError::corrupt("chunk key", format!("{} bytes, expected 8", bytes.len())))?;
+    let arr: [u8; 8] = bytes.try_into().map_err(|_| {
+        FormatError::corrupt("chunk key", format!("{} bytes, expected 8", bytes.len()))
+    })?;
     Ok(u64::from_be_bytes(arr))
 }
 
@@ -292,7 +309,11 @@ mod tests {
         ArtifactRecord {
             v: RECORD_VERSION,
             kind: "keyframes".into(),
-            parts: vec![PartRef { name: "frame_0001.jpg".into(), hash: BlobHash::of(b"x"), len: 1 }],
+            parts: vec![PartRef {
+                name: "frame_0001.jpg".into(),
+                hash: BlobHash::of(b"x"),
+                len: 1,
+            }],
             logical_size: 1,
             created_ms: 5,
             expires_ms: Some(10),
@@ -304,11 +325,31 @@ mod tests {
     fn records_round_trip() {
         let a = artifact();
         assert_eq!(ArtifactRecord::decode(&a.encode()).unwrap(), a);
-        let b = BlobRecord { v: 1, chunk: 3, offset: 64, stored_len: 10, raw_len: 20, codec: 1, refs: 2 };
+        let b = BlobRecord {
+            v: 1,
+            chunk: 3,
+            offset: 64,
+            stored_len: 10,
+            raw_len: 20,
+            codec: 1,
+            refs: 2,
+        };
         assert_eq!(BlobRecord::decode(&b.encode()).unwrap(), b);
-        let c = ChunkRecord { v: 1, total_bytes: 100, live_bytes: 50, sealed: true, created_ms: 1 };
+        let c = ChunkRecord {
+            v: 1,
+            total_bytes: 100,
+            live_bytes: 50,
+            sealed: true,
+            created_ms: 1,
+        };
         assert_eq!(ChunkRecord::decode(&c.encode()).unwrap(), c);
-        let m = StoreMeta { v: 1, next_chunk_id: 4, open_chunk: Some(3), totals: Totals::default(), created_ms: 9 };
+        let m = StoreMeta {
+            v: 1,
+            next_chunk_id: 4,
+            open_chunk: Some(3),
+            totals: Totals::default(),
+            created_ms: 9,
+        };
         assert_eq!(StoreMeta::decode(&m.encode()).unwrap(), m);
         let acc = AccessRecord { v: 1, last_ms: 77 };
         assert_eq!(AccessRecord::decode(&acc.encode()).unwrap(), acc);
@@ -329,13 +370,27 @@ mod tests {
             other: String,
         }
         let mut bytes = Vec::new();
-        ciborium::into_writer(&Future { v: 9, other: "x".into() }, &mut bytes).unwrap();
-        assert!(matches!(BlobRecord::decode(&bytes), Err(FormatError::UnsupportedVersion { found: 9, .. })));
+        ciborium::into_writer(
+            &Future {
+                v: 9,
+                other: "x".into(),
+            },
+            &mut bytes,
+        )
+        .unwrap();
+        assert!(matches!(
+            BlobRecord::decode(&bytes),
+            Err(FormatError::UnsupportedVersion { found: 9, .. })
+        ));
     }
 
     #[test]
     fn garbage_and_trailing_bytes_are_corrupt() {
-        assert!(BlobRecord::decode(b"\xff\x00garbage").unwrap_err().is_corruption());
+        assert!(
+            BlobRecord::decode(b"\xff\x00garbage")
+                .unwrap_err()
+                .is_corruption()
+        );
         let mut bytes = artifact().encode();
         bytes.push(0);
         assert!(ArtifactRecord::decode(&bytes).unwrap_err().is_corruption());

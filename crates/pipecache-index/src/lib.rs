@@ -1,2 +1,518 @@
-//! stub
-pub use rocksdb;
+//! # pipecache-index: the RocksDB index of a pipecache store
+//!
+//! Owns the RocksDB database under `<store>/index` and its column families:
+//!
+//! | CF          | key                              | value                    |
+//! |-------------|----------------------------------|--------------------------|
+//! | `artifacts` | artifact key (UTF-8)             | [`ArtifactRecord`] CBOR  |
+//! | `blobs`     | blake3 hash (32 bytes)           | [`BlobRecord`] CBOR      |
+//! | `chunks`    | chunk id (u64 big-endian)        | [`ChunkRecord`] CBOR     |
+//! | `access`    | artifact key                     | [`AccessRecord`] CBOR    |
+//! | `expiry`    | expiry ms (u64 BE) ++ key        | empty                    |
+//! | `meta`      | `store`                          | [`StoreMeta`] CBOR       |
+//!
+//! It gives typed reads, typed scans and an [`IndexBatch`] that commits atomically. It must not
+//! open chunk files or know where they live, must not spawn threads or tasks of its own, and must
+//! not decide policy (what to evict, when to sync): the store engine does.
+
+use std::path::{Path, PathBuf};
+
+use pipecache_format::record::{
+    AccessRecord, ArtifactRecord, BlobRecord, ChunkRecord, Record, StoreMeta, chunk_key,
+    expiry_key, parse_chunk_key, parse_expiry_key,
+};
+use pipecache_format::{BlobHash, FormatError};
+use rocksdb::{
+    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options,
+    WriteBatch, WriteOptions,
+};
+
+/// Names of the column families, in creation order.
+pub const COLUMN_FAMILIES: [&str; 6] = ["artifacts", "blobs", "chunks", "access", "expiry", "meta"];
+
+const META_STORE_KEY: &[u8] = b"store";
+
+/// Errors of the index layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IndexError {
+    /// RocksDB refused an operation (I/O error, corruption it detected itself, ...).
+    #[error("index {context}: {source}")]
+    RocksDb {
+        /// What was being done.
+        context: String,
+        /// RocksDB's error.
+        #[source]
+        source: rocksdb::Error,
+    },
+    /// Another process holds RocksDB's lock on the index directory.
+    #[error("index at {path} is in use by another process")]
+    InUse {
+        /// Index directory.
+        path: PathBuf,
+    },
+    /// A stored value or key did not decode.
+    #[error("index {cf} entry {key}: {source}")]
+    Record {
+        /// Column family.
+        cf: &'static str,
+        /// Printable form of the key.
+        key: String,
+        /// The decoder's error.
+        #[source]
+        source: FormatError,
+    },
+}
+
+impl IndexError {
+    /// True when a stored record is damaged or from a newer version.
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Self::Record { .. })
+    }
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = IndexError> = std::result::Result<T, E>;
+
+fn rocks(context: impl Into<String>) -> impl FnOnce(rocksdb::Error) -> IndexError {
+    move |source| IndexError::RocksDb {
+        context: context.into(),
+        source,
+    }
+}
+
+fn printable(key: &[u8]) -> String {
+    match std::str::from_utf8(key) {
+        Ok(s) => s.to_owned(),
+        Err(_) => key.iter().map(|b| format!("{b:02x}")).collect(),
+    }
+}
+
+fn decode<T: Record>(cf: &'static str, key: &[u8], value: &[u8]) -> Result<T> {
+    T::decode(value).map_err(|source| IndexError::Record {
+        cf,
+        key: printable(key),
+        source,
+    })
+}
+
+/// Tuning knobs for the RocksDB instance.
+#[derive(Clone, Debug)]
+pub struct IndexOptions {
+    /// Block cache shared by all CFs, bytes.
+    pub block_cache_bytes: usize,
+    /// Memtable size per CF, bytes.
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        Self {
+            block_cache_bytes: 32 << 20,
+            write_buffer_bytes: 16 << 20,
+        }
+    }
+}
+
+/// The open index.
+pub struct Index {
+    db: DB,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index").field("path", &self.path).finish()
+    }
+}
+
+impl Index {
+    /// Opens (creating if needed) the index at `path`.
+    #[tracing::instrument(level = "debug")]
+    pub fn open(path: &Path, options: &IndexOptions) -> Result<Self> {
+        let cache = rocksdb::Cache::new_lru_cache(options.block_cache_bytes);
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_max_background_jobs(2);
+        db_opts.set_keep_log_file_num(4);
+        db_opts.set_max_total_wal_size(64 << 20);
+        let cfs = COLUMN_FAMILIES.iter().map(|name| {
+            let mut table = BlockBasedOptions::default();
+            table.set_block_cache(&cache);
+            // Point lookups dominate (blob by hash, artifact by key): bloom filters skip SSTs.
+            table.set_bloom_filter(10.0, false);
+            table.set_cache_index_and_filter_blocks(true);
+            let mut cf_opts = Options::default();
+            cf_opts.set_block_based_table_factory(&table);
+            cf_opts.set_write_buffer_size(options.write_buffer_bytes);
+            cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            ColumnFamilyDescriptor::new(*name, cf_opts)
+        });
+        let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("lock") || msg.contains("Resource temporarily unavailable") {
+                IndexError::InUse {
+                    path: path.to_owned(),
+                }
+            } else {
+                IndexError::RocksDb {
+                    context: format!("open {}", path.display()),
+                    source: e,
+                }
+            }
+        })?;
+        Ok(Self {
+            db,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Directory of the RocksDB instance.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn cf(&self, name: &'static str) -> &ColumnFamily {
+        self.db
+            .cf_handle(name)
+            .expect("column families are created at open")
+    }
+
+    fn get<T: Record>(&self, cf: &'static str, key: &[u8]) -> Result<Option<T>> {
+        let value = self
+            .db
+            .get_pinned_cf(self.cf(cf), key)
+            .map_err(rocks(format!("get {cf}/{}", printable(key))))?;
+        value.map(|v| decode(cf, key, &v)).transpose()
+    }
+
+    /// The store meta record, `None` for a fresh index.
+    pub fn meta(&self) -> Result<Option<StoreMeta>> {
+        self.get("meta", META_STORE_KEY)
+    }
+
+    /// The record of an artifact key.
+    pub fn artifact(&self, key: &str) -> Result<Option<ArtifactRecord>> {
+        self.get("artifacts", key.as_bytes())
+    }
+
+    /// The record of a blob.
+    pub fn blob(&self, hash: &BlobHash) -> Result<Option<BlobRecord>> {
+        self.get("blobs", hash.as_bytes())
+    }
+
+    /// Records of many blobs in one RocksDB multi-get, in the order asked.
+    pub fn blobs(&self, hashes: &[BlobHash]) -> Result<Vec<Option<BlobRecord>>> {
+        let cf = self.cf("blobs");
+        let keys = hashes.iter().map(|h| (cf, h.as_bytes().as_slice()));
+        self.db
+            .multi_get_cf(keys)
+            .into_iter()
+            .zip(hashes)
+            .map(|(r, h)| {
+                let v = r.map_err(rocks(format!("get blobs/{h}")))?;
+                v.map(|v| decode("blobs", h.as_bytes(), &v)).transpose()
+            })
+            .collect()
+    }
+
+    /// The record of a chunk.
+    pub fn chunk(&self, id: u64) -> Result<Option<ChunkRecord>> {
+        self.get("chunks", &chunk_key(id))
+    }
+
+    /// Every chunk record, by id.
+    pub fn chunks(&self) -> Result<Vec<(u64, ChunkRecord)>> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf("chunks"), IteratorMode::Start) {
+            let (k, v) = item.map_err(rocks("scan chunks"))?;
+            let id = parse_chunk_key(&k).map_err(|source| IndexError::Record {
+                cf: "chunks",
+                key: printable(&k),
+                source,
+            })?;
+            out.push((id, decode("chunks", &k, &v)?));
+        }
+        Ok(out)
+    }
+
+    /// The last recorded access of an artifact key.
+    pub fn access(&self, key: &str) -> Result<Option<AccessRecord>> {
+        self.get("access", key.as_bytes())
+    }
+
+    /// Artifacts whose key starts with `prefix`, in key order.
+    pub fn scan_artifacts<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = Result<(String, ArtifactRecord)>> + 'a {
+        self.db
+            .iterator_cf(
+                self.cf("artifacts"),
+                IteratorMode::From(prefix.as_bytes(), Direction::Forward),
+            )
+            .map(|item| item.map_err(rocks("scan artifacts")))
+            .take_while(move |item| match item {
+                Ok((k, _)) => k.starts_with(prefix.as_bytes()),
+                Err(_) => true,
+            })
+            .map(|item| {
+                let (k, v) = item?;
+                let key = String::from_utf8(k.to_vec()).map_err(|e| IndexError::Record {
+                    cf: "artifacts",
+                    key: printable(&k),
+                    source: FormatError::Corrupt {
+                        what: "artifact key",
+                        detail: e.to_string(),
+                    },
+                })?;
+                let rec = decode("artifacts", &k, &v)?;
+                Ok((key, rec))
+            })
+    }
+
+    /// Every blob record, in hash order.
+    pub fn scan_blobs(&self) -> impl Iterator<Item = Result<(BlobHash, BlobRecord)>> + '_ {
+        self.db
+            .iterator_cf(self.cf("blobs"), IteratorMode::Start)
+            .map(|item| {
+                let (k, v) = item.map_err(rocks("scan blobs"))?;
+                let hash = BlobHash::from_slice(&k).map_err(|source| IndexError::Record {
+                    cf: "blobs",
+                    key: printable(&k),
+                    source,
+                })?;
+                Ok((hash, decode("blobs", &k, &v)?))
+            })
+    }
+
+    /// Expiry entries with expiry time `<= until_ms`, oldest first.
+    pub fn scan_expiry(&self, until_ms: u64) -> impl Iterator<Item = Result<(u64, String)>> + '_ {
+        self.db
+            .iterator_cf(self.cf("expiry"), IteratorMode::Start)
+            .map(|item| {
+                let (k, _) = item.map_err(rocks("scan expiry"))?;
+                parse_expiry_key(&k).map_err(|source| IndexError::Record {
+                    cf: "expiry",
+                    key: printable(&k),
+                    source,
+                })
+            })
+            .take_while(move |item| match item {
+                Ok((t, _)) => *t <= until_ms,
+                Err(_) => true,
+            })
+    }
+
+    /// Starts a batch; nothing is visible until [`Index::commit`].
+    pub fn batch(&self) -> IndexBatch<'_> {
+        IndexBatch {
+            index: self,
+            batch: WriteBatch::default(),
+        }
+    }
+
+    /// Commits a batch atomically; with `sync` the WAL is fsynced before returning.
+    pub fn commit(&self, batch: IndexBatch<'_>, sync: bool) -> Result<()> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(sync);
+        self.db
+            .write_opt(batch.batch, &opts)
+            .map_err(rocks("commit batch"))
+    }
+
+    /// Flushes memtables to SST files (used before a clean close and by tests).
+    pub fn flush(&self) -> Result<()> {
+        for name in COLUMN_FAMILIES {
+            self.db
+                .flush_cf(self.cf(name))
+                .map_err(rocks(format!("flush {name}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// A set of index mutations committed atomically by [`Index::commit`].
+pub struct IndexBatch<'a> {
+    index: &'a Index,
+    batch: WriteBatch,
+}
+
+impl std::fmt::Debug for IndexBatch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexBatch")
+            .field("len", &self.batch.len())
+            .finish()
+    }
+}
+
+impl IndexBatch<'_> {
+    /// Number of mutations.
+    pub fn len(&self) -> usize {
+        self.batch.len()
+    }
+
+    /// True when the batch holds no mutation.
+    pub fn is_empty(&self) -> bool {
+        self.batch.is_empty()
+    }
+
+    /// Writes the store meta record.
+    pub fn put_meta(&mut self, meta: &StoreMeta) {
+        self.batch
+            .put_cf(self.index.cf("meta"), META_STORE_KEY, meta.encode());
+    }
+
+    /// Writes an artifact record.
+    pub fn put_artifact(&mut self, key: &str, rec: &ArtifactRecord) {
+        self.batch
+            .put_cf(self.index.cf("artifacts"), key.as_bytes(), rec.encode());
+    }
+
+    /// Deletes an artifact record.
+    pub fn delete_artifact(&mut self, key: &str) {
+        self.batch
+            .delete_cf(self.index.cf("artifacts"), key.as_bytes());
+    }
+
+    /// Writes a blob record.
+    pub fn put_blob(&mut self, hash: &BlobHash, rec: &BlobRecord) {
+        self.batch
+            .put_cf(self.index.cf("blobs"), hash.as_bytes(), rec.encode());
+    }
+
+    /// Deletes a blob record.
+    pub fn delete_blob(&mut self, hash: &BlobHash) {
+        self.batch
+            .delete_cf(self.index.cf("blobs"), hash.as_bytes());
+    }
+
+    /// Writes a chunk record.
+    pub fn put_chunk(&mut self, id: u64, rec: &ChunkRecord) {
+        self.batch
+            .put_cf(self.index.cf("chunks"), chunk_key(id), rec.encode());
+    }
+
+    /// Deletes a chunk record.
+    pub fn delete_chunk(&mut self, id: u64) {
+        self.batch.delete_cf(self.index.cf("chunks"), chunk_key(id));
+    }
+
+    /// Writes an access record.
+    pub fn put_access(&mut self, key: &str, rec: &AccessRecord) {
+        self.batch
+            .put_cf(self.index.cf("access"), key.as_bytes(), rec.encode());
+    }
+
+    /// Deletes an access record.
+    pub fn delete_access(&mut self, key: &str) {
+        self.batch
+            .delete_cf(self.index.cf("access"), key.as_bytes());
+    }
+
+    /// Adds an expiry entry.
+    pub fn put_expiry(&mut self, expires_ms: u64, key: &str) {
+        self.batch
+            .put_cf(self.index.cf("expiry"), expiry_key(expires_ms, key), []);
+    }
+
+    /// Removes an expiry entry.
+    pub fn delete_expiry(&mut self, expires_ms: u64, key: &str) {
+        self.batch
+            .delete_cf(self.index.cf("expiry"), expiry_key(expires_ms, key));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use pipecache_format::record::{PartRef, RECORD_VERSION, Totals};
+
+    use super::*;
+
+    fn rec(size: u64) -> ArtifactRecord {
+        ArtifactRecord {
+            v: RECORD_VERSION,
+            kind: "t".into(),
+            parts: vec![PartRef {
+                name: "a".into(),
+                hash: BlobHash::of(b"a"),
+                len: size,
+            }],
+            logical_size: size,
+            created_ms: 1,
+            expires_ms: None,
+            meta: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn batch_commits_atomically_and_scans_by_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path(), &IndexOptions::default()).unwrap();
+        assert!(index.meta().unwrap().is_none());
+        let mut b = index.batch();
+        b.put_artifact("video:a:x", &rec(1));
+        b.put_artifact("video:a:y", &rec(2));
+        b.put_artifact("video:b:x", &rec(3));
+        b.put_meta(&StoreMeta {
+            v: 1,
+            next_chunk_id: 1,
+            open_chunk: None,
+            totals: Totals::default(),
+            created_ms: 0,
+        });
+        b.put_expiry(10, "video:a:x");
+        b.put_expiry(5, "video:b:x");
+        b.put_chunk(
+            3,
+            &ChunkRecord {
+                v: 1,
+                total_bytes: 64,
+                live_bytes: 0,
+                sealed: false,
+                created_ms: 0,
+            },
+        );
+        index.commit(b, true).unwrap();
+        let keys: Vec<String> = index
+            .scan_artifacts("video:a:")
+            .map(|r| r.unwrap().0)
+            .collect();
+        assert_eq!(keys, ["video:a:x", "video:a:y"]);
+        assert_eq!(
+            index.artifact("video:b:x").unwrap().unwrap().logical_size,
+            3
+        );
+        let expired: Vec<_> = index.scan_expiry(9).map(|r| r.unwrap()).collect();
+        assert_eq!(expired, vec![(5, "video:b:x".to_string())]);
+        assert_eq!(index.chunks().unwrap().len(), 1);
+        let h = BlobHash::of(b"a");
+        assert_eq!(index.blobs(&[h]).unwrap(), vec![None]);
+    }
+
+    #[test]
+    fn second_open_reports_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Index::open(dir.path(), &IndexOptions::default()).unwrap();
+        let second = Index::open(dir.path(), &IndexOptions::default());
+        assert!(
+            matches!(second, Err(IndexError::InUse { .. })),
+            "{second:?}"
+        );
+    }
+
+    #[test]
+    fn corrupt_value_is_a_record_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path(), &IndexOptions::default()).unwrap();
+        index
+            .db
+            .put_cf(index.cf("artifacts"), b"k", b"\xffnot cbor")
+            .unwrap();
+        let err = index.artifact("k").unwrap_err();
+        assert!(err.is_corruption(), "{err}");
+    }
+}

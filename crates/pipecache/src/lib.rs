@@ -1,1 +1,40 @@
-//! stub
+//! # pipecache: the store engine
+//!
+//! The library ingest services depend on. It owns the local tier of a pipecache store: the
+//! directory layout and its lock, the single writer thread that group-commits puts (chunk
+//! append, fsync, then one RocksDB batch), the read path (index lookup, positioned read,
+//! decompression, blake3 check), `verify` and `stats`.
+//!
+//! It builds on `pipecache-format` (bytes at rest) and `pipecache-index` (RocksDB). It must not
+//! know about remote tiers or video pipelines (those layers sit on top of it), must never use an
+//! artifact key as a file path, must never return bytes that failed their hash check, and must
+//! not install a tracing subscriber.
+//!
+//! ```no_run
+//! # async fn demo() -> pipecache::Result<()> {
+//! use pipecache::{Artifact, Store, StoreOptions};
+//! let store = Store::open("/tmp/cache", StoreOptions::default()).await?;
+//! store.put("video:abc:transcript:model=base", Artifact::single(b"{\"text\":\"hi\"}".to_vec())).await?;
+//! let hit = store.get("video:abc:transcript:model=base").await?;
+//! assert!(hit.is_some());
+//! store.close().await?;
+//! # Ok(()) }
+//! ```
+
+mod artifact;
+mod error;
+mod options;
+mod stats;
+mod store;
+mod verify;
+mod writer;
+
+pub use artifact::{
+    Artifact, ListEntry, MAX_KEY_LEN, MAX_META_BYTES, MAX_PARTS, Part, PutOptions, validate_key,
+};
+pub use error::{Error, Result};
+pub use options::{Clock, CompressionPolicy, Durability, ManualClock, StoreOptions, SystemClock};
+pub use pipecache_format::BlobHash;
+pub use stats::{CounterSnapshot, Stats};
+pub use store::{MARKER_FILE, STORE_VERSION, Store};
+pub use verify::{DamagedBlob, RefcountMismatch, VerifyReport};

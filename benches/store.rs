@@ -1,0 +1,372 @@
+//! Store put/get throughput against two baselines measured in the same run:
+//! - `fs`: one file per blob, written with std::fs + fsync + rename, read back + blake3 check;
+//! - `cacache` 13 (tokio runtime, mmap; SHA-256 integrity, no fsync).
+//!
+//! Workloads: 1,000 x 50 KB incompressible, 1,000 x 50 KB JSON-like, 100 x 10 MB incompressible.
+//! Puts run 32 in flight for every system (pipecache group-commits them); gets run one at a
+//! time. At the end a markdown table of medians and ratios is printed and written to
+//! `target/pipecache-bench/store.md` (copy figures into docs/performance.md).
+//!
+//! `PIPECACHE_BENCH_QUICK=1` runs only the 50 KB workloads.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+use pipecache::{Artifact, Store, StoreOptions};
+use pipecache_test_support::{json_like, random_bytes};
+use tokio::runtime::Runtime;
+
+const IN_FLIGHT: usize = 32;
+
+#[derive(Clone, Copy)]
+struct Workload {
+    name: &'static str,
+    count: usize,
+    size: usize,
+    json: bool,
+}
+
+fn data(w: Workload, round: u64) -> Vec<Vec<u8>> {
+    (0..w.count as u64)
+        .map(|i| {
+            let seed = round * 1_000_000 + i;
+            if w.json {
+                json_like(seed, w.size)
+            } else {
+                random_bytes(seed, w.size)
+            }
+        })
+        .collect()
+}
+
+fn count_files(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() { count_files(&p) } else { 1 }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum System {
+    Pipecache,
+    Fs,
+    Cacache,
+}
+
+impl System {
+    fn name(self) -> &'static str {
+        match self {
+            System::Pipecache => "pipecache",
+            System::Fs => "fs+fsync+rename",
+            System::Cacache => "cacache",
+        }
+    }
+}
+
+/// A target that can put and get a workload.
+enum Target {
+    Pipecache(Store),
+    Fs(PathBuf),
+    Cacache(PathBuf),
+}
+
+impl Target {
+    async fn open(system: System, dir: &Path) -> Target {
+        match system {
+            System::Pipecache => {
+                Target::Pipecache(Store::open(dir, StoreOptions::default()).await.unwrap())
+            }
+            System::Fs => {
+                std::fs::create_dir_all(dir).unwrap();
+                Target::Fs(dir.to_owned())
+            }
+            System::Cacache => Target::Cacache(dir.to_owned()),
+        }
+    }
+
+    async fn close(self) {
+        if let Target::Pipecache(s) = self {
+            s.close().await.unwrap();
+        }
+    }
+
+    async fn put_all(&self, blobs: Arc<Vec<Vec<u8>>>) {
+        let sem = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+        let mut tasks = Vec::with_capacity(blobs.len());
+        for i in 0..blobs.len() {
+            let permit = sem.clone().acquire_owned().await.unwrap();
+            let blobs = blobs.clone();
+            let key = format!("k{i}");
+            tasks.push(match self {
+                Target::Pipecache(s) => {
+                    let s = s.clone();
+                    tokio::spawn(async move {
+                        s.put(&key, Artifact::single(blobs[i].clone()))
+                            .await
+                            .unwrap();
+                        drop(permit);
+                    })
+                }
+                Target::Fs(dir) => {
+                    let dir = dir.clone();
+                    tokio::task::spawn_blocking(move || {
+                        use std::io::Write;
+                        let name = blake3::hash(&blobs[i]).to_hex();
+                        let tmp = dir.join(format!("{name}.tmp"));
+                        let mut f = std::fs::File::create(&tmp).unwrap();
+                        f.write_all(&blobs[i]).unwrap();
+                        f.sync_all().unwrap();
+                        std::fs::rename(&tmp, dir.join(name.as_str())).unwrap();
+                        std::fs::write(dir.join(format!("{key}.ref")), name.as_bytes()).unwrap();
+                        drop(permit);
+                    })
+                }
+                Target::Cacache(dir) => {
+                    let dir = dir.clone();
+                    tokio::spawn(async move {
+                        cacache::write(&dir, &key, &blobs[i]).await.unwrap();
+                        drop(permit);
+                    })
+                }
+            });
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+
+    async fn get(&self, i: usize) -> usize {
+        let key = format!("k{i}");
+        match self {
+            Target::Pipecache(s) => s.get(&key).await.unwrap().unwrap().parts[0].data.len(),
+            Target::Fs(dir) => {
+                let dir = dir.clone();
+                tokio::task::spawn_blocking(move || {
+                    let name = std::fs::read_to_string(dir.join(format!("{key}.ref"))).unwrap();
+                    let bytes = std::fs::read(dir.join(&name)).unwrap();
+                    assert_eq!(blake3::hash(&bytes).to_hex().as_str(), name);
+                    bytes.len()
+                })
+                .await
+                .unwrap()
+            }
+            Target::Cacache(dir) => cacache::read(dir, &key).await.unwrap().len(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Results {
+    /// (workload, op, system) -> per-iteration durations.
+    times: BTreeMap<(&'static str, &'static str, System), Vec<Duration>>,
+    files: BTreeMap<(&'static str, System), u64>,
+    latency: BTreeMap<System, (Duration, Duration)>,
+}
+
+fn median(v: &[Duration]) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn bench_workload(c: &mut Criterion, rt: &Runtime, w: Workload, results: &Arc<Mutex<Results>>) {
+    let total = (w.count * w.size) as u64;
+    let mut group = c.benchmark_group(format!("store/{}", w.name));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(if w.size > 1 << 20 { 20 } else { 5 }));
+    group.throughput(Throughput::Bytes(total));
+    for system in [System::Pipecache, System::Fs, System::Cacache] {
+        let round = Arc::new(Mutex::new(0u64));
+        group.bench_function(format!("put/{}", system.name()), |b| {
+            b.iter_custom(|iters| {
+                let mut elapsed = Duration::ZERO;
+                for _ in 0..iters {
+                    let r = {
+                        let mut r = round.lock().unwrap();
+                        *r += 1;
+                        *r
+                    };
+                    let blobs = Arc::new(data(w, r));
+                    let dir = tempfile::tempdir().unwrap();
+                    let store_dir = dir.path().join("s");
+                    let took = rt.block_on(async {
+                        let target = Target::open(system, &store_dir).await;
+                        let t = Instant::now();
+                        target.put_all(blobs).await;
+                        let took = t.elapsed();
+                        target.close().await;
+                        took
+                    });
+                    let mut res = results.lock().unwrap();
+                    res.times
+                        .entry((w.name, "put", system))
+                        .or_default()
+                        .push(took);
+                    res.files.insert((w.name, system), count_files(&store_dir));
+                    elapsed += took;
+                }
+                elapsed
+            })
+        });
+
+        // Gets from one warm store.
+        let dir = tempfile::tempdir().unwrap();
+        let store_dir = dir.path().join("s");
+        let target = rt.block_on(async {
+            let target = Target::open(system, &store_dir).await;
+            target.put_all(Arc::new(data(w, 0))).await;
+            target
+        });
+        group.bench_function(format!("get/{}", system.name()), |b| {
+            b.iter_custom(|iters| {
+                let mut elapsed = Duration::ZERO;
+                for _ in 0..iters {
+                    let took = rt.block_on(async {
+                        let t = Instant::now();
+                        let mut n = 0;
+                        for i in 0..w.count {
+                            n += target.get(i).await;
+                        }
+                        assert_eq!(n, w.count * w.size);
+                        t.elapsed()
+                    });
+                    results
+                        .lock()
+                        .unwrap()
+                        .times
+                        .entry((w.name, "get", system))
+                        .or_default()
+                        .push(took);
+                    elapsed += took;
+                }
+                elapsed
+            })
+        });
+        if w.size == 50_000 && !w.json {
+            // Latency of single warm gets of one 50 KB part.
+            let lat = rt.block_on(async {
+                let mut v = Vec::with_capacity(5000);
+                for round in 0..5 {
+                    for i in 0..1000 {
+                        let t = Instant::now();
+                        std::hint::black_box(target.get((i * 7 + round) % w.count).await);
+                        v.push(t.elapsed());
+                    }
+                }
+                v.sort();
+                (v[v.len() / 2], v[v.len() * 99 / 100])
+            });
+            results.lock().unwrap().latency.insert(system, lat);
+        }
+        rt.block_on(target.close());
+    }
+    group.finish();
+}
+
+fn report(results: &Results, workloads: &[Workload]) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "| workload | op | system | median time | MB/s | ops/s | vs pipecache | files |\n",
+    );
+    out.push_str("|---|---|---|---:|---:|---:|---:|---:|\n");
+    for w in workloads {
+        for op in ["put", "get"] {
+            let Some(base) = results
+                .times
+                .get(&(w.name, op, System::Pipecache))
+                .map(|v| median(v))
+            else {
+                continue;
+            };
+            for system in [System::Pipecache, System::Fs, System::Cacache] {
+                let Some(v) = results.times.get(&(w.name, op, system)) else {
+                    continue;
+                };
+                let m = median(v);
+                let mbs = (w.count * w.size) as f64 / 1e6 / m.as_secs_f64();
+                let ops = w.count as f64 / m.as_secs_f64();
+                let files = if op == "put" {
+                    results
+                        .files
+                        .get(&(w.name, system))
+                        .map(|f| f.to_string())
+                        .unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                out.push_str(&format!(
+                    "| {} | {op} | {} | {:.1} ms | {mbs:.0} | {ops:.0} | pipecache is {:.2}x faster | {files} |\n",
+                    w.name,
+                    system.name(),
+                    m.as_secs_f64() * 1e3,
+                    m.as_secs_f64() / base.as_secs_f64(),
+                ));
+            }
+        }
+    }
+    out.push_str("\nWarm single get of one 50 KB part (5,000 gets):\n\n| system | p50 | p99 |\n|---|---:|---:|\n");
+    for (system, (p50, p99)) in &results.latency {
+        out.push_str(&format!(
+            "| {} | {:.1} us | {:.1} us |\n",
+            system.name(),
+            p50.as_secs_f64() * 1e6,
+            p99.as_secs_f64() * 1e6
+        ));
+    }
+    out
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut workloads = vec![
+        Workload {
+            name: "1000x50KB-random",
+            count: 1000,
+            size: 50_000,
+            json: false,
+        },
+        Workload {
+            name: "1000x50KB-json",
+            count: 1000,
+            size: 50_000,
+            json: true,
+        },
+    ];
+    if std::env::var_os("PIPECACHE_BENCH_QUICK").is_none() {
+        workloads.push(Workload {
+            name: "100x10MB-random",
+            count: 100,
+            size: 10_000_000,
+            json: false,
+        });
+    }
+    let results = Arc::new(Mutex::new(Results::default()));
+    for w in &workloads {
+        bench_workload(&mut c, &rt, *w, &results);
+    }
+    c.final_summary();
+    let table = report(&results.lock().unwrap(), &workloads);
+    println!("\n{table}");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pipecache-bench");
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|d| PathBuf::from(d).join("pipecache-bench"))
+        .unwrap_or(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("store.md"), table).unwrap();
+}

@@ -1,0 +1,202 @@
+use std::io;
+use std::path::PathBuf;
+
+use pipecache_format::{BlobHash, FormatError};
+use pipecache_index::IndexError;
+
+/// Errors of the pipecache store.
+///
+/// A miss is not an error: `get` returns `Ok(None)`. Corruption, I/O failure and "not found"
+/// (something that must exist does not) are distinct variants so callers can count and react
+/// to each differently.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The artifact key is empty, too long, or otherwise unusable.
+    #[error("invalid key: {reason}")]
+    InvalidKey {
+        /// Why.
+        reason: String,
+    },
+    /// The artifact (parts, names, metadata) is unusable.
+    #[error("invalid artifact: {reason}")]
+    InvalidArtifact {
+        /// Why.
+        reason: String,
+    },
+    /// Invalid options or configuration.
+    #[error("invalid option: {reason}")]
+    InvalidOption {
+        /// Why.
+        reason: String,
+    },
+    /// Another process (or another open `Store` in this one) owns the store directory.
+    #[error(
+        "store {path} is in use by another process; one process owns a store directory at a time"
+    )]
+    StoreInUse {
+        /// Store directory.
+        path: PathBuf,
+    },
+    /// The store path cannot be a store (it is a file, or a foreign non-empty directory).
+    #[error("{path} is not a usable store directory: {reason}")]
+    InvalidStoreDir {
+        /// The path given.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Chunk files exist but their index does not; opening would shadow committed data.
+    #[error(
+        "store {path} has chunk files but no index; run `pipecache rebuild-index` to recover it"
+    )]
+    IndexMissing {
+        /// Store directory.
+        path: PathBuf,
+    },
+    /// Bytes written by a newer pipecache.
+    #[error(
+        "{what} has format version {found}; this pipecache reads up to {supported}: upgrade pipecache"
+    )]
+    UnsupportedVersion {
+        /// Which structure.
+        what: String,
+        /// Version found.
+        found: u32,
+        /// Highest supported.
+        supported: u32,
+    },
+    /// Stored bytes failed a check; they were not returned.
+    #[error("corrupt data{}{}: {detail}", key.as_ref().map(|k| format!(" in key {k:?}")).unwrap_or_default(), blob.map(|b| format!(" blob {b}")).unwrap_or_default())]
+    Corruption {
+        /// The artifact key being read, when known.
+        key: Option<String>,
+        /// The damaged blob, when known.
+        blob: Option<BlobHash>,
+        /// What check failed.
+        detail: String,
+    },
+    /// Something that must exist does not (for example a store opened without `create`).
+    #[error("not found: {what}")]
+    NotFound {
+        /// What was missing.
+        what: String,
+    },
+    /// An operating-system I/O error.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// RocksDB failed.
+    #[error(transparent)]
+    Index(IndexError),
+    /// The store was closed or its writer thread stopped.
+    #[error("store is closed")]
+    Closed,
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corruption(
+        key: Option<&str>,
+        blob: Option<BlobHash>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self::Corruption {
+            key: key.map(str::to_owned),
+            blob,
+            detail: detail.into(),
+        }
+    }
+
+    /// Maps a format error met while reading `blob` of `key`.
+    pub(crate) fn from_format(e: FormatError, key: Option<&str>, blob: Option<BlobHash>) -> Self {
+        match e {
+            FormatError::UnsupportedVersion {
+                what,
+                found,
+                supported,
+            } => Self::UnsupportedVersion {
+                what: what.to_owned(),
+                found,
+                supported,
+            },
+            FormatError::Io { context, source } if source.kind() == io::ErrorKind::NotFound => {
+                Self::corruption(key, blob, format!("{context}: chunk file is missing"))
+            }
+            FormatError::Io { context, source } => Self::Io { context, source },
+            other => Self::corruption(key, blob, other.to_string()),
+        }
+    }
+
+    /// True for corruption of stored data.
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Self::Corruption { .. })
+    }
+
+    /// A copy for fanning one batch failure out to every request of the batch.
+    pub(crate) fn duplicate(&self) -> Self {
+        match self {
+            Self::Io { context, source } => Self::Io {
+                context: context.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            Self::Corruption { key, blob, detail } => Self::Corruption {
+                key: key.clone(),
+                blob: *blob,
+                detail: detail.clone(),
+            },
+            Self::Closed => Self::Closed,
+            other => Self::Io {
+                context: "group commit failed".into(),
+                source: io::Error::other(other.to_string()),
+            },
+        }
+    }
+}
+
+impl From<IndexError> for Error {
+    fn from(e: IndexError) -> Self {
+        match e {
+            IndexError::InUse { path } => Self::StoreInUse { path },
+            IndexError::Record {
+                source:
+                    FormatError::UnsupportedVersion {
+                        what,
+                        found,
+                        supported,
+                    },
+                ..
+            } => Self::UnsupportedVersion {
+                what: what.to_owned(),
+                found,
+                supported,
+            },
+            e @ IndexError::Record { .. } => Self::Corruption {
+                key: None,
+                blob: None,
+                detail: e.to_string(),
+            },
+            other => Self::Index(other),
+        }
+    }
+}
+
+impl From<FormatError> for Error {
+    fn from(e: FormatError) -> Self {
+        Self::from_format(e, None, None)
+    }
+}

@@ -1,0 +1,134 @@
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use pipecache_format::CompressionPolicy;
+
+use crate::{Error, Result};
+
+/// Source of "now" for TTLs and access times; injectable so tests need no sleeps.
+pub trait Clock: Send + Sync + Debug {
+    /// Milliseconds since the unix epoch.
+    fn now_ms(&self) -> u64;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+}
+
+/// A clock tests move by hand.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicU64);
+
+impl ManualClock {
+    /// A clock reading `now_ms`.
+    pub fn new(now_ms: u64) -> Arc<Self> {
+        Arc::new(Self(AtomicU64::new(now_ms)))
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Sets the clock.
+    pub fn set(&self, now_ms: u64) {
+        self.0.store(now_ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// How far a put is durable when it returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Chunk data and the index WAL are fsynced before a put returns: survives power loss.
+    Fsync,
+    /// Nothing is fsynced: survives a process crash (the OS has the bytes), not power loss.
+    /// For benchmarks and scratch caches only.
+    OsBuffered,
+}
+
+/// Options of [`crate::Store::open`].
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Create the store when the directory is missing or empty (default true).
+    pub create_if_missing: bool,
+    /// Chunk files roll over at this size (default 64 MiB).
+    pub chunk_size: u64,
+    /// When to zstd a blob.
+    pub compression: CompressionPolicy,
+    /// Durability of a returned put.
+    pub durability: Durability,
+    /// TTL applied to puts that do not name one; `None` = never expire.
+    pub default_ttl: Option<Duration>,
+    /// How often access times collected by reads are written to the index.
+    pub access_flush_interval: Duration,
+    /// Most requests one group commit takes.
+    pub max_batch_requests: usize,
+    /// Most payload bytes one group commit takes before it commits.
+    pub max_batch_bytes: u64,
+    /// Clock for TTL and access times.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            create_if_missing: true,
+            chunk_size: 64 << 20,
+            compression: CompressionPolicy::default(),
+            durability: Durability::Fsync,
+            default_ttl: None,
+            access_flush_interval: Duration::from_secs(30),
+            max_batch_requests: 512,
+            max_batch_bytes: 64 << 20,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl StoreOptions {
+    pub(crate) fn validate(&self) -> Result<()> {
+        let bad = |reason: String| Err(Error::InvalidOption { reason });
+        if self.chunk_size < 4096 {
+            return bad(format!(
+                "chunk_size {} is below the 4096-byte minimum",
+                self.chunk_size
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.compression.max_ratio) {
+            return bad(format!(
+                "compression max_ratio {} is not within 0..=1",
+                self.compression.max_ratio
+            ));
+        }
+        if !(1..=19).contains(&self.compression.level) {
+            return bad(format!(
+                "zstd level {} is not within 1..=19",
+                self.compression.level
+            ));
+        }
+        if self.default_ttl == Some(Duration::ZERO) {
+            return bad("default_ttl must be positive".into());
+        }
+        if self.max_batch_requests == 0 {
+            return bad("max_batch_requests must be at least 1".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,86 @@
+use pipecache_format::record::Totals;
+use serde::Serialize;
+
+/// Counters of one open store handle (since open).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CounterSnapshot {
+    /// `get`s that returned an artifact.
+    pub hits: u64,
+    /// `get`s that returned `None` (absent or expired).
+    pub misses: u64,
+    /// Misses because the artifact had expired.
+    pub expired_misses: u64,
+    /// Reads that found corrupt bytes (and returned an error instead).
+    pub corruption_errors: u64,
+    /// Puts committed.
+    pub puts: u64,
+    /// Deletes that removed an artifact.
+    pub deletes: u64,
+    /// Group commits (one chunk fsync + one WriteBatch each).
+    pub group_commits: u64,
+    /// New blobs written to chunk files.
+    pub blobs_written: u64,
+    /// Parts that referenced an existing blob instead of writing one.
+    pub blobs_deduped: u64,
+    /// Frame bytes appended to chunk files.
+    pub bytes_written: u64,
+    /// Group commits that failed.
+    pub write_errors: u64,
+}
+
+/// A snapshot of the store's size and dedup figures.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Stats {
+    /// Live artifacts.
+    pub artifacts: u64,
+    /// Live (referenced) blobs.
+    pub blobs: u64,
+    /// Sum of live artifacts' sizes.
+    pub logical_bytes: u64,
+    /// Raw bytes of live blobs (after dedup, before compression).
+    pub unique_bytes: u64,
+    /// Stored bytes of live blobs (after dedup and compression).
+    pub stored_bytes: u64,
+    /// Blobs with no reference left, waiting for GC.
+    pub dead_blobs: u64,
+    /// Chunk bytes held by dead blobs, reclaimed by compaction.
+    pub dead_bytes: u64,
+    /// Chunk files on disk.
+    pub chunk_files: u64,
+    /// Bytes of chunk files on disk.
+    pub disk_bytes: u64,
+    /// `logical_bytes / unique_bytes`: how much dedup saves (1.0 when nothing is shared).
+    pub dedup_ratio: f64,
+    /// `unique_bytes / stored_bytes`: how much compression saves.
+    pub compression_ratio: f64,
+    /// Counters of this handle.
+    pub counters: CounterSnapshot,
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 1.0 } else { a as f64 / b as f64 }
+}
+
+impl Stats {
+    pub(crate) fn new(
+        t: Totals,
+        chunk_files: u64,
+        disk_bytes: u64,
+        counters: CounterSnapshot,
+    ) -> Self {
+        Self {
+            artifacts: t.artifacts,
+            blobs: t.blobs,
+            logical_bytes: t.logical_bytes,
+            unique_bytes: t.unique_bytes,
+            stored_bytes: t.stored_bytes,
+            dead_blobs: t.dead_blobs,
+            dead_bytes: t.dead_bytes,
+            chunk_files,
+            disk_bytes,
+            dedup_ratio: ratio(t.logical_bytes, t.unique_bytes),
+            compression_ratio: ratio(t.unique_bytes, t.stored_bytes),
+            counters,
+        }
+    }
+}

@@ -1,0 +1,672 @@
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use pipecache_format::record::{BlobRecord, RECORD_VERSION, StoreMeta, Totals};
+use pipecache_format::{
+    BlobHash, ChunkReader, ChunkWriter, FormatError, parse_chunk_file_name, sync_dir,
+};
+use pipecache_index::{Index, IndexOptions};
+use tokio::sync::oneshot;
+
+use crate::artifact::{ListEntry, Part, PutOptions, validate_key};
+use crate::stats::{CounterSnapshot, Stats};
+use crate::verify::{self, VerifyReport};
+use crate::writer::{PreparedPart, PutRequest, Request, Writer};
+use crate::{Artifact, Error, Result, StoreOptions};
+
+/// Name of the marker file that makes a directory a pipecache store.
+pub const MARKER_FILE: &str = "PIPECACHE";
+/// Store layout version written in the marker.
+pub const STORE_VERSION: u32 = 1;
+const LOCK_FILE: &str = "LOCK";
+const INDEX_DIR: &str = "index";
+const CHUNK_DIR: &str = "chunks";
+
+#[derive(Debug, Default)]
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
+    pub(crate) fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Operation counters of this process's handle on the store.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub hits: Counter,
+    pub misses: Counter,
+    pub expired_misses: Counter,
+    pub corruption_errors: Counter,
+    pub puts: Counter,
+    pub deletes: Counter,
+    pub commits: Counter,
+    pub blobs_written: Counter,
+    pub blobs_deduped: Counter,
+    pub bytes_written: Counter,
+    pub write_errors: Counter,
+}
+
+/// State shared by the async API, blocking tasks and the writer thread.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub dir: PathBuf,
+    pub chunk_dir: PathBuf,
+    pub index: Index,
+    pub options: StoreOptions,
+    pub counters: Counters,
+    /// Access times collected by reads, written to the index by the writer thread in batches.
+    pub access: Mutex<HashMap<String, u64>>,
+    readers: RwLock<HashMap<u64, Arc<ChunkReader>>>,
+    // Declared last so it is released after RocksDB is closed.
+    _lock: File,
+}
+
+impl Shared {
+    fn reader(&self, id: u64) -> Result<Arc<ChunkReader>, FormatError> {
+        if let Some(r) = self.readers.read().expect("reader cache poisoned").get(&id) {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(ChunkReader::open(&self.chunk_dir, id)?);
+        self.readers
+            .write()
+            .expect("reader cache poisoned")
+            .insert(id, r.clone());
+        Ok(r)
+    }
+
+    /// Reads and checks one blob; corruption is counted and named.
+    pub(crate) fn read_blob(
+        &self,
+        key: Option<&str>,
+        hash: BlobHash,
+        rec: &BlobRecord,
+    ) -> Result<Vec<u8>> {
+        let result = self
+            .reader(rec.chunk)
+            .and_then(|r| r.read_blob(rec.offset, hash, rec.stored_len))
+            .map_err(|e| Error::from_format(e, key, Some(hash)));
+        if let Err(e) = &result
+            && e.is_corruption()
+        {
+            self.counters.corruption_errors.add(1);
+            tracing::error!(key, blob = %hash, error = %e, "corrupt blob");
+        }
+        result
+    }
+
+    fn get_blocking(&self, key: &str) -> Result<Option<Artifact>> {
+        let rec = match self.index.artifact(key) {
+            Ok(Some(rec)) => rec,
+            Ok(None) => {
+                self.counters.misses.add(1);
+                return Ok(None);
+            }
+            Err(e) => {
+                let e = Error::from(e);
+                if let Error::Corruption { detail, .. } = e {
+                    self.counters.corruption_errors.add(1);
+                    return Err(Error::corruption(Some(key), None, detail));
+                }
+                return Err(e);
+            }
+        };
+        let now = self.options.clock.now_ms();
+        if rec.is_expired(now) {
+            self.counters.misses.add(1);
+            self.counters.expired_misses.add(1);
+            return Ok(None);
+        }
+        let hashes: Vec<BlobHash> = rec.parts.iter().map(|p| p.hash).collect();
+        let blobs = self.index.blobs(&hashes)?;
+        let mut parts = Vec::with_capacity(rec.parts.len());
+        for (part, blob) in rec.parts.iter().zip(blobs) {
+            let Some(blob) = blob.filter(|b| b.refs > 0) else {
+                self.counters.corruption_errors.add(1);
+                return Err(Error::corruption(
+                    Some(key),
+                    Some(part.hash),
+                    "blob is missing from the index",
+                ));
+            };
+            let data = self.read_blob(Some(key), part.hash, &blob)?;
+            parts.push(Part {
+                name: part.name.clone(),
+                data,
+            });
+        }
+        self.counters.hits.add(1);
+        self.access
+            .lock()
+            .expect("access map poisoned")
+            .insert(key.to_owned(), now);
+        Ok(Some(Artifact {
+            kind: rec.kind,
+            parts,
+            meta: rec.meta,
+        }))
+    }
+
+    fn prepare(&self, parts: Vec<Part>) -> Result<Vec<PreparedPart>> {
+        let hashes: Vec<BlobHash> = parts.iter().map(|p| BlobHash::of(&p.data)).collect();
+        let known = self.index.blobs(&hashes)?;
+        let mut encoded_once = HashSet::new();
+        parts
+            .into_iter()
+            .zip(hashes)
+            .zip(known)
+            .map(|((p, hash), known)| {
+                // Compress here, on the caller's blocking thread, so the writer thread only
+                // appends; blobs the store already has are never compressed again.
+                let encoded = if known.is_none() && encoded_once.insert(hash) {
+                    Some(self.options.compression.encode(&p.data)?)
+                } else {
+                    None
+                };
+                Ok(PreparedPart {
+                    name: p.name,
+                    hash,
+                    raw: p.data,
+                    encoded,
+                })
+            })
+            .collect()
+    }
+
+    fn forget_reader(&self, id: u64) {
+        self.readers
+            .write()
+            .expect("reader cache poisoned")
+            .remove(&id);
+    }
+}
+
+/// Reconciles chunk files with the index: creates the store meta on a fresh index, removes chunk
+/// files the index does not reference (left by a crash before their batch committed), and
+/// reopens the open chunk after its committed length (dropping any uncommitted tail).
+pub(crate) fn recover_chunks(shared: &Shared) -> Result<(StoreMeta, Option<ChunkWriter>)> {
+    let index = &shared.index;
+    let mut files = Vec::new();
+    for entry in fs::read_dir(&shared.chunk_dir)
+        .map_err(|e| Error::io(format!("list {}", shared.chunk_dir.display()), e))?
+    {
+        let entry =
+            entry.map_err(|e| Error::io(format!("list {}", shared.chunk_dir.display()), e))?;
+        if let Some(id) = entry.file_name().to_str().and_then(parse_chunk_file_name) {
+            files.push((id, entry.path()));
+        }
+    }
+    let meta = match index.meta()? {
+        Some(meta) => meta,
+        None => {
+            if !files.is_empty() {
+                return Err(Error::IndexMissing {
+                    path: shared.dir.clone(),
+                });
+            }
+            let meta = StoreMeta {
+                v: RECORD_VERSION,
+                next_chunk_id: 1,
+                open_chunk: None,
+                totals: Totals::default(),
+                created_ms: shared.options.clock.now_ms(),
+            };
+            let mut b = index.batch();
+            b.put_meta(&meta);
+            index.commit(b, true)?;
+            meta
+        }
+    };
+    let known: HashSet<u64> = index.chunks()?.into_iter().map(|(id, _)| id).collect();
+    let mut removed = false;
+    for (id, path) in files {
+        if !known.contains(&id) {
+            tracing::info!(chunk = id, path = %path.display(), "removing chunk file no committed entry references");
+            shared.forget_reader(id);
+            fs::remove_file(&path)
+                .map_err(|e| Error::io(format!("remove {}", path.display()), e))?;
+            removed = true;
+        }
+    }
+    if removed {
+        sync_dir(&shared.chunk_dir)?;
+    }
+    let chunk = match meta.open_chunk {
+        None => None,
+        Some(id) => match index.chunk(id)? {
+            Some(rec) if !rec.sealed => {
+                match ChunkWriter::open_append(&shared.chunk_dir, id, rec.total_bytes) {
+                    Ok(w) => Some(w),
+                    Err(e @ FormatError::UnsupportedVersion { .. }) => {
+                        // Written by a newer pipecache: appending to it would mix formats.
+                        return Err(Error::from(e));
+                    }
+                    Err(e) => {
+                        // The committed part of this chunk is damaged or gone: never append to it
+                        // (verify reports the loss); new blobs go to a fresh chunk.
+                        tracing::error!(chunk = id, error = %e, "open chunk is unusable; starting a new one");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        },
+    };
+    Ok((meta, chunk))
+}
+
+fn check_store_dir(dir: &Path, options: &StoreOptions) -> Result<()> {
+    match fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => {
+            return Err(Error::InvalidStoreDir {
+                path: dir.to_owned(),
+                reason: "it is a file, not a directory".into(),
+            });
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            if !options.create_if_missing {
+                return Err(Error::NotFound {
+                    what: format!("store directory {}", dir.display()),
+                });
+            }
+            fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("create store directory {}", dir.display()), e))?;
+        }
+        Err(e) => return Err(Error::io(format!("stat {}", dir.display()), e)),
+    }
+    Ok(())
+}
+
+fn lock_store(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(format!("open lock file {}", path.display()), e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(Error::StoreInUse {
+            path: dir.to_owned(),
+        }),
+        Err(TryLockError::Error(e)) => Err(Error::io(format!("lock {}", path.display()), e)),
+    }
+}
+
+fn check_marker(dir: &Path, options: &StoreOptions) -> Result<()> {
+    let path = dir.join(MARKER_FILE);
+    match fs::read_to_string(&path) {
+        Ok(text) => {
+            let version = text
+                .trim()
+                .strip_prefix("pipecache-store ")
+                .and_then(|v| v.parse::<u32>().ok())
+                .ok_or_else(|| Error::InvalidStoreDir {
+                    path: dir.to_owned(),
+                    reason: format!("{MARKER_FILE} marker is malformed: {:?}", text.trim()),
+                })?;
+            if version == 0 || version > STORE_VERSION {
+                return Err(Error::UnsupportedVersion {
+                    what: "store layout".into(),
+                    found: version,
+                    supported: STORE_VERSION,
+                });
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            // Adopt only an empty directory (or one a crash left half-initialized by us), so a
+            // mistyped --dir never turns someone's directory into a store.
+            let entries =
+                fs::read_dir(dir).map_err(|e| Error::io(format!("list {}", dir.display()), e))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| Error::io(format!("list {}", dir.display()), e))?;
+                let name = entry.file_name();
+                if ![LOCK_FILE, INDEX_DIR, CHUNK_DIR, "PIPECACHE.tmp"]
+                    .iter()
+                    .any(|n| name == *n)
+                {
+                    return Err(Error::InvalidStoreDir {
+                        path: dir.to_owned(),
+                        reason: format!(
+                            "it is not empty and has no {MARKER_FILE} marker (found {:?}); refusing to turn it into a store",
+                            name
+                        ),
+                    });
+                }
+            }
+            if !options.create_if_missing {
+                return Err(Error::NotFound {
+                    what: format!("store in {}", dir.display()),
+                });
+            }
+            let tmp = dir.join("PIPECACHE.tmp");
+            fs::write(&tmp, format!("pipecache-store {STORE_VERSION}\n"))
+                .and_then(|()| File::open(&tmp)?.sync_all())
+                .and_then(|()| fs::rename(&tmp, &path))
+                .map_err(|e| Error::io(format!("write {}", path.display()), e))?;
+            sync_dir(dir)?;
+            Ok(())
+        }
+        Err(e) => Err(Error::io(format!("read {}", path.display()), e)),
+    }
+}
+
+#[derive(Debug)]
+struct WriterHandle {
+    tx: Mutex<Option<Sender<Request>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl WriterHandle {
+    fn sender(&self) -> Result<Sender<Request>> {
+        self.tx
+            .lock()
+            .expect("writer handle poisoned")
+            .clone()
+            .ok_or(Error::Closed)
+    }
+}
+
+impl Drop for WriterHandle {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer finish its batch, write access times and exit;
+        // joining makes "drop, then reopen" in the same process safe.
+        self.tx.lock().expect("writer handle poisoned").take();
+        if let Some(t) = self.thread.lock().expect("writer handle poisoned").take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// An open pipecache store: chunk files plus a RocksDB index, owned by this process.
+///
+/// Cheap to clone; the store closes when the last clone is dropped (or on [`Store::close`]).
+/// Every method is async and runs RocksDB and file I/O on tokio's blocking pool; mutations are
+/// group-committed by one writer thread.
+#[derive(Clone, Debug)]
+pub struct Store {
+    shared: Arc<Shared>,
+    writer: Arc<WriterHandle>,
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        if e.is_panic() {
+            std::panic::resume_unwind(e.into_panic())
+        }
+        Error::Closed
+    })?
+}
+
+impl Store {
+    /// Opens the store in `dir`, creating it when the directory is missing or empty.
+    pub async fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let dir = dir.as_ref().to_owned();
+        blocking(move || Self::open_blocking(dir, options)).await
+    }
+
+    #[tracing::instrument(level = "info", skip(options))]
+    fn open_blocking(dir: PathBuf, options: StoreOptions) -> Result<Store> {
+        options.validate()?;
+        check_store_dir(&dir, &options)?;
+        let lock = lock_store(&dir)?;
+        check_marker(&dir, &options)?;
+        let chunk_dir = dir.join(CHUNK_DIR);
+        fs::create_dir_all(&chunk_dir)
+            .map_err(|e| Error::io(format!("create {}", chunk_dir.display()), e))?;
+        let index = Index::open(&dir.join(INDEX_DIR), &IndexOptions::default())?;
+        let shared = Arc::new(Shared {
+            dir,
+            chunk_dir,
+            index,
+            options,
+            counters: Counters::default(),
+            access: Mutex::new(HashMap::new()),
+            readers: RwLock::new(HashMap::new()),
+            _lock: lock,
+        });
+        let (meta, chunk) = recover_chunks(&shared)?;
+        let (tx, rx) = crossbeam_channel::bounded(1024);
+        let writer = Writer::new(shared.clone(), meta, chunk);
+        let thread = std::thread::Builder::new()
+            .name("pipecache-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| Error::io("spawn writer thread", e))?;
+        Ok(Store {
+            shared,
+            writer: Arc::new(WriterHandle {
+                tx: Mutex::new(Some(tx)),
+                thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// The options the store was opened with.
+    pub fn options(&self) -> &StoreOptions {
+        &self.shared.options
+    }
+
+    /// Stores `artifact` under `key` with the default TTL, replacing any previous artifact.
+    /// Returns once the artifact is durable (see [`crate::Durability`]).
+    pub async fn put(&self, key: &str, artifact: Artifact) -> Result<()> {
+        self.put_with(key, artifact, PutOptions::default()).await
+    }
+
+    /// [`Store::put`] with per-put options.
+    #[tracing::instrument(level = "debug", skip(self, artifact), fields(parts = artifact.parts.len()))]
+    pub async fn put_with(&self, key: &str, artifact: Artifact, options: PutOptions) -> Result<()> {
+        validate_key(key)?;
+        artifact.validate()?;
+        if options.ttl == Some(Duration::ZERO) {
+            return Err(Error::InvalidOption {
+                reason: "ttl must be positive".into(),
+            });
+        }
+        let tx = self.writer.sender()?;
+        let shared = self.shared.clone();
+        let key = key.to_owned();
+        let (reply, answer) = oneshot::channel();
+        blocking(move || {
+            let parts = shared.prepare(artifact.parts)?;
+            let ttl = options.ttl.or(shared.options.default_ttl);
+            let expires_ms = ttl.map(|t| {
+                shared
+                    .options
+                    .clock
+                    .now_ms()
+                    .saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
+            });
+            let req = PutRequest {
+                key,
+                kind: artifact.kind,
+                meta: artifact.meta,
+                parts,
+                expires_ms,
+                reply,
+            };
+            tx.send(Request::Put(req)).map_err(|_| Error::Closed)
+        })
+        .await?;
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// The artifact under `key`; `Ok(None)` is a miss (absent or expired). Corrupt bytes are
+    /// never returned: they are an [`Error::Corruption`] naming the key and blob.
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn get(&self, key: &str) -> Result<Option<Artifact>> {
+        validate_key(key)?;
+        let shared = self.shared.clone();
+        let key = key.to_owned();
+        blocking(move || shared.get_blocking(&key)).await
+    }
+
+    /// True when `key` holds a live (unexpired) artifact. Reads no blob bytes.
+    pub async fn contains(&self, key: &str) -> Result<bool> {
+        validate_key(key)?;
+        let shared = self.shared.clone();
+        let key = key.to_owned();
+        blocking(move || {
+            let now = shared.options.clock.now_ms();
+            Ok(shared
+                .index
+                .artifact(&key)?
+                .is_some_and(|r| !r.is_expired(now)))
+        })
+        .await
+    }
+
+    /// Removes `key`; returns whether it existed. Its blobs lose a reference.
+    pub async fn delete(&self, key: &str) -> Result<bool> {
+        validate_key(key)?;
+        let tx = self.writer.sender()?;
+        let (reply, answer) = oneshot::channel();
+        let key = key.to_owned();
+        blocking(move || {
+            tx.send(Request::Delete { key, reply })
+                .map_err(|_| Error::Closed)
+        })
+        .await?;
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Live artifacts whose key starts with `prefix`, in key order.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ListEntry>> {
+        let shared = self.shared.clone();
+        let prefix = prefix.to_owned();
+        blocking(move || {
+            let now = shared.options.clock.now_ms();
+            let mut out = Vec::new();
+            for item in shared.index.scan_artifacts(&prefix) {
+                let (key, rec) = item?;
+                if rec.is_expired(now) {
+                    continue;
+                }
+                out.push(ListEntry {
+                    key,
+                    kind: rec.kind,
+                    parts: rec.parts.len(),
+                    size: rec.logical_size,
+                    created_ms: rec.created_ms,
+                    expires_ms: rec.expires_ms,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Sizes, dedup figures and this handle's counters. O(number of chunk files).
+    pub async fn stats(&self) -> Result<Stats> {
+        let shared = self.shared.clone();
+        blocking(move || {
+            let meta = shared
+                .index
+                .meta()?
+                .ok_or_else(|| Error::corruption(None, None, "store meta record is missing"))?;
+            let (mut chunk_files, mut disk_bytes) = (0u64, 0u64);
+            for entry in fs::read_dir(&shared.chunk_dir)
+                .map_err(|e| Error::io(format!("list {}", shared.chunk_dir.display()), e))?
+            {
+                let entry = entry.map_err(|e| Error::io("list chunk dir", e))?;
+                if entry
+                    .file_name()
+                    .to_str()
+                    .and_then(parse_chunk_file_name)
+                    .is_some()
+                {
+                    chunk_files += 1;
+                    disk_bytes += entry
+                        .metadata()
+                        .map_err(|e| Error::io("stat chunk file", e))?
+                        .len();
+                }
+            }
+            let c = &shared.counters;
+            Ok(Stats::new(
+                meta.totals,
+                chunk_files,
+                disk_bytes,
+                CounterSnapshot {
+                    hits: c.hits.get(),
+                    misses: c.misses.get(),
+                    expired_misses: c.expired_misses.get(),
+                    corruption_errors: c.corruption_errors.get(),
+                    puts: c.puts.get(),
+                    deletes: c.deletes.get(),
+                    group_commits: c.commits.get(),
+                    blobs_written: c.blobs_written.get(),
+                    blobs_deduped: c.blobs_deduped.get(),
+                    bytes_written: c.bytes_written.get(),
+                    write_errors: c.write_errors.get(),
+                },
+            ))
+        })
+        .await
+    }
+
+    /// Reads and blake3-checks every live blob and cross-checks the index (missing blobs, chunk
+    /// files and refcounts). Meant for a quiet store: concurrent puts can show as refcount noise.
+    pub async fn verify(&self) -> Result<VerifyReport> {
+        self.verify_with_progress(|_, _| {}).await
+    }
+
+    /// [`Store::verify`] reporting `(bytes checked, bytes total)` as it goes.
+    pub async fn verify_with_progress(
+        &self,
+        progress: impl Fn(u64, u64) + Send + 'static,
+    ) -> Result<VerifyReport> {
+        let shared = self.shared.clone();
+        blocking(move || verify::run(&shared, &progress)).await
+    }
+
+    /// Writes access times collected by reads to the index now (normally every
+    /// `access_flush_interval` and at close).
+    pub async fn flush_access_times(&self) -> Result<()> {
+        let tx = self.writer.sender()?;
+        let (reply, answer) = oneshot::channel();
+        blocking(move || {
+            tx.send(Request::FlushAccess { reply })
+                .map_err(|_| Error::Closed)
+        })
+        .await?;
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Last access time recorded in the index for `key` (coarse: see `access_flush_interval`).
+    pub async fn last_access_ms(&self, key: &str) -> Result<Option<u64>> {
+        let shared = self.shared.clone();
+        let key = key.to_owned();
+        blocking(move || Ok(shared.index.access(&key)?.map(|a| a.last_ms))).await
+    }
+
+    /// Flushes access times and closes the store, waiting for the writer thread to stop.
+    /// Other clones of this handle keep the store open until they are dropped.
+    pub async fn close(self) -> Result<()> {
+        self.flush_access_times().await?;
+        let Store { shared, writer } = self;
+        drop(shared);
+        tokio::task::spawn_blocking(move || drop(writer))
+            .await
+            .map_err(|_| Error::Closed)?;
+        Ok(())
+    }
+}

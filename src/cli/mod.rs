@@ -1,0 +1,488 @@
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Component, Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use pipecache::{Artifact, Part, PutOptions, Store, StoreOptions};
+
+mod demo;
+mod stress;
+
+/// Metadata entry marking an artifact that was put from a directory.
+const LAYOUT_META: &str = "pipecache.layout";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pipecache",
+    version,
+    about = "Content-addressed artifact cache for video pipelines"
+)]
+struct Cli {
+    /// Store directory [default: $PIPECACHE_DIR, else the user cache dir + /pipecache]
+    #[arg(long, global = true, env = "PIPECACHE_DIR")]
+    dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Store a file, stdin (`-`) or a directory (one part per file) under KEY.
+    Put {
+        /// Artifact key (UTF-8, 1..=1024 bytes).
+        key: String,
+        /// File, `-` for stdin, or a directory.
+        path: PathBuf,
+        /// Artifact kind recorded with it (e.g. keyframes, transcript).
+        #[arg(long, default_value = "")]
+        kind: String,
+        /// Time to live, e.g. 90s, 12h, 7d.
+        #[arg(long, value_parser = parse_ttl)]
+        ttl: Option<Duration>,
+        /// Metadata entry NAME=VALUE (repeatable).
+        #[arg(long = "meta", value_parser = parse_meta)]
+        meta: Vec<(String, String)>,
+    },
+    /// Write the artifact under KEY to stdout, or to PATH (a directory for directory artifacts).
+    Get {
+        /// Artifact key.
+        key: String,
+        /// Output file or directory.
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
+    /// Remove KEY.
+    Rm {
+        /// Artifact key.
+        key: String,
+    },
+    /// List artifacts.
+    Ls {
+        /// Only keys starting with this prefix.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sizes and dedup figures.
+    Stats {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read and blake3-check every blob; cross-check the index.
+    Verify {
+        /// JSON report.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Concurrent puts and deletes of generated artifacts until killed, printing `BEGIN key` before
+    /// and `ACK key digest|deleted` after each operation (used by the crash test).
+    #[command(hide = true)]
+    StressPut {
+        /// Seed of the generator.
+        #[arg(long)]
+        seed: u64,
+        /// Distinct keys.
+        #[arg(long, default_value_t = 64)]
+        keys: usize,
+        /// Concurrent writer tasks (each owns a disjoint set of keys).
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Stop after this many operations (default: run until killed).
+        #[arg(long)]
+        ops: Option<u64>,
+    },
+    /// Put and read back synthetic pipeline artifacts (the README's first command).
+    Demo {
+        /// Number of synthetic videos.
+        #[arg(long, default_value_t = 20)]
+        videos: usize,
+        /// Keyframes per video.
+        #[arg(long, default_value_t = 60)]
+        frames: usize,
+    },
+}
+
+/// Parses `90s`, `15m`, `12h`, `7d` (or plain seconds); must be positive.
+pub(crate) fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    if num.is_empty() {
+        return Err(format!(
+            "invalid TTL {s:?}: expected a positive number with a unit s, m, h or d (e.g. 90s, 12h, 7d)"
+        ));
+    }
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid TTL {s:?}: number out of range"))?;
+    let secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => {
+            return Err(format!(
+                "invalid TTL {s:?}: unknown unit {other:?} (use s, m, h or d)"
+            ));
+        }
+    };
+    if n == 0 {
+        return Err(format!("invalid TTL {s:?}: must be positive"));
+    }
+    n.checked_mul(secs)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("invalid TTL {s:?}: too large"))
+}
+
+fn parse_meta(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("invalid --meta {s:?}: expected NAME=VALUE"))?;
+    if k.is_empty() {
+        return Err(format!("invalid --meta {s:?}: empty name"));
+    }
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+fn default_dir() -> Result<PathBuf> {
+    let base =
+        dirs::cache_dir().context("no user cache directory; pass --dir or set PIPECACHE_DIR")?;
+    Ok(base.join("pipecache"))
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One line, like every other error; `--help` has the details.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("pipecache: {first} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PIPECACHE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pipecache: error: cannot start runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("pipecache: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let dir = match cli.dir {
+        Some(d) => d,
+        None => default_dir()?,
+    };
+    // Validate inputs before opening (and maybe creating) a store.
+    let put_input = match &cli.command {
+        Command::Put {
+            key,
+            path,
+            kind,
+            meta,
+            ..
+        } => {
+            pipecache::validate_key(key)?;
+            Some(read_input(path, kind, meta)?)
+        }
+        Command::Get { key, .. } | Command::Rm { key } => {
+            pipecache::validate_key(key)?;
+            None
+        }
+        _ => None,
+    };
+    let create = matches!(
+        cli.command,
+        Command::Put { .. } | Command::Demo { .. } | Command::StressPut { .. }
+    );
+    let options = StoreOptions {
+        create_if_missing: create,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&dir, options)
+        .await
+        .with_context(|| format!("open store {}", dir.display()))?;
+    let code = match cli.command {
+        Command::Put { key, ttl, .. } => {
+            let artifact = put_input.expect("read above");
+            let (parts, size) = (artifact.parts.len(), artifact.logical_size());
+            store.put_with(&key, artifact, PutOptions { ttl }).await?;
+            eprintln!("stored {key} ({parts} part(s), {size} bytes)");
+            ExitCode::SUCCESS
+        }
+        Command::Get { key, output } => match store.get(&key).await? {
+            None => {
+                eprintln!("pipecache: miss: {key}");
+                ExitCode::from(1)
+            }
+            Some(artifact) => {
+                write_output(&key, &artifact, output.as_deref())?;
+                ExitCode::SUCCESS
+            }
+        },
+        Command::Rm { key } => {
+            if store.delete(&key).await? {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("pipecache: not found: {key}");
+                ExitCode::from(1)
+            }
+        }
+        Command::Ls { prefix, json } => {
+            let entries = store.list(&prefix).await?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &entries)?;
+                writeln!(out)?;
+            } else {
+                for e in entries {
+                    writeln!(out, "{}\t{}\t{}\t{}", e.key, e.size, e.parts, e.kind)?;
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Stats { json } => {
+            let s = store.stats().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!("store          {}", dir.display());
+                println!("artifacts      {}", s.artifacts);
+                println!("blobs          {}", s.blobs);
+                println!("logical_bytes  {}", s.logical_bytes);
+                println!("unique_bytes   {}", s.unique_bytes);
+                println!("stored_bytes   {}", s.stored_bytes);
+                println!("dead_bytes     {}", s.dead_bytes);
+                println!("chunk_files    {}", s.chunk_files);
+                println!("disk_bytes     {}", s.disk_bytes);
+                println!("dedup_ratio    {:.2}", s.dedup_ratio);
+                println!("compression    {:.2}", s.compression_ratio);
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Verify { json } => {
+            let report = store.verify().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else if report.is_clean() {
+                println!(
+                    "clean: {} blobs ({} bytes) in {} artifacts verified",
+                    report.blobs_checked, report.bytes_checked, report.artifacts_checked
+                );
+            } else {
+                for b in &report.damaged_blobs {
+                    println!(
+                        "damaged blob {} (chunk {} offset {}): {}",
+                        b.hash, b.chunk, b.offset, b.error
+                    );
+                }
+                for c in &report.missing_chunk_files {
+                    println!("missing or short chunk file {c}");
+                }
+                for m in &report.refcount_mismatches {
+                    println!(
+                        "refcount mismatch {}: recorded {} actual {}",
+                        m.hash, m.recorded, m.actual
+                    );
+                }
+                for k in &report.damaged_keys {
+                    println!("damaged key {k}");
+                }
+            }
+            if report.is_clean() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "pipecache: verify found damage: {} blob(s), {} key(s)",
+                    report.damaged_blobs.len(),
+                    report.damaged_keys.len()
+                );
+                ExitCode::from(1)
+            }
+        }
+        Command::StressPut {
+            seed,
+            keys,
+            concurrency,
+            ops,
+        } => {
+            stress::run(&store, seed, keys, concurrency, ops).await?;
+            ExitCode::SUCCESS
+        }
+        Command::Demo { videos, frames } => {
+            demo::run(&store, videos, frames).await?;
+            ExitCode::SUCCESS
+        }
+    };
+    store.close().await?;
+    Ok(code)
+}
+
+/// Reads the `put` input into an artifact.
+fn read_input(path: &Path, kind: &str, meta: &[(String, String)]) -> Result<Artifact> {
+    let mut artifact = Artifact {
+        kind: kind.to_owned(),
+        meta: meta.iter().cloned().collect::<BTreeMap<_, _>>(),
+        ..Default::default()
+    };
+    if path == Path::new("-") {
+        let mut data = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut data)
+            .context("read stdin")?;
+        artifact.parts.push(Part::new("data", data));
+        return Ok(artifact);
+    }
+    let md = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if md.is_dir() {
+        let mut files = Vec::new();
+        collect_files(path, path, &mut files)?;
+        files.sort();
+        for rel in files {
+            let full = path.join(&rel);
+            let data =
+                std::fs::read(&full).with_context(|| format!("cannot read {}", full.display()))?;
+            artifact.parts.push(Part::new(rel, data));
+        }
+        artifact.meta.insert(LAYOUT_META.into(), "dir".into());
+    } else if md.is_file() {
+        let data =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("data")
+            .to_owned();
+        artifact.parts.push(Part::new(name, data));
+    } else {
+        bail!("{} is neither a file nor a directory", path.display());
+    }
+    Ok(artifact)
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read directory {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot read directory {}", dir.display()))?;
+        let path = entry.path();
+        let ft = entry
+            .file_type()
+            .with_context(|| format!("cannot stat {}", path.display()))?;
+        if ft.is_dir() {
+            collect_files(root, &path, out)?;
+        } else if ft.is_file() {
+            let rel = path.strip_prefix(root).expect("under root");
+            let rel = rel
+                .to_str()
+                .with_context(|| format!("file name {} is not UTF-8", path.display()))?;
+            out.push(rel.replace(std::path::MAIN_SEPARATOR, "/"));
+        } else {
+            bail!(
+                "{} is not a regular file (symlinks and devices are not stored)",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A part name as a safe relative path (names come from the store and may have been written by
+/// any library user, so `..` and absolute paths are refused).
+fn safe_relative(name: &str) -> Result<PathBuf> {
+    let p = Path::new(name);
+    if name.is_empty() || p.components().any(|c| !matches!(c, Component::Normal(_))) {
+        bail!("part name {name:?} is not a safe relative path; refusing to write it");
+    }
+    Ok(p.to_owned())
+}
+
+fn write_output(key: &str, artifact: &Artifact, output: Option<&Path>) -> Result<()> {
+    let is_dir =
+        artifact.meta.get(LAYOUT_META).is_some_and(|v| v == "dir") || artifact.parts.len() != 1;
+    match (is_dir, output) {
+        (false, None) => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&artifact.parts[0].data)
+                .context("write stdout")?;
+            out.flush().context("write stdout")?;
+        }
+        (false, Some(path)) => {
+            std::fs::write(path, &artifact.parts[0].data)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        (true, None) => bail!(
+            "{key} is a directory artifact with {} parts; pass -o DIR to write it",
+            artifact.parts.len()
+        ),
+        (true, Some(dir)) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            for part in &artifact.parts {
+                let target = dir.join(safe_relative(&part.name)?);
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent)
+                        .with_context(|| format!("cannot create {}", parent.display()))?;
+                }
+                std::fs::write(&target, &part.data)
+                    .with_context(|| format!("cannot write {}", target.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_parsing() {
+        assert_eq!(parse_ttl("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_ttl("12h").unwrap(), Duration::from_secs(12 * 3600));
+        assert_eq!(parse_ttl("7d").unwrap(), Duration::from_secs(7 * 86_400));
+        assert_eq!(parse_ttl("5m").unwrap(), Duration::from_secs(300));
+        for bad in ["0", "0s", "-5m", "3fortnights", "", "h", "1.5h"] {
+            assert!(parse_ttl(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn unsafe_part_names_are_refused() {
+        assert!(safe_relative("a/b.jpg").is_ok());
+        for bad in ["../x", "/etc/passwd", "a/../../b", ""] {
+            assert!(safe_relative(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! `pipecache stress-put` (hidden): the workload the crash test kills at random moments.
+//!
+//! Each task owns the keys `k` with `k % concurrency == task` and works on them one operation
+//! at a time, so for every key at most one operation is in flight: after a kill, a key holds
+//! either its last acknowledged state or the state of the operation that had begun.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::Result;
+use pipecache::{Artifact, Store};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+/// A shared pool of payloads so artifacts share blobs (dedup and refcounts get exercised).
+fn payload(id: u64) -> Vec<u8> {
+    let mut rng = StdRng::seed_from_u64(id);
+    let len = match id % 4 {
+        0 => 0,
+        1 => rng.random_range(1..512),
+        2 => rng.random_range(512..64 * 1024),
+        _ => rng.random_range(64 * 1024..300 * 1024),
+    };
+    if id.is_multiple_of(3) {
+        // Compressible.
+        (0..len).map(|i| b"{\"text\":\"frame\"}"[i % 16]).collect()
+    } else {
+        let mut v = vec![0u8; len];
+        rng.fill(&mut v[..]);
+        v
+    }
+}
+
+pub async fn run(
+    store: &Store,
+    seed: u64,
+    keys: usize,
+    concurrency: usize,
+    ops: Option<u64>,
+) -> Result<()> {
+    anyhow::ensure!(
+        keys > 0 && concurrency > 0,
+        "--keys and --concurrency must be positive"
+    );
+    let out = Arc::new(std::sync::Mutex::new(std::io::stdout()));
+    let mut tasks = Vec::new();
+    for task in 0..concurrency {
+        let store = store.clone();
+        let out = out.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(1000).wrapping_add(task as u64));
+            let mine: Vec<usize> = (0..keys).filter(|k| k % concurrency == task).collect();
+            if mine.is_empty() {
+                return Ok::<(), anyhow::Error>(());
+            }
+            let mut done = 0u64;
+            loop {
+                if ops.is_some_and(|n| done >= n) {
+                    return Ok(());
+                }
+                let key = format!("stress:{}", mine[rng.random_range(0..mine.len())]);
+                let line = |s: String| {
+                    let mut o = out.lock().expect("stdout lock");
+                    // One write per line: the parent parses whole lines only.
+                    let _ = writeln!(o, "{s}");
+                    let _ = o.flush();
+                };
+                if rng.random_range(0..10) == 0 {
+                    line(format!("BEGIN {key} deleted"));
+                    store.delete(&key).await?;
+                    line(format!("ACK {key} deleted"));
+                } else {
+                    let mut a = Artifact::default().with_kind("stress");
+                    for j in 0..rng.random_range(1..8) {
+                        a = a.with_part(format!("p{j}"), payload(rng.random_range(0..64)));
+                    }
+                    let digest = a.digest();
+                    line(format!("BEGIN {key} {digest}"));
+                    store.put(&key, a).await?;
+                    line(format!("ACK {key} {digest}"));
+                }
+                done += 1;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! Bad input gets a one-line error and exit status 2, and never a half-made store.
+
+use std::os::unix::fs::PermissionsExt;
+
+use pipecache_format::chunk::CHUNK_HEADER_LEN;
+use pipecache_test_support::{chunk_files, run_cli};
+
+fn bin() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_BIN_EXE_pipecache"))
+}
+
+fn assert_error(out: &std::process::Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "expected exit 2, stderr: {stderr}"
+    );
+    assert!(
+        stderr.to_lowercase().contains(&needle.to_lowercase()),
+        "stderr {stderr:?} lacks {needle:?}"
+    );
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one-line message expected: {stderr:?}"
+    );
+}
+
+#[test]
+fn bad_inputs_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let file = tmp.path().join("f");
+    std::fs::write(&file, b"x").unwrap();
+
+    assert_error(
+        &run_cli(bin(), &store, &["put", "k", "/nonexistent/file"], None),
+        "cannot read",
+    );
+    assert_error(
+        &run_cli(bin(), &store, &["put", "", file.to_str().unwrap()], None),
+        "key is empty",
+    );
+    let long = "k".repeat(1025);
+    assert_error(
+        &run_cli(bin(), &store, &["put", &long, file.to_str().unwrap()], None),
+        "at most 1024",
+    );
+    assert_error(
+        &run_cli(
+            bin(),
+            &store,
+            &["put", "--ttl", "3fortnights", "k", "-"],
+            Some(b"x"),
+        ),
+        "unit",
+    );
+    assert_error(
+        &run_cli(bin(), &store, &["put", "--ttl", "0", "k", "-"], Some(b"x")),
+        "positive",
+    );
+    assert!(!store.exists(), "failed puts must not create the store");
+
+    // The store dir is a file.
+    assert_error(
+        &run_cli(bin(), &file, &["put", "k", "-"], Some(b"x")),
+        "is a file",
+    );
+    // A foreign non-empty directory is not adopted.
+    let foreign = tmp.path().join("home");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), b"mine").unwrap();
+    assert_error(
+        &run_cli(bin(), &foreign, &["put", "k", "-"], Some(b"x")),
+        "refusing",
+    );
+    // Reading a store that does not exist is an error, not a silently created store.
+    assert_error(
+        &run_cli(bin(), &tmp.path().join("nope"), &["get", "k"], None),
+        "not found",
+    );
+
+    // An unreadable input directory (root ignores permissions, so only check when it applies).
+    let locked = tmp.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::write(locked.join("x"), b"x").unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    if std::fs::read_dir(&locked).is_err() {
+        assert_error(
+            &run_cli(bin(), &store, &["put", "k", locked.to_str().unwrap()], None),
+            "cannot read",
+        );
+    }
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn chunk_from_a_newer_format_version_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let out = run_cli(bin(), &store, &["put", "k", "-"], Some(b"payload"));
+    assert!(out.status.success());
+    // Rewrite the chunk header as version 2 with a valid checksum: a file from the future.
+    let chunk = chunk_files(&store).pop().unwrap();
+    let mut bytes = std::fs::read(&chunk).unwrap();
+    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let sum = blake3::hash(&bytes[..60]);
+    bytes[60..64].copy_from_slice(&sum.as_bytes()[..4]);
+    assert!(bytes.len() as u64 > CHUNK_HEADER_LEN);
+    std::fs::write(&chunk, &bytes).unwrap();
+    let out = run_cli(bin(), &store, &["get", "k"], None);
+    assert_error(&out, "version 2");
+}

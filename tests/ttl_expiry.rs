@@ -1,0 +1,64 @@
+//! An expired artifact is a miss the moment it expires (injected clock, no sleeps).
+
+use std::time::Duration;
+
+use pipecache::{Artifact, ManualClock, PutOptions, StoreOptions};
+use pipecache_test_support::TempStore;
+
+#[tokio::test]
+async fn expired_artifact_is_a_miss() {
+    let clock = ManualClock::new(1_000_000);
+    let ts = TempStore::new(StoreOptions {
+        clock: clock.clone(),
+        default_ttl: Some(Duration::from_secs(3600)),
+        ..StoreOptions::default()
+    })
+    .await;
+    let store = ts.store();
+    store
+        .put_with(
+            "short",
+            Artifact::single(b"a".to_vec()),
+            PutOptions {
+                ttl: Some(Duration::from_secs(90)),
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .put("default", Artifact::single(b"b".to_vec()))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(89));
+    assert!(store.get("short").await.unwrap().is_some());
+    clock.advance(Duration::from_secs(1));
+    assert!(
+        store.get("short").await.unwrap().is_none(),
+        "expired at exactly created + ttl"
+    );
+    assert!(!store.contains("short").await.unwrap());
+    assert!(store.contains("default").await.unwrap());
+    let keys: Vec<String> = store
+        .list("")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    assert_eq!(keys, ["default"]);
+    clock.advance(Duration::from_secs(3600));
+    assert!(store.get("default").await.unwrap().is_none());
+    assert_eq!(store.stats().await.unwrap().counters.expired_misses, 2);
+    assert!(
+        store
+            .put_with(
+                "z",
+                Artifact::single(b"c".to_vec()),
+                PutOptions {
+                    ttl: Some(Duration::ZERO)
+                }
+            )
+            .await
+            .is_err()
+    );
+}
