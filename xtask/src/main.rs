@@ -170,17 +170,21 @@ fn fuzz(rest: &[String]) -> Result<()> {
         bail!("cargo fuzz list found no targets");
     }
     for t in &targets {
+        // New inputs go to corpus/<t> (ignored by git); seeds/<t> holds committed valid frames,
+        // records and regressions, without which checksummed headers are never passed.
+        let corpus = fuzz_dir.join("corpus").join(t);
+        std::fs::create_dir_all(&corpus).with_context(|| format!("create {}", corpus.display()))?;
+        let seeds = fuzz_dir.join("seeds").join(t);
+        let mut cmd = Command::new("cargo");
         // Sanitizers need nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
-        run(Command::new("cargo")
-            .current_dir(&fuzz_dir)
+        cmd.current_dir(&fuzz_dir)
             .env("RUSTC_BOOTSTRAP", "1")
-            .args([
-                "fuzz",
-                "run",
-                t,
-                "--",
-                &format!("-max_total_time={seconds}"),
-            ]))?;
+            .args(["fuzz", "run", t])
+            .arg(&corpus);
+        if seeds.is_dir() {
+            cmd.arg(&seeds);
+        }
+        run(cmd.args(["--", &format!("-max_total_time={seconds}")]))?;
     }
     eprintln!(
         "xtask: {} fuzz targets ran {seconds}s each without a crash",
