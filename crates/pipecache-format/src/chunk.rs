@@ -430,6 +430,9 @@ pub struct ScannedFrame {
     pub header: FrameHeader,
     /// The raw (decoded, hash-checked) payload.
     pub payload: Vec<u8>,
+    /// The payload as stored (compressed form), when the scanner keeps it
+    /// ([`ChunkScanner::keep_stored`]); compaction copies frames verbatim from it.
+    pub stored: Option<Vec<u8>>,
 }
 
 /// Walks a chunk file frame by frame without any index: the basis of `rebuild-index`, `verify`
@@ -441,6 +444,7 @@ pub struct ChunkScanner<R> {
     header: ChunkHeader,
     offset: u64,
     done: bool,
+    keep_stored: bool,
 }
 
 impl ChunkScanner<std::io::BufReader<File>> {
@@ -463,7 +467,14 @@ impl<R: Read> ChunkScanner<R> {
             header,
             offset: CHUNK_HEADER_LEN,
             done: false,
+            keep_stored: false,
         })
+    }
+
+    /// Also return each frame's stored (possibly compressed) bytes.
+    pub fn keep_stored(mut self, keep: bool) -> Self {
+        self.keep_stored = keep;
+        self
     }
 
     /// The chunk header.
@@ -510,6 +521,7 @@ impl<R: Read> ChunkScanner<R> {
                 available: got as u64,
             });
         }
+        let kept = self.keep_stored.then(|| stored.clone());
         let payload = header.codec.decode_vec(stored, header.raw_len)?;
         if BlobHash::of(&payload) != header.hash {
             return Err(FormatError::corrupt("frame payload", "blake3 mismatch"));
@@ -520,6 +532,7 @@ impl<R: Read> ChunkScanner<R> {
             offset,
             header,
             payload,
+            stored: kept,
         }))
     }
 }

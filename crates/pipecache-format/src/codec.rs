@@ -64,6 +64,19 @@ impl Codec {
                 }
                 Ok(stored.to_vec())
             }
+            Self::Zstd if raw_len <= BULK_DECODE_MAX => {
+                // Small blobs (transcripts, descriptions): one-shot decode into a buffer of
+                // exactly raw_len. Pre-allocating is harmless at this size.
+                let out = zstd::bulk::decompress(stored, raw_len as usize)
+                    .map_err(|e| FormatError::corrupt("zstd payload", e.to_string()))?;
+                if out.len() as u64 != raw_len {
+                    return Err(FormatError::corrupt(
+                        "zstd payload",
+                        format!("decompressed to {} bytes, header says {raw_len}", out.len()),
+                    ));
+                }
+                Ok(out)
+            }
             Self::Zstd => {
                 // Stream, never `bulk::decompress(stored, raw_len)`: that pre-allocates
                 // `raw_len`, so a checksummed header claiming 4 GiB would allocate 4 GiB for an
@@ -89,6 +102,10 @@ impl Codec {
         }
     }
 }
+
+/// Largest raw length decoded with a one-shot, pre-allocated zstd call; above it decoding
+/// streams, so memory follows real output rather than a (possibly corrupt) header's claim.
+const BULK_DECODE_MAX: u64 = 16 << 20;
 
 /// When to pay for zstd.
 ///

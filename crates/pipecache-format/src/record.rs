@@ -109,6 +109,73 @@ pub struct ArtifactRecord {
     /// Small user metadata.
     #[serde(rename = "m")]
     pub meta: BTreeMap<String, String>,
+    /// Write sequence number: orders this record against other records and tombstones of the
+    /// same key when the index is rebuilt from chunk files.
+    #[serde(rename = "q", default)]
+    pub seq: u64,
+    /// Where this record's copy lives in a chunk file (a [`RecordFrame`] frame).
+    #[serde(rename = "f", default)]
+    pub frame: Option<FrameRef>,
+}
+
+/// Location of a frame in a chunk file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FrameRef {
+    /// Chunk id.
+    #[serde(rename = "c")]
+    pub chunk: u64,
+    /// Offset of the frame header.
+    #[serde(rename = "o")]
+    pub offset: u64,
+    /// Frame length (header + stored payload).
+    #[serde(rename = "l")]
+    pub len: u64,
+}
+
+/// Payload of an artifact-record frame (kind 1): the record as committed, so `rebuild-index`
+/// can restore artifacts from chunk files alone. The highest `seq` per key wins.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordFrame {
+    /// Record version.
+    pub v: u32,
+    /// Artifact key.
+    #[serde(rename = "k")]
+    pub key: String,
+    /// The record (its `frame` field is `None` here).
+    #[serde(rename = "r")]
+    pub record: ArtifactRecord,
+}
+
+impl Record for RecordFrame {
+    const WHAT: &'static str = "record frame";
+    fn version(&self) -> u32 {
+        self.v
+    }
+}
+
+/// Payload of a tombstone frame (kind 2): `key` was deleted at `seq`. Needed only while the
+/// chunk holding the key's older record frame (`shadows`) still exists; compaction drops it
+/// after that.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TombstoneFrame {
+    /// Record version.
+    pub v: u32,
+    /// Artifact key.
+    #[serde(rename = "k")]
+    pub key: String,
+    /// Sequence number of the deletion.
+    #[serde(rename = "q")]
+    pub seq: u64,
+    /// Chunk holding the record frame this tombstone shadows.
+    #[serde(rename = "s")]
+    pub shadows: Option<u64>,
+}
+
+impl Record for TombstoneFrame {
+    const WHAT: &'static str = "tombstone frame";
+    fn version(&self) -> u32 {
+        self.v
+    }
 }
 
 impl Record for ArtifactRecord {
@@ -233,9 +300,12 @@ pub struct Totals {
     /// Blob records with zero references (their bytes wait for compaction).
     #[serde(rename = "db", default)]
     pub dead_blobs: u64,
-    /// Frame bytes (header + stored payload) of dead blobs.
-    #[serde(rename = "dd", default)]
-    pub dead_bytes: u64,
+    /// Artifacts removed because they expired (lifetime count).
+    #[serde(rename = "xe", default)]
+    pub expired: u64,
+    /// Artifacts evicted to meet the size budget (lifetime count).
+    #[serde(rename = "xv", default)]
+    pub evicted: u64,
 }
 
 /// Value of the `meta` CF's `store` key.
@@ -255,6 +325,9 @@ pub struct StoreMeta {
     /// Store creation time, unix ms.
     #[serde(rename = "c")]
     pub created_ms: u64,
+    /// Sequence number the next artifact record or tombstone gets.
+    #[serde(rename = "q", default)]
+    pub next_seq: u64,
 }
 
 impl Record for StoreMeta {
@@ -318,6 +391,12 @@ mod tests {
             created_ms: 5,
             expires_ms: Some(10),
             meta: BTreeMap::from([("fps".into(), "30".into())]),
+            seq: 3,
+            frame: Some(FrameRef {
+                chunk: 1,
+                offset: 64,
+                len: 100,
+            }),
         }
     }
 
@@ -349,10 +428,24 @@ mod tests {
             open_chunk: Some(3),
             totals: Totals::default(),
             created_ms: 9,
+            next_seq: 5,
         };
         assert_eq!(StoreMeta::decode(&m.encode()).unwrap(), m);
         let acc = AccessRecord { v: 1, last_ms: 77 };
         assert_eq!(AccessRecord::decode(&acc.encode()).unwrap(), acc);
+        let rf = RecordFrame {
+            v: 1,
+            key: "k".into(),
+            record: artifact(),
+        };
+        assert_eq!(RecordFrame::decode(&rf.encode()).unwrap(), rf);
+        let t = TombstoneFrame {
+            v: 1,
+            key: "k".into(),
+            seq: 9,
+            shadows: Some(2),
+        };
+        assert_eq!(TombstoneFrame::decode(&t.encode()).unwrap(), t);
     }
 
     #[test]
@@ -415,6 +508,8 @@ mod tests {
             let _ = ChunkRecord::decode(&bytes);
             let _ = StoreMeta::decode(&bytes);
             let _ = AccessRecord::decode(&bytes);
+            let _ = RecordFrame::decode(&bytes);
+            let _ = TombstoneFrame::decode(&bytes);
         }
 
         #[test]
@@ -432,6 +527,8 @@ mod tests {
                 created_ms: 1,
                 expires_ms: expires,
                 meta,
+                seq: 0,
+                frame: None,
             };
             prop_assert_eq!(ArtifactRecord::decode(&rec.encode()).unwrap(), rec);
         }

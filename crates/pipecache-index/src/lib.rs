@@ -272,6 +272,25 @@ impl Index {
             })
     }
 
+    /// Every access record, in key order (the same order as [`Index::scan_artifacts`] with an
+    /// empty prefix, so the two can be merged in one pass).
+    pub fn scan_access(&self) -> impl Iterator<Item = Result<(String, AccessRecord)>> + '_ {
+        self.db
+            .iterator_cf(self.cf("access"), IteratorMode::Start)
+            .map(|item| {
+                let (k, v) = item.map_err(rocks("scan access"))?;
+                let key = String::from_utf8(k.to_vec()).map_err(|e| IndexError::Record {
+                    cf: "access",
+                    key: printable(&k),
+                    source: FormatError::Corrupt {
+                        what: "artifact key",
+                        detail: e.to_string(),
+                    },
+                })?;
+                Ok((key, decode("access", &k, &v)?))
+            })
+    }
+
     /// Every blob record, in hash order.
     pub fn scan_blobs(&self) -> impl Iterator<Item = Result<(BlobHash, BlobRecord)>> + '_ {
         self.db
@@ -445,6 +464,8 @@ mod tests {
             created_ms: 1,
             expires_ms: None,
             meta: BTreeMap::new(),
+            seq: 0,
+            frame: None,
         }
     }
 
@@ -463,6 +484,7 @@ mod tests {
             open_chunk: None,
             totals: Totals::default(),
             created_ms: 0,
+            next_seq: 1,
         });
         b.put_expiry(10, "video:a:x");
         b.put_expiry(5, "video:b:x");

@@ -24,6 +24,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// One artifact is larger than the store's whole size budget.
+    #[error("artifact is {size} bytes, larger than the store's max_size of {max_size} bytes")]
+    TooLarge {
+        /// Logical size of the artifact.
+        size: u64,
+        /// The budget.
+        max_size: u64,
+    },
     /// Invalid options or configuration.
     #[error("invalid option: {reason}")]
     InvalidOption {

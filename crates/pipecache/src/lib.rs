@@ -23,6 +23,7 @@
 
 mod artifact;
 mod error;
+mod lifecycle;
 mod options;
 mod stats;
 mod store;
@@ -33,8 +34,14 @@ pub use artifact::{
     Artifact, ListEntry, MAX_KEY_LEN, MAX_META_BYTES, MAX_PARTS, Part, PutOptions, validate_key,
 };
 pub use error::{Error, Result};
-pub use options::{Clock, CompressionPolicy, Durability, ManualClock, StoreOptions, SystemClock};
+pub use lifecycle::{
+    CompactReport, CostWeighted, EvictionCandidate, EvictionPolicy, GcOptions, GcReport, Lru,
+};
+pub use options::{
+    Clock, CompressionPolicy, DEFAULT_TTL, Durability, ManualClock, StoreOptions, SystemClock,
+};
 pub use pipecache_format::BlobHash;
 pub use stats::{CounterSnapshot, Stats};
 pub use store::{MARKER_FILE, STORE_VERSION, Store};
 pub use verify::{DamagedBlob, RefcountMismatch, VerifyReport};
+pub use writer::{RelocOutcome, RemovalReason};

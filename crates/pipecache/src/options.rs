@@ -5,7 +5,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use pipecache_format::CompressionPolicy;
 
+use crate::lifecycle::{EvictionPolicy, Lru};
 use crate::{Error, Result};
+
+/// The default TTL: 7 days.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Source of "now" for TTLs and access times; injectable so tests need no sleeps.
 pub trait Clock: Send + Sync + Debug {
@@ -74,8 +78,20 @@ pub struct StoreOptions {
     pub compression: CompressionPolicy,
     /// Durability of a returned put.
     pub durability: Durability,
-    /// TTL applied to puts that do not name one; `None` = never expire.
+    /// TTL applied to puts that do not name one (default 7 days); `None` = never expire.
     pub default_ttl: Option<Duration>,
+    /// Size budget for chunk files; `None` = unbounded. Over it, GC evicts whole artifacts
+    /// (by `eviction`) and compaction gives the space back.
+    pub max_size: Option<u64>,
+    /// Which artifacts go first when the budget needs room.
+    pub eviction: Arc<dyn EvictionPolicy>,
+    /// A sealed chunk whose live fraction falls under this is compacted (default 0.5).
+    pub compact_threshold: f64,
+    /// Interval of the background GC step of an open store; `None` disables it (offline `gc`
+    /// still works). A put that takes the store over budget wakes it early.
+    pub gc_interval: Option<Duration>,
+    /// Most artifacts one background GC step removes (bounded work per step).
+    pub gc_step_removals: usize,
     /// How often access times collected by reads are written to the index.
     pub access_flush_interval: Duration,
     /// Most requests one group commit takes.
@@ -93,7 +109,12 @@ impl Default for StoreOptions {
             chunk_size: 64 << 20,
             compression: CompressionPolicy::default(),
             durability: Durability::Fsync,
-            default_ttl: None,
+            default_ttl: Some(DEFAULT_TTL),
+            max_size: None,
+            eviction: Arc::new(Lru),
+            compact_threshold: 0.5,
+            gc_interval: Some(Duration::from_secs(60)),
+            gc_step_removals: 1000,
             access_flush_interval: Duration::from_secs(30),
             max_batch_requests: 512,
             max_batch_bytes: 64 << 20,
@@ -125,6 +146,18 @@ impl StoreOptions {
         }
         if self.default_ttl == Some(Duration::ZERO) {
             return bad("default_ttl must be positive".into());
+        }
+        if self.max_size == Some(0) {
+            return bad("max_size must be positive".into());
+        }
+        if !(0.0..=1.0).contains(&self.compact_threshold) {
+            return bad(format!(
+                "compact_threshold {} is not within 0..=1",
+                self.compact_threshold
+            ));
+        }
+        if self.gc_interval == Some(Duration::ZERO) {
+            return bad("gc_interval must be positive".into());
         }
         if self.max_batch_requests == 0 {
             return bad("max_batch_requests must be at least 1".into());

@@ -41,10 +41,17 @@ pub struct Stats {
     pub unique_bytes: u64,
     /// Stored bytes of live blobs (after dedup and compression).
     pub stored_bytes: u64,
-    /// Blobs with no reference left, waiting for GC.
+    /// Blob records with no reference left, waiting for GC.
     pub dead_blobs: u64,
-    /// Chunk bytes held by dead blobs, reclaimed by compaction.
+    /// Chunk bytes nothing references any more (dead blobs, old records, tombstones),
+    /// reclaimed by compaction.
     pub dead_bytes: u64,
+    /// Artifacts removed because their TTL passed (lifetime of the store).
+    pub expired: u64,
+    /// Artifacts evicted to meet the size budget (lifetime of the store).
+    pub evicted: u64,
+    /// The size budget, if any.
+    pub max_size: Option<u64>,
     /// Chunk files on disk.
     pub chunk_files: u64,
     /// Bytes of chunk files on disk.
@@ -66,6 +73,8 @@ impl Stats {
         t: Totals,
         chunk_files: u64,
         disk_bytes: u64,
+        dead_bytes: u64,
+        max_size: Option<u64>,
         counters: CounterSnapshot,
     ) -> Self {
         Self {
@@ -75,7 +84,10 @@ impl Stats {
             unique_bytes: t.unique_bytes,
             stored_bytes: t.stored_bytes,
             dead_blobs: t.dead_blobs,
-            dead_bytes: t.dead_bytes,
+            dead_bytes,
+            expired: t.expired,
+            evicted: t.evicted,
+            max_size,
             chunk_files,
             disk_bytes,
             dedup_ratio: ratio(t.logical_bytes, t.unique_bytes),

@@ -16,10 +16,12 @@ use pipecache_index::{Index, IndexOptions};
 use tokio::sync::oneshot;
 
 use crate::artifact::{ListEntry, Part, PutOptions, validate_key};
+use crate::lifecycle::{CompactReport, GcOptions, GcReport};
 use crate::stats::{CounterSnapshot, Stats};
 use crate::verify::{self, VerifyReport};
 use crate::writer::{PreparedPart, PutRequest, Request, Writer};
 use crate::{Artifact, Error, Result, StoreOptions};
+use pipecache_format::chunk::CHUNK_HEADER_LEN;
 
 /// Name of the marker file that makes a directory a pipecache store.
 pub const MARKER_FILE: &str = "PIPECACHE";
@@ -68,6 +70,8 @@ pub(crate) struct Shared {
     /// Access times collected by reads, written to the index by the writer thread in batches.
     pub access: Mutex<HashMap<String, u64>>,
     readers: RwLock<HashMap<u64, Arc<ChunkReader>>>,
+    /// Wakes the background GC thread early (a commit took the store over budget).
+    gc_wake: Option<Sender<()>>,
     // Declared last so it is released after RocksDB is closed.
     _lock: File,
 }
@@ -83,6 +87,19 @@ impl Shared {
             .expect("reader cache poisoned")
             .insert(id, r.clone());
         Ok(r)
+    }
+
+    fn read_blob_quiet(&self, hash: BlobHash, rec: &BlobRecord) -> Result<Vec<u8>, FormatError> {
+        self.reader(rec.chunk)
+            .and_then(|r| r.read_blob(rec.offset, hash, rec.stored_len))
+    }
+
+    fn count(&self, e: Error) -> Error {
+        if e.is_corruption() {
+            self.counters.corruption_errors.add(1);
+            tracing::error!(error = %e, "corrupt blob");
+        }
+        e
     }
 
     /// Reads and checks one blob; corruption is counted and named.
@@ -139,7 +156,28 @@ impl Shared {
                     "blob is missing from the index",
                 ));
             };
-            let data = self.read_blob(Some(key), part.hash, &blob)?;
+            let data = match self.read_blob_quiet(part.hash, &blob) {
+                Ok(data) => data,
+                Err(first) => {
+                    // Compaction may have moved the blob (and removed its old chunk) between
+                    // the index lookup and the read: look again before calling it corrupt.
+                    match self.index.blob(&part.hash)? {
+                        Some(now)
+                            if now.refs > 0
+                                && (now.chunk, now.offset) != (blob.chunk, blob.offset) =>
+                        {
+                            self.read_blob(Some(key), part.hash, &now)?
+                        }
+                        _ => {
+                            return Err(self.count(Error::from_format(
+                                first,
+                                Some(key),
+                                Some(part.hash),
+                            )));
+                        }
+                    }
+                }
+            };
             parts.push(Part {
                 name: part.name.clone(),
                 data,
@@ -183,12 +221,54 @@ impl Shared {
             .collect()
     }
 
-    fn forget_reader(&self, id: u64) {
+    /// Called by the writer after every commit.
+    pub(crate) fn after_commit(&self, meta: &StoreMeta) {
+        if let (Some(max), Some(wake)) = (self.options.max_size, &self.gc_wake)
+            && meta.totals.stored_bytes > max
+        {
+            let _ = wake.try_send(());
+        }
+    }
+
+    pub(crate) fn forget_reader(&self, id: u64) {
         self.readers
             .write()
             .expect("reader cache poisoned")
             .remove(&id);
     }
+}
+
+/// Removes chunk files the index does not reference: left by a crash before their batch
+/// committed, or by a compaction that committed but did not get to unlink. Only the writer
+/// thread (or open, before it starts) may call this: a chunk being created by an uncommitted
+/// batch would look like an orphan.
+pub(crate) fn remove_orphan_chunks(shared: &Shared) -> Result<Vec<u64>> {
+    let known: HashSet<u64> = shared
+        .index
+        .chunks()?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let mut removed = Vec::new();
+    let list_err = |e| Error::io(format!("list {}", shared.chunk_dir.display()), e);
+    for entry in fs::read_dir(&shared.chunk_dir).map_err(list_err)? {
+        let entry = entry.map_err(list_err)?;
+        let Some(id) = entry.file_name().to_str().and_then(parse_chunk_file_name) else {
+            continue;
+        };
+        if !known.contains(&id) {
+            let path = entry.path();
+            tracing::info!(chunk = id, path = %path.display(), "removing chunk file no committed entry references");
+            shared.forget_reader(id);
+            fs::remove_file(&path)
+                .map_err(|e| Error::io(format!("remove {}", path.display()), e))?;
+            removed.push(id);
+        }
+    }
+    if !removed.is_empty() {
+        sync_dir(&shared.chunk_dir)?;
+    }
+    Ok(removed)
 }
 
 /// Reconciles chunk files with the index: creates the store meta on a fresh index, removes chunk
@@ -220,6 +300,7 @@ pub(crate) fn recover_chunks(shared: &Shared) -> Result<(StoreMeta, Option<Chunk
                 open_chunk: None,
                 totals: Totals::default(),
                 created_ms: shared.options.clock.now_ms(),
+                next_seq: 1,
             };
             let mut b = index.batch();
             b.put_meta(&meta);
@@ -227,20 +308,8 @@ pub(crate) fn recover_chunks(shared: &Shared) -> Result<(StoreMeta, Option<Chunk
             meta
         }
     };
-    let known: HashSet<u64> = index.chunks()?.into_iter().map(|(id, _)| id).collect();
-    let mut removed = false;
-    for (id, path) in files {
-        if !known.contains(&id) {
-            tracing::info!(chunk = id, path = %path.display(), "removing chunk file no committed entry references");
-            shared.forget_reader(id);
-            fs::remove_file(&path)
-                .map_err(|e| Error::io(format!("remove {}", path.display()), e))?;
-            removed = true;
-        }
-    }
-    if removed {
-        sync_dir(&shared.chunk_dir)?;
-    }
+    drop(files);
+    remove_orphan_chunks(shared)?;
     let chunk = match meta.open_chunk {
         None => None,
         Some(id) => match index.chunk(id)? {
@@ -369,6 +438,8 @@ fn check_marker(dir: &Path, options: &StoreOptions) -> Result<()> {
 struct WriterHandle {
     tx: Mutex<Option<Sender<Request>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    gc_stop: Mutex<Option<Sender<()>>>,
+    gc_thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl WriterHandle {
@@ -383,6 +454,16 @@ impl WriterHandle {
 
 impl Drop for WriterHandle {
     fn drop(&mut self) {
+        // The GC thread holds a sender: stop it first, or the writer never sees the channel close.
+        self.gc_stop.lock().expect("writer handle poisoned").take();
+        if let Some(t) = self
+            .gc_thread
+            .lock()
+            .expect("writer handle poisoned")
+            .take()
+        {
+            let _ = t.join();
+        }
         // Closing the channel lets the writer finish its batch, write access times and exit;
         // joining makes "drop, then reopen" in the same process safe.
         self.tx.lock().expect("writer handle poisoned").take();
@@ -429,6 +510,8 @@ impl Store {
         fs::create_dir_all(&chunk_dir)
             .map_err(|e| Error::io(format!("create {}", chunk_dir.display()), e))?;
         let index = Index::open(&dir.join(INDEX_DIR), &IndexOptions::default())?;
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+        let gc_interval = options.gc_interval;
         let shared = Arc::new(Shared {
             dir,
             chunk_dir,
@@ -437,20 +520,39 @@ impl Store {
             counters: Counters::default(),
             access: Mutex::new(HashMap::new()),
             readers: RwLock::new(HashMap::new()),
+            gc_wake: gc_interval.map(|_| wake_tx),
             _lock: lock,
         });
         let (meta, chunk) = recover_chunks(&shared)?;
         let (tx, rx) = crossbeam_channel::bounded(1024);
         let writer = Writer::new(shared.clone(), meta, chunk);
+        let gc_tx = tx.clone();
         let thread = std::thread::Builder::new()
             .name("pipecache-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| Error::io("spawn writer thread", e))?;
+        let (gc_stop, gc_thread) = match gc_interval {
+            Some(interval) => {
+                let (stop_tx, stop_rx) = crossbeam_channel::bounded(0);
+                let t = crate::lifecycle::spawn_background(
+                    shared.clone(),
+                    gc_tx,
+                    stop_rx,
+                    wake_rx,
+                    interval,
+                )
+                .map_err(|e| Error::io("spawn gc thread", e))?;
+                (Some(stop_tx), Some(t))
+            }
+            None => (None, None),
+        };
         Ok(Store {
             shared,
             writer: Arc::new(WriterHandle {
                 tx: Mutex::new(Some(tx)),
                 thread: Mutex::new(Some(thread)),
+                gc_stop: Mutex::new(gc_stop),
+                gc_thread: Mutex::new(gc_thread),
             }),
         })
     }
@@ -476,6 +578,14 @@ impl Store {
     pub async fn put_with(&self, key: &str, artifact: Artifact, options: PutOptions) -> Result<()> {
         validate_key(key)?;
         artifact.validate()?;
+        if let Some(max) = self.shared.options.max_size
+            && artifact.logical_size() > max
+        {
+            return Err(Error::TooLarge {
+                size: artifact.logical_size(),
+                max_size: max,
+            });
+        }
         if options.ttl == Some(Duration::ZERO) {
             return Err(Error::InvalidOption {
                 reason: "ttl must be positive".into(),
@@ -601,10 +711,22 @@ impl Store {
                 }
             }
             let c = &shared.counters;
+            let dead_bytes = shared
+                .index
+                .chunks()?
+                .iter()
+                .map(|(_, c)| {
+                    c.total_bytes
+                        .saturating_sub(CHUNK_HEADER_LEN)
+                        .saturating_sub(c.live_bytes)
+                })
+                .sum();
             Ok(Stats::new(
                 meta.totals,
                 chunk_files,
                 disk_bytes,
+                dead_bytes,
+                shared.options.max_size,
                 CounterSnapshot {
                     hits: c.hits.get(),
                     misses: c.misses.get(),
@@ -636,6 +758,43 @@ impl Store {
     ) -> Result<VerifyReport> {
         let shared = self.shared.clone();
         blocking(move || verify::run(&shared, &progress)).await
+    }
+
+    /// One GC pass: removes expired artifacts (expiry CF, time order), evicts whole artifacts by
+    /// the eviction policy while live bytes exceed `max_size`, compacts chunks, drops
+    /// zero-reference blob records and chunk files nothing references. Safe while the store is
+    /// in use: every removal is re-checked by the writer thread when it applies.
+    pub async fn gc(&self, options: GcOptions) -> Result<GcReport> {
+        self.gc_with_progress(options, |_, _, _| {}).await
+    }
+
+    /// [`Store::gc`] reporting `(phase, done, total)`.
+    pub async fn gc_with_progress(
+        &self,
+        options: GcOptions,
+        progress: impl Fn(&str, u64, u64) + Send + Sync + 'static,
+    ) -> Result<GcReport> {
+        let shared = self.shared.clone();
+        let tx = self.writer.sender()?;
+        blocking(move || crate::lifecycle::gc(&shared, &tx, options, &progress)).await
+    }
+
+    /// Compacts chunks whose live fraction is under `compact_threshold` (and, over budget, any
+    /// chunk with dead bytes): live frames are copied to the open chunk, the index is updated in
+    /// one batch, then the old file is removed.
+    pub async fn compact(&self) -> Result<CompactReport> {
+        self.compact_with_progress(false, |_, _, _| {}).await
+    }
+
+    /// [`Store::compact`] with a dry-run switch and progress.
+    pub async fn compact_with_progress(
+        &self,
+        dry_run: bool,
+        progress: impl Fn(&str, u64, u64) + Send + Sync + 'static,
+    ) -> Result<CompactReport> {
+        let shared = self.shared.clone();
+        let tx = self.writer.sender()?;
+        blocking(move || crate::lifecycle::compact(&shared, &tx, dry_run, None, &progress)).await
     }
 
     /// Writes access times collected by reads to the index now (normally every

@@ -1,30 +1,39 @@
 //! The single writer thread: every index mutation and every chunk append goes through it.
 //!
 //! Requests arrive on a crossbeam channel. The thread takes everything queued (up to
-//! `max_batch_requests` / `max_batch_bytes`), appends the batch's new blobs to the open chunk,
-//! fsyncs the chunk once, then commits one RocksDB `WriteBatch` for the whole group and answers
-//! every request. One thread owning all mutations is also what makes dedup safe against GC:
-//! a blob's liveness is decided and changed in one place, in order.
+//! `max_batch_requests` / `max_batch_bytes`), appends the group's new blobs and record frames to
+//! the open chunk, fsyncs the chunk once, then commits one RocksDB `WriteBatch` for the whole
+//! group and answers every request. Maintenance requests (eviction, dropping dead blobs, chunk
+//! relocation for compaction, orphan removal, repair) run after the group, each as its own
+//! commit, on the same thread.
+//!
+//! One thread owning all mutations is what makes dedup safe against GC: a blob's liveness is
+//! decided and changed in one place, in order, and every maintenance request *re-checks* the
+//! state it was planned on (a key's record sequence number, a blob's refcount and location) at
+//! the moment it applies. No grace period is needed. A put that saw a blob as present carries
+//! the raw bytes anyway, so if the blob was collected in between it is simply written again.
 //!
 //! Write order (the crash-safety promise, see docs/format.md):
 //! 1. append frames to the open chunk (rolling to a new chunk file when full; a sealed chunk is
 //!    fsynced before the new one is used);
 //! 2. fsync the open chunk;
 //! 3. commit one WriteBatch: blob records and refcounts, chunk records (committed length, live
-//!    bytes), artifact records, expiry and access entries, store totals.
+//!    bytes), artifact records, expiry and access entries, store totals;
+//! 4. only then unlink chunk files that compaction emptied.
 //!
 //! A crash before 3 leaves bytes past the committed length of a chunk, or a chunk file the index
-//! does not know: both are unreferenced and removed at the next open.
+//! does not know: both are unreferenced and removed at the next open (or by `gc`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use pipecache_format::record::{
-    AccessRecord, ArtifactRecord, BlobRecord, ChunkRecord, PartRef, RECORD_VERSION, StoreMeta,
+    AccessRecord, ArtifactRecord, BlobRecord, ChunkRecord, FrameRef, PartRef, RECORD_VERSION,
+    Record, RecordFrame, StoreMeta, TombstoneFrame,
 };
-use pipecache_format::{BlobHash, ChunkWriter, Codec, FRAME_HEADER_LEN};
+use pipecache_format::{BlobHash, ChunkWriter, Codec, FRAME_HEADER_LEN, FrameHeader, FrameKind};
 use tokio::sync::oneshot;
 
 use crate::options::Durability;
@@ -51,6 +60,61 @@ pub(crate) struct PutRequest {
     pub reply: oneshot::Sender<Result<()>>,
 }
 
+/// What a maintenance request expects to find, re-checked when it applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Expect {
+    /// The record still has this sequence number (not overwritten since it was chosen).
+    Seq(u64),
+    /// The record still expires at this time, and that time has passed.
+    Expired(u64),
+}
+
+/// Why an artifact is removed by maintenance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovalReason {
+    /// Its TTL passed.
+    Expired,
+    /// The size budget needed room.
+    Evicted,
+    /// Its bytes are lost (verify --repair).
+    Lost,
+}
+
+#[derive(Debug)]
+pub(crate) struct Victim {
+    pub key: String,
+    pub expect: Expect,
+    pub reason: RemovalReason,
+}
+
+/// One frame of a chunk being compacted, read (and hash-checked) by the GC thread.
+#[derive(Debug)]
+pub(crate) struct RelocItem {
+    pub offset: u64,
+    pub header: FrameHeader,
+    pub stored: Vec<u8>,
+    /// Key named by a record or tombstone frame.
+    pub key: Option<String>,
+    /// Chunk a tombstone shadows.
+    pub shadows: Option<u64>,
+}
+
+/// What relocating one chunk did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RelocOutcome {
+    /// Live blobs copied.
+    pub blobs_moved: u64,
+    /// Record and tombstone frames copied.
+    pub frames_moved: u64,
+    /// Dead blob records dropped with the chunk.
+    pub dead_blobs_dropped: u64,
+    /// Bytes appended to the open chunk.
+    pub bytes_copied: u64,
+    /// Size of the chunk file that was removed.
+    pub file_bytes_removed: u64,
+}
+
 #[derive(Debug)]
 pub(crate) enum Request {
     Put(PutRequest),
@@ -58,9 +122,31 @@ pub(crate) enum Request {
         key: String,
         reply: oneshot::Sender<Result<bool>>,
     },
-    /// Write pending access times now (close, tests).
+    /// Write pending access times now (close, gc, tests).
     FlushAccess {
         reply: oneshot::Sender<Result<()>>,
+    },
+    Evict {
+        victims: Vec<Victim>,
+        reply: oneshot::Sender<Result<Vec<(String, u64, RemovalReason)>>>,
+    },
+    DropDeadBlobs {
+        hashes: Vec<BlobHash>,
+        reply: oneshot::Sender<Result<u64>>,
+    },
+    Relocate {
+        chunk: u64,
+        items: Vec<RelocItem>,
+        reply: oneshot::Sender<Result<RelocOutcome>>,
+    },
+    RemoveOrphans {
+        reply: oneshot::Sender<Result<Vec<u64>>>,
+    },
+    /// Drop keys and blob records, then recount refcounts, chunk live bytes and totals.
+    Repair {
+        drop_keys: Vec<String>,
+        drop_blobs: Vec<BlobHash>,
+        reply: oneshot::Sender<Result<(Vec<String>, u64)>>,
     },
 }
 
@@ -71,6 +157,13 @@ impl Request {
             _ => 0,
         }
     }
+
+    fn is_group(&self) -> bool {
+        matches!(
+            self,
+            Request::Put(_) | Request::Delete { .. } | Request::FlushAccess { .. }
+        )
+    }
 }
 
 /// State of the writer thread.
@@ -80,11 +173,13 @@ pub(crate) struct Writer {
     meta: StoreMeta,
 }
 
-/// Mutations of one group commit, applied on top of the committed index.
+/// Mutations of one commit, applied on top of the committed index.
 struct BatchState {
     meta: StoreMeta,
     blobs: HashMap<BlobHash, BlobRecord>,
+    blob_deletes: HashSet<BlobHash>,
     chunks: HashMap<u64, ChunkRecord>,
+    chunk_deletes: HashSet<u64>,
     artifacts: HashMap<String, Option<ArtifactRecord>>,
     access: Vec<(String, u64)>,
     expiry_put: Vec<(u64, String)>,
@@ -100,6 +195,23 @@ impl Writer {
             shared,
             chunk,
             meta,
+        }
+    }
+
+    fn new_state(&self) -> BatchState {
+        BatchState {
+            meta: self.meta,
+            blobs: HashMap::new(),
+            blob_deletes: HashSet::new(),
+            chunks: HashMap::new(),
+            chunk_deletes: HashSet::new(),
+            artifacts: HashMap::new(),
+            access: Vec::new(),
+            expiry_put: Vec::new(),
+            expiry_del: Vec::new(),
+            blobs_written: 0,
+            blobs_deduped: 0,
+            bytes_written: 0,
         }
     }
 
@@ -126,7 +238,14 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
-                    self.run_batch(batch);
+                    let (group, maintenance): (Vec<Request>, Vec<Request>) =
+                        batch.into_iter().partition(Request::is_group);
+                    if !group.is_empty() {
+                        self.run_group(group);
+                    }
+                    for req in maintenance {
+                        self.run_maintenance(req);
+                    }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -141,27 +260,12 @@ impl Writer {
         if let Err(e) = self.flush_access() {
             tracing::warn!(error = %e, "writing access times at close failed");
         }
-        if let Some(chunk) = &mut self.chunk {
-            // Nothing uncommitted can be buffered here (every batch syncs), but be explicit.
-            let _ = chunk.sync();
-        }
         tracing::debug!("writer thread stopped");
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(requests = batch.len()))]
-    fn run_batch(&mut self, batch: Vec<Request>) {
-        let mut st = BatchState {
-            meta: self.meta,
-            blobs: HashMap::new(),
-            chunks: HashMap::new(),
-            artifacts: HashMap::new(),
-            access: Vec::new(),
-            expiry_put: Vec::new(),
-            expiry_del: Vec::new(),
-            blobs_written: 0,
-            blobs_deduped: 0,
-            bytes_written: 0,
-        };
+    fn run_group(&mut self, batch: Vec<Request>) {
+        let mut st = self.new_state();
         let mut put_replies = Vec::new();
         let mut delete_replies = Vec::new();
         let mut flush_replies = Vec::new();
@@ -175,29 +279,25 @@ impl Writer {
                     put_replies.push(p.reply);
                 }
                 Request::Delete { key, reply } => {
-                    let existed = if outcome.is_ok() {
-                        match self.apply_delete(&mut st, &key) {
-                            Ok(existed) => existed,
-                            Err(e) => {
-                                outcome = Err(e);
-                                false
-                            }
+                    let mut existed = false;
+                    if outcome.is_ok() {
+                        match self.remove_artifact(&mut st, &key, None) {
+                            Ok(removed) => existed = removed.is_some(),
+                            Err(e) => outcome = Err(e),
                         }
-                    } else {
-                        false
-                    };
+                    }
                     delete_replies.push((reply, existed));
                 }
                 Request::FlushAccess { reply } => flush_replies.push(reply),
+                other => unreachable!("maintenance request {other:?} in a group"),
             }
         }
         if outcome.is_ok() {
             outcome = self.commit(st);
         }
-        let puts = put_replies.len() as u64;
         match &outcome {
             Ok(()) => {
-                self.shared.counters.puts.add(puts);
+                self.shared.counters.puts.add(put_replies.len() as u64);
                 for r in put_replies {
                     let _ = r.send(Ok(()));
                 }
@@ -217,9 +317,7 @@ impl Writer {
                 for (r, _) in delete_replies {
                     let _ = r.send(Err(e.duplicate()));
                 }
-                if let Err(e2) = self.recover() {
-                    tracing::error!(error = %e2, "writer recovery failed; store is closing");
-                }
+                self.recover_after_error();
             }
         }
         if !flush_replies.is_empty() {
@@ -230,12 +328,134 @@ impl Writer {
         }
     }
 
+    /// Runs `f` on a fresh batch state and commits it; on failure the writer reloads its state.
+    fn maintenance<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self, &mut BatchState) -> Result<T>,
+    ) -> Result<T> {
+        let mut st = self.new_state();
+        let result = f(self, &mut st).and_then(|v| {
+            self.commit(st)?;
+            Ok(v)
+        });
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "maintenance commit failed; recovering writer state");
+            self.shared.counters.write_errors.add(1);
+            self.recover_after_error();
+        }
+        result
+    }
+
+    fn run_maintenance(&mut self, req: Request) {
+        match req {
+            Request::Evict { victims, reply } => {
+                let res = self.maintenance(|w, st| {
+                    let mut removed = Vec::new();
+                    for v in &victims {
+                        if let Some(size) =
+                            w.remove_artifact(st, &v.key, Some((v.expect, v.reason)))?
+                        {
+                            match v.reason {
+                                RemovalReason::Expired => st.meta.totals.expired += 1,
+                                RemovalReason::Evicted => st.meta.totals.evicted += 1,
+                                RemovalReason::Lost => {}
+                            }
+                            removed.push((v.key.clone(), size, v.reason));
+                        }
+                    }
+                    Ok(removed)
+                });
+                let _ = reply.send(res);
+            }
+            Request::DropDeadBlobs { hashes, reply } => {
+                let res = self.maintenance(|w, st| {
+                    let mut dropped = 0;
+                    for h in &hashes {
+                        // Re-check at deletion: a put may have revived it since it was listed.
+                        if let Some(rec) = w.blob_state(st, *h)?
+                            && rec.refs == 0
+                        {
+                            st.blob_deletes.insert(*h);
+                            st.meta.totals.dead_blobs = st.meta.totals.dead_blobs.saturating_sub(1);
+                            dropped += 1;
+                        }
+                    }
+                    Ok(dropped)
+                });
+                let _ = reply.send(res);
+            }
+            Request::Relocate {
+                chunk,
+                items,
+                reply,
+            } => {
+                let res = self.maintenance(|w, st| w.apply_relocate(st, chunk, &items));
+                let res = res.and_then(|mut outcome| {
+                    // The batch that stopped referencing the chunk is committed: now the file
+                    // can go. A crash before this unlink leaves an orphan that open/gc removes.
+                    let path = self
+                        .shared
+                        .chunk_dir
+                        .join(pipecache_format::chunk_file_name(chunk));
+                    outcome.file_bytes_removed =
+                        std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                    self.shared.forget_reader(chunk);
+                    std::fs::remove_file(&path)
+                        .map_err(|e| Error::io(format!("remove {}", path.display()), e))?;
+                    pipecache_format::sync_dir(&self.shared.chunk_dir)?;
+                    Ok(outcome)
+                });
+                let _ = reply.send(res);
+            }
+            Request::RemoveOrphans { reply } => {
+                let _ = reply.send(crate::store::remove_orphan_chunks(&self.shared));
+            }
+            Request::Repair {
+                drop_keys,
+                drop_blobs,
+                reply,
+            } => {
+                let res = self
+                    .maintenance(|w, st| {
+                        let mut dropped = Vec::new();
+                        for key in &drop_keys {
+                            if let Some(old) = w.artifact_state(st, key)? {
+                                // No release: refcounts are recounted from scratch below.
+                                st.meta.totals.artifacts -= 1;
+                                st.meta.totals.logical_bytes -= old.logical_size;
+                                if let Some(t) = old.expires_ms {
+                                    st.expiry_del.push((t, key.clone()));
+                                }
+                                st.artifacts.insert(key.clone(), None);
+                                dropped.push(key.clone());
+                            }
+                        }
+                        for h in &drop_blobs {
+                            if w.blob_state(st, *h)?.is_some() {
+                                st.blob_deletes.insert(*h);
+                            }
+                        }
+                        Ok(dropped)
+                    })
+                    .and_then(|dropped| {
+                        let fixed = self.maintenance(|w, st| w.recount(st))?;
+                        Ok((dropped, fixed))
+                    });
+                let _ = reply.send(res);
+            }
+            other => unreachable!("group request {other:?} routed as maintenance"),
+        }
+    }
+
     fn blob_state<'s>(
         &self,
         st: &'s mut BatchState,
         hash: BlobHash,
     ) -> Result<Option<&'s mut BlobRecord>> {
         use std::collections::hash_map::Entry;
+        if st.blob_deletes.contains(&hash) {
+            return Ok(None);
+        }
         match st.blobs.entry(hash) {
             Entry::Occupied(e) => Ok(Some(e.into_mut())),
             Entry::Vacant(e) => match self.shared.index.blob(&hash)? {
@@ -254,7 +474,7 @@ impl Writer {
                     Error::corruption(
                         None,
                         None,
-                        format!("blob points at chunk {id}, which the index does not know"),
+                        format!("a record points at chunk {id}, which the index does not know"),
                     )
                 })?;
                 Ok(e.insert(rec))
@@ -262,14 +482,26 @@ impl Writer {
         }
     }
 
-    fn artifact_state(&self, st: &mut BatchState, key: &str) -> Result<Option<ArtifactRecord>> {
+    /// Lowers a chunk's live bytes; tolerant of a chunk already gone (repair, rebuild).
+    fn dec_live(&self, st: &mut BatchState, chunk: u64, len: u64) -> Result<()> {
+        if st.chunk_deletes.contains(&chunk) {
+            return Ok(());
+        }
+        if st.chunks.contains_key(&chunk) || self.shared.index.chunk(chunk)?.is_some() {
+            let c = self.chunk_state(st, chunk)?;
+            c.live_bytes = c.live_bytes.saturating_sub(len);
+        }
+        Ok(())
+    }
+
+    fn artifact_state(&self, st: &BatchState, key: &str) -> Result<Option<ArtifactRecord>> {
         if let Some(rec) = st.artifacts.get(key) {
             return Ok(rec.clone());
         }
         self.shared.index.artifact(key).map_err(Error::from)
     }
 
-    /// Takes a reference on `hash`, writing its bytes when the store lacks them.
+    /// Takes a reference on `part`'s blob, writing its bytes when the store lacks them.
     fn acquire(&mut self, st: &mut BatchState, part: &PreparedPart) -> Result<()> {
         let now = self.shared.options.clock.now_ms();
         if let Some(rec) = self.blob_state(st, part.hash)? {
@@ -281,77 +513,99 @@ impl Writer {
                 let frame = rec.frame_len();
                 self.chunk_state(st, rec.chunk)?.live_bytes += frame;
                 let t = &mut st.meta.totals;
-                t.dead_blobs -= 1;
-                t.dead_bytes -= frame;
+                t.dead_blobs = t.dead_blobs.saturating_sub(1);
                 t.blobs += 1;
                 t.unique_bytes += rec.raw_len;
                 t.stored_bytes += rec.stored_len;
             }
             return Ok(());
         }
+        let encoded;
         let (codec, stored) = match &part.encoded {
             Some((codec, stored)) => (*codec, stored.as_deref()),
             None => {
-                // The blob vanished between the caller's check and now (or the caller skipped
-                // encoding because it looked present): encode here.
-                let (codec, stored) = self.shared.options.compression.encode(&part.raw)?;
-                return self.write_blob(st, part, codec, stored.as_deref(), now);
+                // The blob vanished between the caller's check and now (collected by GC): the
+                // put carries its raw bytes, so encode and write it again.
+                encoded = self.shared.options.compression.encode(&part.raw)?;
+                (encoded.0, encoded.1.as_deref())
             }
         };
-        self.write_blob(st, part, codec, stored, now)
-    }
-
-    fn write_blob(
-        &mut self,
-        st: &mut BatchState,
-        part: &PreparedPart,
-        codec: Codec,
-        stored: Option<&[u8]>,
-        now: u64,
-    ) -> Result<()> {
         let stored = stored.unwrap_or(&part.raw);
-        let frame_len = FRAME_HEADER_LEN as u64 + stored.len() as u64;
-        self.ensure_room(st, frame_len, now)?;
-        let chunk = self.chunk.as_mut().expect("ensure_room opens a chunk");
-        let chunk_id = chunk.id();
-        let offset = chunk.append_blob(part.hash, codec, part.raw.len() as u64, stored)?;
+        let header = FrameHeader {
+            kind: FrameKind::Blob,
+            codec,
+            hash: part.hash,
+            raw_len: part.raw.len() as u64,
+            stored_len: stored.len() as u64,
+        };
+        let at = self.append(st, &header, stored, now)?;
         let rec = BlobRecord {
             v: RECORD_VERSION,
-            chunk: chunk_id,
-            offset,
+            chunk: at.chunk,
+            offset: at.offset,
             stored_len: stored.len() as u64,
             raw_len: part.raw.len() as u64,
             codec: codec as u8,
             refs: 1,
         };
         st.blobs.insert(part.hash, rec);
-        let c = self.chunk_state(st, chunk_id)?;
-        c.live_bytes += frame_len;
+        self.chunk_state(st, at.chunk)?.live_bytes += at.len;
         let t = &mut st.meta.totals;
         t.blobs += 1;
         t.unique_bytes += rec.raw_len;
         t.stored_bytes += rec.stored_len;
         st.blobs_written += 1;
-        st.bytes_written += frame_len;
         Ok(())
+    }
+
+    /// Appends one frame to the open chunk (rolling over when full) and says where it went.
+    fn append(
+        &mut self,
+        st: &mut BatchState,
+        header: &FrameHeader,
+        stored: &[u8],
+        now: u64,
+    ) -> Result<FrameRef> {
+        let len = FRAME_HEADER_LEN as u64 + stored.len() as u64;
+        self.ensure_room(st, len, now)?;
+        let chunk = self.chunk.as_mut().expect("ensure_room opens a chunk");
+        let offset = chunk.append(header, stored)?;
+        st.bytes_written += len;
+        Ok(FrameRef {
+            chunk: chunk.id(),
+            offset,
+            len,
+        })
+    }
+
+    /// Appends a CBOR record or tombstone frame.
+    fn append_record(
+        &mut self,
+        st: &mut BatchState,
+        kind: FrameKind,
+        payload: &[u8],
+        now: u64,
+    ) -> Result<FrameRef> {
+        let header = FrameHeader {
+            kind,
+            codec: Codec::Raw,
+            hash: BlobHash::of(payload),
+            raw_len: payload.len() as u64,
+            stored_len: payload.len() as u64,
+        };
+        self.append(st, &header, payload, now)
     }
 
     /// Makes sure the open chunk can take `frame_len` more bytes, sealing it and starting a new
     /// chunk file when it cannot (a frame larger than a whole chunk gets a chunk of its own).
     fn ensure_room(&mut self, st: &mut BatchState, frame_len: u64, now: u64) -> Result<()> {
         let limit = self.shared.options.chunk_size;
-        if let Some(chunk) = &mut self.chunk {
-            if chunk.is_empty() || chunk.len() + frame_len <= limit {
-                return Ok(());
-            }
-            // Seal: make its bytes durable before any batch can reference the next chunk.
-            let id = chunk.id();
-            let len = chunk.sync()?;
-            let rec = self.chunk_state(st, id)?;
-            rec.total_bytes = len;
-            rec.sealed = true;
-            self.chunk = None;
+        if let Some(chunk) = &self.chunk
+            && (chunk.is_empty() || chunk.len() + frame_len <= limit)
+        {
+            return Ok(());
         }
+        self.seal_open(st)?;
         let id = st.meta.next_chunk_id;
         let writer = ChunkWriter::create(&self.shared.chunk_dir, id, now)?;
         st.meta.next_chunk_id += 1;
@@ -371,8 +625,27 @@ impl Writer {
         Ok(())
     }
 
+    /// Seals the open chunk: makes its bytes durable before any batch can reference a later one.
+    fn seal_open(&mut self, st: &mut BatchState) -> Result<()> {
+        if let Some(mut chunk) = self.chunk.take() {
+            let id = chunk.id();
+            let len = match chunk.sync() {
+                Ok(len) => len,
+                Err(e) => {
+                    self.chunk = Some(chunk);
+                    return Err(e.into());
+                }
+            };
+            let rec = self.chunk_state(st, id)?;
+            rec.total_bytes = len;
+            rec.sealed = true;
+            st.meta.open_chunk = None;
+        }
+        Ok(())
+    }
+
     /// Drops one reference to `hash`; at zero the blob is dead (its record stays, with
-    /// `refs = 0`, until GC; its bytes until compaction).
+    /// `refs = 0`, until GC drops it; its bytes until compaction).
     fn release(&mut self, st: &mut BatchState, hash: BlobHash) -> Result<()> {
         let Some(rec) = self.blob_state(st, hash)? else {
             return Err(Error::corruption(
@@ -387,15 +660,12 @@ impl Writer {
         rec.refs -= 1;
         let rec = *rec;
         if rec.refs == 0 {
-            let frame = rec.frame_len();
-            let c = self.chunk_state(st, rec.chunk)?;
-            c.live_bytes = c.live_bytes.saturating_sub(frame);
+            self.dec_live(st, rec.chunk, rec.frame_len())?;
             let t = &mut st.meta.totals;
             t.blobs -= 1;
             t.unique_bytes -= rec.raw_len;
             t.stored_bytes -= rec.stored_len;
             t.dead_blobs += 1;
-            t.dead_bytes += frame;
         }
         Ok(())
     }
@@ -408,6 +678,9 @@ impl Writer {
     ) -> Result<()> {
         for part in &old.parts {
             self.release(st, part.hash)?;
+        }
+        if let Some(f) = old.frame {
+            self.dec_live(st, f.chunk, f.len)?;
         }
         st.meta.totals.artifacts -= 1;
         st.meta.totals.logical_bytes -= old.logical_size;
@@ -427,7 +700,9 @@ impl Writer {
         if let Some(old) = self.artifact_state(st, &p.key)? {
             self.release_record(st, &p.key, &old)?;
         }
-        let rec = ArtifactRecord {
+        let seq = st.meta.next_seq;
+        st.meta.next_seq += 1;
+        let mut rec = ArtifactRecord {
             v: RECORD_VERSION,
             kind: p.kind.clone(),
             parts: p
@@ -443,7 +718,19 @@ impl Writer {
             created_ms: now,
             expires_ms: p.expires_ms,
             meta: p.meta.clone(),
+            seq,
+            frame: None,
         };
+        // The record goes into the chunk too, so rebuild-index can restore it without RocksDB.
+        let payload = RecordFrame {
+            v: RECORD_VERSION,
+            key: p.key.clone(),
+            record: rec.clone(),
+        }
+        .encode();
+        let at = self.append_record(st, FrameKind::ArtifactRecord, &payload, now)?;
+        self.chunk_state(st, at.chunk)?.live_bytes += at.len;
+        rec.frame = Some(at);
         st.meta.totals.artifacts += 1;
         st.meta.totals.logical_bytes += rec.logical_size;
         if let Some(t) = rec.expires_ms {
@@ -454,13 +741,175 @@ impl Writer {
         Ok(())
     }
 
-    fn apply_delete(&mut self, st: &mut BatchState, key: &str) -> Result<bool> {
+    /// Deletes `key` (user delete, expiry or eviction). With `expect`, the record must still be
+    /// the one the caller planned on. Returns the removed artifact's logical size.
+    fn remove_artifact(
+        &mut self,
+        st: &mut BatchState,
+        key: &str,
+        expect: Option<(Expect, RemovalReason)>,
+    ) -> Result<Option<u64>> {
+        let now = self.shared.options.clock.now_ms();
         let Some(old) = self.artifact_state(st, key)? else {
-            return Ok(false);
+            return Ok(None);
         };
+        match expect {
+            Some((Expect::Seq(seq), _)) if old.seq != seq => return Ok(None),
+            Some((Expect::Expired(t), _)) if old.expires_ms != Some(t) || !old.is_expired(now) => {
+                return Ok(None);
+            }
+            _ => {}
+        }
         self.release_record(st, key, &old)?;
+        let seq = st.meta.next_seq;
+        st.meta.next_seq += 1;
+        let payload = TombstoneFrame {
+            v: RECORD_VERSION,
+            key: key.to_owned(),
+            seq,
+            shadows: old.frame.map(|f| f.chunk),
+        }
+        .encode();
+        // Tombstones are never live bytes: compaction keeps them only while they shadow something.
+        self.append_record(st, FrameKind::Tombstone, &payload, now)?;
         st.artifacts.insert(key.to_owned(), None);
-        Ok(true)
+        Ok(Some(old.logical_size))
+    }
+
+    /// Copies the still-needed frames of chunk `old` into the open chunk and forgets `old`.
+    fn apply_relocate(
+        &mut self,
+        st: &mut BatchState,
+        old: u64,
+        items: &[RelocItem],
+    ) -> Result<RelocOutcome> {
+        let now = self.shared.options.clock.now_ms();
+        if self.chunk.as_ref().is_some_and(|c| c.id() == old) {
+            self.seal_open(st)?;
+        }
+        if self.chunk_state(st, old).is_err() {
+            return Err(Error::NotFound {
+                what: format!("chunk {old}"),
+            });
+        }
+        let mut out = RelocOutcome::default();
+        for item in items {
+            match item.header.kind {
+                FrameKind::Blob => {
+                    let hash = item.header.hash;
+                    let Some(rec) = self.blob_state(st, hash)?.copied() else {
+                        continue;
+                    };
+                    if rec.chunk != old || rec.offset != item.offset {
+                        continue; // a stale copy; the index uses another
+                    }
+                    if rec.refs == 0 {
+                        st.blob_deletes.insert(hash);
+                        st.meta.totals.dead_blobs = st.meta.totals.dead_blobs.saturating_sub(1);
+                        out.dead_blobs_dropped += 1;
+                        continue;
+                    }
+                    let at = self.append(st, &item.header, &item.stored, now)?;
+                    let r = self.blob_state(st, hash)?.expect("present above");
+                    r.chunk = at.chunk;
+                    r.offset = at.offset;
+                    self.chunk_state(st, at.chunk)?.live_bytes += at.len;
+                    out.blobs_moved += 1;
+                    out.bytes_copied += at.len;
+                }
+                FrameKind::ArtifactRecord => {
+                    let Some(key) = &item.key else { continue };
+                    let Some(mut rec) = self.artifact_state(st, key)? else {
+                        continue;
+                    };
+                    if rec
+                        .frame
+                        .is_none_or(|f| f.chunk != old || f.offset != item.offset)
+                    {
+                        continue;
+                    }
+                    let at = self.append(st, &item.header, &item.stored, now)?;
+                    self.chunk_state(st, at.chunk)?.live_bytes += at.len;
+                    rec.frame = Some(at);
+                    st.artifacts.insert(key.clone(), Some(rec));
+                    out.frames_moved += 1;
+                    out.bytes_copied += at.len;
+                }
+                FrameKind::Tombstone => {
+                    let needed = match item.shadows {
+                        Some(c) if c != old && !st.chunk_deletes.contains(&c) => {
+                            st.chunks.contains_key(&c) || self.shared.index.chunk(c)?.is_some()
+                        }
+                        _ => false,
+                    };
+                    if needed {
+                        let at = self.append(st, &item.header, &item.stored, now)?;
+                        out.frames_moved += 1;
+                        out.bytes_copied += at.len;
+                    }
+                }
+            }
+        }
+        st.chunks.remove(&old);
+        st.chunk_deletes.insert(old);
+        Ok(out)
+    }
+
+    /// Recomputes refcounts, chunk live bytes and totals from the artifact records (repair).
+    fn recount(&mut self, st: &mut BatchState) -> Result<u64> {
+        let index = &self.shared.index;
+        let mut refs: HashMap<BlobHash, u64> = HashMap::new();
+        let mut live: HashMap<u64, u64> = HashMap::new();
+        let (mut artifacts, mut logical) = (0u64, 0u64);
+        for item in index.scan_artifacts("") {
+            let (_, rec) = item?;
+            artifacts += 1;
+            logical += rec.logical_size;
+            for p in &rec.parts {
+                *refs.entry(p.hash).or_default() += 1;
+            }
+            if let Some(f) = rec.frame {
+                *live.entry(f.chunk).or_default() += f.len;
+            }
+        }
+        let mut fixed = 0;
+        let (mut blobs, mut unique, mut stored, mut dead) = (0u64, 0u64, 0u64, 0u64);
+        let mut updates = Vec::new();
+        for item in index.scan_blobs() {
+            let (hash, mut rec) = item?;
+            let actual = refs.get(&hash).copied().unwrap_or(0);
+            if actual != rec.refs {
+                rec.refs = actual;
+                updates.push((hash, rec));
+                fixed += 1;
+            }
+            if actual > 0 {
+                blobs += 1;
+                unique += rec.raw_len;
+                stored += rec.stored_len;
+                *live.entry(rec.chunk).or_default() += rec.frame_len();
+            } else {
+                dead += 1;
+            }
+        }
+        for (hash, rec) in updates {
+            st.blobs.insert(hash, rec);
+        }
+        for (id, mut rec) in index.chunks()? {
+            let l = live.get(&id).copied().unwrap_or(0);
+            if rec.live_bytes != l {
+                rec.live_bytes = l;
+                st.chunks.insert(id, rec);
+            }
+        }
+        let t = &mut st.meta.totals;
+        t.artifacts = artifacts;
+        t.logical_bytes = logical;
+        t.blobs = blobs;
+        t.unique_bytes = unique;
+        t.stored_bytes = stored;
+        t.dead_blobs = dead;
+        Ok(fixed)
     }
 
     fn commit(&mut self, mut st: BatchState) -> Result<()> {
@@ -473,10 +922,20 @@ impl Writer {
         let index = &self.shared.index;
         let mut b = index.batch();
         for (hash, rec) in &st.blobs {
-            b.put_blob(hash, rec);
+            if !st.blob_deletes.contains(hash) {
+                b.put_blob(hash, rec);
+            }
+        }
+        for hash in &st.blob_deletes {
+            b.delete_blob(hash);
         }
         for (id, rec) in &st.chunks {
-            b.put_chunk(*id, rec);
+            if !st.chunk_deletes.contains(id) {
+                b.put_chunk(*id, rec);
+            }
+        }
+        for id in &st.chunk_deletes {
+            b.delete_chunk(*id);
         }
         // Deletions before insertions: an expiry entry deleted and re-added by two puts of the
         // same key in one batch must survive.
@@ -516,6 +975,7 @@ impl Writer {
         c.blobs_written.add(st.blobs_written);
         c.blobs_deduped.add(st.blobs_deduped);
         c.bytes_written.add(st.bytes_written);
+        self.shared.after_commit(&self.meta);
         Ok(())
     }
 
@@ -544,13 +1004,16 @@ impl Writer {
         Ok(())
     }
 
-    /// After a failed batch: forget in-memory state and reload it from the index, dropping any
+    /// After a failed commit: forget in-memory state and reload it from the index, dropping any
     /// chunk bytes or files the failed batch left behind.
-    fn recover(&mut self) -> Result<()> {
+    fn recover_after_error(&mut self) {
         self.chunk = None;
-        let (meta, chunk) = crate::store::recover_chunks(&self.shared)?;
-        self.meta = meta;
-        self.chunk = chunk;
-        Ok(())
+        match crate::store::recover_chunks(&self.shared) {
+            Ok((meta, chunk)) => {
+                self.meta = meta;
+                self.chunk = chunk;
+            }
+            Err(e) => tracing::error!(error = %e, "writer recovery failed; later writes will fail"),
+        }
     }
 }

@@ -1,0 +1,586 @@
+//! Size and time: TTL sweeps, size-budget eviction, dead-blob collection, chunk compaction and
+//! the background GC thread.
+//!
+//! Planning (which keys expired, which artifacts to evict, which chunks to compact, reading the
+//! frames to copy) runs on the caller's thread from index scans. Every mutation is a request to
+//! the writer thread, which re-checks the plan against the current state when it applies it
+//! (record sequence number, expiry, refcount, blob location). That re-check at deletion, not a
+//! grace period, is what keeps GC from racing concurrent puts.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use pipecache_format::chunk::CHUNK_HEADER_LEN;
+use pipecache_format::record::{Record, RecordFrame, TombstoneFrame};
+use pipecache_format::{ChunkScanner, FrameKind, chunk_file_name};
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::store::Shared;
+use crate::writer::{Expect, RelocItem, RelocOutcome, RemovalReason, Request, Victim};
+use crate::{Error, Result};
+
+/// What an eviction policy sees of an artifact.
+#[derive(Clone, Copy, Debug)]
+pub struct EvictionCandidate<'a> {
+    /// Artifact key.
+    pub key: &'a str,
+    /// Artifact kind.
+    pub kind: &'a str,
+    /// Logical size in bytes.
+    pub size: u64,
+    /// Last recorded access (creation time if never read), unix ms.
+    pub last_access_ms: u64,
+    /// Creation time, unix ms.
+    pub created_ms: u64,
+    /// Now, unix ms.
+    pub now_ms: u64,
+}
+
+/// Orders artifacts for eviction: the lowest score goes first.
+pub trait EvictionPolicy: Send + Sync + Debug {
+    /// Short name for reports and configuration.
+    fn name(&self) -> &str;
+    /// Score of one candidate; lower is evicted sooner.
+    fn score(&self, candidate: &EvictionCandidate<'_>) -> f64;
+}
+
+/// Least recently accessed first.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Lru;
+
+impl EvictionPolicy for Lru {
+    fn name(&self) -> &str {
+        "lru"
+    }
+    fn score(&self, c: &EvictionCandidate<'_>) -> f64 {
+        c.last_access_ms as f64
+    }
+}
+
+/// Recency weighted by what an artifact costs to recompute: score = cost / (idle seconds + 1).
+/// Of two artifacts idle equally long, the cheaper one goes first (a keyframe set before a VLM
+/// description); an expensive one survives until it has been idle proportionally longer.
+#[derive(Clone, Debug)]
+pub struct CostWeighted {
+    /// Recompute cost hint per artifact kind, in seconds.
+    pub costs: BTreeMap<String, f64>,
+    /// Cost of kinds not listed.
+    pub default_cost: f64,
+}
+
+impl Default for CostWeighted {
+    fn default() -> Self {
+        // Seconds per video, from the pipeline's measured stage costs.
+        let costs = [
+            ("keyframes", 45.0),
+            ("transcript", 20.0),
+            ("descriptions", 180.0),
+            ("embeddings", 30.0),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        Self {
+            costs,
+            default_cost: 10.0,
+        }
+    }
+}
+
+impl EvictionPolicy for CostWeighted {
+    fn name(&self) -> &str {
+        "cost-weighted"
+    }
+    fn score(&self, c: &EvictionCandidate<'_>) -> f64 {
+        let cost = self.costs.get(c.kind).copied().unwrap_or(self.default_cost);
+        let idle_s = c.now_ms.saturating_sub(c.last_access_ms) as f64 / 1000.0;
+        cost / (idle_s + 1.0)
+    }
+}
+
+/// Options of one GC pass.
+#[derive(Clone, Copy, Debug)]
+pub struct GcOptions {
+    /// Report what would be removed without removing anything.
+    pub dry_run: bool,
+    /// Most artifacts to remove in this pass (expired + evicted); `None` = no limit.
+    pub max_removals: Option<usize>,
+    /// Most chunks to compact in this pass; `None` = no limit.
+    pub max_compactions: Option<usize>,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        Self {
+            dry_run: false,
+            max_removals: None,
+            max_compactions: None,
+        }
+    }
+}
+
+/// What a GC pass did (or, with `dry_run`, would do).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct GcReport {
+    /// Nothing was changed.
+    pub dry_run: bool,
+    /// Keys removed because their TTL passed.
+    pub expired: Vec<String>,
+    /// Keys evicted to meet the budget.
+    pub evicted: Vec<String>,
+    /// Zero-reference blob records dropped from the index.
+    pub dead_blobs_dropped: u64,
+    /// Compaction done as part of the pass.
+    pub compaction: CompactReport,
+    /// Chunk files no index entry referenced (left by a crash), removed.
+    pub orphan_chunks_removed: Vec<u64>,
+    /// Chunk bytes on disk before the pass.
+    pub disk_bytes_before: u64,
+    /// Chunk bytes on disk after the pass.
+    pub disk_bytes_after: u64,
+    /// `disk_bytes_before - disk_bytes_after`.
+    pub bytes_reclaimed: u64,
+    /// Frame bytes still referenced after the pass.
+    pub live_bytes: u64,
+    /// The budget, if any.
+    pub max_size: Option<u64>,
+}
+
+/// What compaction did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CompactReport {
+    /// Chunks whose live frames were copied out and whose files were removed.
+    pub chunks_compacted: Vec<u64>,
+    /// Chunks that needed compaction but could not be read completely (left in place; see
+    /// `verify`).
+    pub chunks_skipped: Vec<u64>,
+    /// Live blobs copied.
+    pub blobs_moved: u64,
+    /// Record and tombstone frames copied.
+    pub frames_moved: u64,
+    /// Dead blob records dropped with their chunks.
+    pub dead_blobs_dropped: u64,
+    /// Bytes written into the open chunk.
+    pub bytes_copied: u64,
+    /// Bytes of chunk files removed.
+    pub bytes_removed: u64,
+}
+
+impl CompactReport {
+    fn add(&mut self, id: u64, o: RelocOutcome) {
+        self.chunks_compacted.push(id);
+        self.blobs_moved += o.blobs_moved;
+        self.frames_moved += o.frames_moved;
+        self.dead_blobs_dropped += o.dead_blobs_dropped;
+        self.bytes_copied += o.bytes_copied;
+        self.bytes_removed += o.file_bytes_removed;
+    }
+}
+
+/// Progress of a long job: `(phase, done, total)`.
+pub type ProgressFn<'a> = &'a (dyn Fn(&str, u64, u64) + Send + Sync);
+
+/// Sends a request to the writer and waits for its answer (blocking thread only).
+pub(crate) fn call<T>(
+    tx: &Sender<Request>,
+    make: impl FnOnce(oneshot::Sender<Result<T>>) -> Request,
+) -> Result<T> {
+    let (reply, answer) = oneshot::channel();
+    tx.send(make(reply)).map_err(|_| Error::Closed)?;
+    answer.blocking_recv().map_err(|_| Error::Closed)?
+}
+
+/// Bytes of chunk files on disk.
+pub(crate) fn disk_bytes(shared: &Shared) -> Result<u64> {
+    let mut total = 0;
+    for (id, _) in shared.index.chunks()? {
+        let path = shared.chunk_dir.join(chunk_file_name(id));
+        total += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    }
+    Ok(total)
+}
+
+/// Frame bytes still referenced, plus one chunk header per chunk: what compaction cannot free.
+pub(crate) fn live_bytes(shared: &Shared) -> Result<u64> {
+    Ok(shared
+        .index
+        .chunks()?
+        .iter()
+        .map(|(_, c)| c.live_bytes + CHUNK_HEADER_LEN)
+        .sum())
+}
+
+#[derive(Debug)]
+struct Scored {
+    score: f64,
+    key: String,
+    seq: u64,
+    size: u64,
+}
+
+impl PartialEq for Scored {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Scored {}
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Scored {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.score
+            .total_cmp(&o.score)
+            .then_with(|| self.key.cmp(&o.key))
+    }
+}
+
+/// The lowest-scored artifacts whose sizes add up to at least `excess` (at most `limit` of
+/// them), lowest score first. One merged pass over the artifacts and access CFs (both in key
+/// order); memory holds only the chosen candidates.
+fn choose_victims(shared: &Shared, excess: u64, limit: usize) -> Result<Vec<Scored>> {
+    let now = shared.options.clock.now_ms();
+    let policy = &shared.options.eviction;
+    let mut access = shared.index.scan_access().peekable();
+    let mut heap: BinaryHeap<Scored> = BinaryHeap::new();
+    let mut sum = 0u64;
+    for item in shared.index.scan_artifacts("") {
+        let (key, rec) = item?;
+        let mut last = rec.created_ms;
+        while let Some(Ok((akey, _))) = access.peek() {
+            match akey.as_str().cmp(key.as_str()) {
+                Ordering::Less => {
+                    access.next();
+                }
+                Ordering::Equal => {
+                    if let Some(Ok((_, a))) = access.next() {
+                        last = last.max(a.last_ms);
+                    }
+                    break;
+                }
+                Ordering::Greater => break,
+            }
+        }
+        if let Some(Err(_)) = access.peek() {
+            access.next().expect("peeked")?;
+        }
+        let score = policy.score(&EvictionCandidate {
+            key: &key,
+            kind: &rec.kind,
+            size: rec.logical_size,
+            last_access_ms: last,
+            created_ms: rec.created_ms,
+            now_ms: now,
+        });
+        sum += rec.logical_size;
+        heap.push(Scored {
+            score,
+            key,
+            seq: rec.seq,
+            size: rec.logical_size,
+        });
+        while let Some(top) = heap.peek() {
+            let removable = heap.len() > limit || (heap.len() > 1 && sum - top.size >= excess);
+            if !removable {
+                break;
+            }
+            sum -= top.size;
+            heap.pop();
+        }
+    }
+    Ok(heap.into_sorted_vec())
+}
+
+/// One GC pass: expired artifacts, budget, dead blob records, compaction, orphans.
+#[tracing::instrument(level = "info", skip_all, fields(dry_run = opts.dry_run))]
+pub(crate) fn gc(
+    shared: &Shared,
+    tx: &Sender<Request>,
+    opts: GcOptions,
+    progress: ProgressFn<'_>,
+) -> Result<GcReport> {
+    let mut report = GcReport {
+        dry_run: opts.dry_run,
+        max_size: shared.options.max_size,
+        ..Default::default()
+    };
+    report.disk_bytes_before = disk_bytes(shared)?;
+    let mut budget_left = opts.max_removals.unwrap_or(usize::MAX);
+    call(tx, |reply| Request::FlushAccess { reply })?;
+    if !opts.dry_run {
+        report.orphan_chunks_removed = call(tx, |reply| Request::RemoveOrphans { reply })?;
+    }
+
+    // 1. TTL: the expiry CF in time order, up to now.
+    progress("expire", 0, 1);
+    let now = shared.options.clock.now_ms();
+    let mut expired = Vec::new();
+    for item in shared.index.scan_expiry(now) {
+        if expired.len() >= budget_left {
+            break;
+        }
+        let (t, key) = item?;
+        expired.push(Victim {
+            key,
+            expect: Expect::Expired(t),
+            reason: RemovalReason::Expired,
+        });
+    }
+    for batch in expired.chunks(1000) {
+        if opts.dry_run {
+            report.expired.extend(batch.iter().map(|v| v.key.clone()));
+        } else {
+            let victims: Vec<Victim> = batch
+                .iter()
+                .map(|v| Victim {
+                    key: v.key.clone(),
+                    expect: v.expect,
+                    reason: v.reason,
+                })
+                .collect();
+            let removed = call(tx, |reply| Request::Evict { victims, reply })?;
+            report
+                .expired
+                .extend(removed.into_iter().map(|(k, _, _)| k));
+        }
+    }
+    budget_left = budget_left.saturating_sub(report.expired.len());
+    progress("expire", 1, 1);
+
+    // 2. Size budget: evict whole artifacts by policy until live bytes fit.
+    if let Some(max) = shared.options.max_size {
+        for _round in 0..64 {
+            let live = live_bytes(shared)?;
+            if live <= max || budget_left == 0 {
+                break;
+            }
+            progress("evict", 0, live - max);
+            let victims = choose_victims(shared, live - max, budget_left)?;
+            if victims.is_empty() {
+                break;
+            }
+            if opts.dry_run {
+                report.evicted.extend(victims.into_iter().map(|v| v.key));
+                break;
+            }
+            let victims: Vec<Victim> = victims
+                .into_iter()
+                .map(|v| Victim {
+                    key: v.key,
+                    expect: Expect::Seq(v.seq),
+                    reason: RemovalReason::Evicted,
+                })
+                .collect();
+            let removed = call(tx, |reply| Request::Evict { victims, reply })?;
+            if removed.is_empty() {
+                break;
+            }
+            budget_left = budget_left.saturating_sub(removed.len());
+            report
+                .evicted
+                .extend(removed.into_iter().map(|(k, _, _)| k));
+        }
+    }
+
+    // 3. Compaction first (it drops the dead records of the chunks it removes), then the
+    // remaining dead blob records.
+    report.compaction = compact(shared, tx, opts.dry_run, opts.max_compactions, progress)?;
+    let mut dead = Vec::new();
+    for item in shared.index.scan_blobs() {
+        let (hash, rec) = item?;
+        if rec.refs == 0 {
+            dead.push(hash);
+        }
+    }
+    if opts.dry_run {
+        report.dead_blobs_dropped = dead.len() as u64;
+    } else {
+        for batch in dead.chunks(10_000) {
+            let hashes = batch.to_vec();
+            report.dead_blobs_dropped +=
+                call(tx, |reply| Request::DropDeadBlobs { hashes, reply })?;
+        }
+    }
+    report.disk_bytes_after = disk_bytes(shared)?;
+    report.bytes_reclaimed = report
+        .disk_bytes_before
+        .saturating_sub(report.disk_bytes_after);
+    report.live_bytes = live_bytes(shared)?;
+    Ok(report)
+}
+
+/// Compacts chunks: sealed chunks under `compact_threshold` live, and, while the store is over
+/// its budget on disk, any chunk with dead bytes (most dead first, the open chunk included).
+#[tracing::instrument(level = "info", skip_all)]
+pub(crate) fn compact(
+    shared: &Shared,
+    tx: &Sender<Request>,
+    dry_run: bool,
+    limit: Option<usize>,
+    progress: ProgressFn<'_>,
+) -> Result<CompactReport> {
+    let mut report = CompactReport::default();
+    let chunks = shared.index.chunks()?;
+    let threshold = shared.options.compact_threshold;
+    let dead_of = |c: &pipecache_format::record::ChunkRecord| {
+        c.total_bytes
+            .saturating_sub(CHUNK_HEADER_LEN)
+            .saturating_sub(c.live_bytes)
+    };
+    let mut plan: Vec<(u64, u64)> = chunks
+        .iter()
+        .filter(|(_, c)| {
+            let payload = c.total_bytes.saturating_sub(CHUNK_HEADER_LEN);
+            c.sealed && dead_of(c) > 0 && (c.live_bytes as f64) < threshold * payload as f64
+        })
+        .map(|(id, c)| (*id, dead_of(c)))
+        .collect();
+    if let Some(max) = shared.options.max_size {
+        // Under budget pressure every dead byte counts, not only those of mostly-dead chunks.
+        let mut disk = disk_bytes(shared)?;
+        let mut pressured: Vec<(u64, u64)> = chunks
+            .iter()
+            .filter(|(id, c)| dead_of(c) > 0 && !plan.iter().any(|(p, _)| p == id))
+            .map(|(id, c)| (*id, dead_of(c)))
+            .collect();
+        pressured.sort_by_key(|(_, dead)| std::cmp::Reverse(*dead));
+        disk = disk.saturating_sub(plan.iter().map(|(_, d)| d).sum::<u64>());
+        for (id, dead) in pressured {
+            if disk <= max {
+                break;
+            }
+            plan.push((id, dead));
+            disk = disk.saturating_sub(dead);
+        }
+    }
+    plan.sort_by_key(|(_, dead)| std::cmp::Reverse(*dead));
+    if let Some(limit) = limit {
+        plan.truncate(limit);
+    }
+    let total = plan.len() as u64;
+    for (i, (id, dead)) in plan.into_iter().enumerate() {
+        progress("compact", i as u64, total);
+        if dry_run {
+            report.chunks_compacted.push(id);
+            report.bytes_removed += dead;
+            continue;
+        }
+        let Some(rec) = shared.index.chunk(id)? else {
+            continue;
+        };
+        let items = match read_items(shared, id, rec.total_bytes) {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::error!(chunk = id, error = %e, "chunk cannot be compacted: it does not read back completely");
+                report.chunks_skipped.push(id);
+                continue;
+            }
+        };
+        let outcome = call(tx, |reply| Request::Relocate {
+            chunk: id,
+            items,
+            reply,
+        })?;
+        report.add(id, outcome);
+    }
+    progress("compact", total, total);
+    Ok(report)
+}
+
+/// Reads every frame of chunk `id` up to its committed length, hash-checked, keeping the stored
+/// bytes of the frames the index may still need (the writer re-checks each).
+fn read_items(shared: &Shared, id: u64, committed: u64) -> Result<Vec<RelocItem>> {
+    let path = shared.chunk_dir.join(chunk_file_name(id));
+    let mut scanner = ChunkScanner::open(&path)?.keep_stored(true);
+    let mut items = Vec::new();
+    while scanner.offset() < committed {
+        let Some(frame) = scanner.next_frame()? else {
+            break;
+        };
+        let (key, shadows) = match frame.header.kind {
+            FrameKind::Blob => {
+                match shared.index.blob(&frame.header.hash)? {
+                    Some(b) if b.chunk == id && b.offset == frame.offset => {}
+                    _ => continue, // the index uses another copy, or none
+                }
+                (None, None)
+            }
+            FrameKind::ArtifactRecord => (Some(RecordFrame::decode(&frame.payload)?.key), None),
+            FrameKind::Tombstone => {
+                let t = TombstoneFrame::decode(&frame.payload)?;
+                (Some(t.key), t.shadows)
+            }
+        };
+        items.push(RelocItem {
+            offset: frame.offset,
+            header: frame.header,
+            stored: frame.stored.expect("scanner keeps stored bytes"),
+            key,
+            shadows,
+        });
+    }
+    if scanner.offset() != committed {
+        return Err(Error::corruption(
+            None,
+            None,
+            format!(
+                "chunk {id}: frames end at {}, committed length is {committed}",
+                scanner.offset()
+            ),
+        ));
+    }
+    Ok(items)
+}
+
+/// The background GC thread: one bounded pass every `interval`, or sooner when a commit takes
+/// the store over budget; stops when `stop` is dropped.
+pub(crate) fn spawn_background(
+    shared: Arc<Shared>,
+    tx: Sender<Request>,
+    stop: Receiver<()>,
+    wake: Receiver<()>,
+    interval: Duration,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("pipecache-gc".into())
+        .spawn(move || {
+            loop {
+                crossbeam_channel::select! {
+                    recv(stop) -> _ => break,
+                    recv(wake) -> _ => {}
+                    default(interval) => {}
+                }
+                let opts = GcOptions {
+                    dry_run: false,
+                    max_removals: Some(shared.options.gc_step_removals),
+                    max_compactions: Some(1),
+                };
+                match gc(&shared, &tx, opts, &|_, _, _| {}) {
+                    Ok(r)
+                        if !r.expired.is_empty()
+                            || !r.evicted.is_empty()
+                            || !r.compaction.chunks_compacted.is_empty() =>
+                    {
+                        tracing::info!(
+                            expired = r.expired.len(),
+                            evicted = r.evicted.len(),
+                            compacted = r.compaction.chunks_compacted.len(),
+                            reclaimed = r.bytes_reclaimed,
+                            "background gc step"
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(Error::Closed) => break,
+                    Err(e) => tracing::warn!(error = %e, "background gc step failed"),
+                }
+            }
+        })
+}
