@@ -6,9 +6,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use pipecache::{Artifact, Part, PutOptions, Store, StoreOptions};
+use pipecache::{Artifact, GcOptions, Part, PutOptions, Store, StoreOptions};
 
+use config::{ConfigFile, parse_duration, parse_size};
+
+mod config;
 mod demo;
+mod progress;
 mod stress;
 
 /// Metadata entry marking an artifact that was put from a directory.
@@ -24,6 +28,12 @@ struct Cli {
     /// Store directory [default: $PIPECACHE_DIR, else the user cache dir + /pipecache]
     #[arg(long, global = true, env = "PIPECACHE_DIR")]
     dir: Option<PathBuf>,
+    /// Configuration file (TOML) [env: PIPECACHE_CONFIG]
+    #[arg(long, global = true, env = "PIPECACHE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Size budget of the store, e.g. 50GB, 500MiB or a byte count (overrides the config file)
+    #[arg(long, global = true, value_parser = parse_size)]
+    max_size: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,7 +50,7 @@ enum Command {
         #[arg(long, default_value = "")]
         kind: String,
         /// Time to live, e.g. 90s, 12h, 7d.
-        #[arg(long, value_parser = parse_ttl)]
+        #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
         ttl: Option<Duration>,
         /// Metadata entry NAME=VALUE (repeatable).
         #[arg(long = "meta", value_parser = parse_meta)]
@@ -74,8 +84,38 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Read and blake3-check every blob; cross-check the index.
+    /// Read and blake3-check every chunk file and reconcile it with the index.
     Verify {
+        /// JSON report.
+        #[arg(long)]
+        json: bool,
+        /// Fix what can be fixed: drop artifacts whose bytes are lost, correct refcounts.
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Remove expired artifacts, evict to the size budget, compact chunks, drop dead blobs.
+    Gc {
+        /// Report what would be removed without removing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// JSON report.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy live data out of mostly-dead chunk files and remove them.
+    Compact {
+        /// Report what would be compacted without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// JSON report.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild the index from the chunk files alone (after the index directory was lost).
+    RebuildIndex {
+        /// Replace an index that looks complete.
+        #[arg(long)]
+        force: bool,
         /// JSON report.
         #[arg(long)]
         json: bool,
@@ -96,6 +136,9 @@ enum Command {
         /// Stop after this many operations (default: run until killed).
         #[arg(long)]
         ops: Option<u64>,
+        /// Also run gc and compaction in a loop beside the writers.
+        #[arg(long)]
+        gc: bool,
     },
     /// Put and read back synthetic pipeline artifacts (the README's first command).
     Demo {
@@ -106,38 +149,6 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         frames: usize,
     },
-}
-
-/// Parses `90s`, `15m`, `12h`, `7d` (or plain seconds); must be positive.
-pub(crate) fn parse_ttl(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    if num.is_empty() {
-        return Err(format!(
-            "invalid TTL {s:?}: expected a positive number with a unit s, m, h or d (e.g. 90s, 12h, 7d)"
-        ));
-    }
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid TTL {s:?}: number out of range"))?;
-    let secs = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        other => {
-            return Err(format!(
-                "invalid TTL {s:?}: unknown unit {other:?} (use s, m, h or d)"
-            ));
-        }
-    };
-    if n == 0 {
-        return Err(format!("invalid TTL {s:?}: must be positive"));
-    }
-    n.checked_mul(secs)
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("invalid TTL {s:?}: too large"))
 }
 
 fn parse_meta(s: &str) -> Result<(String, String), String> {
@@ -226,10 +237,43 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         cli.command,
         Command::Put { .. } | Command::Demo { .. } | Command::StressPut { .. }
     );
-    let options = StoreOptions {
+    // The CLI runs GC explicitly (`gc`, or after a put that goes over budget): no background
+    // thread in a short-lived process.
+    let mut options = StoreOptions {
         create_if_missing: create,
+        gc_interval: None,
         ..StoreOptions::default()
     };
+    if let Some(path) = &cli.config {
+        ConfigFile::load(path)?.apply(&mut options, &path.display().to_string())?;
+    }
+    if let Some(max) = cli.max_size {
+        options.max_size = Some(max);
+    }
+    if let Command::RebuildIndex { force, json } = cli.command {
+        let bar = progress::Bar::new("rebuild-index");
+        let report = Store::rebuild_index(&dir, options, force, move |done, total| {
+            bar.set(done, total)
+        })
+        .await
+        .with_context(|| format!("rebuild index of {}", dir.display()))?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            println!(
+                "restored {} artifacts and {} blobs from {} chunk files; {} lost, {} damaged chunk(s)",
+                report.artifacts_restored,
+                report.blobs_found,
+                report.chunks_scanned,
+                report.lost_keys.len(),
+                report.chunks_damaged.len()
+            );
+            for k in &report.lost_keys {
+                println!("lost key {k}");
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let store = Store::open(&dir, options)
         .await
         .with_context(|| format!("open store {}", dir.display()))?;
@@ -239,6 +283,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let (parts, size) = (artifact.parts.len(), artifact.logical_size());
             store.put_with(&key, artifact, PutOptions { ttl }).await?;
             eprintln!("stored {key} ({parts} part(s), {size} bytes)");
+            if let Some(max) = store.options().max_size {
+                let s = store.stats().await?;
+                if s.stored_bytes > max || s.disk_bytes > max + store.options().chunk_size {
+                    let r = store.gc(GcOptions::default()).await?;
+                    eprintln!(
+                        "over budget: evicted {} artifact(s), reclaimed {} bytes",
+                        r.evicted.len(),
+                        r.bytes_reclaimed
+                    );
+                }
+            }
             ExitCode::SUCCESS
         }
         Command::Get { key, output } => match store.get(&key).await? {
@@ -284,6 +339,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 println!("unique_bytes   {}", s.unique_bytes);
                 println!("stored_bytes   {}", s.stored_bytes);
                 println!("dead_bytes     {}", s.dead_bytes);
+                println!("expired        {}", s.expired);
+                println!("evicted        {}", s.evicted);
+                match s.max_size {
+                    Some(m) => println!("max_size       {m}"),
+                    None => println!("max_size       unlimited"),
+                }
                 println!("chunk_files    {}", s.chunk_files);
                 println!("disk_bytes     {}", s.disk_bytes);
                 println!("dedup_ratio    {:.2}", s.dedup_ratio);
@@ -291,8 +352,102 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             ExitCode::SUCCESS
         }
-        Command::Verify { json } => {
-            let report = store.verify().await?;
+        Command::Verify { json, repair: true } => {
+            let r = store.repair().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                for k in &r.dropped_keys {
+                    println!("dropped key {k} (its bytes are lost; it is a miss now)");
+                }
+                println!(
+                    "repair: dropped {} key(s), {} blob record(s), {} chunk record(s); fixed {} refcount(s); now {}",
+                    r.dropped_keys.len(),
+                    r.dropped_blobs,
+                    r.dropped_chunks.len(),
+                    r.refcounts_fixed,
+                    if r.after.is_clean() {
+                        "clean"
+                    } else {
+                        "still damaged"
+                    }
+                );
+            }
+            if r.after.is_clean() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Command::Gc { dry_run, json } => {
+            let bar = progress::Bar::new("gc");
+            let r = store
+                .gc_with_progress(
+                    GcOptions {
+                        dry_run,
+                        ..GcOptions::default()
+                    },
+                    move |phase, done, total| bar.phase(phase, done, total),
+                )
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                let verb = if dry_run { "would remove" } else { "removed" };
+                println!(
+                    "gc {verb} {} expired and {} evicted artifact(s), {} dead blob record(s); compacted {} chunk(s); reclaimed {} bytes ({} -> {} on disk)",
+                    r.expired.len(),
+                    r.evicted.len(),
+                    r.dead_blobs_dropped + r.compaction.dead_blobs_dropped,
+                    r.compaction.chunks_compacted.len(),
+                    r.bytes_reclaimed,
+                    r.disk_bytes_before,
+                    r.disk_bytes_after
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Compact { dry_run, json } => {
+            let bar = progress::Bar::new("compact");
+            let r = store
+                .compact_with_progress(dry_run, move |phase, done, total| {
+                    bar.phase(phase, done, total)
+                })
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                let verb = if dry_run {
+                    "would compact"
+                } else {
+                    "compacted"
+                };
+                println!(
+                    "{verb} {} chunk(s): {} blobs and {} record frames copied ({} bytes), {} bytes of chunk files removed",
+                    r.chunks_compacted.len(),
+                    r.blobs_moved,
+                    r.frames_moved,
+                    r.bytes_copied,
+                    r.bytes_removed
+                );
+                if !r.chunks_skipped.is_empty() {
+                    println!(
+                        "skipped damaged chunk(s) {:?}: run `pipecache verify`",
+                        r.chunks_skipped
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Command::RebuildIndex { .. } => unreachable!("handled before the store is opened"),
+        Command::Verify {
+            json,
+            repair: false,
+        } => {
+            let bar = progress::Bar::new("verify");
+            let report = store
+                .verify_with_progress(move |done, total| bar.set(done, total))
+                .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else if report.is_clean() {
@@ -336,8 +491,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             keys,
             concurrency,
             ops,
+            gc,
         } => {
-            stress::run(&store, seed, keys, concurrency, ops).await?;
+            stress::run(&store, seed, keys, concurrency, ops, gc).await?;
             ExitCode::SUCCESS
         }
         Command::Demo { videos, frames } => {
@@ -466,17 +622,6 @@ fn write_output(key: &str, artifact: &Artifact, output: Option<&Path>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ttl_parsing() {
-        assert_eq!(parse_ttl("90s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_ttl("12h").unwrap(), Duration::from_secs(12 * 3600));
-        assert_eq!(parse_ttl("7d").unwrap(), Duration::from_secs(7 * 86_400));
-        assert_eq!(parse_ttl("5m").unwrap(), Duration::from_secs(300));
-        for bad in ["0", "0s", "-5m", "3fortnights", "", "h", "1.5h"] {
-            assert!(parse_ttl(bad).is_err(), "{bad:?} should be rejected");
-        }
-    }
 
     #[test]
     fn unsafe_part_names_are_refused() {

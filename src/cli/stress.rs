@@ -36,6 +36,7 @@ pub async fn run(
     keys: usize,
     concurrency: usize,
     ops: Option<u64>,
+    gc: bool,
 ) -> Result<()> {
     anyhow::ensure!(
         keys > 0 && concurrency > 0,
@@ -82,8 +83,27 @@ pub async fn run(
             }
         }));
     }
+    let collector = gc.then(|| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            loop {
+                let r = store.gc(pipecache::GcOptions::default()).await?;
+                let c = store.compact().await?;
+                println!(
+                    "GC {} {}",
+                    r.compaction.chunks_compacted.len() + c.chunks_compacted.len(),
+                    r.dead_blobs_dropped
+                );
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), anyhow::Error>(())
+        })
+    });
     for t in tasks {
         t.await??;
+    }
+    if let Some(c) = collector {
+        c.abort();
     }
     Ok(())
 }

@@ -401,6 +401,25 @@ impl ChunkReader {
         Ok(raw)
     }
 
+    /// Reads any frame at `offset` (blob, record or tombstone) and returns its header and raw
+    /// payload after checking the header checksum and the payload's blake3.
+    pub fn read_frame(&self, offset: u64) -> Result<(FrameHeader, Vec<u8>), FormatError> {
+        let mut hb = [0u8; FRAME_HEADER_LEN];
+        self.read_exact(&mut hb, offset, "frame header")?;
+        let header = FrameHeader::decode(&hb)?;
+        let mut stored = vec![0u8; header.stored_len as usize];
+        self.read_exact(
+            &mut stored,
+            offset + FRAME_HEADER_LEN as u64,
+            "frame payload",
+        )?;
+        let raw = header.codec.decode_vec(stored, header.raw_len)?;
+        if BlobHash::of(&raw) != header.hash {
+            return Err(FormatError::corrupt("frame payload", "blake3 mismatch"));
+        }
+        Ok((header, raw))
+    }
+
     fn read_exact(
         &self,
         buf: &mut [u8],

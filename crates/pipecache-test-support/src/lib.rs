@@ -167,3 +167,122 @@ pub fn stdout_json(out: &Output) -> serde_json::Value {
         )
     })
 }
+
+/// Options for deterministic lifecycle tests: blobs stored raw (sizes on disk are exact),
+/// `chunk_size`-byte chunks, no background GC thread, and `clock` for TTLs and access times.
+/// Everything else is the default (7-day default TTL, no budget, LRU).
+pub fn lifecycle_options(
+    chunk_size: u64,
+    clock: std::sync::Arc<pipecache::ManualClock>,
+) -> StoreOptions {
+    StoreOptions {
+        chunk_size,
+        compression: pipecache::CompressionPolicy {
+            enabled: false,
+            ..pipecache::CompressionPolicy::default()
+        },
+        gc_interval: None,
+        clock,
+        ..StoreOptions::default()
+    }
+}
+
+/// Asserts that `key` reads back as exactly `expected` (kind, metadata, part names and bytes).
+pub async fn assert_reads_back(store: &Store, key: &str, expected: &pipecache::Artifact) {
+    let got = store
+        .get(key)
+        .await
+        .unwrap_or_else(|e| panic!("get {key:?} failed: {e}"))
+        .unwrap_or_else(|| panic!("{key:?} is a miss, expected its artifact"));
+    assert!(
+        got == *expected,
+        "{key:?} read back a different artifact: got {got:?}, expected {expected:?}"
+    );
+}
+
+/// Bookkeeping for crash tests driving `pipecache stress-put`: the child prints `BEGIN key state`
+/// before and `ACK key state` after each operation (state = artifact digest or `deleted`), one
+/// operation in flight per key. After a kill, a key must hold its acknowledged state or the state
+/// of the operation that had begun.
+#[derive(Debug, Default)]
+pub struct AckLog {
+    keys: std::collections::HashMap<String, (Option<String>, Option<String>)>,
+    /// Operations acknowledged so far.
+    pub acks: usize,
+    /// `GC ...` lines seen (gc/compaction passes the child completed).
+    pub gc_passes: usize,
+}
+
+impl AckLog {
+    /// Applies the child's stdout lines.
+    pub fn apply(&mut self, lines: &[String]) {
+        for line in lines {
+            let mut it = line.split(' ');
+            match (it.next(), it.next(), it.next()) {
+                (Some("BEGIN"), Some(key), Some(state)) => {
+                    self.keys.entry(key.to_owned()).or_default().1 = Some(state.to_owned());
+                }
+                (Some("ACK"), Some(key), Some(state)) => {
+                    let st = self.keys.entry(key.to_owned()).or_default();
+                    assert_eq!(st.1.as_deref(), Some(state), "ACK without BEGIN for {key}");
+                    st.0 = Some(state.to_owned());
+                    st.1 = None;
+                    self.acks += 1;
+                }
+                (Some("GC"), _, _) => self.gc_passes += 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// Checks every key against `store` and adopts what is there as the new acknowledged state.
+    pub async fn check(&mut self, store: &Store, round: u64) {
+        for (key, (acked, pending)) in self.keys.iter_mut() {
+            let got = store
+                .get(key)
+                .await
+                .unwrap_or_else(|e| panic!("round {round}: get {key}: {e}"));
+            let got = got
+                .map(|a| a.digest().to_hex())
+                .unwrap_or_else(|| "deleted".to_owned());
+            let want = acked.clone().unwrap_or_else(|| "deleted".to_owned());
+            assert!(
+                got == want || pending.as_deref() == Some(got.as_str()),
+                "round {round}: {key} holds {got}, acknowledged {want}, pending {pending:?}"
+            );
+            *acked = Some(got);
+            *pending = None;
+        }
+    }
+}
+
+/// Runs `pipecache <args>` with `--dir dir`, SIGKILLs it after `after`, returns its stdout lines.
+pub fn run_and_kill(
+    bin: &Path,
+    dir: &Path,
+    args: &[&str],
+    after: std::time::Duration,
+) -> Vec<String> {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut child = Command::new(bin)
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("PIPECACHE_DIR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<String>>()
+    });
+    std::thread::sleep(after);
+    child.kill().expect("SIGKILL child");
+    child.wait().expect("reap child");
+    reader.join().expect("reader thread")
+}

@@ -25,6 +25,7 @@ mod artifact;
 mod error;
 mod lifecycle;
 mod options;
+mod rebuild;
 mod stats;
 mod store;
 mod verify;
@@ -41,7 +42,8 @@ pub use options::{
     Clock, CompressionPolicy, DEFAULT_TTL, Durability, ManualClock, StoreOptions, SystemClock,
 };
 pub use pipecache_format::BlobHash;
+pub use rebuild::RebuildReport;
 pub use stats::{CounterSnapshot, Stats};
 pub use store::{MARKER_FILE, STORE_VERSION, Store};
-pub use verify::{DamagedBlob, RefcountMismatch, VerifyReport};
+pub use verify::{DamagedBlob, RefcountMismatch, RepairReport, VerifyReport};
 pub use writer::{RelocOutcome, RemovalReason};

@@ -105,7 +105,7 @@ impl EvictionPolicy for CostWeighted {
 }
 
 /// Options of one GC pass.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct GcOptions {
     /// Report what would be removed without removing anything.
     pub dry_run: bool,
@@ -113,16 +113,6 @@ pub struct GcOptions {
     pub max_removals: Option<usize>,
     /// Most chunks to compact in this pass; `None` = no limit.
     pub max_compactions: Option<usize>,
-}
-
-impl Default for GcOptions {
-    fn default() -> Self {
-        Self {
-            dry_run: false,
-            max_removals: None,
-            max_compactions: None,
-        }
-    }
 }
 
 /// What a GC pass did (or, with `dry_run`, would do).

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use crate::artifact::{ListEntry, Part, PutOptions, validate_key};
 use crate::lifecycle::{CompactReport, GcOptions, GcReport};
 use crate::stats::{CounterSnapshot, Stats};
-use crate::verify::{self, VerifyReport};
+use crate::verify::{self, RepairReport, VerifyReport};
 use crate::writer::{PreparedPart, PutRequest, Request, Writer};
 use crate::{Artifact, Error, Result, StoreOptions};
 use pipecache_format::chunk::CHUNK_HEADER_LEN;
@@ -77,7 +77,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn reader(&self, id: u64) -> Result<Arc<ChunkReader>, FormatError> {
+    pub(crate) fn reader(&self, id: u64) -> Result<Arc<ChunkReader>, FormatError> {
         if let Some(r) = self.readers.read().expect("reader cache poisoned").get(&id) {
             return Ok(r.clone());
         }
@@ -557,6 +557,35 @@ impl Store {
         })
     }
 
+    /// Rebuilds the index of the store in `dir` from its chunk files alone (offline: takes the
+    /// store lock). Refuses to replace an index that looks complete unless `force`.
+    pub async fn rebuild_index(
+        dir: impl AsRef<Path>,
+        options: StoreOptions,
+        force: bool,
+        progress: impl Fn(u64, u64) + Send + 'static,
+    ) -> Result<crate::RebuildReport> {
+        let dir = dir.as_ref().to_owned();
+        blocking(move || {
+            options.validate()?;
+            if !dir.is_dir() {
+                return Err(Error::NotFound {
+                    what: format!("store directory {}", dir.display()),
+                });
+            }
+            let _lock = lock_store(&dir)?;
+            check_marker(
+                &dir,
+                &StoreOptions {
+                    create_if_missing: false,
+                    ..options.clone()
+                },
+            )?;
+            crate::rebuild::rebuild(&dir, &options, force, &progress)
+        })
+        .await
+    }
+
     /// The store directory.
     pub fn dir(&self) -> &Path {
         &self.shared.dir
@@ -795,6 +824,36 @@ impl Store {
         let shared = self.shared.clone();
         let tx = self.writer.sender()?;
         blocking(move || crate::lifecycle::compact(&shared, &tx, dry_run, None, &progress)).await
+    }
+
+    /// Verifies, then fixes what can be fixed: artifacts whose bytes are lost are dropped (they
+    /// become misses, listed in the report), damaged blob records and chunk records whose file
+    /// is gone are dropped, refcounts, chunk live bytes and totals are recounted.
+    pub async fn repair(&self) -> Result<RepairReport> {
+        let shared = self.shared.clone();
+        let tx = self.writer.sender()?;
+        blocking(move || {
+            let before = verify::run(&shared, &|_, _| {})?;
+            let (drop_keys, drop_blobs, drop_chunks, rewrite_records) = verify::plan(&before)?;
+            let (dropped_keys, refcounts_fixed) =
+                crate::lifecycle::call(&tx, |reply| Request::Repair {
+                    drop_keys,
+                    drop_blobs: drop_blobs.clone(),
+                    drop_chunks: drop_chunks.clone(),
+                    rewrite_records,
+                    reply,
+                })?;
+            let after = verify::run(&shared, &|_, _| {})?;
+            Ok(RepairReport {
+                before,
+                dropped_keys,
+                dropped_blobs: drop_blobs.len() as u64,
+                refcounts_fixed,
+                dropped_chunks: drop_chunks,
+                after,
+            })
+        })
+        .await
     }
 
     /// Writes access times collected by reads to the index now (normally every

@@ -146,6 +146,9 @@ pub(crate) enum Request {
     Repair {
         drop_keys: Vec<String>,
         drop_blobs: Vec<BlobHash>,
+        drop_chunks: Vec<u64>,
+        /// Keys whose record frame is lost: append a fresh copy.
+        rewrite_records: Vec<String>,
         reply: oneshot::Sender<Result<(Vec<String>, u64)>>,
     },
 }
@@ -413,6 +416,8 @@ impl Writer {
             Request::Repair {
                 drop_keys,
                 drop_blobs,
+                drop_chunks,
+                rewrite_records,
                 reply,
             } => {
                 let res = self
@@ -434,6 +439,37 @@ impl Writer {
                             if w.blob_state(st, *h)?.is_some() {
                                 st.blob_deletes.insert(*h);
                             }
+                        }
+                        for id in &drop_chunks {
+                            if w.chunk.as_ref().is_some_and(|c| c.id() == *id) {
+                                w.chunk = None;
+                            }
+                            if st.meta.open_chunk == Some(*id) {
+                                st.meta.open_chunk = None;
+                            }
+                            st.chunks.remove(id);
+                            st.chunk_deletes.insert(*id);
+                        }
+                        let now = w.shared.options.clock.now_ms();
+                        for key in &rewrite_records {
+                            let Some(mut rec) = w.artifact_state(st, key)? else {
+                                continue;
+                            };
+                            rec.frame = None;
+                            let payload = RecordFrame {
+                                v: RECORD_VERSION,
+                                key: key.clone(),
+                                record: rec.clone(),
+                            }
+                            .encode();
+                            // Live bytes are recounted below.
+                            rec.frame = Some(w.append_record(
+                                st,
+                                FrameKind::ArtifactRecord,
+                                &payload,
+                                now,
+                            )?);
+                            st.artifacts.insert(key.clone(), Some(rec));
                         }
                         Ok(dropped)
                     })

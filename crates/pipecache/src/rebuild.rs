@@ -1,0 +1,254 @@
+//! `rebuild-index`: restores the RocksDB index from chunk files alone.
+//!
+//! Every put writes its artifact record as a frame next to its blobs, and every delete a
+//! tombstone, each with a store-wide sequence number. Rebuilding scans every chunk file once:
+//! blob frames give blob locations, and for each key the record or tombstone with the highest
+//! sequence number decides whether it exists. Artifacts whose blobs are not all found are
+//! reported as lost. Refcounts, chunk live bytes and totals are recomputed; every chunk is
+//! sealed (new writes go to a new chunk). The meta record is written last, so an interrupted
+//! rebuild leaves an index the next open rejects as incomplete and `rebuild-index` redoes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::Path;
+
+use pipecache_format::chunk::CHUNK_HEADER_LEN;
+use pipecache_format::record::{
+    AccessRecord, ArtifactRecord, BlobRecord, ChunkRecord, FrameRef, RECORD_VERSION, Record,
+    RecordFrame, StoreMeta, TombstoneFrame, Totals,
+};
+use pipecache_format::{BlobHash, ChunkScanner, FormatError, FrameKind, parse_chunk_file_name};
+use pipecache_index::{Index, IndexOptions};
+use serde::Serialize;
+
+use crate::{Error, Result, StoreOptions};
+
+/// What `rebuild-index` found and restored.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RebuildReport {
+    /// Chunk files scanned.
+    pub chunks_scanned: u64,
+    /// Chunk files whose scan stopped early at a damaged frame (what follows it is lost).
+    pub chunks_damaged: Vec<u64>,
+    /// Distinct blobs found.
+    pub blobs_found: u64,
+    /// Artifacts restored.
+    pub artifacts_restored: u64,
+    /// Keys whose latest record is a deletion.
+    pub deleted_keys_seen: u64,
+    /// Keys whose record was found but whose blobs are not all present: not restored.
+    pub lost_keys: Vec<String>,
+}
+
+struct FoundBlob {
+    chunk: u64,
+    offset: u64,
+    stored_len: u64,
+    raw_len: u64,
+    codec: u8,
+}
+
+/// Rebuilds `<dir>/index` from `<dir>/chunks`. The caller holds the store lock. Refuses to
+/// replace an index that has a meta record unless `force`.
+pub(crate) fn rebuild(
+    dir: &Path,
+    options: &StoreOptions,
+    force: bool,
+    progress: &dyn Fn(u64, u64),
+) -> Result<RebuildReport> {
+    let index_dir = dir.join("index");
+    let chunk_dir = dir.join("chunks");
+    if index_dir.exists() {
+        let intact = Index::open(&index_dir, &IndexOptions::default())?
+            .meta()?
+            .is_some();
+        if intact && !force {
+            return Err(Error::InvalidStoreDir {
+                path: dir.to_owned(),
+                reason: "the index exists and looks complete; pass --force to rebuild it anyway"
+                    .into(),
+            });
+        }
+        fs::remove_dir_all(&index_dir)
+            .map_err(|e| Error::io(format!("remove {}", index_dir.display()), e))?;
+    }
+    let mut files: Vec<(u64, std::path::PathBuf, u64)> = Vec::new();
+    for entry in fs::read_dir(&chunk_dir)
+        .map_err(|e| Error::io(format!("list {}", chunk_dir.display()), e))?
+    {
+        let entry = entry.map_err(|e| Error::io(format!("list {}", chunk_dir.display()), e))?;
+        if let Some(id) = entry.file_name().to_str().and_then(parse_chunk_file_name) {
+            let len = entry
+                .metadata()
+                .map_err(|e| Error::io("stat chunk file", e))?
+                .len();
+            files.push((id, entry.path(), len));
+        }
+    }
+    files.sort();
+    let total: u64 = files.iter().map(|f| f.2).sum();
+
+    let mut report = RebuildReport::default();
+    let mut blobs: HashMap<BlobHash, FoundBlob> = HashMap::new();
+    // key -> (seq, record and where its frame is; None for a tombstone)
+    let mut latest: HashMap<String, (u64, Option<(ArtifactRecord, FrameRef)>)> = HashMap::new();
+    let mut chunk_len: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut max_seq = 0u64;
+    let mut done = 0u64;
+    for (id, path, len) in &files {
+        report.chunks_scanned += 1;
+        let mut scanner = match ChunkScanner::open(path) {
+            Ok(s) => s,
+            Err(e @ FormatError::UnsupportedVersion { .. }) => return Err(e.into()),
+            Err(e) => {
+                tracing::error!(chunk = id, error = %e, "chunk header unreadable; skipping the file");
+                report.chunks_damaged.push(*id);
+                continue;
+            }
+        };
+        if scanner.header().id != *id {
+            report.chunks_damaged.push(*id);
+            continue;
+        }
+        chunk_len.insert(*id, *len);
+        loop {
+            match scanner.next_frame() {
+                Ok(Some(frame)) => {
+                    let at = FrameRef {
+                        chunk: *id,
+                        offset: frame.offset,
+                        len: frame.header.frame_len(),
+                    };
+                    match frame.header.kind {
+                        FrameKind::Blob => {
+                            blobs.entry(frame.header.hash).or_insert(FoundBlob {
+                                chunk: *id,
+                                offset: frame.offset,
+                                stored_len: frame.header.stored_len,
+                                raw_len: frame.header.raw_len,
+                                codec: frame.header.codec as u8,
+                            });
+                        }
+                        FrameKind::ArtifactRecord => {
+                            let rf = RecordFrame::decode(&frame.payload)?;
+                            let seq = rf.record.seq;
+                            max_seq = max_seq.max(seq);
+                            let slot = latest.entry(rf.key).or_insert((0, None));
+                            if seq >= slot.0 {
+                                *slot = (seq, Some((rf.record, at)));
+                            }
+                        }
+                        FrameKind::Tombstone => {
+                            let t = TombstoneFrame::decode(&frame.payload)?;
+                            max_seq = max_seq.max(t.seq);
+                            let slot = latest.entry(t.key).or_insert((0, None));
+                            if t.seq >= slot.0 {
+                                *slot = (t.seq, None);
+                            }
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // A torn tail (crash) or damage: frames past it cannot be located.
+                    if scanner.offset() < *len {
+                        tracing::warn!(chunk = id, at = scanner.offset(), error = %e, "chunk scan stopped early");
+                        report.chunks_damaged.push(*id);
+                    }
+                    break;
+                }
+            }
+        }
+        done += len;
+        progress(done, total);
+    }
+    report.blobs_found = blobs.len() as u64;
+
+    let index = Index::open(&index_dir, &IndexOptions::default())?;
+    let mut refs: HashMap<BlobHash, u64> = HashMap::new();
+    let mut live: HashMap<u64, u64> = HashMap::new();
+    let mut totals = Totals::default();
+    let mut batch = index.batch();
+    let mut keys: Vec<_> = latest.into_iter().collect();
+    keys.sort_by(|a, b| a.0.cmp(&b.0));
+    for (key, (_, found)) in keys {
+        let Some((mut rec, at)) = found else {
+            report.deleted_keys_seen += 1;
+            continue;
+        };
+        if !rec.parts.iter().all(|p| blobs.contains_key(&p.hash)) {
+            report.lost_keys.push(key);
+            continue;
+        }
+        for p in &rec.parts {
+            *refs.entry(p.hash).or_default() += 1;
+        }
+        *live.entry(at.chunk).or_default() += at.len;
+        rec.frame = Some(at);
+        totals.artifacts += 1;
+        totals.logical_bytes += rec.logical_size;
+        if let Some(t) = rec.expires_ms {
+            batch.put_expiry(t, &key);
+        }
+        batch.put_access(
+            &key,
+            &AccessRecord {
+                v: RECORD_VERSION,
+                last_ms: rec.created_ms,
+            },
+        );
+        batch.put_artifact(&key, &rec);
+        report.artifacts_restored += 1;
+        if batch.len() >= 30_000 {
+            index.commit(std::mem::replace(&mut batch, index.batch()), false)?;
+        }
+    }
+    for (hash, n) in &refs {
+        let b = &blobs[hash];
+        let rec = BlobRecord {
+            v: RECORD_VERSION,
+            chunk: b.chunk,
+            offset: b.offset,
+            stored_len: b.stored_len,
+            raw_len: b.raw_len,
+            codec: b.codec,
+            refs: *n,
+        };
+        *live.entry(b.chunk).or_default() += rec.frame_len();
+        totals.blobs += 1;
+        totals.unique_bytes += rec.raw_len;
+        totals.stored_bytes += rec.stored_len;
+        batch.put_blob(hash, &rec);
+        if batch.len() >= 30_000 {
+            index.commit(std::mem::replace(&mut batch, index.batch()), false)?;
+        }
+    }
+    let now = options.clock.now_ms();
+    for (id, len) in &chunk_len {
+        batch.put_chunk(
+            *id,
+            &ChunkRecord {
+                v: RECORD_VERSION,
+                total_bytes: (*len).max(CHUNK_HEADER_LEN),
+                live_bytes: live.get(id).copied().unwrap_or(0),
+                sealed: true,
+                created_ms: now,
+            },
+        );
+    }
+    index.commit(batch, true)?;
+    index.flush()?;
+    let mut last = index.batch();
+    last.put_meta(&StoreMeta {
+        v: RECORD_VERSION,
+        next_chunk_id: files.last().map(|f| f.0 + 1).unwrap_or(1),
+        open_chunk: None,
+        totals,
+        created_ms: now,
+        next_seq: max_seq + 1,
+    });
+    index.commit(last, true)?;
+    report.lost_keys.sort();
+    report.chunks_damaged.sort();
+    Ok(report)
+}
