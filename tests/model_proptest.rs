@@ -1,25 +1,36 @@
-//! The store against a HashMap model: random put / overwrite / get / delete / reopen sequences,
-//! with parts drawn from a small pool so blobs are shared across keys.
+//! The store against a HashMap model: random put / put-with-TTL / overwrite / get / delete /
+//! clock advance / gc / compact / reopen sequences, with parts drawn from a small pool so blobs
+//! are shared across keys. Expired artifacts are misses at once and gone after a gc; gc and
+//! compaction never change what a live key reads.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
-use pipecache::{Artifact, StoreOptions};
+use pipecache::{Artifact, GcOptions, ManualClock, PutOptions, StoreOptions};
 use pipecache_test_support::{TempStore, json_like, random_bytes};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Put { key: u8, parts: Vec<u8> },
+    Put { key: u8, parts: Vec<u8>, ttl_s: Option<u64> },
     Get { key: u8 },
     Delete { key: u8 },
+    Advance { secs: u64 },
+    Gc,
+    Compact,
     Reopen,
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        5 => (0u8..6, proptest::collection::vec(0u8..12, 0..6)).prop_map(|(key, parts)| Op::Put { key, parts }),
+        5 => (0u8..6, proptest::collection::vec(0u8..12, 0..6), proptest::option::of(1u64..100))
+            .prop_map(|(key, parts, ttl_s)| Op::Put { key, parts, ttl_s }),
         4 => (0u8..6).prop_map(|key| Op::Get { key }),
         2 => (0u8..6).prop_map(|key| Op::Delete { key }),
+        1 => (1u64..60).prop_map(|secs| Op::Advance { secs }),
+        1 => Just(Op::Gc),
+        1 => Just(Op::Compact),
         1 => Just(Op::Reopen),
     ]
 }
@@ -42,32 +53,30 @@ fn artifact(parts: &[u8]) -> Artifact {
     a
 }
 
-async fn check_against_model(ts: &TempStore, model: &HashMap<String, Artifact>) {
+/// key -> (artifact, expiry ms). Expired entries stay until a gc, like in the store.
+type Model = HashMap<String, (Artifact, Option<u64>)>;
+
+fn visible<'m>(model: &'m Model, key: &str, now: u64) -> Option<&'m Artifact> {
+    model.get(key).filter(|(_, e)| e.is_none_or(|e| now < e)).map(|(a, _)| a)
+}
+
+async fn check_against_model(ts: &TempStore, model: &Model, now: u64) {
     let store = ts.store();
     for k in 0u8..6 {
         let key = format!("key{k}");
         let got = store.get(&key).await.expect("get");
-        assert_eq!(got.as_ref(), model.get(&key), "key {key}");
+        assert_eq!(got.as_ref(), visible(model, &key, now), "key {key}");
     }
     let stats = store.stats().await.expect("stats");
     assert_eq!(stats.artifacts, model.len() as u64);
-    let logical: u64 = model.values().map(Artifact::logical_size).sum();
+    let logical: u64 = model.values().map(|(a, _)| a.logical_size()).sum();
     assert_eq!(stats.logical_bytes, logical);
-    let mut distinct: Vec<Vec<u8>> = model
-        .values()
-        .flat_map(|a| a.parts.iter().map(|p| p.data.clone()))
-        .collect();
+    let mut distinct: Vec<Vec<u8>> =
+        model.values().flat_map(|(a, _)| a.parts.iter().map(|p| p.data.clone())).collect();
     distinct.sort();
     distinct.dedup();
-    assert_eq!(
-        stats.blobs,
-        distinct.len() as u64,
-        "live blobs = distinct payloads in the model"
-    );
-    assert_eq!(
-        stats.unique_bytes,
-        distinct.iter().map(|d| d.len() as u64).sum::<u64>()
-    );
+    assert_eq!(stats.blobs, distinct.len() as u64, "live blobs = distinct payloads in the model");
+    assert_eq!(stats.unique_bytes, distinct.iter().map(|d| d.len() as u64).sum::<u64>());
     let report = store.verify().await.expect("verify");
     assert!(report.is_clean(), "{report:?}");
 }
@@ -79,31 +88,61 @@ proptest! {
     fn store_matches_hashmap_model(ops in proptest::collection::vec(op(), 1..40)) {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
-            // Small chunks so sequences roll over chunk files too.
-            let mut ts = TempStore::new(StoreOptions { chunk_size: 16 * 1024, ..StoreOptions::default() }).await;
-            let mut model: HashMap<String, Artifact> = HashMap::new();
+            let clock = ManualClock::new(1_000_000);
+            // Small chunks and an eager threshold so sequences roll over and compact chunk files.
+            let options = StoreOptions {
+                chunk_size: 16 * 1024,
+                compact_threshold: 0.9,
+                default_ttl: None,
+                gc_interval: None,
+                clock: clock.clone() as Arc<dyn pipecache::Clock>,
+                ..StoreOptions::default()
+            };
+            let mut ts = TempStore::new(options).await;
+            let mut model: Model = HashMap::new();
             for op in ops {
+                let now = pipecache::Clock::now_ms(&*clock);
                 match op {
-                    Op::Put { key, parts } => {
+                    Op::Put { key, parts, ttl_s } => {
                         let a = artifact(&parts);
-                        ts.store().put(&format!("key{key}"), a.clone()).await.unwrap();
-                        model.insert(format!("key{key}"), a);
+                        let ttl = ttl_s.map(Duration::from_secs);
+                        ts.store().put_with(&format!("key{key}"), a.clone(), PutOptions { ttl }).await.unwrap();
+                        model.insert(format!("key{key}"), (a, ttl_s.map(|s| now + s * 1000)));
                     }
                     Op::Get { key } => {
                         let key = format!("key{key}");
-                        assert_eq!(ts.store().get(&key).await.unwrap().as_ref(), model.get(&key));
+                        assert_eq!(ts.store().get(&key).await.unwrap().as_ref(), visible(&model, &key, now));
                     }
                     Op::Delete { key } => {
                         let key = format!("key{key}");
                         let existed = ts.store().delete(&key).await.unwrap();
                         assert_eq!(existed, model.remove(&key).is_some());
                     }
+                    Op::Advance { secs } => clock.advance(Duration::from_secs(secs)),
+                    Op::Gc => {
+                        let r = ts.store().gc(GcOptions::default()).await.unwrap();
+                        let mut expected: Vec<String> = model
+                            .iter()
+                            .filter(|(_, (_, e))| e.is_some_and(|e| now >= e))
+                            .map(|(k, _)| k.clone())
+                            .collect();
+                        expected.sort();
+                        let mut got = r.expired.clone();
+                        got.sort();
+                        assert_eq!(got, expected, "gc removes exactly the expired keys");
+                        model.retain(|_, (_, e)| e.is_none_or(|e| now < e));
+                        assert!(r.evicted.is_empty(), "no budget, no eviction");
+                    }
+                    Op::Compact => {
+                        ts.store().compact().await.unwrap();
+                    }
                     Op::Reopen => ts.reopen().await,
                 }
             }
-            check_against_model(&ts, &model).await;
+            let now = pipecache::Clock::now_ms(&*clock);
+            check_against_model(&ts, &model, now).await;
             ts.reopen().await;
-            check_against_model(&ts, &model).await;
+            check_against_model(&ts, &model, now).await;
         });
     }
 }
