@@ -6,7 +6,8 @@ use std::fmt::Debug;
 
 use libfuzzer_sys::fuzz_target;
 use pipecache_format::record::{
-    AccessRecord, ArtifactRecord, BlobRecord, ChunkRecord, Record, StoreMeta,
+    AccessRecord, ArtifactRecord, BlobRecord, ChunkRecord, Record, RecordFrame, StoreMeta,
+    TombstoneFrame,
 };
 
 fn round_trip<R: Record + PartialEq + Debug>(bytes: &[u8]) {
@@ -31,11 +32,14 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, bytes)) = data.split_first() else {
         return;
     };
-    match which % 5 {
+    match which % 7 {
         0 => round_trip::<ArtifactRecord>(bytes),
         1 => round_trip::<BlobRecord>(bytes),
         2 => round_trip::<ChunkRecord>(bytes),
         3 => round_trip::<AccessRecord>(bytes),
-        _ => round_trip::<StoreMeta>(bytes),
+        4 => round_trip::<StoreMeta>(bytes),
+        // Record and tombstone frames are read from chunk files by rebuild-index and compaction.
+        5 => round_trip::<RecordFrame>(bytes),
+        _ => round_trip::<TombstoneFrame>(bytes),
     }
 });
