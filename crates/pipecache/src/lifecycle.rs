@@ -147,8 +147,8 @@ pub struct GcReport {
 pub struct CompactReport {
     /// Chunks whose live frames were copied out and whose files were removed.
     pub chunks_compacted: Vec<u64>,
-    /// Chunks that needed compaction but could not be read completely (left in place; see
-    /// `verify`).
+    /// Chunks that needed compaction but were left in place: they did not read back completely
+    /// (see `verify`), or puts appended to them while they were being scanned (next pass).
     pub chunks_skipped: Vec<u64>,
     /// Live blobs copied.
     pub blobs_moved: u64,
@@ -474,12 +474,15 @@ pub(crate) fn compact(
                 continue;
             }
         };
-        let outcome = call(tx, |reply| Request::Relocate {
+        match call(tx, |reply| Request::Relocate {
             chunk: id,
+            scanned_len: rec.total_bytes,
             items,
             reply,
-        })?;
-        report.add(id, outcome);
+        })? {
+            Some(outcome) => report.add(id, outcome),
+            None => report.chunks_skipped.push(id),
+        }
     }
     progress("compact", total, total);
     Ok(report)

@@ -136,8 +136,12 @@ pub(crate) enum Request {
     },
     Relocate {
         chunk: u64,
+        /// Committed length of the chunk when it was scanned: if the chunk has grown since (it
+        /// was the open chunk and puts appended to it), the relocation is refused, because the
+        /// new frames are not in `items`.
+        scanned_len: u64,
         items: Vec<RelocItem>,
-        reply: oneshot::Sender<Result<RelocOutcome>>,
+        reply: oneshot::Sender<Result<Option<RelocOutcome>>>,
     },
     RemoveOrphans {
         reply: oneshot::Sender<Result<Vec<u64>>>,
@@ -389,9 +393,31 @@ impl Writer {
             }
             Request::Relocate {
                 chunk,
+                scanned_len,
                 items,
                 reply,
             } => {
+                let current_len = match &self.chunk {
+                    // Maintenance runs after the group commit: everything appended is committed.
+                    Some(c) if c.id() == chunk => Some(c.len()),
+                    _ => self
+                        .shared
+                        .index
+                        .chunk(chunk)
+                        .ok()
+                        .flatten()
+                        .map(|r| r.total_bytes),
+                };
+                if current_len != Some(scanned_len) {
+                    tracing::debug!(
+                        chunk,
+                        ?current_len,
+                        scanned_len,
+                        "chunk changed since it was scanned; not compacting it now"
+                    );
+                    let _ = reply.send(Ok(None));
+                    return;
+                }
                 let res = self.maintenance(|w, st| w.apply_relocate(st, chunk, &items));
                 let res = res.and_then(|mut outcome| {
                     // The batch that stopped referencing the chunk is committed: now the file
@@ -406,7 +432,7 @@ impl Writer {
                     std::fs::remove_file(&path)
                         .map_err(|e| Error::io(format!("remove {}", path.display()), e))?;
                     pipecache_format::sync_dir(&self.shared.chunk_dir)?;
-                    Ok(outcome)
+                    Ok(Some(outcome))
                 });
                 let _ = reply.send(res);
             }
