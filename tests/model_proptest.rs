@@ -13,10 +13,20 @@ use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Put { key: u8, parts: Vec<u8>, ttl_s: Option<u64> },
-    Get { key: u8 },
-    Delete { key: u8 },
-    Advance { secs: u64 },
+    Put {
+        key: u8,
+        parts: Vec<u8>,
+        ttl_s: Option<u64>,
+    },
+    Get {
+        key: u8,
+    },
+    Delete {
+        key: u8,
+    },
+    Advance {
+        secs: u64,
+    },
     Gc,
     Compact,
     Reopen,
@@ -57,7 +67,10 @@ fn artifact(parts: &[u8]) -> Artifact {
 type Model = HashMap<String, (Artifact, Option<u64>)>;
 
 fn visible<'m>(model: &'m Model, key: &str, now: u64) -> Option<&'m Artifact> {
-    model.get(key).filter(|(_, e)| e.is_none_or(|e| now < e)).map(|(a, _)| a)
+    model
+        .get(key)
+        .filter(|(_, e)| e.is_none_or(|e| now < e))
+        .map(|(a, _)| a)
 }
 
 async fn check_against_model(ts: &TempStore, model: &Model, now: u64) {
@@ -71,12 +84,21 @@ async fn check_against_model(ts: &TempStore, model: &Model, now: u64) {
     assert_eq!(stats.artifacts, model.len() as u64);
     let logical: u64 = model.values().map(|(a, _)| a.logical_size()).sum();
     assert_eq!(stats.logical_bytes, logical);
-    let mut distinct: Vec<Vec<u8>> =
-        model.values().flat_map(|(a, _)| a.parts.iter().map(|p| p.data.clone())).collect();
+    let mut distinct: Vec<Vec<u8>> = model
+        .values()
+        .flat_map(|(a, _)| a.parts.iter().map(|p| p.data.clone()))
+        .collect();
     distinct.sort();
     distinct.dedup();
-    assert_eq!(stats.blobs, distinct.len() as u64, "live blobs = distinct payloads in the model");
-    assert_eq!(stats.unique_bytes, distinct.iter().map(|d| d.len() as u64).sum::<u64>());
+    assert_eq!(
+        stats.blobs,
+        distinct.len() as u64,
+        "live blobs = distinct payloads in the model"
+    );
+    assert_eq!(
+        stats.unique_bytes,
+        distinct.iter().map(|d| d.len() as u64).sum::<u64>()
+    );
     let report = store.verify().await.expect("verify");
     assert!(report.is_clean(), "{report:?}");
 }

@@ -123,6 +123,16 @@ impl Shared {
     }
 
     fn get_blocking(&self, key: &str) -> Result<Option<Artifact>> {
+        self.get_attempt(key, 0)
+    }
+
+    /// True when `key` no longer holds the record read as `seq` (overwritten, deleted, evicted
+    /// while we were reading it): a failed read is then a race, not corruption.
+    fn record_changed(&self, key: &str, seq: u64) -> Result<bool> {
+        Ok(self.index.artifact(key)?.is_none_or(|r| r.seq != seq))
+    }
+
+    fn get_attempt(&self, key: &str, attempt: u32) -> Result<Option<Artifact>> {
         let rec = match self.index.artifact(key) {
             Ok(Some(rec)) => rec,
             Ok(None) => {
@@ -149,6 +159,9 @@ impl Shared {
         let mut parts = Vec::with_capacity(rec.parts.len());
         for (part, blob) in rec.parts.iter().zip(blobs) {
             let Some(blob) = blob.filter(|b| b.refs > 0) else {
+                if attempt < 3 && self.record_changed(key, rec.seq)? {
+                    return self.get_attempt(key, attempt + 1);
+                }
                 self.counters.corruption_errors.add(1);
                 return Err(Error::corruption(
                     Some(key),
@@ -167,6 +180,9 @@ impl Shared {
                                 && (now.chunk, now.offset) != (blob.chunk, blob.offset) =>
                         {
                             self.read_blob(Some(key), part.hash, &now)?
+                        }
+                        _ if attempt < 3 && self.record_changed(key, rec.seq)? => {
+                            return self.get_attempt(key, attempt + 1);
                         }
                         _ => {
                             return Err(self.count(Error::from_format(
