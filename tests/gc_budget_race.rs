@@ -74,7 +74,13 @@ async fn puts_racing_budget_gc_never_lose_bytes() {
     assert!(passes > 5, "gc ran only {passes} passes beside the writers");
     let s = store.stats().await.unwrap();
     assert!(s.evicted > 0, "the budget must have forced evictions");
-    for (key, seed) in last.lock().unwrap().iter() {
+    let snapshot: Vec<(String, u64)> = last
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, s)| (k.clone(), *s))
+        .collect();
+    for (key, seed) in &snapshot {
         if let Some(a) = store.get(key).await.expect("get after race") {
             assert_eq!(a.parts[0].data, random_bytes(*seed, 3000), "{key}");
         }

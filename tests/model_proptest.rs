@@ -128,7 +128,7 @@ proptest! {
                     Op::Put { key, parts, ttl_s } => {
                         let a = artifact(&parts);
                         let ttl = ttl_s.map(Duration::from_secs);
-                        ts.store().put_with(&format!("key{key}"), a.clone(), PutOptions { ttl }).await.unwrap();
+                        ts.store().put_with(&format!("key{key}"), a.clone(), PutOptions { ttl, ..PutOptions::default() }).await.unwrap();
                         model.insert(format!("key{key}"), (a, ttl_s.map(|s| now + s * 1000)));
                     }
                     Op::Get { key } => {

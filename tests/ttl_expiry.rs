@@ -21,6 +21,7 @@ async fn expired_artifact_is_a_miss() {
             Artifact::single(b"a".to_vec()),
             PutOptions {
                 ttl: Some(Duration::from_secs(90)),
+                ..PutOptions::default()
             },
         )
         .await
@@ -55,7 +56,8 @@ async fn expired_artifact_is_a_miss() {
                 "z",
                 Artifact::single(b"c".to_vec()),
                 PutOptions {
-                    ttl: Some(Duration::ZERO)
+                    ttl: Some(Duration::ZERO),
+                    ..PutOptions::default()
                 }
             )
             .await

@@ -12,6 +12,7 @@ use config::{ConfigFile, parse_duration, parse_size};
 
 mod config;
 mod demo;
+mod pipeline;
 mod progress;
 mod stress;
 
@@ -140,7 +141,7 @@ enum Command {
         #[arg(long)]
         gc: bool,
     },
-    /// Put and read back synthetic pipeline artifacts (the README's first command).
+    /// Run a synthetic video pipeline through the cache twice (the README's first command).
     Demo {
         /// Number of synthetic videos.
         #[arg(long, default_value_t = 20)]
@@ -148,6 +149,36 @@ enum Command {
         /// Keyframes per video.
         #[arg(long, default_value_t = 60)]
         frames: usize,
+        /// Keep the demo's artifacts in the store afterwards.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Print the canonical cache key of a video's artifact.
+    Key {
+        /// The source video.
+        video: PathBuf,
+        /// keyframes, transcript, descriptions or embeddings.
+        kind: String,
+        /// Parameters, name=value (e.g. threshold=0.999 max_frames=3000).
+        params: Vec<String>,
+        /// How the video is fingerprinted.
+        #[arg(long, default_value = "stat")]
+        fingerprint: String,
+    },
+    /// What is cached for a video (as it is now) and what is missing, per pipeline stage.
+    Status {
+        /// The source video.
+        video: PathBuf,
+        /// Pipeline config (TOML: [keyframes] threshold, max_frames; [transcript] model_size,
+        /// language; [descriptions] model, batch_size; [embeddings] model). Default: all stages.
+        #[arg(long = "pipeline")]
+        pipeline: Option<PathBuf>,
+        /// How the video is fingerprinted.
+        #[arg(long, default_value = "stat")]
+        fingerprint: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -250,6 +281,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     if let Some(max) = cli.max_size {
         options.max_size = Some(max);
     }
+    if let Command::Key {
+        video,
+        kind,
+        params,
+        fingerprint,
+    } = &cli.command
+    {
+        pipeline::key(video, kind, params, fingerprint.parse()?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Command::RebuildIndex { force, json } = cli.command {
         let bar = progress::Bar::new("rebuild-index");
         let report = Store::rebuild_index(&dir, options, force, move |done, total| {
@@ -281,7 +322,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Put { key, ttl, .. } => {
             let artifact = put_input.expect("read above");
             let (parts, size) = (artifact.parts.len(), artifact.logical_size());
-            store.put_with(&key, artifact, PutOptions { ttl }).await?;
+            store
+                .put_with(
+                    &key,
+                    artifact,
+                    PutOptions {
+                        ttl,
+                        ..PutOptions::default()
+                    },
+                )
+                .await?;
             eprintln!("stored {key} ({parts} part(s), {size} bytes)");
             if let Some(max) = store.options().max_size {
                 let s = store.stats().await?;
@@ -439,7 +489,22 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             ExitCode::SUCCESS
         }
-        Command::RebuildIndex { .. } => unreachable!("handled before the store is opened"),
+        Command::RebuildIndex { .. } | Command::Key { .. } => {
+            unreachable!("handled before the store is opened")
+        }
+        Command::Status {
+            video,
+            pipeline,
+            fingerprint,
+            json,
+        } => {
+            let config = pipeline::load_config(pipeline.as_deref())?;
+            if pipeline::status(&store, &video, &config, fingerprint.parse()?, json).await? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
         Command::Verify {
             json,
             repair: false,
@@ -496,8 +561,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             stress::run(&store, seed, keys, concurrency, ops, gc).await?;
             ExitCode::SUCCESS
         }
-        Command::Demo { videos, frames } => {
-            demo::run(&store, videos, frames).await?;
+        Command::Demo {
+            videos,
+            frames,
+            keep,
+        } => {
+            demo::run(&store, videos, frames, keep).await?;
             ExitCode::SUCCESS
         }
     };

@@ -176,10 +176,13 @@ pub fn validate_key(key: &str) -> Result<()> {
 }
 
 /// Per-put options.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct PutOptions {
     /// TTL of this artifact; `None` uses the store's default TTL.
     pub ttl: Option<Duration>,
+    /// Codec policy for this artifact's new blobs; `None` uses the store's. Lets each artifact
+    /// kind choose (JPEG frames raw, JSON transcripts zstd).
+    pub compression: Option<pipecache_format::CompressionPolicy>,
 }
 
 /// One entry of [`crate::Store::list`].

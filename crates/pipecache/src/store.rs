@@ -211,7 +211,11 @@ impl Shared {
         }))
     }
 
-    fn prepare(&self, parts: Vec<Part>) -> Result<Vec<PreparedPart>> {
+    fn prepare(
+        &self,
+        parts: Vec<Part>,
+        policy: &pipecache_format::CompressionPolicy,
+    ) -> Result<Vec<PreparedPart>> {
         let hashes: Vec<BlobHash> = parts.iter().map(|p| BlobHash::of(&p.data)).collect();
         let known = self.index.blobs(&hashes)?;
         let mut encoded_once = HashSet::new();
@@ -223,7 +227,7 @@ impl Shared {
                 // Compress here, on the caller's blocking thread, so the writer thread only
                 // appends; blobs the store already has are never compressed again.
                 let encoded = if known.is_none() && encoded_once.insert(hash) {
-                    Some(self.options.compression.encode(&p.data)?)
+                    Some(policy.encode(&p.data)?)
                 } else {
                     None
                 };
@@ -631,6 +635,13 @@ impl Store {
                 max_size: max,
             });
         }
+        if let Some(c) = &options.compression
+            && (!(1..=19).contains(&c.level) || !(0.0..=1.0).contains(&c.max_ratio))
+        {
+            return Err(Error::InvalidOption {
+                reason: format!("invalid compression policy {c:?}"),
+            });
+        }
         if options.ttl == Some(Duration::ZERO) {
             return Err(Error::InvalidOption {
                 reason: "ttl must be positive".into(),
@@ -641,7 +652,8 @@ impl Store {
         let key = key.to_owned();
         let (reply, answer) = oneshot::channel();
         blocking(move || {
-            let parts = shared.prepare(artifact.parts)?;
+            let policy = options.compression.unwrap_or(shared.options.compression);
+            let parts = shared.prepare(artifact.parts, &policy)?;
             let ttl = options.ttl.or(shared.options.default_ttl);
             let expires_ms = ttl.map(|t| {
                 shared

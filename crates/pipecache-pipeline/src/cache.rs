@@ -1,0 +1,527 @@
+//! `PipelineArtifactCache`: the seed's API over a store, keyed by video fingerprint and
+//! canonical parameters.
+
+use std::path::Path;
+
+use pipecache::{PutOptions, Store};
+use serde::{Deserialize, Serialize};
+
+use crate::artifacts::{
+    Embeddings, FrameDescriptions, FrameInfo, Keyframes, Transcript, TypedArtifact,
+};
+use crate::error::{Result, invalid};
+use crate::{ArtifactKey, ArtifactKind, Fingerprint, FingerprintMode, ParamValue};
+
+/// Keyframe extraction parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyframesConfig {
+    /// Scene-change threshold.
+    pub threshold: f64,
+    /// Most frames kept.
+    pub max_frames: u32,
+}
+
+/// Transcription parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranscriptConfig {
+    /// Whisper model size (`base`, `small`...).
+    pub model_size: String,
+    /// Language code.
+    pub language: String,
+}
+
+/// Frame-description parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DescriptionsConfig {
+    /// VLM model.
+    pub model: String,
+    /// Batch size.
+    pub batch_size: u32,
+}
+
+/// Embedding parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingsConfig {
+    /// Embedding model.
+    pub model: String,
+}
+
+/// Which stages a pipeline runs, with their parameters (a TOML file for the CLI's `status`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Keyframes stage.
+    pub keyframes: Option<KeyframesConfig>,
+    /// Transcript stage.
+    pub transcript: Option<TranscriptConfig>,
+    /// Descriptions stage.
+    pub descriptions: Option<DescriptionsConfig>,
+    /// Embeddings stage.
+    pub embeddings: Option<EmbeddingsConfig>,
+}
+
+impl PipelineConfig {
+    /// A config with every stage at the seed's defaults.
+    pub fn full() -> Self {
+        Self {
+            keyframes: Some(KeyframesConfig {
+                threshold: 0.999,
+                max_frames: 3000,
+            }),
+            transcript: Some(TranscriptConfig {
+                model_size: "base".into(),
+                language: "en".into(),
+            }),
+            descriptions: Some(DescriptionsConfig {
+                model: "Qwen2-VL".into(),
+                batch_size: 8,
+            }),
+            embeddings: Some(EmbeddingsConfig {
+                model: "clip-vit-b32".into(),
+            }),
+        }
+    }
+
+    /// Kinds this config asks for.
+    pub fn kinds(&self) -> Vec<ArtifactKind> {
+        let mut v = Vec::new();
+        if self.keyframes.is_some() {
+            v.push(ArtifactKind::Keyframes);
+        }
+        if self.transcript.is_some() {
+            v.push(ArtifactKind::Transcript);
+        }
+        if self.descriptions.is_some() {
+            v.push(ArtifactKind::Descriptions);
+        }
+        if self.embeddings.is_some() {
+            v.push(ArtifactKind::Embeddings);
+        }
+        v
+    }
+
+    /// The key of `kind` for video `fp` under this config, `None` when the stage is off.
+    pub fn key(&self, fp: &Fingerprint, kind: ArtifactKind) -> Result<Option<ArtifactKey>> {
+        let k = ArtifactKey::new(fp.clone(), kind);
+        Ok(Some(match kind {
+            ArtifactKind::Keyframes => match &self.keyframes {
+                Some(c) => k
+                    .param("threshold", c.threshold)?
+                    .param("max_frames", c.max_frames)?,
+                None => return Ok(None),
+            },
+            ArtifactKind::Transcript => match &self.transcript {
+                Some(c) => k
+                    .param("model_size", c.model_size.as_str())?
+                    .param("language", c.language.as_str())?,
+                None => return Ok(None),
+            },
+            ArtifactKind::Descriptions => match &self.descriptions {
+                Some(c) => k
+                    .param("model", c.model.as_str())?
+                    .param("batch_size", c.batch_size)?,
+                None => return Ok(None),
+            },
+            ArtifactKind::Embeddings => match &self.embeddings {
+                Some(c) => k.param("model", c.model.as_str())?,
+                None => return Ok(None),
+            },
+        }))
+    }
+}
+
+/// What `get_all_artifacts` found for one video.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PipelineArtifacts {
+    /// Keyframes, if cached.
+    pub keyframes: Option<Keyframes>,
+    /// Transcript, if cached.
+    pub transcript: Option<Transcript>,
+    /// Descriptions, if cached.
+    pub descriptions: Option<FrameDescriptions>,
+    /// Embeddings, if cached.
+    pub embeddings: Option<Embeddings>,
+}
+
+impl PipelineArtifacts {
+    fn has(&self, kind: ArtifactKind) -> bool {
+        match kind {
+            ArtifactKind::Keyframes => self.keyframes.is_some(),
+            ArtifactKind::Transcript => self.transcript.is_some(),
+            ArtifactKind::Descriptions => self.descriptions.is_some(),
+            ArtifactKind::Embeddings => self.embeddings.is_some(),
+        }
+    }
+
+    /// Stages of `config` with nothing cached: what is left to compute.
+    pub fn missing(&self, config: &PipelineConfig) -> Vec<ArtifactKind> {
+        config
+            .kinds()
+            .into_iter()
+            .filter(|k| !self.has(*k))
+            .collect()
+    }
+
+    /// True when every stage of `config` is cached.
+    pub fn is_complete(&self, config: &PipelineConfig) -> bool {
+        self.missing(config).is_empty()
+    }
+}
+
+/// Which parts of a time range are cached as segments.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SegmentCoverage {
+    /// Cached segments overlapping the range, in order, as `(start_ms, end_ms)`.
+    pub cached: Vec<(u64, u64)>,
+    /// Gaps of the range no cached segment covers.
+    pub missing: Vec<(u64, u64)>,
+}
+
+/// The pipeline cache: typed gets and sets keyed by video and parameters.
+#[derive(Clone, Debug)]
+pub struct PipelineArtifactCache {
+    store: Store,
+    mode: FingerprintMode,
+}
+
+impl PipelineArtifactCache {
+    /// A cache over `store`, fingerprinting videos with `mode`.
+    pub fn new(store: Store, mode: FingerprintMode) -> Self {
+        Self { store, mode }
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Fingerprints `video` (off the async threads: content mode reads the whole file).
+    pub async fn fingerprint(&self, video: &Path) -> Result<Fingerprint> {
+        let (video, mode) = (video.to_owned(), self.mode);
+        tokio::task::spawn_blocking(move || Fingerprint::of_file(&video, mode))
+            .await
+            .map_err(|e| invalid("fingerprint task", e.to_string()))?
+    }
+
+    /// Reads a typed artifact by key.
+    pub async fn get_typed<T: TypedArtifact>(&self, key: &ArtifactKey) -> Result<Option<T>> {
+        if key.kind != T::KIND {
+            return Err(invalid("key", format!("{key} is not a {} key", T::KIND)));
+        }
+        let k = key.to_string();
+        match self.store.get(&k).await? {
+            Some(a) => Ok(Some(T::from_artifact(&k, a)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores a typed artifact under `key`, with its kind's codec policy.
+    pub async fn set_typed<T: TypedArtifact>(&self, key: &ArtifactKey, value: &T) -> Result<()> {
+        if key.kind != T::KIND {
+            return Err(invalid("key", format!("{key} is not a {} key", T::KIND)));
+        }
+        let options = PutOptions {
+            compression: Some(T::compression()),
+            ..PutOptions::default()
+        };
+        self.store
+            .put_with(&key.to_string(), value.to_artifact()?, options)
+            .await?;
+        Ok(())
+    }
+
+    async fn key(
+        &self,
+        video: &Path,
+        kind: ArtifactKind,
+        params: &[(&str, ParamValue)],
+    ) -> Result<ArtifactKey> {
+        let mut k = ArtifactKey::new(self.fingerprint(video).await?, kind);
+        for (n, v) in params {
+            k = k.param(n, v.clone())?;
+        }
+        Ok(k)
+    }
+
+    /// Keyframes of `video` at these parameters.
+    pub async fn get_keyframes(
+        &self,
+        video: &Path,
+        threshold: f64,
+        max_frames: u32,
+    ) -> Result<Option<Keyframes>> {
+        let k = self
+            .key(
+                video,
+                ArtifactKind::Keyframes,
+                &[
+                    ("threshold", threshold.into()),
+                    ("max_frames", max_frames.into()),
+                ],
+            )
+            .await?;
+        self.get_typed(&k).await
+    }
+
+    /// Stores keyframes (metadata + one image per frame).
+    pub async fn set_keyframes(
+        &self,
+        video: &Path,
+        metadata: Vec<FrameInfo>,
+        images: Vec<Vec<u8>>,
+        threshold: f64,
+        max_frames: u32,
+    ) -> Result<()> {
+        let k = self
+            .key(
+                video,
+                ArtifactKind::Keyframes,
+                &[
+                    ("threshold", threshold.into()),
+                    ("max_frames", max_frames.into()),
+                ],
+            )
+            .await?;
+        self.set_typed(
+            &k,
+            &Keyframes {
+                frames: metadata,
+                images,
+            },
+        )
+        .await
+    }
+
+    /// Transcript of `video`.
+    pub async fn get_transcript(
+        &self,
+        video: &Path,
+        model_size: &str,
+        language: &str,
+    ) -> Result<Option<Transcript>> {
+        let k = self
+            .key(
+                video,
+                ArtifactKind::Transcript,
+                &[
+                    ("model_size", model_size.into()),
+                    ("language", language.into()),
+                ],
+            )
+            .await?;
+        self.get_typed(&k).await
+    }
+
+    /// Stores a transcript.
+    pub async fn set_transcript(
+        &self,
+        video: &Path,
+        transcript: &Transcript,
+        model_size: &str,
+        language: &str,
+    ) -> Result<()> {
+        let k = self
+            .key(
+                video,
+                ArtifactKind::Transcript,
+                &[
+                    ("model_size", model_size.into()),
+                    ("language", language.into()),
+                ],
+            )
+            .await?;
+        self.set_typed(&k, transcript).await
+    }
+
+    /// Frame descriptions of `video`.
+    pub async fn get_descriptions(
+        &self,
+        video: &Path,
+        model: &str,
+        batch_size: u32,
+    ) -> Result<Option<FrameDescriptions>> {
+        let k = self
+            .key(
+                video,
+                ArtifactKind::Descriptions,
+                &[("model", model.into()), ("batch_size", batch_size.into())],
+            )
+            .await?;
+        self.get_typed(&k).await
+    }
+
+    /// Stores frame descriptions.
+    pub async fn set_descriptions(
+        &self,
+        video: &Path,
+        d: &FrameDescriptions,
+        model: &str,
+        batch_size: u32,
+    ) -> Result<()> {
+        let k = self
+            .key(
+                video,
+                ArtifactKind::Descriptions,
+                &[("model", model.into()), ("batch_size", batch_size.into())],
+            )
+            .await?;
+        self.set_typed(&k, d).await
+    }
+
+    /// Embeddings of `video`.
+    pub async fn get_embeddings(&self, video: &Path, model: &str) -> Result<Option<Embeddings>> {
+        let k = self
+            .key(video, ArtifactKind::Embeddings, &[("model", model.into())])
+            .await?;
+        self.get_typed(&k).await
+    }
+
+    /// Stores embeddings.
+    pub async fn set_embeddings(&self, video: &Path, e: &Embeddings, model: &str) -> Result<()> {
+        let k = self
+            .key(video, ArtifactKind::Embeddings, &[("model", model.into())])
+            .await?;
+        self.set_typed(&k, e).await
+    }
+
+    /// Everything `config` asks for, fetched concurrently; see
+    /// [`PipelineArtifacts::is_complete`] and [`PipelineArtifacts::missing`].
+    pub async fn get_all_artifacts(
+        &self,
+        video: &Path,
+        config: &PipelineConfig,
+    ) -> Result<PipelineArtifacts> {
+        let fp = self.fingerprint(video).await?;
+        let kf = config.key(&fp, ArtifactKind::Keyframes)?;
+        let tr = config.key(&fp, ArtifactKind::Transcript)?;
+        let de = config.key(&fp, ArtifactKind::Descriptions)?;
+        let em = config.key(&fp, ArtifactKind::Embeddings)?;
+        let (keyframes, transcript, descriptions, embeddings) = tokio::join!(
+            async {
+                match &kf {
+                    Some(k) => self.get_typed::<Keyframes>(k).await,
+                    None => Ok(None),
+                }
+            },
+            async {
+                match &tr {
+                    Some(k) => self.get_typed::<Transcript>(k).await,
+                    None => Ok(None),
+                }
+            },
+            async {
+                match &de {
+                    Some(k) => self.get_typed::<FrameDescriptions>(k).await,
+                    None => Ok(None),
+                }
+            },
+            async {
+                match &em {
+                    Some(k) => self.get_typed::<Embeddings>(k).await,
+                    None => Ok(None),
+                }
+            },
+        );
+        Ok(PipelineArtifacts {
+            keyframes: keyframes?,
+            transcript: transcript?,
+            descriptions: descriptions?,
+            embeddings: embeddings?,
+        })
+    }
+
+    /// Which parts of `[start_ms, end_ms)` of `video` are cached as segments of `base` (a key
+    /// without a `segment` parameter; segments are the same key plus `segment=<s>-<e>`).
+    pub async fn segment_coverage(
+        &self,
+        base: &ArtifactKey,
+        start_ms: u64,
+        end_ms: u64,
+    ) -> Result<SegmentCoverage> {
+        if start_ms >= end_ms {
+            return Err(invalid(
+                "range",
+                format!("{start_ms}-{end_ms}: start must be before end"),
+            ));
+        }
+        let segs = self.segments_of(base).await?;
+        let mut cached = Vec::new();
+        let mut missing = Vec::new();
+        let mut cursor = start_ms;
+        for (s, e) in segs {
+            if e <= start_ms || s >= end_ms {
+                continue;
+            }
+            cached.push((s, e));
+            if s > cursor {
+                missing.push((cursor, s.min(end_ms)));
+            }
+            cursor = cursor.max(e);
+        }
+        if cursor < end_ms {
+            missing.push((cursor, end_ms));
+        }
+        Ok(SegmentCoverage { cached, missing })
+    }
+
+    /// Cached segments of `base`, sorted by start.
+    async fn segments_of(&self, base: &ArtifactKey) -> Result<Vec<(u64, u64)>> {
+        if base.segment().is_some() {
+            return Err(invalid(
+                "key",
+                "the base key must not have a segment parameter",
+            ));
+        }
+        let prefix = format!(
+            "{}{}:",
+            ArtifactKey::video_prefix(&base.fingerprint),
+            base.kind
+        );
+        let mut out = Vec::new();
+        for entry in self.store.list(&prefix).await? {
+            let Ok(k) = ArtifactKey::parse(&entry.key) else {
+                continue;
+            };
+            let Some(seg) = k.segment() else { continue };
+            let mut rest = k.params.clone();
+            rest.remove("segment");
+            if rest == base.params {
+                out.push(seg);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The cached segments of `base` overlapping `[start_ms, end_ms)`, in time order, decoded.
+    pub async fn get_segments<T: TypedArtifact>(
+        &self,
+        base: &ArtifactKey,
+        start_ms: u64,
+        end_ms: u64,
+    ) -> Result<Vec<((u64, u64), T)>> {
+        let cov = self.segment_coverage(base, start_ms, end_ms).await?;
+        let mut out = Vec::new();
+        for (s, e) in cov.cached {
+            let key = base.clone().param("segment", ParamValue::Segment(s, e))?;
+            if let Some(v) = self.get_typed::<T>(&key).await? {
+                out.push(((s, e), v));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes every artifact cached for the current version of `video`.
+    pub async fn invalidate(&self, video: &Path) -> Result<usize> {
+        let fp = self.fingerprint(video).await?;
+        let entries = self.store.list(&ArtifactKey::video_prefix(&fp)).await?;
+        for e in &entries {
+            self.store.delete(&e.key).await?;
+        }
+        Ok(entries.len())
+    }
+}
