@@ -254,7 +254,14 @@ impl ParamValue {
             )
         };
         let value = match kind.param_type(name) {
-            Some(ParamType::Int) => Self::Int(text.trim().parse().map_err(|_| bad("an integer"))?),
+            Some(ParamType::Int) => match text.trim().parse::<i64>() {
+                Ok(i) => Self::Int(i),
+                // `3000.0` is the integer 3000 and gets the key text `3000`.
+                Err(_) => match text.trim().parse::<f64>() {
+                    Ok(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15 => Self::Int(f as i64),
+                    _ => return Err(bad("an integer")),
+                },
+            },
             Some(ParamType::Float) => {
                 let f: f64 = text.trim().parse().map_err(|_| bad("a number"))?;
                 if !f.is_finite() {
