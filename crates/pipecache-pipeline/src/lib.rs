@@ -27,3 +27,8 @@ pub use cache::{
 pub use error::{PipelineError, Result};
 pub use fingerprint::{Fingerprint, FingerprintMode, KEY_SCHEMA};
 pub use key::{ArtifactKey, ArtifactKind, ParamValue};
+
+/// The README's Rust examples, compiled as doctests so they stay true.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
