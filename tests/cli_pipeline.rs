@@ -16,53 +16,151 @@ fn key_status_and_demo() {
     std::fs::write(&video, random_bytes(3, 20_000)).unwrap();
     let v = video.to_str().unwrap();
 
-    let out = run_cli(bin(), &store, &["key", v, "keyframes", "threshold=0.9990", "max_frames=3000.0", "--fingerprint", "content"], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_cli(
+        bin(),
+        &store,
+        &[
+            "key",
+            v,
+            "keyframes",
+            "threshold=0.9990",
+            "max_frames=3000.0",
+            "--fingerprint",
+            "content",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert!(key.starts_with("video:c1-"), "{key}");
-    assert!(key.ends_with(":keyframes:max_frames=3000:threshold=0.999"), "{key}");
+    assert!(
+        key.ends_with(":keyframes:max_frames=3000:threshold=0.999"),
+        "{key}"
+    );
     // Order of parameters does not matter.
-    let again = run_cli(bin(), &store, &["key", v, "keyframes", "max_frames=3000", "threshold=0.999", "--fingerprint", "content"], None);
+    let again = run_cli(
+        bin(),
+        &store,
+        &[
+            "key",
+            v,
+            "keyframes",
+            "max_frames=3000",
+            "threshold=0.999",
+            "--fingerprint",
+            "content",
+        ],
+        None,
+    );
     assert_eq!(String::from_utf8(again.stdout).unwrap().trim(), key);
     assert!(!store.exists(), "`key` does not need or create a store");
 
     for (args, needle) in [
-        (vec!["key", v, "keyframes", "threshold=abc"], "threshold must be a number"),
+        (
+            vec!["key", v, "keyframes", "threshold=abc"],
+            "threshold must be a number",
+        ),
         (vec!["key", v, "thumbnails"], "invalid artifact kind"),
-        (vec!["key", tmp.path().to_str().unwrap(), "keyframes"], "is a directory"),
-        (vec!["key", v, "keyframes", "novalue"], "expected name=value"),
-        (vec!["key", v, "keyframes", "--fingerprint", "md5"], "fingerprint mode"),
+        (
+            vec!["key", tmp.path().to_str().unwrap(), "keyframes"],
+            "is a directory",
+        ),
+        (
+            vec!["key", v, "keyframes", "novalue"],
+            "expected name=value",
+        ),
+        (
+            vec!["key", v, "keyframes", "--fingerprint", "md5"],
+            "fingerprint mode",
+        ),
     ] {
         let out = run_cli(bin(), &store, &args, None);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains(needle), "{args:?}: {stderr:?} lacks {needle:?}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: {stderr:?} lacks {needle:?}"
+        );
     }
 
     // Put the transcript under the key `status` computes, then ask.
-    let out = run_cli(bin(), &store, &["key", v, "transcript", "model_size=base", "language=en"], None);
+    let out = run_cli(
+        bin(),
+        &store,
+        &["key", v, "transcript", "model_size=base", "language=en"],
+        None,
+    );
     let tkey = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    assert!(run_cli(bin(), &store, &["put", &tkey, "-"], Some(b"not decoded by status")).status.success());
+    assert!(
+        run_cli(
+            bin(),
+            &store,
+            &["put", &tkey, "-"],
+            Some(b"not decoded by status")
+        )
+        .status
+        .success()
+    );
     let pipeline = tmp.path().join("pipeline.toml");
     std::fs::write(&pipeline, "[keyframes]\nthreshold = 0.999\nmax_frames = 3000\n[transcript]\nmodel_size = \"base\"\nlanguage = \"en\"\n").unwrap();
-    let out = run_cli(bin(), &store, &["status", v, "--pipeline", pipeline.to_str().unwrap(), "--json"], None);
+    let out = run_cli(
+        bin(),
+        &store,
+        &[
+            "status",
+            v,
+            "--pipeline",
+            pipeline.to_str().unwrap(),
+            "--json",
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1), "incomplete pipeline exits 1");
     let st = stdout_json(&out);
     assert_eq!(st["missing"], serde_json::json!(["keyframes"]));
     assert_eq!(st["stages"][1]["key"], tkey.as_str());
     assert_eq!(st["stages"][1]["cached"], true);
-    std::fs::write(&pipeline, "[keyframes]\nthreshold = 0.999\nmax_frame = 3000\n").unwrap();
-    let out = run_cli(bin(), &store, &["status", v, "--pipeline", pipeline.to_str().unwrap()], None);
+    std::fs::write(
+        &pipeline,
+        "[keyframes]\nthreshold = 0.999\nmax_frame = 3000\n",
+    )
+    .unwrap();
+    let out = run_cli(
+        bin(),
+        &store,
+        &["status", v, "--pipeline", pipeline.to_str().unwrap()],
+        None,
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field"));
 
-    let out = run_cli(bin(), &store, &["demo", "--videos", "3", "--frames", "20"], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_cli(
+        bin(),
+        &store,
+        &["demo", "--videos", "3", "--frames", "20"],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("SIMULATED"), "simulated costs are labelled: {text}");
+    assert!(
+        text.contains("SIMULATED"),
+        "simulated costs are labelled: {text}"
+    );
     assert!(text.contains("3/3 videos complete"), "{text}");
     for stage in ["keyframes", "transcript", "descriptions", "embeddings"] {
-        assert!(text.lines().any(|l| l.starts_with(stage) && l.split_whitespace().nth(1) == Some("3")), "{stage} row: {text}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(stage) && l.split_whitespace().nth(1) == Some("3")),
+            "{stage} row: {text}"
+        );
     }
     // The demo cleans up after itself: only the transcript put above remains.
     let stats = stdout_json(&run_cli(bin(), &store, &["stats", "--json"], None));

@@ -258,7 +258,9 @@ impl ParamValue {
                 Ok(i) => Self::Int(i),
                 // `3000.0` is the integer 3000 and gets the key text `3000`.
                 Err(_) => match text.trim().parse::<f64>() {
-                    Ok(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15 => Self::Int(f as i64),
+                    Ok(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                        Self::Int(f as i64)
+                    }
                     _ => return Err(bad("an integer")),
                 },
             },

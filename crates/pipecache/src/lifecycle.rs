@@ -270,12 +270,18 @@ fn choose_victims(shared: &Shared, excess: u64, limit: usize) -> Result<Vec<Scor
             created_ms: rec.created_ms,
             now_ms: now,
         });
-        sum += rec.logical_size;
+        // What evicting it can free at most: every part's frame (payload as raw, header) plus its
+        // record frame. Shared or compressed blobs free less, so this errs toward another
+        // round, never toward evicting more than needed.
+        let frees = rec.logical_size
+            + rec.parts.len() as u64 * pipecache_format::FRAME_HEADER_LEN as u64
+            + rec.frame.map_or(0, |f| f.len);
+        sum += frees;
         heap.push(Scored {
             score,
             key,
             seq: rec.seq,
-            size: rec.logical_size,
+            size: frees,
         });
         while let Some(top) = heap.peek() {
             let removable = heap.len() > limit || (heap.len() > 1 && sum - top.size >= excess);
