@@ -137,12 +137,17 @@ impl Index {
         db_opts.set_max_background_jobs(2);
         db_opts.set_keep_log_file_num(4);
         db_opts.set_max_total_wal_size(64 << 20);
+        // One memtable budget for all column families instead of write_buffer_bytes x 6.
+        db_opts.set_db_write_buffer_size(options.write_buffer_bytes * 2);
         let cfs = COLUMN_FAMILIES.iter().map(|name| {
             let mut table = BlockBasedOptions::default();
             table.set_block_cache(&cache);
             // Point lookups dominate (blob by hash, artifact by key): bloom filters skip SSTs.
+            // Index and filter blocks stay resident (RocksDB's default) instead of competing
+            // in the block cache: with a full filter of ~1 MB per SST, a thrashing cache made
+            // every lookup re-read megabytes (measured: 90 us per get at 1M blobs).
             table.set_bloom_filter(10.0, false);
-            table.set_cache_index_and_filter_blocks(true);
+            table.set_cache_index_and_filter_blocks(false);
             let mut cf_opts = Options::default();
             cf_opts.set_block_based_table_factory(&table);
             cf_opts.set_write_buffer_size(options.write_buffer_bytes);

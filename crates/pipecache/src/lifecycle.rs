@@ -472,71 +472,129 @@ pub(crate) fn compact(
         let Some(rec) = shared.index.chunk(id)? else {
             continue;
         };
-        let items = match read_items(shared, id, rec.total_bytes) {
-            Ok(items) => items,
+        match relocate_chunk(shared, tx, id, rec.total_bytes) {
+            Ok(Some(outcome)) => report.add(id, outcome),
+            Ok(None) => report.chunks_skipped.push(id),
+            Err(Error::Closed) => return Err(Error::Closed),
             Err(e) => {
                 tracing::error!(chunk = id, error = %e, "chunk cannot be compacted: it does not read back completely");
                 report.chunks_skipped.push(id);
-                continue;
             }
-        };
-        match call(tx, |reply| Request::Relocate {
-            chunk: id,
-            scanned_len: rec.total_bytes,
-            items,
-            reply,
-        })? {
-            Some(outcome) => report.add(id, outcome),
-            None => report.chunks_skipped.push(id),
         }
     }
     progress("compact", total, total);
     Ok(report)
 }
 
-/// Reads every frame of chunk `id` up to its committed length, hash-checked, keeping the stored
-/// bytes of the frames the index may still need (the writer re-checks each).
-fn read_items(shared: &Shared, id: u64, committed: u64) -> Result<Vec<RelocItem>> {
+/// Frames per multi-get when filtering blob frames against the index.
+const FILTER_BATCH: usize = 4096;
+/// Stored bytes per relocation request: bounds GC memory whatever the chunk size.
+const RELOCATE_BATCH_BYTES: u64 = 8 << 20;
+/// Frames per relocation request.
+const RELOCATE_BATCH_ITEMS: usize = 32 * 1024;
+
+/// Compacts chunk `id`: streams its frames (hash-checked) up to the committed length and sends
+/// them to the writer in bounded batches. Every batch commits its moves on its own (a crash
+/// between batches leaves moved blobs pointing at their new copies and stale copies in the old
+/// chunk, both consistent); only the last batch, sent after the whole chunk read back, drops
+/// the chunk. `Ok(None)`: the chunk changed under us (appended to, or a dead blob revived);
+/// what moved stays moved and the next pass finishes it.
+fn relocate_chunk(
+    shared: &Shared,
+    tx: &Sender<Request>,
+    id: u64,
+    committed: u64,
+) -> Result<Option<RelocOutcome>> {
     let path = shared.chunk_dir.join(chunk_file_name(id));
     let mut scanner = ChunkScanner::open(&path)?.keep_stored(true);
-    let mut items = Vec::new();
-    while scanner.offset() < committed {
-        let Some(frame) = scanner.next_frame()? else {
-            break;
+    let mut raw: Vec<RelocItem> = Vec::new();
+    let mut ready: Vec<RelocItem> = Vec::new();
+    let mut ready_bytes = 0u64;
+    let mut total = RelocOutcome::default();
+    loop {
+        let frame = if scanner.offset() < committed {
+            scanner.next_frame()?
+        } else {
+            None
         };
-        let (key, shadows) = match frame.header.kind {
-            FrameKind::Blob => {
-                match shared.index.blob(&frame.header.hash)? {
-                    Some(b) if b.chunk == id && b.offset == frame.offset => {}
-                    _ => continue, // the index uses another copy, or none
+        let done = frame.is_none();
+        if let Some(frame) = frame {
+            let (key, shadows) = match frame.header.kind {
+                FrameKind::Blob => (None, None), // checked in batches below
+                FrameKind::ArtifactRecord => (Some(RecordFrame::decode(&frame.payload)?.key), None),
+                FrameKind::Tombstone => {
+                    let t = TombstoneFrame::decode(&frame.payload)?;
+                    (Some(t.key), t.shadows)
                 }
-                (None, None)
+            };
+            raw.push(RelocItem {
+                offset: frame.offset,
+                header: frame.header,
+                stored: frame.stored.expect("scanner keeps stored bytes"),
+                key,
+                shadows,
+                dead_at_scan: false,
+            });
+        }
+        if raw.len() >= FILTER_BATCH || done {
+            filter_blob_items(shared, id, &mut raw)?;
+            for item in raw.drain(..) {
+                ready_bytes += item.stored.len() as u64;
+                ready.push(item);
             }
-            FrameKind::ArtifactRecord => (Some(RecordFrame::decode(&frame.payload)?.key), None),
-            FrameKind::Tombstone => {
-                let t = TombstoneFrame::decode(&frame.payload)?;
-                (Some(t.key), t.shadows)
+        }
+        if done && scanner.offset() != committed {
+            return Err(Error::corruption(
+                None,
+                None,
+                format!(
+                    "chunk {id}: frames end at {}, committed length is {committed}",
+                    scanner.offset()
+                ),
+            ));
+        }
+        if done || ready_bytes >= RELOCATE_BATCH_BYTES || ready.len() >= RELOCATE_BATCH_ITEMS {
+            let items = std::mem::take(&mut ready);
+            ready_bytes = 0;
+            match call(tx, |reply| Request::Relocate {
+                chunk: id,
+                scanned_len: committed,
+                items,
+                last: done,
+                reply,
+            })? {
+                Some(outcome) => total += outcome,
+                None => return Ok(None),
             }
-        };
-        items.push(RelocItem {
-            offset: frame.offset,
-            header: frame.header,
-            stored: frame.stored.expect("scanner keeps stored bytes"),
-            key,
-            shadows,
-        });
+            if done {
+                return Ok(Some(total));
+            }
+        }
     }
-    if scanner.offset() != committed {
-        return Err(Error::corruption(
-            None,
-            None,
-            format!(
-                "chunk {id}: frames end at {}, committed length is {committed}",
-                scanner.offset()
-            ),
-        ));
+}
+
+/// Keeps blob frames the index still locates here and drops the bytes of dead ones (most of a
+/// chunk worth compacting): the writer only needs their hash to drop their records.
+fn filter_blob_items(shared: &Shared, id: u64, items: &mut Vec<RelocItem>) -> Result<()> {
+    let blob_idx: Vec<usize> = (0..items.len())
+        .filter(|&i| items[i].header.kind == FrameKind::Blob)
+        .collect();
+    let hashes: Vec<_> = blob_idx.iter().map(|&i| items[i].header.hash).collect();
+    let mut keep = vec![true; items.len()];
+    for (&i, rec) in blob_idx.iter().zip(shared.index.blobs(&hashes)?) {
+        match rec {
+            Some(b) if b.chunk == id && b.offset == items[i].offset => {
+                if b.refs == 0 {
+                    items[i].stored = Vec::new();
+                    items[i].dead_at_scan = true;
+                }
+            }
+            _ => keep[i] = false, // the index uses another copy, or none
+        }
     }
-    Ok(items)
+    let mut keep = keep.into_iter();
+    items.retain(|_| keep.next().expect("one flag per item"));
+    Ok(())
 }
 
 /// The background GC thread: one bounded pass every `interval`, or sooner when a commit takes

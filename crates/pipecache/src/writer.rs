@@ -98,6 +98,8 @@ pub(crate) struct RelocItem {
     pub key: Option<String>,
     /// Chunk a tombstone shadows.
     pub shadows: Option<u64>,
+    /// A blob that was dead when scanned: `stored` is empty (its record only needs dropping).
+    pub dead_at_scan: bool,
 }
 
 /// What relocating one chunk did.
@@ -113,6 +115,16 @@ pub struct RelocOutcome {
     pub bytes_copied: u64,
     /// Size of the chunk file that was removed.
     pub file_bytes_removed: u64,
+}
+
+impl std::ops::AddAssign for RelocOutcome {
+    fn add_assign(&mut self, o: Self) {
+        self.blobs_moved += o.blobs_moved;
+        self.frames_moved += o.frames_moved;
+        self.dead_blobs_dropped += o.dead_blobs_dropped;
+        self.bytes_copied += o.bytes_copied;
+        self.file_bytes_removed += o.file_bytes_removed;
+    }
 }
 
 #[derive(Debug)]
@@ -141,6 +153,8 @@ pub(crate) enum Request {
         /// new frames are not in `items`.
         scanned_len: u64,
         items: Vec<RelocItem>,
+        /// The chunk's last batch: drop the chunk record and unlink the file.
+        last: bool,
         reply: oneshot::Sender<Result<Option<RelocOutcome>>>,
     },
     RemoveOrphans {
@@ -395,6 +409,7 @@ impl Writer {
                 chunk,
                 scanned_len,
                 items,
+                last,
                 reply,
             } => {
                 let current_len = match &self.chunk {
@@ -418,8 +433,14 @@ impl Writer {
                     let _ = reply.send(Ok(None));
                     return;
                 }
-                let res = self.maintenance(|w, st| w.apply_relocate(st, chunk, &items));
-                let res = res.and_then(|mut outcome| {
+                let res = self.maintenance(|w, st| w.apply_relocate(st, chunk, &items, last));
+                let res = res.and_then(|outcome| {
+                    let Some(mut outcome) = outcome else {
+                        return Ok(None);
+                    };
+                    if !last {
+                        return Ok(Some(outcome));
+                    }
                     // The batch that stopped referencing the chunk is committed: now the file
                     // can go. A crash before this unlink leaves an orphan that open/gc removes.
                     let path = self
@@ -844,7 +865,33 @@ impl Writer {
         st: &mut BatchState,
         old: u64,
         items: &[RelocItem],
-    ) -> Result<RelocOutcome> {
+        last: bool,
+    ) -> Result<Option<RelocOutcome>> {
+        // One multi-get for every blob item instead of a get each.
+        let wanted: Vec<BlobHash> = items
+            .iter()
+            .filter(|i| i.header.kind == FrameKind::Blob && !st.blobs.contains_key(&i.header.hash))
+            .map(|i| i.header.hash)
+            .collect();
+        for batch in wanted.chunks(4096) {
+            for (h, rec) in batch.iter().zip(self.shared.index.blobs(batch)?) {
+                if let Some(rec) = rec {
+                    st.blobs.insert(*h, rec);
+                }
+            }
+        }
+        // A blob dead at scan time (its bytes not carried) that a put revived since: the
+        // chunk must wait for the next pass. Checked before any mutation of this batch.
+        let revived = items.iter().any(|i| {
+            i.dead_at_scan
+                && st
+                    .blobs
+                    .get(&i.header.hash)
+                    .is_some_and(|r| r.refs > 0 && r.chunk == old && r.offset == i.offset)
+        });
+        if revived {
+            return Ok(None);
+        }
         let now = self.shared.options.clock.now_ms();
         if self.chunk.as_ref().is_some_and(|c| c.id() == old) {
             self.seal_open(st)?;
@@ -912,9 +959,11 @@ impl Writer {
                 }
             }
         }
-        st.chunks.remove(&old);
-        st.chunk_deletes.insert(old);
-        Ok(out)
+        if last {
+            st.chunks.remove(&old);
+            st.chunk_deletes.insert(old);
+        }
+        Ok(Some(out))
     }
 
     /// Recomputes refcounts, chunk live bytes and totals from the artifact records (repair).
