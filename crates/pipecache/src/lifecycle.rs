@@ -511,6 +511,12 @@ fn relocate_chunk(
     let mut ready: Vec<RelocItem> = Vec::new();
     let mut ready_bytes = 0u64;
     let mut total = RelocOutcome::default();
+    let epoch_now = || {
+        shared
+            .commit_epoch
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let mut epoch = epoch_now();
     loop {
         let frame = if scanner.offset() < committed {
             scanner.next_frame()?
@@ -534,6 +540,7 @@ fn relocate_chunk(
                 key,
                 shadows,
                 dead_at_scan: false,
+                seen: None,
             });
         }
         if raw.len() >= FILTER_BATCH || done {
@@ -556,13 +563,18 @@ fn relocate_chunk(
         if done || ready_bytes >= RELOCATE_BATCH_BYTES || ready.len() >= RELOCATE_BATCH_ITEMS {
             let items = std::mem::take(&mut ready);
             ready_bytes = 0;
-            match call(tx, |reply| Request::Relocate {
+            let request = |reply| Request::Relocate {
                 chunk: id,
                 scanned_len: committed,
                 items,
                 last: done,
+                epoch,
                 reply,
-            })? {
+            };
+            let answer = call(tx, request)?;
+            // The next batch's reads start after this commit.
+            epoch = epoch_now();
+            match answer {
                 Some(outcome) => total += outcome,
                 None => return Ok(None),
             }
@@ -584,6 +596,7 @@ fn filter_blob_items(shared: &Shared, id: u64, items: &mut Vec<RelocItem>) -> Re
     for (&i, rec) in blob_idx.iter().zip(shared.index.blobs(&hashes)?) {
         match rec {
             Some(b) if b.chunk == id && b.offset == items[i].offset => {
+                items[i].seen = Some(b);
                 if b.refs == 0 {
                     items[i].stored = Vec::new();
                     items[i].dead_at_scan = true;

@@ -70,6 +70,9 @@ pub(crate) struct Shared {
     /// Access times collected by reads, written to the index by the writer thread in batches.
     pub access: Mutex<HashMap<String, u64>>,
     readers: RwLock<HashMap<u64, Arc<ChunkReader>>>,
+    /// Incremented after every index commit: lets the writer trust index reads the GC thread
+    /// made when no commit happened since (saves a second lookup per relocated blob).
+    pub commit_epoch: std::sync::atomic::AtomicU64,
     /// Wakes the background GC thread early (a commit took the store over budget).
     gc_wake: Option<Sender<()>>,
     // Declared last so it is released after RocksDB is closed.
@@ -541,6 +544,7 @@ impl Store {
             access: Mutex::new(HashMap::new()),
             readers: RwLock::new(HashMap::new()),
             gc_wake: gc_interval.map(|_| wake_tx),
+            commit_epoch: std::sync::atomic::AtomicU64::new(0),
             _lock: lock,
         });
         let (meta, chunk) = recover_chunks(&shared)?;

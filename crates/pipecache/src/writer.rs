@@ -100,6 +100,8 @@ pub(crate) struct RelocItem {
     pub shadows: Option<u64>,
     /// A blob that was dead when scanned: `stored` is empty (its record only needs dropping).
     pub dead_at_scan: bool,
+    /// The blob record the GC thread read for this frame.
+    pub seen: Option<BlobRecord>,
 }
 
 /// What relocating one chunk did.
@@ -155,6 +157,8 @@ pub(crate) enum Request {
         items: Vec<RelocItem>,
         /// The chunk's last batch: drop the chunk record and unlink the file.
         last: bool,
+        /// `Shared::commit_epoch` before the GC thread read the items' blob records.
+        epoch: u64,
         reply: oneshot::Sender<Result<Option<RelocOutcome>>>,
     },
     RemoveOrphans {
@@ -410,6 +414,7 @@ impl Writer {
                 scanned_len,
                 items,
                 last,
+                epoch,
                 reply,
             } => {
                 let current_len = match &self.chunk {
@@ -433,7 +438,8 @@ impl Writer {
                     let _ = reply.send(Ok(None));
                     return;
                 }
-                let res = self.maintenance(|w, st| w.apply_relocate(st, chunk, &items, last));
+                let res =
+                    self.maintenance(|w, st| w.apply_relocate(st, chunk, &items, last, epoch));
                 let res = res.and_then(|outcome| {
                     let Some(mut outcome) = outcome else {
                         return Ok(None);
@@ -866,7 +872,22 @@ impl Writer {
         old: u64,
         items: &[RelocItem],
         last: bool,
+        epoch: u64,
     ) -> Result<Option<RelocOutcome>> {
+        // Nothing committed since the GC thread read these records: they are the index's
+        // current state, so use them instead of reading them again.
+        if self
+            .shared
+            .commit_epoch
+            .load(std::sync::atomic::Ordering::SeqCst)
+            == epoch
+        {
+            for item in items {
+                if let Some(rec) = item.seen {
+                    st.blobs.entry(item.header.hash).or_insert(rec);
+                }
+            }
+        }
         // One multi-get for every blob item instead of a get each.
         let wanted: Vec<BlobHash> = items
             .iter()
@@ -1081,6 +1102,9 @@ impl Writer {
         b.put_meta(&st.meta);
         index.commit(b, sync)?;
         self.meta = st.meta;
+        self.shared
+            .commit_epoch
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let c = &self.shared.counters;
         c.commits.add(1);
         c.blobs_written.add(st.blobs_written);
