@@ -440,7 +440,11 @@ pub(crate) fn compact(
         .map(|(id, c)| (*id, dead_of(c)))
         .collect();
     if let Some(max) = shared.options.max_size {
-        // Under budget pressure every dead byte counts, not only those of mostly-dead chunks.
+        // Under budget pressure dead bytes count in any chunk, not only in mostly-dead ones:
+        // above max_size, chunks at least 10% dead; above max_size + one chunk (the documented
+        // bound), any chunk with dead bytes. Rewriting a whole chunk to reclaim 2% of it is
+        // only worth it when the bound demands it.
+        let hard = max.saturating_add(shared.options.chunk_size);
         let mut disk = disk_bytes(shared)?;
         let mut pressured: Vec<(u64, u64)> = chunks
             .iter()
@@ -453,11 +457,21 @@ pub(crate) fn compact(
             if disk <= max {
                 break;
             }
+            let payload = chunks
+                .iter()
+                .find(|(c, _)| *c == id)
+                .map_or(0, |(_, c)| c.total_bytes - CHUNK_HEADER_LEN);
+            if disk <= hard && dead * 10 < payload {
+                continue;
+            }
             plan.push((id, dead));
             disk = disk.saturating_sub(dead);
         }
     }
-    plan.sort_by_key(|(_, dead)| std::cmp::Reverse(*dead));
+    // The open chunk first (when planned): everything compacted after it is copied into a fresh
+    // chunk that is not in the plan, so no byte is copied twice. Then most dead bytes first.
+    let open = shared.index.meta()?.and_then(|m| m.open_chunk);
+    plan.sort_by_key(|(id, dead)| (Some(*id) != open, std::cmp::Reverse(*dead)));
     if let Some(limit) = limit {
         plan.truncate(limit);
     }
