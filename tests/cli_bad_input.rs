@@ -3,11 +3,7 @@
 use std::os::unix::fs::PermissionsExt;
 
 use pipecache_format::chunk::CHUNK_HEADER_LEN;
-use pipecache_test_support::{chunk_files, run_cli};
-
-fn bin() -> &'static std::path::Path {
-    std::path::Path::new(env!("CARGO_BIN_EXE_pipecache"))
-}
+use pipecache_test_support::{chunk_files, pipecache_bin, run_cli};
 
 fn assert_error(out: &std::process::Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -35,21 +31,36 @@ fn bad_inputs_are_clear_errors() {
     std::fs::write(&file, b"x").unwrap();
 
     assert_error(
-        &run_cli(bin(), &store, &["put", "k", "/nonexistent/file"], None),
+        &run_cli(
+            pipecache_bin!(),
+            &store,
+            &["put", "k", "/nonexistent/file"],
+            None,
+        ),
         "cannot read",
     );
     assert_error(
-        &run_cli(bin(), &store, &["put", "", file.to_str().unwrap()], None),
+        &run_cli(
+            pipecache_bin!(),
+            &store,
+            &["put", "", file.to_str().unwrap()],
+            None,
+        ),
         "key is empty",
     );
     let long = "k".repeat(1025);
     assert_error(
-        &run_cli(bin(), &store, &["put", &long, file.to_str().unwrap()], None),
+        &run_cli(
+            pipecache_bin!(),
+            &store,
+            &["put", &long, file.to_str().unwrap()],
+            None,
+        ),
         "at most 1024",
     );
     assert_error(
         &run_cli(
-            bin(),
+            pipecache_bin!(),
             &store,
             &["put", "--ttl", "3fortnights", "k", "-"],
             Some(b"x"),
@@ -57,14 +68,19 @@ fn bad_inputs_are_clear_errors() {
         "unit",
     );
     assert_error(
-        &run_cli(bin(), &store, &["put", "--ttl", "0", "k", "-"], Some(b"x")),
+        &run_cli(
+            pipecache_bin!(),
+            &store,
+            &["put", "--ttl", "0", "k", "-"],
+            Some(b"x"),
+        ),
         "positive",
     );
     assert!(!store.exists(), "failed puts must not create the store");
 
     // The store dir is a file.
     assert_error(
-        &run_cli(bin(), &file, &["put", "k", "-"], Some(b"x")),
+        &run_cli(pipecache_bin!(), &file, &["put", "k", "-"], Some(b"x")),
         "is a file",
     );
     // A foreign non-empty directory is not adopted.
@@ -72,12 +88,17 @@ fn bad_inputs_are_clear_errors() {
     std::fs::create_dir(&foreign).unwrap();
     std::fs::write(foreign.join("notes.txt"), b"mine").unwrap();
     assert_error(
-        &run_cli(bin(), &foreign, &["put", "k", "-"], Some(b"x")),
+        &run_cli(pipecache_bin!(), &foreign, &["put", "k", "-"], Some(b"x")),
         "refusing",
     );
     // Reading a store that does not exist is an error, not a silently created store.
     assert_error(
-        &run_cli(bin(), &tmp.path().join("nope"), &["get", "k"], None),
+        &run_cli(
+            pipecache_bin!(),
+            &tmp.path().join("nope"),
+            &["get", "k"],
+            None,
+        ),
         "not found",
     );
 
@@ -88,7 +109,12 @@ fn bad_inputs_are_clear_errors() {
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
     if std::fs::read_dir(&locked).is_err() {
         assert_error(
-            &run_cli(bin(), &store, &["put", "k", locked.to_str().unwrap()], None),
+            &run_cli(
+                pipecache_bin!(),
+                &store,
+                &["put", "k", locked.to_str().unwrap()],
+                None,
+            ),
             "cannot read",
         );
     }
@@ -99,7 +125,12 @@ fn bad_inputs_are_clear_errors() {
 fn chunk_from_a_newer_format_version_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
-    let out = run_cli(bin(), &store, &["put", "k", "-"], Some(b"payload"));
+    let out = run_cli(
+        pipecache_bin!(),
+        &store,
+        &["put", "k", "-"],
+        Some(b"payload"),
+    );
     assert!(out.status.success());
     // Rewrite the chunk header as version 2 with a valid checksum: a file from the future.
     let chunk = chunk_files(&store).pop().unwrap();
@@ -109,6 +140,6 @@ fn chunk_from_a_newer_format_version_is_refused() {
     bytes[60..64].copy_from_slice(&sum.as_bytes()[..4]);
     assert!(bytes.len() as u64 > CHUNK_HEADER_LEN);
     std::fs::write(&chunk, &bytes).unwrap();
-    let out = run_cli(bin(), &store, &["get", "k"], None);
+    let out = run_cli(pipecache_bin!(), &store, &["get", "k"], None);
     assert_error(&out, "version 2");
 }

@@ -2,11 +2,7 @@
 //! `--max-size`, `stats` lifecycle fields, `rebuild-index`, and clear errors for bad TTLs and
 //! bad config values.
 
-use pipecache_test_support::{random_bytes, run_cli, stdout_json};
-
-fn bin() -> &'static std::path::Path {
-    std::path::Path::new(env!("CARGO_BIN_EXE_pipecache"))
-}
+use pipecache_test_support::{pipecache_bin, random_bytes, run_cli, stdout_json};
 
 #[test]
 fn gc_compact_budget_and_rebuild_from_the_cli() {
@@ -16,7 +12,7 @@ fn gc_compact_budget_and_rebuild_from_the_cli() {
         let f = tmp.path().join(format!("f{i}"));
         std::fs::write(&f, random_bytes(i, 100_000)).unwrap();
         let out = run_cli(
-            bin(),
+            pipecache_bin!(),
             &store,
             &["put", &format!("k{i:02}"), f.to_str().unwrap()],
             None,
@@ -29,26 +25,31 @@ fn gc_compact_budget_and_rebuild_from_the_cli() {
     }
     for i in 0..10u64 {
         assert!(
-            run_cli(bin(), &store, &["rm", &format!("k{i:02}")], None)
+            run_cli(pipecache_bin!(), &store, &["rm", &format!("k{i:02}")], None)
                 .status
                 .success()
         );
     }
     let dry = stdout_json(&run_cli(
-        bin(),
+        pipecache_bin!(),
         &store,
         &["gc", "--dry-run", "--json"],
         None,
     ));
     assert_eq!(dry["dry_run"], true);
     assert_eq!(dry["dead_blobs_dropped"], 10);
-    let before = stdout_json(&run_cli(bin(), &store, &["stats", "--json"], None));
+    let before = stdout_json(&run_cli(
+        pipecache_bin!(),
+        &store,
+        &["stats", "--json"],
+        None,
+    ));
     assert_eq!(before["artifacts"], 10, "dry run removed nothing");
     assert!(before["dead_bytes"].as_u64().unwrap() >= 1_000_000);
 
     // A budget of ~500 kB: gc evicts down to it and gives the space back.
     let out = run_cli(
-        bin(),
+        pipecache_bin!(),
         &store,
         &["--max-size", "500kB", "gc", "--json"],
         None,
@@ -62,7 +63,7 @@ fn gc_compact_budget_and_rebuild_from_the_cli() {
     assert!(!r["evicted"].as_array().unwrap().is_empty());
     assert!(r["disk_bytes_after"].as_u64().unwrap() <= 500_000 + 64 * 1024 * 1024);
     let after = stdout_json(&run_cli(
-        bin(),
+        pipecache_bin!(),
         &store,
         &["--max-size", "500kB", "stats", "--json"],
         None,
@@ -70,23 +71,24 @@ fn gc_compact_budget_and_rebuild_from_the_cli() {
     assert!(after["disk_bytes"].as_u64().unwrap() <= 500_000, "{after}");
     assert_eq!(after["max_size"], 500_000);
     assert!(after["evicted"].as_u64().unwrap() >= 6);
-    let out = run_cli(bin(), &store, &["compact", "--json"], None);
+    let out = run_cli(pipecache_bin!(), &store, &["compact", "--json"], None);
     assert!(out.status.success());
     assert!(stdout_json(&out)["chunks_compacted"].is_array());
 
     // The index is lost: reads fail clearly, rebuild-index restores the survivors.
-    let survivors: Vec<String> = stdout_json(&run_cli(bin(), &store, &["ls", "--json"], None))
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["key"].as_str().unwrap().to_owned())
-        .collect();
+    let survivors: Vec<String> =
+        stdout_json(&run_cli(pipecache_bin!(), &store, &["ls", "--json"], None))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["key"].as_str().unwrap().to_owned())
+            .collect();
     assert!(!survivors.is_empty());
     std::fs::remove_dir_all(store.join("index")).unwrap();
-    let out = run_cli(bin(), &store, &["get", &survivors[0]], None);
+    let out = run_cli(pipecache_bin!(), &store, &["get", &survivors[0]], None);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("rebuild-index"));
-    let out = run_cli(bin(), &store, &["rebuild-index", "--json"], None);
+    let out = run_cli(pipecache_bin!(), &store, &["rebuild-index", "--json"], None);
     assert!(
         out.status.success(),
         "{}",
@@ -95,10 +97,14 @@ fn gc_compact_budget_and_rebuild_from_the_cli() {
     assert_eq!(stdout_json(&out)["artifacts_restored"], survivors.len());
     for key in &survivors {
         let i: u64 = key[1..].parse().unwrap();
-        let out = run_cli(bin(), &store, &["get", key], None);
+        let out = run_cli(pipecache_bin!(), &store, &["get", key], None);
         assert_eq!(out.stdout, random_bytes(i, 100_000), "{key}");
     }
-    assert!(run_cli(bin(), &store, &["verify"], None).status.success());
+    assert!(
+        run_cli(pipecache_bin!(), &store, &["verify"], None)
+            .status
+            .success()
+    );
 }
 
 #[test]
@@ -106,7 +112,7 @@ fn bad_lifecycle_inputs_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     let check = |args: &[&str], needle: &str| {
-        let out = run_cli(bin(), &store, args, Some(b"xxxx"));
+        let out = run_cli(pipecache_bin!(), &store, args, Some(b"xxxx"));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(

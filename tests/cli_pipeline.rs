@@ -2,11 +2,7 @@
 //! input clearly, `status` says what is cached per stage, and `demo` (the README's first
 //! command) runs cold then warm with simulated costs labelled.
 
-use pipecache_test_support::{random_bytes, run_cli, stdout_json};
-
-fn bin() -> &'static std::path::Path {
-    std::path::Path::new(env!("CARGO_BIN_EXE_pipecache"))
-}
+use pipecache_test_support::{pipecache_bin, random_bytes, run_cli, stdout_json};
 
 #[test]
 fn key_status_and_demo() {
@@ -17,7 +13,7 @@ fn key_status_and_demo() {
     let v = video.to_str().unwrap();
 
     let out = run_cli(
-        bin(),
+        pipecache_bin!(),
         &store,
         &[
             "key",
@@ -43,7 +39,7 @@ fn key_status_and_demo() {
     );
     // Order of parameters does not matter.
     let again = run_cli(
-        bin(),
+        pipecache_bin!(),
         &store,
         &[
             "key",
@@ -78,7 +74,7 @@ fn key_status_and_demo() {
             "fingerprint mode",
         ),
     ] {
-        let out = run_cli(bin(), &store, &args, None);
+        let out = run_cli(pipecache_bin!(), &store, &args, None);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(
@@ -89,7 +85,7 @@ fn key_status_and_demo() {
 
     // Put the transcript under the key `status` computes, then ask.
     let out = run_cli(
-        bin(),
+        pipecache_bin!(),
         &store,
         &["key", v, "transcript", "model_size=base", "language=en"],
         None,
@@ -97,7 +93,7 @@ fn key_status_and_demo() {
     let tkey = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert!(
         run_cli(
-            bin(),
+            pipecache_bin!(),
             &store,
             &["put", &tkey, "-"],
             Some(b"not decoded by status")
@@ -108,7 +104,7 @@ fn key_status_and_demo() {
     let pipeline = tmp.path().join("pipeline.toml");
     std::fs::write(&pipeline, "[keyframes]\nthreshold = 0.999\nmax_frames = 3000\n[transcript]\nmodel_size = \"base\"\nlanguage = \"en\"\n").unwrap();
     let out = run_cli(
-        bin(),
+        pipecache_bin!(),
         &store,
         &[
             "status",
@@ -130,7 +126,7 @@ fn key_status_and_demo() {
     )
     .unwrap();
     let out = run_cli(
-        bin(),
+        pipecache_bin!(),
         &store,
         &["status", v, "--pipeline", pipeline.to_str().unwrap()],
         None,
@@ -139,7 +135,7 @@ fn key_status_and_demo() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field"));
 
     let out = run_cli(
-        bin(),
+        pipecache_bin!(),
         &store,
         &["demo", "--videos", "3", "--frames", "20"],
         None,
@@ -163,6 +159,11 @@ fn key_status_and_demo() {
         );
     }
     // The demo cleans up after itself: only the transcript put above remains.
-    let stats = stdout_json(&run_cli(bin(), &store, &["stats", "--json"], None));
+    let stats = stdout_json(&run_cli(
+        pipecache_bin!(),
+        &store,
+        &["stats", "--json"],
+        None,
+    ));
     assert_eq!(stats["artifacts"], 1);
 }

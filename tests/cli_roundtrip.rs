@@ -1,11 +1,7 @@
 //! The CLI round-trips a file, stdin and a directory, lists, removes, and reports stats and
 //! verify as JSON; exit status is 0 on a hit and 1 on a miss.
 
-use pipecache_test_support::{random_bytes, run_cli, stdout_json};
-
-fn bin() -> &'static std::path::Path {
-    std::path::Path::new(env!("CARGO_BIN_EXE_pipecache"))
-}
+use pipecache_test_support::{pipecache_bin, random_bytes, run_cli, stdout_json};
 
 #[test]
 fn put_get_ls_rm_stats_verify() {
@@ -16,7 +12,7 @@ fn put_get_ls_rm_stats_verify() {
     std::fs::write(&input, &data).unwrap();
 
     let out = run_cli(
-        bin(),
+        pipecache_bin!(),
         &store,
         &["put", "video:abc:keyframe", input.to_str().unwrap()],
         None,
@@ -26,13 +22,18 @@ fn put_get_ls_rm_stats_verify() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = run_cli(bin(), &store, &["get", "video:abc:keyframe"], None);
+    let out = run_cli(
+        pipecache_bin!(),
+        &store,
+        &["get", "video:abc:keyframe"],
+        None,
+    );
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(out.stdout, data);
 
     // stdin, TTL, -o
     let out = run_cli(
-        bin(),
+        pipecache_bin!(),
         &store,
         &["put", "--ttl", "7d", "t", "-"],
         Some(b"{\"text\":\"hello\"}"),
@@ -44,7 +45,7 @@ fn put_get_ls_rm_stats_verify() {
     );
     let target = tmp.path().join("t.json");
     let out = run_cli(
-        bin(),
+        pipecache_bin!(),
         &store,
         &["get", "t", "-o", target.to_str().unwrap()],
         None,
@@ -59,7 +60,7 @@ fn put_get_ls_rm_stats_verify() {
     std::fs::write(src.join("sub/b.jpg"), random_bytes(2, 2000)).unwrap();
     std::fs::write(src.join("meta.json"), b"{}").unwrap();
     let out = run_cli(
-        bin(),
+        pipecache_bin!(),
         &store,
         &[
             "put",
@@ -75,7 +76,7 @@ fn put_get_ls_rm_stats_verify() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = run_cli(bin(), &store, &["get", "dirkey"], None);
+    let out = run_cli(pipecache_bin!(), &store, &["get", "dirkey"], None);
     assert_eq!(
         out.status.code(),
         Some(2),
@@ -83,7 +84,7 @@ fn put_get_ls_rm_stats_verify() {
     );
     let dst = tmp.path().join("restored");
     let out = run_cli(
-        bin(),
+        pipecache_bin!(),
         &store,
         &["get", "dirkey", "-o", dst.to_str().unwrap()],
         None,
@@ -102,7 +103,7 @@ fn put_get_ls_rm_stats_verify() {
         );
     }
 
-    let out = run_cli(bin(), &store, &["ls", "--json"], None);
+    let out = run_cli(pipecache_bin!(), &store, &["ls", "--json"], None);
     let keys: Vec<String> = stdout_json(&out)
         .as_array()
         .unwrap()
@@ -110,10 +111,20 @@ fn put_get_ls_rm_stats_verify() {
         .map(|e| e["key"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(keys, ["dirkey", "t", "video:abc:keyframe"]);
-    let out = run_cli(bin(), &store, &["ls", "--prefix", "video:"], None);
+    let out = run_cli(
+        pipecache_bin!(),
+        &store,
+        &["ls", "--prefix", "video:"],
+        None,
+    );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("video:abc:keyframe\t100000\t1"));
 
-    let stats = stdout_json(&run_cli(bin(), &store, &["stats", "--json"], None));
+    let stats = stdout_json(&run_cli(
+        pipecache_bin!(),
+        &store,
+        &["stats", "--json"],
+        None,
+    ));
     assert_eq!(stats["artifacts"], 3);
     assert_eq!(stats["blobs"], 5);
     for field in [
@@ -130,15 +141,15 @@ fn put_get_ls_rm_stats_verify() {
         "every put landed in the same chunk file"
     );
 
-    let out = run_cli(bin(), &store, &["verify", "--json"], None);
+    let out = run_cli(pipecache_bin!(), &store, &["verify", "--json"], None);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(stdout_json(&out)["blobs_checked"], 5);
 
-    let out = run_cli(bin(), &store, &["rm", "t"], None);
+    let out = run_cli(pipecache_bin!(), &store, &["rm", "t"], None);
     assert_eq!(out.status.code(), Some(0));
-    let out = run_cli(bin(), &store, &["get", "t"], None);
+    let out = run_cli(pipecache_bin!(), &store, &["get", "t"], None);
     assert_eq!(out.status.code(), Some(1), "miss exits 1");
     assert!(String::from_utf8_lossy(&out.stderr).contains("miss"));
-    let out = run_cli(bin(), &store, &["rm", "t"], None);
+    let out = run_cli(pipecache_bin!(), &store, &["rm", "t"], None);
     assert_eq!(out.status.code(), Some(1), "rm of a missing key exits 1");
 }

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use pipecache::{Store, StoreOptions};
+use pipecache::StoreOptions;
 use pipecache_test_support::{AckLog, run_and_kill};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
@@ -41,22 +41,11 @@ async fn sigkill_during_puts_loses_no_acknowledged_entry() {
             &args,
             Duration::from_millis(wait_ms),
         ));
-        let store = Store::open(
-            dir.path(),
-            StoreOptions {
-                gc_interval: None,
-                ..StoreOptions::default()
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("round {round}: store does not open after SIGKILL: {e}"));
-        log.check(&store, round).await;
-        let report = store.verify().await.unwrap();
-        assert!(
-            report.is_clean(),
-            "round {round}: verify after SIGKILL: {report:?}"
-        );
-        store.close().await.unwrap();
+        let options = StoreOptions {
+            gc_interval: None,
+            ..StoreOptions::default()
+        };
+        log.check_store(dir.path(), options, round).await;
     }
     assert!(
         log.acks > 200,

@@ -50,6 +50,40 @@ pub struct EmbeddingsConfig {
     pub model: String,
 }
 
+impl KeyframesConfig {
+    /// The key of this stage's artifact for video `fp`.
+    pub fn key(&self, fp: &Fingerprint) -> Result<ArtifactKey> {
+        ArtifactKey::new(fp.clone(), ArtifactKind::Keyframes)
+            .param("threshold", self.threshold)?
+            .param("max_frames", self.max_frames)
+    }
+}
+
+impl TranscriptConfig {
+    /// The key of this stage's artifact for video `fp`.
+    pub fn key(&self, fp: &Fingerprint) -> Result<ArtifactKey> {
+        ArtifactKey::new(fp.clone(), ArtifactKind::Transcript)
+            .param("model_size", self.model_size.as_str())?
+            .param("language", self.language.as_str())
+    }
+}
+
+impl DescriptionsConfig {
+    /// The key of this stage's artifact for video `fp`.
+    pub fn key(&self, fp: &Fingerprint) -> Result<ArtifactKey> {
+        ArtifactKey::new(fp.clone(), ArtifactKind::Descriptions)
+            .param("model", self.model.as_str())?
+            .param("batch_size", self.batch_size)
+    }
+}
+
+impl EmbeddingsConfig {
+    /// The key of this stage's artifact for video `fp`.
+    pub fn key(&self, fp: &Fingerprint) -> Result<ArtifactKey> {
+        ArtifactKey::new(fp.clone(), ArtifactKind::Embeddings).param("model", self.model.as_str())
+    }
+}
+
 /// Which stages a pipeline runs, with their parameters (a TOML file for the CLI's `status`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,31 +140,12 @@ impl PipelineConfig {
 
     /// The key of `kind` for video `fp` under this config, `None` when the stage is off.
     pub fn key(&self, fp: &Fingerprint, kind: ArtifactKind) -> Result<Option<ArtifactKey>> {
-        let k = ArtifactKey::new(fp.clone(), kind);
-        Ok(Some(match kind {
-            ArtifactKind::Keyframes => match &self.keyframes {
-                Some(c) => k
-                    .param("threshold", c.threshold)?
-                    .param("max_frames", c.max_frames)?,
-                None => return Ok(None),
-            },
-            ArtifactKind::Transcript => match &self.transcript {
-                Some(c) => k
-                    .param("model_size", c.model_size.as_str())?
-                    .param("language", c.language.as_str())?,
-                None => return Ok(None),
-            },
-            ArtifactKind::Descriptions => match &self.descriptions {
-                Some(c) => k
-                    .param("model", c.model.as_str())?
-                    .param("batch_size", c.batch_size)?,
-                None => return Ok(None),
-            },
-            ArtifactKind::Embeddings => match &self.embeddings {
-                Some(c) => k.param("model", c.model.as_str())?,
-                None => return Ok(None),
-            },
-        }))
+        match kind {
+            ArtifactKind::Keyframes => self.keyframes.as_ref().map(|c| c.key(fp)).transpose(),
+            ArtifactKind::Transcript => self.transcript.as_ref().map(|c| c.key(fp)).transpose(),
+            ArtifactKind::Descriptions => self.descriptions.as_ref().map(|c| c.key(fp)).transpose(),
+            ArtifactKind::Embeddings => self.embeddings.as_ref().map(|c| c.key(fp)).transpose(),
+        }
     }
 }
 
@@ -234,17 +249,13 @@ impl PipelineArtifactCache {
         Ok(())
     }
 
-    async fn key(
+    /// The key a stage config gives the current version of `video`.
+    async fn key_of(
         &self,
         video: &Path,
-        kind: ArtifactKind,
-        params: &[(&str, ParamValue)],
+        key: impl FnOnce(&Fingerprint) -> Result<ArtifactKey>,
     ) -> Result<ArtifactKey> {
-        let mut k = ArtifactKey::new(self.fingerprint(video).await?, kind);
-        for (n, v) in params {
-            k = k.param(n, v.clone())?;
-        }
-        Ok(k)
+        key(&self.fingerprint(video).await?)
     }
 
     /// Keyframes of `video` at these parameters.
@@ -255,14 +266,13 @@ impl PipelineArtifactCache {
         max_frames: u32,
     ) -> Result<Option<Keyframes>> {
         let k = self
-            .key(
-                video,
-                ArtifactKind::Keyframes,
-                &[
-                    ("threshold", threshold.into()),
-                    ("max_frames", max_frames.into()),
-                ],
-            )
+            .key_of(video, |fp| {
+                KeyframesConfig {
+                    threshold,
+                    max_frames,
+                }
+                .key(fp)
+            })
             .await?;
         self.get_typed(&k).await
     }
@@ -277,14 +287,13 @@ impl PipelineArtifactCache {
         max_frames: u32,
     ) -> Result<()> {
         let k = self
-            .key(
-                video,
-                ArtifactKind::Keyframes,
-                &[
-                    ("threshold", threshold.into()),
-                    ("max_frames", max_frames.into()),
-                ],
-            )
+            .key_of(video, |fp| {
+                KeyframesConfig {
+                    threshold,
+                    max_frames,
+                }
+                .key(fp)
+            })
             .await?;
         self.set_typed(
             &k,
@@ -303,16 +312,11 @@ impl PipelineArtifactCache {
         model_size: &str,
         language: &str,
     ) -> Result<Option<Transcript>> {
-        let k = self
-            .key(
-                video,
-                ArtifactKind::Transcript,
-                &[
-                    ("model_size", model_size.into()),
-                    ("language", language.into()),
-                ],
-            )
-            .await?;
+        let c = TranscriptConfig {
+            model_size: model_size.into(),
+            language: language.into(),
+        };
+        let k = self.key_of(video, |fp| c.key(fp)).await?;
         self.get_typed(&k).await
     }
 
@@ -324,16 +328,11 @@ impl PipelineArtifactCache {
         model_size: &str,
         language: &str,
     ) -> Result<()> {
-        let k = self
-            .key(
-                video,
-                ArtifactKind::Transcript,
-                &[
-                    ("model_size", model_size.into()),
-                    ("language", language.into()),
-                ],
-            )
-            .await?;
+        let c = TranscriptConfig {
+            model_size: model_size.into(),
+            language: language.into(),
+        };
+        let k = self.key_of(video, |fp| c.key(fp)).await?;
         self.set_typed(&k, transcript).await
     }
 
@@ -344,13 +343,11 @@ impl PipelineArtifactCache {
         model: &str,
         batch_size: u32,
     ) -> Result<Option<FrameDescriptions>> {
-        let k = self
-            .key(
-                video,
-                ArtifactKind::Descriptions,
-                &[("model", model.into()), ("batch_size", batch_size.into())],
-            )
-            .await?;
+        let c = DescriptionsConfig {
+            model: model.into(),
+            batch_size,
+        };
+        let k = self.key_of(video, |fp| c.key(fp)).await?;
         self.get_typed(&k).await
     }
 
@@ -362,20 +359,23 @@ impl PipelineArtifactCache {
         model: &str,
         batch_size: u32,
     ) -> Result<()> {
-        let k = self
-            .key(
-                video,
-                ArtifactKind::Descriptions,
-                &[("model", model.into()), ("batch_size", batch_size.into())],
-            )
-            .await?;
+        let c = DescriptionsConfig {
+            model: model.into(),
+            batch_size,
+        };
+        let k = self.key_of(video, |fp| c.key(fp)).await?;
         self.set_typed(&k, d).await
     }
 
     /// Embeddings of `video`.
     pub async fn get_embeddings(&self, video: &Path, model: &str) -> Result<Option<Embeddings>> {
         let k = self
-            .key(video, ArtifactKind::Embeddings, &[("model", model.into())])
+            .key_of(video, |fp| {
+                EmbeddingsConfig {
+                    model: model.into(),
+                }
+                .key(fp)
+            })
             .await?;
         self.get_typed(&k).await
     }
@@ -383,7 +383,12 @@ impl PipelineArtifactCache {
     /// Stores embeddings.
     pub async fn set_embeddings(&self, video: &Path, e: &Embeddings, model: &str) -> Result<()> {
         let k = self
-            .key(video, ArtifactKind::Embeddings, &[("model", model.into())])
+            .key_of(video, |fp| {
+                EmbeddingsConfig {
+                    model: model.into(),
+                }
+                .key(fp)
+            })
             .await?;
         self.set_typed(&k, e).await
     }

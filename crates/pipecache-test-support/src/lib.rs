@@ -286,3 +286,35 @@ pub fn run_and_kill(
     child.wait().expect("reap child");
     reader.join().expect("reader thread")
 }
+
+/// Path of the `pipecache` binary built for the calling test (a macro because
+/// `CARGO_BIN_EXE_pipecache` exists only in the root package's test crates).
+#[macro_export]
+macro_rules! pipecache_bin {
+    () => {
+        std::path::Path::new(env!("CARGO_BIN_EXE_pipecache"))
+    };
+}
+
+impl AckLog {
+    /// After a kill: opens the store, checks every key ([`AckLog::check`]), asserts `verify` is
+    /// clean, closes the store and returns the verify report.
+    pub async fn check_store(
+        &mut self,
+        dir: &Path,
+        options: pipecache::StoreOptions,
+        round: u64,
+    ) -> pipecache::VerifyReport {
+        let store = Store::open(dir, options)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: store does not open after SIGKILL: {e}"));
+        self.check(&store, round).await;
+        let report = store.verify().await.expect("verify");
+        assert!(
+            report.is_clean(),
+            "round {round}: verify after SIGKILL: {report:?}"
+        );
+        store.close().await.expect("close");
+        report
+    }
+}
