@@ -373,9 +373,7 @@ impl ChunkReader {
         expected: BlobHash,
         expected_stored_len: u64,
     ) -> Result<Vec<u8>, FormatError> {
-        let mut hb = [0u8; FRAME_HEADER_LEN];
-        self.read_exact(&mut hb, offset, "frame header")?;
-        let header = FrameHeader::decode(&hb)?;
+        let header = self.read_header(offset)?;
         if header.hash != expected {
             return Err(FormatError::corrupt(
                 "frame header",
@@ -388,36 +386,31 @@ impl ChunkReader {
                 "stored length differs from the index",
             ));
         }
-        let mut stored = vec![0u8; header.stored_len as usize];
-        self.read_exact(
-            &mut stored,
-            offset + FRAME_HEADER_LEN as u64,
-            "frame payload",
-        )?;
-        let raw = header.codec.decode_vec(stored, header.raw_len)?;
-        if BlobHash::of(&raw) != expected {
-            return Err(FormatError::corrupt("frame payload", "blake3 mismatch"));
-        }
-        Ok(raw)
+        self.read_payload(offset, &header)
     }
 
     /// Reads any frame at `offset` (blob, record or tombstone) and returns its header and raw
     /// payload after checking the header checksum and the payload's blake3.
     pub fn read_frame(&self, offset: u64) -> Result<(FrameHeader, Vec<u8>), FormatError> {
+        let header = self.read_header(offset)?;
+        let raw = self.read_payload(offset, &header)?;
+        Ok((header, raw))
+    }
+
+    fn read_header(&self, offset: u64) -> Result<FrameHeader, FormatError> {
         let mut hb = [0u8; FRAME_HEADER_LEN];
         self.read_exact(&mut hb, offset, "frame header")?;
-        let header = FrameHeader::decode(&hb)?;
+        FrameHeader::decode(&hb)
+    }
+
+    fn read_payload(&self, offset: u64, header: &FrameHeader) -> Result<Vec<u8>, FormatError> {
         let mut stored = vec![0u8; header.stored_len as usize];
         self.read_exact(
             &mut stored,
             offset + FRAME_HEADER_LEN as u64,
             "frame payload",
         )?;
-        let raw = header.codec.decode_vec(stored, header.raw_len)?;
-        if BlobHash::of(&raw) != header.hash {
-            return Err(FormatError::corrupt("frame payload", "blake3 mismatch"));
-        }
-        Ok((header, raw))
+        header.decode_payload(stored)
     }
 
     fn read_exact(
@@ -541,10 +534,7 @@ impl<R: Read> ChunkScanner<R> {
             });
         }
         let kept = self.keep_stored.then(|| stored.clone());
-        let payload = header.codec.decode_vec(stored, header.raw_len)?;
-        if BlobHash::of(&payload) != header.hash {
-            return Err(FormatError::corrupt("frame payload", "blake3 mismatch"));
-        }
+        let payload = header.decode_payload(stored)?;
         let offset = self.offset;
         self.offset += header.frame_len();
         Ok(Some(ScannedFrame {

@@ -64,33 +64,27 @@ impl Codec {
                 }
                 Ok(stored.to_vec())
             }
-            Self::Zstd if raw_len <= BULK_DECODE_MAX => {
-                // Small blobs (transcripts, descriptions): one-shot decode into a buffer of
-                // exactly raw_len. Pre-allocating is harmless at this size.
-                let out = zstd::bulk::decompress(stored, raw_len as usize)
-                    .map_err(|e| FormatError::corrupt("zstd payload", e.to_string()))?;
-                if out.len() as u64 != raw_len {
-                    return Err(FormatError::corrupt(
-                        "zstd payload",
-                        format!("decompressed to {} bytes, header says {raw_len}", out.len()),
-                    ));
-                }
-                Ok(out)
-            }
             Self::Zstd => {
-                // Stream, never `bulk::decompress(stored, raw_len)`: that pre-allocates
-                // `raw_len`, so a checksummed header claiming 4 GiB would allocate 4 GiB for an
-                // 8-byte payload (found by the `frame` fuzz target). Here memory grows with real
-                // output only, and output is capped at raw_len + 1 to detect overlong frames.
-                use std::io::Read;
-                let mut out = Vec::with_capacity(
-                    (raw_len as usize).min(stored.len().saturating_mul(8) + 4096),
-                );
-                zstd::stream::read::Decoder::with_buffer(stored)
-                    .map_err(|e| FormatError::corrupt("zstd payload", e.to_string()))?
-                    .take(raw_len + 1)
-                    .read_to_end(&mut out)
-                    .map_err(|e| FormatError::corrupt("zstd payload", e.to_string()))?;
+                let out = if raw_len <= BULK_DECODE_MAX {
+                    // Small blobs (transcripts, descriptions): one-shot decode into a buffer of
+                    // exactly raw_len. Pre-allocating is harmless at this size.
+                    zstd::bulk::decompress(stored, raw_len as usize)
+                        .map_err(|e| FormatError::corrupt("zstd payload", e.to_string()))?
+                } else {
+                    // Stream, never `bulk::decompress(stored, raw_len)`: that pre-allocates
+                    // `raw_len`, so a checksummed header claiming 4 GiB would allocate 4 GiB for
+                    // an 8-byte payload (found by the `frame` fuzz target). Here memory grows with
+                    // real output only, capped at raw_len + 1 to detect overlong frames.
+                    use std::io::Read;
+                    let cap = (raw_len as usize).min(stored.len().saturating_mul(8) + 4096);
+                    let mut out = Vec::with_capacity(cap);
+                    zstd::stream::read::Decoder::with_buffer(stored)
+                        .map_err(|e| FormatError::corrupt("zstd payload", e.to_string()))?
+                        .take(raw_len + 1)
+                        .read_to_end(&mut out)
+                        .map_err(|e| FormatError::corrupt("zstd payload", e.to_string()))?;
+                    out
+                };
                 if out.len() as u64 != raw_len {
                     return Err(FormatError::corrupt(
                         "zstd payload",

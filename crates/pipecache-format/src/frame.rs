@@ -72,6 +72,17 @@ impl FrameHeader {
         FRAME_HEADER_LEN as u64 + self.stored_len
     }
 
+    /// Turns this frame's stored payload into its raw bytes and checks them against the
+    /// header's blake3. Every reader of frames (positioned reads, scans, fuzzing) goes through
+    /// here, so no path can return bytes that failed the check.
+    pub fn decode_payload(&self, stored: Vec<u8>) -> Result<Vec<u8>, FormatError> {
+        let raw = self.codec.decode_vec(stored, self.raw_len)?;
+        if BlobHash::of(&raw) != self.hash {
+            return Err(FormatError::corrupt("frame payload", "blake3 mismatch"));
+        }
+        Ok(raw)
+    }
+
     /// Encodes the header into its 64-byte form.
     pub fn encode(&self) -> [u8; FRAME_HEADER_LEN] {
         let mut b = [0u8; FRAME_HEADER_LEN];
@@ -165,12 +176,7 @@ pub fn decode_frame(bytes: &[u8]) -> Result<(FrameHeader, Vec<u8>), FormatError>
             available: bytes.len() as u64,
         });
     }
-    let raw = header
-        .codec
-        .decode(&bytes[FRAME_HEADER_LEN..end as usize], header.raw_len)?;
-    if BlobHash::of(&raw) != header.hash {
-        return Err(FormatError::corrupt("frame payload", "blake3 mismatch"));
-    }
+    let raw = header.decode_payload(bytes[FRAME_HEADER_LEN..end as usize].to_vec())?;
     Ok((header, raw))
 }
 

@@ -181,18 +181,9 @@ impl From<IndexError> for Error {
         match e {
             IndexError::InUse { path } => Self::StoreInUse { path },
             IndexError::Record {
-                source:
-                    FormatError::UnsupportedVersion {
-                        what,
-                        found,
-                        supported,
-                    },
+                source: e @ FormatError::UnsupportedVersion { .. },
                 ..
-            } => Self::UnsupportedVersion {
-                what: what.to_owned(),
-                found,
-                supported,
-            },
+            } => Self::from_format(e, None, None),
             e @ IndexError::Record { .. } => Self::Corruption {
                 key: None,
                 blob: None,

@@ -97,6 +97,7 @@ impl Shared {
             .and_then(|r| r.read_blob(rec.offset, hash, rec.stored_len))
     }
 
+    /// Counts and logs corruption on its way to the caller.
     fn count(&self, e: Error) -> Error {
         if e.is_corruption() {
             self.counters.corruption_errors.add(1);
@@ -112,17 +113,8 @@ impl Shared {
         hash: BlobHash,
         rec: &BlobRecord,
     ) -> Result<Vec<u8>> {
-        let result = self
-            .reader(rec.chunk)
-            .and_then(|r| r.read_blob(rec.offset, hash, rec.stored_len))
-            .map_err(|e| Error::from_format(e, key, Some(hash)));
-        if let Err(e) = &result
-            && e.is_corruption()
-        {
-            self.counters.corruption_errors.add(1);
-            tracing::error!(key, blob = %hash, error = %e, "corrupt blob");
-        }
-        result
+        self.read_blob_quiet(hash, rec)
+            .map_err(|e| self.count(Error::from_format(e, key, Some(hash))))
     }
 
     fn get_blocking(&self, key: &str) -> Result<Option<Artifact>> {
