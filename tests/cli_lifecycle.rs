@@ -59,6 +59,12 @@ fn gc_compact_budget_and_rebuild_from_the_cli() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Not a terminal: no progress bar, nothing on stderr.
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r = stdout_json(&out);
     assert!(!r["evicted"].as_array().unwrap().is_empty());
     assert!(r["disk_bytes_after"].as_u64().unwrap() <= 500_000 + 64 * 1024 * 1024);
