@@ -244,11 +244,6 @@ impl ChunkWriter {
         self.len() == CHUNK_HEADER_LEN
     }
 
-    /// Length as of the last successful [`ChunkWriter::sync`].
-    pub fn synced_len(&self) -> u64 {
-        self.synced
-    }
-
     /// Appends one frame and returns its offset (the offset of its header).
     pub fn append(&mut self, header: &FrameHeader, payload: &[u8]) -> Result<u64, FormatError> {
         debug_assert_eq!(header.stored_len, payload.len() as u64);
@@ -317,17 +312,6 @@ impl ChunkWriter {
             self.synced = self.written;
         }
         Ok(self.synced)
-    }
-
-    /// Forgets everything after `len` (a failed batch); `len` must not be before the last sync.
-    pub fn rollback_to(&mut self, len: u64) -> Result<(), FormatError> {
-        self.buf.clear();
-        self.file
-            .set_len(len)
-            .map_err(|e| FormatError::io(format!("truncate {}", self.path.display()), e))?;
-        self.written = len;
-        self.synced = self.synced.min(len);
-        Ok(())
     }
 }
 
@@ -628,7 +612,12 @@ mod tests {
         blob(&mut w, b"one");
         blob(&mut w, &[9u8; 1000]);
         let len = w.sync().unwrap();
-        w.rollback_to(len - 10).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(w.path())
+            .unwrap()
+            .set_len(len - 10)
+            .unwrap();
         let mut s = ChunkScanner::open(w.path()).unwrap();
         assert!(s.next_frame().unwrap().is_some());
         assert!(matches!(s.next_frame(), Err(FormatError::Truncated { .. })));
