@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use pipecache::{Artifact, GcOptions, Part, PutOptions, Store, StoreOptions};
-
-use config::{ConfigFile, parse_duration, parse_size};
+use pipecache::tier::{CacheConfig, parse_duration, parse_size};
+use pipecache::{Artifact, CacheManager, GcOptions, Part, PutOptions, Store, StoreOptions};
 
 mod config;
 mod demo;
@@ -95,6 +94,7 @@ enum Command {
         repair: bool,
     },
     /// Remove expired artifacts, evict to the size budget, compact chunks, drop dead blobs.
+    /// With --remote: mark and sweep a remote tier's unreferenced packs instead.
     Gc {
         /// Report what would be removed without removing anything.
         #[arg(long)]
@@ -102,6 +102,27 @@ enum Command {
         /// JSON report.
         #[arg(long)]
         json: bool,
+        /// Collect a remote (s3 or fs-remote) tier instead of the local store.
+        #[arg(long)]
+        remote: bool,
+        /// With --remote: never delete an object younger than this (default: the tier's
+        /// gc_grace, 24h).
+        #[arg(long, value_parser = parse_duration, requires = "remote")]
+        grace: Option<Duration>,
+        /// With --remote: which tier (default: the first s3 or fs-remote tier).
+        #[arg(long, requires = "remote")]
+        tier: Option<String>,
+    },
+    /// Push the local tier to a remote tier, or pull a remote tier into the local one.
+    Sync {
+        #[command(subcommand)]
+        direction: SyncDirection,
+    },
+    /// Print the effective configuration (secrets masked).
+    Config {
+        /// Also contact every remote tier and report whether it answers.
+        #[arg(long)]
+        check: bool,
     },
     /// Copy live data out of mostly-dead chunk files and remove them.
     Compact {
@@ -177,6 +198,34 @@ enum Command {
         #[arg(long, default_value = "stat")]
         fingerprint: String,
         /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SyncDirection {
+    /// Upload every local artifact the remote lacks (idempotent, resumable).
+    Push {
+        /// Remote tier (default: the first s3 or fs-remote tier).
+        #[arg(long)]
+        tier: Option<String>,
+        /// Bytes of artifacts per pack uploaded, e.g. 64MiB.
+        #[arg(long, value_parser = parse_size)]
+        batch_size: Option<u64>,
+        /// JSON report.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy remote artifacts into the local tier (cache warming).
+    Pull {
+        /// Only keys starting with this prefix, e.g. video:<fingerprint>:
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Remote tier (default: the first s3 or fs-remote tier).
+        #[arg(long)]
+        tier: Option<String>,
+        /// JSON report.
         #[arg(long)]
         json: bool,
     },
@@ -275,11 +324,23 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         gc_interval: None,
         ..StoreOptions::default()
     };
-    if let Some(path) = &cli.config {
-        ConfigFile::load(path)?.apply(&mut options, &path.display().to_string())?;
-    }
+    let (mut config, origin) = match &cli.config {
+        Some(path) => (config::load(path)?, path.display().to_string()),
+        None => (CacheConfig::default(), "(defaults)".to_owned()),
+    };
     if let Some(max) = cli.max_size {
-        options.max_size = Some(max);
+        config::override_max_size(&mut config, max);
+    }
+    if let Command::Config { check } = &cli.command {
+        print!("{}", config.to_masked_toml());
+        if *check {
+            let m = CacheManager::open(&config, &dir, options, &origin).await?;
+            let r = m.check().await;
+            m.close().await?;
+            r?;
+            eprintln!("every tier answered");
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     if let Command::Key {
         video,
@@ -292,6 +353,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if let Command::RebuildIndex { force, json } = cli.command {
+        config.apply(&mut options, &origin)?;
         let bar = progress::Bar::new("rebuild-index");
         let report = Store::rebuild_index(&dir, options, force, move |done, total| {
             bar.set(done, total)
@@ -315,14 +377,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let store = Store::open(&dir, options)
+    let manager = CacheManager::open(&config, &dir, options, &origin)
         .await
         .with_context(|| format!("open store {}", dir.display()))?;
+    let store = manager.local().clone();
     let code = match cli.command {
         Command::Put { key, ttl, .. } => {
             let artifact = put_input.expect("read above");
             let (parts, size) = (artifact.parts.len(), artifact.logical_size());
-            store
+            manager
                 .put_with(
                     &key,
                     artifact,
@@ -346,7 +409,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             ExitCode::SUCCESS
         }
-        Command::Get { key, output } => match store.get(&key).await? {
+        Command::Get { key, output } => match manager.get(&key).await? {
             None => {
                 eprintln!("pipecache: miss: {key}");
                 ExitCode::from(1)
@@ -357,7 +420,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
         },
         Command::Rm { key } => {
-            if store.delete(&key).await? {
+            if manager.delete(&key).await? {
                 ExitCode::SUCCESS
             } else {
                 eprintln!("pipecache: not found: {key}");
@@ -380,7 +443,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Stats { json } => {
             let s = store.stats().await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&s)?);
+                let mut v = serde_json::to_value(&s)?;
+                v["tiers"] = serde_json::to_value(manager.tier_stats())?;
+                println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 println!("store          {}", dir.display());
                 println!("artifacts      {}", s.artifacts);
@@ -429,7 +494,34 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::from(1)
             }
         }
-        Command::Gc { dry_run, json } => {
+        Command::Gc {
+            dry_run,
+            json,
+            remote: true,
+            grace,
+            tier,
+        } => {
+            manager.check().await?;
+            let r = manager.remote_gc(tier.as_deref(), grace, dry_run).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                let verb = if dry_run { "would delete" } else { "deleted" };
+                println!(
+                    "remote gc {verb} {} unreferenced pack(s) ({} bytes) and {} expired record(s); kept {} pack(s) inside the grace period; {} live record(s)",
+                    r.packs_deleted,
+                    r.bytes_reclaimed,
+                    r.expired_records,
+                    r.packs_in_grace,
+                    r.records
+                );
+                for c in &r.corrupt_records {
+                    println!("corrupt record {c}");
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Gc { dry_run, json, .. } => {
             let bar = progress::Bar::new("gc");
             let r = store
                 .gc_with_progress(
@@ -489,7 +581,64 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             ExitCode::SUCCESS
         }
-        Command::RebuildIndex { .. } | Command::Key { .. } => {
+        Command::Sync { direction } => {
+            manager.check().await?;
+            match direction {
+                SyncDirection::Push {
+                    tier,
+                    batch_size,
+                    json,
+                } => {
+                    let bar = progress::Bar::new("push");
+                    let r = manager
+                        .sync_push(tier.as_deref(), batch_size, &move |d, t| bar.set(d, t))
+                        .await?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&r)?);
+                    } else {
+                        println!(
+                            "pushed {} of {} artifact(s) to {} ({} already there): {} blob(s) in {} pack(s), {} reused, {} bytes up in {} request(s)",
+                            r.pushed,
+                            r.artifacts,
+                            r.tier,
+                            r.already_remote,
+                            r.blobs_uploaded,
+                            r.packs,
+                            r.blobs_reused,
+                            r.bytes_up,
+                            r.put_requests
+                        );
+                    }
+                }
+                SyncDirection::Pull { prefix, tier, json } => {
+                    let bar = progress::Bar::new("pull");
+                    let r = manager
+                        .sync_pull(tier.as_deref(), &prefix, &move |d, t| bar.set(d, t))
+                        .await?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&r)?);
+                    } else {
+                        println!(
+                            "pulled {} artifact(s) from {} ({} already local, {} gone, {} corrupt), {} bytes down",
+                            r.pulled,
+                            r.tier,
+                            r.already_local,
+                            r.gone,
+                            r.corrupt.len(),
+                            r.bytes_down
+                        );
+                    }
+                    if !r.corrupt.is_empty() {
+                        for k in &r.corrupt {
+                            eprintln!("pipecache: corrupt remote copy not pulled: {k}");
+                        }
+                        return Ok(ExitCode::from(1));
+                    }
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Config { .. } | Command::RebuildIndex { .. } | Command::Key { .. } => {
             unreachable!("handled before the store is opened")
         }
         Command::Status {
@@ -570,7 +719,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             ExitCode::SUCCESS
         }
     };
-    store.close().await?;
+    drop(store);
+    manager.close().await?;
     Ok(code)
 }
 

@@ -19,6 +19,7 @@ mod error;
 pub mod frame;
 mod hash;
 pub mod record;
+pub mod remote;
 
 pub use chunk::{
     ChunkHeader, ChunkReader, ChunkScanner, ChunkWriter, ScannedFrame, chunk_file_name,

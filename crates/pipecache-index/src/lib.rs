@@ -10,6 +10,7 @@
 //! | `access`    | artifact key                     | [`AccessRecord`] CBOR    |
 //! | `expiry`    | expiry ms (u64 BE) ++ key        | empty                    |
 //! | `meta`      | `store`                          | [`StoreMeta`] CBOR       |
+//! | `queue`     | queue name ++ 0x00 ++ seq (u64 BE)| artifact key (UTF-8)     |
 //!
 //! It gives typed reads, typed scans and an [`IndexBatch`] that commits atomically. It must not
 //! open chunk files or know where they live, must not spawn threads or tasks of its own, and must
@@ -28,7 +29,15 @@ use rocksdb::{
 };
 
 /// Names of the column families, in creation order.
-pub const COLUMN_FAMILIES: [&str; 6] = ["artifacts", "blobs", "chunks", "access", "expiry", "meta"];
+pub const COLUMN_FAMILIES: [&str; 7] = [
+    "artifacts",
+    "blobs",
+    "chunks",
+    "access",
+    "expiry",
+    "meta",
+    "queue",
+];
 
 const META_STORE_KEY: &[u8] = b"store";
 
@@ -296,6 +305,80 @@ impl Index {
             })
     }
 
+    /// Appends `key` to the persistent queue `queue` as entry `seq` (a remote tier's
+    /// write-back uploads). Durable once this returns (synced WAL write).
+    pub fn queue_push(&self, queue: &str, seq: u64, key: &str) -> Result<()> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf("queue"), queue_key(queue, seq), key.as_bytes());
+        self.db
+            .write_opt(batch, &opts)
+            .map_err(rocks(format!("queue push {queue}")))
+    }
+
+    /// Removes entry `seq` of `queue`.
+    pub fn queue_remove(&self, queue: &str, seq: u64) -> Result<()> {
+        self.db
+            .delete_cf(self.cf("queue"), queue_key(queue, seq))
+            .map_err(rocks(format!("queue remove {queue}")))
+    }
+
+    /// The oldest `limit` entries of `queue` as (seq, key), oldest first.
+    pub fn queue_peek(&self, queue: &str, limit: usize) -> Result<Vec<(u64, String)>> {
+        let prefix = queue_key(queue, 0);
+        let prefix = &prefix[..prefix.len() - 8];
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf("queue"),
+            IteratorMode::From(prefix, Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item.map_err(rocks(format!("scan queue {queue}")))?;
+            if !k.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            let bad = |detail: &str| IndexError::Record {
+                cf: "queue",
+                key: printable(&k),
+                source: FormatError::Corrupt {
+                    what: "queue entry",
+                    detail: detail.into(),
+                },
+            };
+            let seq = k[prefix.len()..]
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| bad("sequence is not 8 bytes"))?;
+            let key = String::from_utf8(v.to_vec()).map_err(|_| bad("key is not UTF-8"))?;
+            out.push((seq, key));
+        }
+        Ok(out)
+    }
+
+    /// Number of entries in `queue` and the highest sequence number used (0 when empty).
+    pub fn queue_len(&self, queue: &str) -> Result<(u64, u64)> {
+        let prefix = queue_key(queue, 0);
+        let prefix = &prefix[..prefix.len() - 8];
+        let mut n = 0;
+        let mut last = 0;
+        let iter = self.db.iterator_cf(
+            self.cf("queue"),
+            IteratorMode::From(prefix, Direction::Forward),
+        );
+        for item in iter {
+            let (k, _) = item.map_err(rocks(format!("scan queue {queue}")))?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            n += 1;
+            if let Ok(b) = <[u8; 8]>::try_from(&k[prefix.len()..]) {
+                last = u64::from_be_bytes(b);
+            }
+        }
+        Ok((n, last))
+    }
+
     /// Every blob record, in hash order.
     pub fn scan_blobs(&self) -> impl Iterator<Item = Result<(BlobHash, BlobRecord)>> + '_ {
         self.db
@@ -446,6 +529,14 @@ impl IndexBatch<'_> {
         self.batch
             .delete_cf(self.index.cf("expiry"), expiry_key(expires_ms, key));
     }
+}
+
+fn queue_key(queue: &str, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(queue.len() + 9);
+    k.extend_from_slice(queue.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use pipecache::{PutOptions, Store};
+use pipecache::{CacheManager, PutOptions, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::artifacts::{
@@ -199,19 +199,28 @@ pub struct SegmentCoverage {
 /// The pipeline cache: typed gets and sets keyed by video and parameters.
 #[derive(Clone, Debug)]
 pub struct PipelineArtifactCache {
-    store: Store,
+    cache: CacheManager,
     mode: FingerprintMode,
 }
 
 impl PipelineArtifactCache {
-    /// A cache over `store`, fingerprinting videos with `mode`.
-    pub fn new(store: Store, mode: FingerprintMode) -> Self {
-        Self { store, mode }
+    /// A cache over a [`CacheManager`] (one tier or several) or a plain [`Store`],
+    /// fingerprinting videos with `mode`.
+    pub fn new(cache: impl Into<CacheManager>, mode: FingerprintMode) -> Self {
+        Self {
+            cache: cache.into(),
+            mode,
+        }
     }
 
-    /// The store underneath.
+    /// The local store underneath.
     pub fn store(&self) -> &Store {
-        &self.store
+        self.cache.local()
+    }
+
+    /// The tiers underneath.
+    pub fn manager(&self) -> &CacheManager {
+        &self.cache
     }
 
     /// Fingerprints `video` (off the async threads: content mode reads the whole file).
@@ -228,7 +237,7 @@ impl PipelineArtifactCache {
             return Err(invalid("key", format!("{key} is not a {} key", T::KIND)));
         }
         let k = key.to_string();
-        match self.store.get(&k).await? {
+        match self.cache.get(&k).await? {
             Some(a) => Ok(Some(T::from_artifact(&k, a)?)),
             None => Ok(None),
         }
@@ -243,7 +252,7 @@ impl PipelineArtifactCache {
             compression: Some(T::compression()),
             ..PutOptions::default()
         };
-        self.store
+        self.cache
             .put_with(&key.to_string(), value.to_artifact()?, options)
             .await?;
         Ok(())
@@ -487,7 +496,8 @@ impl PipelineArtifactCache {
             base.kind
         );
         let mut out = Vec::new();
-        for entry in self.store.list(&prefix).await? {
+        // Segments are listed from the local tier: remote tiers are reached by key.
+        for entry in self.store().list(&prefix).await? {
             let Ok(k) = ArtifactKey::parse(&entry.key) else {
                 continue;
             };
@@ -523,9 +533,10 @@ impl PipelineArtifactCache {
     /// Removes every artifact cached for the current version of `video`.
     pub async fn invalidate(&self, video: &Path) -> Result<usize> {
         let fp = self.fingerprint(video).await?;
-        let entries = self.store.list(&ArtifactKey::video_prefix(&fp)).await?;
+        let entries = self.store().list(&ArtifactKey::video_prefix(&fp)).await?;
         for e in &entries {
-            self.store.delete(&e.key).await?;
+            // Every tier: a remote copy would come back through read-through.
+            self.cache.delete(&e.key).await?;
         }
         Ok(entries.len())
     }

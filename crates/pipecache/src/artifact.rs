@@ -201,3 +201,14 @@ pub struct ListEntry {
     /// Expiry time, unix ms.
     pub expires_ms: Option<u64>,
 }
+
+/// An artifact as a tier holds it: the bytes plus the times that travel with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredArtifact {
+    /// The artifact.
+    pub artifact: Artifact,
+    /// Creation time, unix ms.
+    pub created_ms: u64,
+    /// Expiry time, unix ms; `None` never expires.
+    pub expires_ms: Option<u64>,
+}

@@ -102,6 +102,15 @@ pub enum Error {
     /// RocksDB failed.
     #[error(transparent)]
     Index(IndexError),
+    /// A remote tier failed: timeout, unreachable, refused. Never reported as a miss.
+    #[error("tier {tier}: {source}")]
+    Remote {
+        /// The tier's name.
+        tier: String,
+        /// What the transport said.
+        #[source]
+        source: pipecache_remote::RemoteError,
+    },
     /// The store was closed or its writer thread stopped.
     #[error("store is closed")]
     Closed,
@@ -153,6 +162,19 @@ impl Error {
     /// True for corruption of stored data.
     pub fn is_corruption(&self) -> bool {
         matches!(self, Self::Corruption { .. })
+    }
+
+    /// True when a remote call ran past its deadline.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Remote { source, .. } if source.is_timeout())
+    }
+
+    /// Wraps a transport error of tier `tier`.
+    pub(crate) fn remote(tier: &str, source: pipecache_remote::RemoteError) -> Self {
+        Self::Remote {
+            tier: tier.to_owned(),
+            source,
+        }
     }
 
     /// A copy for fanning one batch failure out to every request of the batch.

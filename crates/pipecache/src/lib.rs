@@ -28,11 +28,13 @@ mod options;
 mod rebuild;
 mod stats;
 mod store;
+pub mod tier;
 mod verify;
 mod writer;
 
 pub use artifact::{
-    Artifact, ListEntry, MAX_KEY_LEN, MAX_META_BYTES, MAX_PARTS, Part, PutOptions, validate_key,
+    Artifact, ListEntry, MAX_KEY_LEN, MAX_META_BYTES, MAX_PARTS, Part, PutOptions, StoredArtifact,
+    validate_key,
 };
 pub use error::{Error, Result};
 pub use lifecycle::{
@@ -42,8 +44,10 @@ pub use options::{
     Clock, CompressionPolicy, DEFAULT_TTL, Durability, ManualClock, StoreOptions, SystemClock,
 };
 pub use pipecache_format::BlobHash;
+pub use pipecache_remote::RemoteError;
 pub use rebuild::RebuildReport;
 pub use stats::{CounterSnapshot, Stats};
 pub use store::{MARKER_FILE, STORE_VERSION, Store};
+pub use tier::{CacheBackend, CacheConfig, CacheManager};
 pub use verify::{DamagedBlob, RefcountMismatch, RepairReport, VerifyReport};
 pub use writer::{RelocOutcome, RemovalReason};

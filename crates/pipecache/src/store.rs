@@ -15,7 +15,7 @@ use pipecache_format::{
 use pipecache_index::{Index, IndexOptions};
 use tokio::sync::oneshot;
 
-use crate::artifact::{ListEntry, Part, PutOptions, validate_key};
+use crate::artifact::{ListEntry, Part, PutOptions, StoredArtifact, validate_key};
 use crate::lifecycle::{CompactReport, GcOptions, GcReport};
 use crate::stats::{CounterSnapshot, Stats};
 use crate::verify::{self, RepairReport, VerifyReport};
@@ -117,7 +117,7 @@ impl Shared {
             .map_err(|e| self.count(Error::from_format(e, key, Some(hash))))
     }
 
-    fn get_blocking(&self, key: &str) -> Result<Option<Artifact>> {
+    fn get_blocking(&self, key: &str) -> Result<Option<StoredArtifact>> {
         self.get_attempt(key, 0)
     }
 
@@ -127,7 +127,7 @@ impl Shared {
         Ok(self.index.artifact(key)?.is_none_or(|r| r.seq != seq))
     }
 
-    fn get_attempt(&self, key: &str, attempt: u32) -> Result<Option<Artifact>> {
+    fn get_attempt(&self, key: &str, attempt: u32) -> Result<Option<StoredArtifact>> {
         let rec = match self.index.artifact(key) {
             Ok(Some(rec)) => rec,
             Ok(None) => {
@@ -199,10 +199,14 @@ impl Shared {
             .lock()
             .expect("access map poisoned")
             .insert(key.to_owned(), now);
-        Ok(Some(Artifact {
-            kind: rec.kind,
-            parts,
-            meta: rec.meta,
+        Ok(Some(StoredArtifact {
+            artifact: Artifact {
+                kind: rec.kind,
+                parts,
+                meta: rec.meta,
+            },
+            created_ms: rec.created_ms,
+            expires_ms: rec.expires_ms,
         }))
     }
 
@@ -679,7 +683,40 @@ impl Store {
         validate_key(key)?;
         let shared = self.shared.clone();
         let key = key.to_owned();
+        let hit = blocking(move || shared.get_blocking(&key)).await?;
+        Ok(hit.map(|h| h.artifact))
+    }
+
+    /// [`Store::get`] with the artifact's creation and expiry times (tiers copy them along).
+    pub async fn get_stored(&self, key: &str) -> Result<Option<StoredArtifact>> {
+        validate_key(key)?;
+        let shared = self.shared.clone();
+        let key = key.to_owned();
         blocking(move || shared.get_blocking(&key)).await
+    }
+
+    /// Appends `key` to the persistent queue `queue` (a write-back tier's uploads).
+    pub(crate) async fn queue_push(&self, queue: &str, seq: u64, key: &str) -> Result<()> {
+        let (shared, queue, key) = (self.shared.clone(), queue.to_owned(), key.to_owned());
+        blocking(move || Ok(shared.index.queue_push(&queue, seq, &key)?)).await
+    }
+
+    /// Removes entry `seq` of `queue`.
+    pub(crate) async fn queue_remove(&self, queue: &str, seq: u64) -> Result<()> {
+        let (shared, queue) = (self.shared.clone(), queue.to_owned());
+        blocking(move || Ok(shared.index.queue_remove(&queue, seq)?)).await
+    }
+
+    /// The oldest `limit` entries of `queue`.
+    pub(crate) async fn queue_peek(&self, queue: &str, limit: usize) -> Result<Vec<(u64, String)>> {
+        let (shared, queue) = (self.shared.clone(), queue.to_owned());
+        blocking(move || Ok(shared.index.queue_peek(&queue, limit)?)).await
+    }
+
+    /// Length and highest sequence number of `queue`.
+    pub(crate) async fn queue_len(&self, queue: &str) -> Result<(u64, u64)> {
+        let (shared, queue) = (self.shared.clone(), queue.to_owned());
+        blocking(move || Ok(shared.index.queue_len(&queue)?)).await
     }
 
     /// True when `key` holds a live (unexpired) artifact. Reads no blob bytes.

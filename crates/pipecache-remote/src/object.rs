@@ -1,0 +1,321 @@
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use opendal::{ErrorKind, Operator, options};
+
+use crate::{RemoteError, Result, TransferStats};
+
+/// How to reach an S3-protocol bucket.
+#[derive(Clone, Default)]
+pub struct S3Options {
+    /// Bucket name (must exist; pipecache never creates buckets).
+    pub bucket: String,
+    /// Key prefix inside the bucket ("" for the bucket root).
+    pub prefix: String,
+    /// Endpoint URL, e.g. `http://127.0.0.1:9000`; `None` uses AWS's.
+    pub endpoint: Option<String>,
+    /// Region, e.g. `us-east-1`.
+    pub region: String,
+    /// Access key id.
+    pub access_key_id: Option<String>,
+    /// Secret access key.
+    pub secret_access_key: Option<String>,
+}
+
+impl std::fmt::Debug for S3Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Credentials never reach a log line.
+        f.debug_struct("S3Options")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id.as_ref().map(|_| "***"))
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "***"),
+            )
+            .finish()
+    }
+}
+
+/// One object found by [`ObjectStore::list`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectEntry {
+    /// Path relative to the store's root, e.g. `packs/ab12...`.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification, unix ms (0 when the remote does not say).
+    pub modified_ms: u64,
+}
+
+/// A bucket or directory of objects reached through opendal, every call under a deadline.
+#[derive(Clone, Debug)]
+pub struct ObjectStore {
+    op: Operator,
+    target: Arc<str>,
+    deadline: Duration,
+    stats: Arc<TransferStats>,
+}
+
+impl ObjectStore {
+    /// A directory on a filesystem (a mounted share, say), created when missing.
+    pub fn filesystem(path: &Path, deadline: Duration) -> Result<Self> {
+        let target = format!("fs:{}", path.display());
+        let root = path.to_str().ok_or_else(|| RemoteError::Config {
+            target: target.clone(),
+            reason: "path is not UTF-8".into(),
+        })?;
+        std::fs::create_dir_all(path).map_err(|e| RemoteError::Config {
+            target: target.clone(),
+            reason: format!("cannot create {}: {e}", path.display()),
+        })?;
+        let builder = opendal::services::Fs::default().root(root);
+        let op = Operator::new(builder).map_err(|e| RemoteError::Config {
+            target: target.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self::with_operator(op, target, deadline))
+    }
+
+    /// An S3-protocol bucket. Does not touch the network; call [`ObjectStore::check`].
+    pub fn s3(opts: &S3Options, deadline: Duration) -> Result<Self> {
+        let target = format!(
+            "s3://{}/{}{}",
+            opts.bucket,
+            opts.prefix,
+            opts.endpoint
+                .as_deref()
+                .map(|e| format!(" at {e}"))
+                .unwrap_or_default()
+        );
+        let config = |reason: &str| RemoteError::Config {
+            target: target.clone(),
+            reason: reason.into(),
+        };
+        if opts.bucket.is_empty() {
+            return Err(config("bucket is empty"));
+        }
+        if opts.region.is_empty() {
+            return Err(config("region is empty"));
+        }
+        let mut builder = opendal::services::S3::default()
+            .bucket(&opts.bucket)
+            .region(&opts.region)
+            .root(&format!("/{}", opts.prefix.trim_matches('/')))
+            // Credentials come from the options only (the CLI reads the standard AWS
+            // variables); no profile files or instance metadata lookups that can hang.
+            .disable_config_load()
+            .disable_ec2_metadata();
+        if let Some(e) = &opts.endpoint {
+            builder = builder.endpoint(e);
+        }
+        match (&opts.access_key_id, &opts.secret_access_key) {
+            (Some(k), Some(s)) => builder = builder.access_key_id(k).secret_access_key(s),
+            (None, None) => builder = builder.skip_signature(),
+            _ => {
+                return Err(config(
+                    "set both access_key_id and secret_access_key, or neither",
+                ));
+            }
+        }
+        let op = Operator::new(builder).map_err(|e| config(&e.to_string()))?;
+        Ok(Self::with_operator(op, target, deadline))
+    }
+
+    fn with_operator(op: Operator, target: String, deadline: Duration) -> Self {
+        Self {
+            op,
+            target: target.into(),
+            deadline,
+            stats: Arc::default(),
+        }
+    }
+
+    /// Printable name of the remote (no credentials).
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The per-call deadline.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// Requests and bytes so far.
+    pub fn stats(&self) -> &TransferStats {
+        &self.stats
+    }
+
+    async fn call<T>(
+        &self,
+        op: &str,
+        path: &str,
+        fut: impl Future<Output = opendal::Result<T>>,
+    ) -> Result<std::result::Result<T, opendal::Error>> {
+        match tokio::time::timeout(self.deadline, fut).await {
+            Ok(Ok(v)) => Ok(Ok(v)),
+            Ok(Err(e)) if e.kind() == ErrorKind::NotFound => Ok(Err(e)),
+            Ok(Err(e)) => Err(self.classify(op, path, &e)),
+            Err(_) => Err(RemoteError::Timeout {
+                target: self.target.to_string(),
+                op: format!("{op} {path}"),
+                after: self.deadline,
+            }),
+        }
+    }
+
+    fn classify(&self, op: &str, path: &str, e: &opendal::Error) -> RemoteError {
+        let target = self.target.to_string();
+        let op = format!("{op} {path}");
+        let detail = e.to_string();
+        match e.kind() {
+            ErrorKind::ConfigInvalid | ErrorKind::PermissionDenied => RemoteError::Config {
+                target,
+                reason: format!("{op}: {detail}"),
+            },
+            _ if e.is_temporary()
+                || detail.contains("send http request")
+                || detail.contains("connect") =>
+            {
+                RemoteError::Unavailable { target, op, detail }
+            }
+            _ => RemoteError::Backend { target, op, detail },
+        }
+    }
+
+    fn not_found(&self, path: &str) -> RemoteError {
+        RemoteError::NotFound {
+            target: self.target.to_string(),
+            path: path.to_owned(),
+        }
+    }
+
+    /// Checks that the remote answers and the bucket (or directory) exists.
+    pub async fn check(&self) -> Result<()> {
+        TransferStats::add(&self.stats.lists, 1);
+        let opts = options::ListOptions {
+            limit: Some(1),
+            ..Default::default()
+        };
+        match self
+            .call("list", "/", self.op.list_options("/", opts))
+            .await?
+        {
+            Ok(_) => Ok(()),
+            Err(_) => Err(RemoteError::Config {
+                target: self.target.to_string(),
+                reason: "the bucket does not exist (pipecache never creates buckets)".into(),
+            }),
+        }
+    }
+
+    /// Writes `bytes` to `path`, replacing any object there.
+    pub async fn put(&self, path: &str, bytes: Vec<u8>) -> Result<()> {
+        let len = bytes.len() as u64;
+        TransferStats::add(&self.stats.puts, 1);
+        match self.call("put", path, self.op.write(path, bytes)).await? {
+            Ok(_) => {
+                TransferStats::add(&self.stats.bytes_up, len);
+                Ok(())
+            }
+            Err(_) => Err(self.not_found(path)),
+        }
+    }
+
+    /// The whole object at `path`; `Ok(None)` when there is none.
+    pub async fn get(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        TransferStats::add(&self.stats.gets, 1);
+        match self.call("get", path, self.op.read(path)).await? {
+            Ok(buf) => {
+                let v = buf.to_vec();
+                TransferStats::add(&self.stats.bytes_down, v.len() as u64);
+                Ok(Some(v))
+            }
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Bytes `range` of the object at `path`, which must exist.
+    pub async fn get_range(&self, path: &str, range: std::ops::Range<u64>) -> Result<Vec<u8>> {
+        TransferStats::add(&self.stats.gets, 1);
+        let opts = options::ReadOptions {
+            range: range.into(),
+            ..Default::default()
+        };
+        match self
+            .call("ranged get", path, self.op.read_options(path, opts))
+            .await?
+        {
+            Ok(buf) => {
+                let v = buf.to_vec();
+                TransferStats::add(&self.stats.bytes_down, v.len() as u64);
+                Ok(v)
+            }
+            Err(_) => Err(self.not_found(path)),
+        }
+    }
+
+    /// True when an object exists at `path`.
+    pub async fn exists(&self, path: &str) -> Result<bool> {
+        TransferStats::add(&self.stats.lists, 1);
+        match self.call("stat", path, self.op.stat(path)).await? {
+            Ok(_) => Ok(true),
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// Deletes `path`; deleting a missing object is not an error.
+    pub async fn delete(&self, path: &str) -> Result<()> {
+        TransferStats::add(&self.stats.deletes, 1);
+        match self.call("delete", path, self.op.delete(path)).await? {
+            Ok(()) | Err(_) => Ok(()),
+        }
+    }
+
+    /// Every object under the directory `dir` (e.g. `packs/`), recursively, with sizes and
+    /// modification times.
+    pub async fn list(&self, dir: &str) -> Result<Vec<ObjectEntry>> {
+        TransferStats::add(&self.stats.lists, 1);
+        let opts = options::ListOptions {
+            recursive: true,
+            ..Default::default()
+        };
+        let entries = match self
+            .call("list", dir, self.op.list_options(dir, opts))
+            .await?
+        {
+            Ok(e) => e,
+            Err(_) => return Ok(Vec::new()),
+        };
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            if !e.metadata().is_file() {
+                continue;
+            }
+            let mut meta = e.metadata().clone();
+            if meta.last_modified().is_none() {
+                // Some services list names only; one stat fills in the time.
+                TransferStats::add(&self.stats.lists, 1);
+                match self.call("stat", e.path(), self.op.stat(e.path())).await? {
+                    Ok(m) => meta = m,
+                    Err(_) => continue,
+                }
+            }
+            let modified_ms = meta
+                .last_modified()
+                .map(SystemTime::from)
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            out.push(ObjectEntry {
+                path: e.path().trim_start_matches('/').to_owned(),
+                size: meta.content_length(),
+                modified_ms,
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,387 @@
+//! [`CacheConfig`]: the seed's cache configuration as TOML (serde). Unknown fields and bad
+//! values are errors that name the field; nothing is silently ignored.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{CostWeighted, Error, EvictionPolicy, Lru, Result, StoreOptions};
+
+/// When a put reaches a remote tier.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WritePolicy {
+    /// The put returns once this tier has the artifact (an error if it cannot).
+    #[default]
+    WriteThrough,
+    /// The put returns once the local tier has it; a persistent queue uploads it later.
+    WriteBack,
+}
+
+/// One `[[backends]]` entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum BackendConfig {
+    /// The local store (chunk files + RocksDB). Exactly one, priority 0.
+    Filesystem {
+        /// Tier name (default `local`).
+        name: Option<String>,
+        /// 0 = fastest.
+        #[serde(default)]
+        priority: u32,
+        /// Store directory (default: `--dir`).
+        path: Option<PathBuf>,
+        /// Size budget, e.g. `50GB`.
+        max_size: Option<String>,
+        /// `lru` or `cost-weighted`.
+        eviction_policy: Option<String>,
+    },
+    /// Packs and records in an S3 bucket.
+    S3 {
+        /// Tier name (default `s3`).
+        name: Option<String>,
+        /// Walk order; higher is slower.
+        priority: u32,
+        /// Bucket (must exist).
+        bucket: String,
+        /// Key prefix in the bucket.
+        #[serde(default)]
+        prefix: String,
+        /// Endpoint URL (default: AWS).
+        endpoint: Option<String>,
+        /// Region (default `us-east-1`).
+        region: Option<String>,
+        /// Access key id; default `$AWS_ACCESS_KEY_ID`.
+        access_key_id: Option<String>,
+        /// Secret key; default `$AWS_SECRET_ACCESS_KEY`. Never printed.
+        secret_access_key: Option<String>,
+        /// `write-through` (default) or `write-back`.
+        #[serde(default)]
+        write_policy: WritePolicy,
+        /// Deadline of each remote call (default `30s`).
+        timeout: Option<String>,
+        /// Remote GC grace period (default `24h`).
+        gc_grace: Option<String>,
+        /// Write-back queue capacity (default 100000).
+        queue_capacity: Option<u64>,
+    },
+    /// Packs and records in a directory reached through opendal's fs service (a share).
+    FsRemote {
+        /// Tier name (default `fs-remote`).
+        name: Option<String>,
+        /// Walk order.
+        priority: u32,
+        /// Directory.
+        path: PathBuf,
+        /// `write-through` (default) or `write-back`.
+        #[serde(default)]
+        write_policy: WritePolicy,
+        /// Deadline of each call (default `30s`).
+        timeout: Option<String>,
+        /// Remote GC grace period (default `24h`).
+        gc_grace: Option<String>,
+        /// Write-back queue capacity (default 100000).
+        queue_capacity: Option<u64>,
+    },
+    /// Small artifacts whole in Redis, expiring with their TTL.
+    Redis {
+        /// Tier name (default `redis`).
+        name: Option<String>,
+        /// Walk order.
+        priority: u32,
+        /// `redis://[user:password@]host:port/db`.
+        url: String,
+        /// Largest artifact held (default `1MiB`).
+        max_object_size: Option<String>,
+        /// `write-through` (default) or `write-back`.
+        #[serde(default)]
+        write_policy: WritePolicy,
+        /// Deadline of each call (default `5s`).
+        timeout: Option<String>,
+        /// Write-back queue capacity (default 100000).
+        queue_capacity: Option<u64>,
+    },
+}
+
+impl BackendConfig {
+    /// The tier's name.
+    pub fn name(&self) -> String {
+        match self {
+            Self::Filesystem { name, .. } => name.clone().unwrap_or_else(|| "local".into()),
+            Self::S3 { name, .. } => name.clone().unwrap_or_else(|| "s3".into()),
+            Self::FsRemote { name, .. } => name.clone().unwrap_or_else(|| "fs-remote".into()),
+            Self::Redis { name, .. } => name.clone().unwrap_or_else(|| "redis".into()),
+        }
+    }
+
+    /// The tier's priority.
+    pub fn priority(&self) -> u32 {
+        match self {
+            Self::Filesystem { priority, .. }
+            | Self::S3 { priority, .. }
+            | Self::FsRemote { priority, .. }
+            | Self::Redis { priority, .. } => *priority,
+        }
+    }
+}
+
+/// The cache configuration (the seed's `CacheConfig`): store-wide settings plus the tiers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Default TTL, e.g. "7d".
+    pub default_ttl: Option<String>,
+    /// Size budget of the local store, e.g. "50GB".
+    pub max_size: Option<String>,
+    /// "lru" or "cost-weighted".
+    pub eviction_policy: Option<String>,
+    /// Recompute cost hints per artifact kind, seconds (cost-weighted policy).
+    pub cost_hints: Option<BTreeMap<String, f64>>,
+    /// Compact sealed chunks under this live fraction (0..=1).
+    pub compact_threshold: Option<f64>,
+    /// Chunk file size, e.g. "64MiB".
+    pub chunk_size: Option<String>,
+    /// zstd for blobs that shrink enough (default true).
+    pub enable_compression: Option<bool>,
+    /// Tiers, walked by priority (0 = fastest).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<BackendConfig>,
+}
+
+/// Parses `90s`, `15m`, `12h`, `7d` (or plain seconds); must be positive.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    if num.is_empty() {
+        return Err(format!(
+            "invalid duration {s:?}: expected a positive number with a unit s, m, h or d (e.g. 90s, 12h, 7d)"
+        ));
+    }
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: number out of range"))?;
+    let secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => {
+            return Err(format!(
+                "invalid duration {s:?}: unknown unit {other:?} (use s, m, h or d)"
+            ));
+        }
+    };
+    if n == 0 {
+        return Err(format!("invalid duration {s:?}: must be positive"));
+    }
+    n.checked_mul(secs)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("invalid duration {s:?}: too large"))
+}
+
+/// Parses `50GB` (decimal), `500MiB` (binary), `1.5GiB` or a plain byte count; must be positive.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let unit = unit.trim();
+    let bad = || {
+        format!(
+            "invalid size {s:?}: expected a byte count or a number with B, KB, MB, GB, TB, KiB, MiB, GiB or TiB (e.g. 50GB, 500MiB)"
+        )
+    };
+    if num.is_empty() {
+        return Err(bad());
+    }
+    let value: f64 = num.parse().map_err(|_| bad())?;
+    let mult: f64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "mb" | "m" => 1e6,
+        "gb" | "g" => 1e9,
+        "tb" | "t" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0f64.powi(4),
+        _ => return Err(bad()),
+    };
+    let bytes = value * mult;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err(format!("invalid size {s:?}: must be at least 1 byte"));
+    }
+    Ok(bytes as u64)
+}
+
+impl CacheConfig {
+    /// Parses TOML; `origin` (a file name) prefixes errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| Error::InvalidOption {
+            reason: format!("config {origin}: {}", e.message()),
+        })
+    }
+
+    /// The configuration as TOML with secrets replaced by `***`.
+    pub fn to_masked_toml(&self) -> String {
+        let mut c = self.clone();
+        mask_secrets(&mut c);
+        toml::to_string_pretty(&c).expect("a config always serializes")
+    }
+
+    /// The local (`filesystem`) backend entry, if any.
+    pub fn local_backend(&self) -> Option<&BackendConfig> {
+        self.backends
+            .iter()
+            .find(|b| matches!(b, BackendConfig::Filesystem { .. }))
+    }
+
+    /// Applies the file to `options`; `origin` names the file in errors.
+    pub fn apply(&self, options: &mut StoreOptions, origin: &str) -> Result<()> {
+        let field = |name: &str, e: String| Error::InvalidOption {
+            reason: format!("config {origin}: {name}: {e}"),
+        };
+        if let Some(v) = &self.default_ttl {
+            options.default_ttl = Some(parse_duration(v).map_err(|e| field("default_ttl", e))?);
+        }
+        // A `filesystem` backend's own max_size / eviction_policy win over the top level.
+        let (local_max, local_policy) = match self.local_backend() {
+            Some(BackendConfig::Filesystem {
+                max_size,
+                eviction_policy,
+                ..
+            }) => (max_size.clone(), eviction_policy.clone()),
+            _ => (None, None),
+        };
+        let eviction_policy = local_policy.or_else(|| self.eviction_policy.clone());
+        if let Some(v) = local_max.as_ref().or(self.max_size.as_ref()) {
+            options.max_size = Some(parse_size(v).map_err(|e| field("max_size", e))?);
+        }
+        if let Some(v) = &self.chunk_size {
+            options.chunk_size = parse_size(v).map_err(|e| field("chunk_size", e))?;
+        }
+        if let Some(v) = self.compact_threshold {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(field(
+                    "compact_threshold",
+                    format!("{v} is not within 0..=1"),
+                ));
+            }
+            options.compact_threshold = v;
+        }
+        if let Some(v) = self.enable_compression {
+            options.compression.enabled = v;
+        }
+        let policy: Arc<dyn EvictionPolicy> = match eviction_policy.as_deref() {
+            None | Some("lru") => {
+                if self.cost_hints.is_some() && eviction_policy.is_some() {
+                    return Err(Error::InvalidOption {
+                        reason: format!(
+                            "config {origin}: cost_hints is only used by eviction_policy = \"cost-weighted\""
+                        ),
+                    });
+                }
+                Arc::new(Lru)
+            }
+            Some("cost-weighted") => {
+                let mut p = CostWeighted::default();
+                for (kind, cost) in self.cost_hints.clone().unwrap_or_default() {
+                    if !(cost.is_finite() && cost > 0.0) {
+                        return Err(field(
+                            "cost_hints",
+                            format!("cost of {kind:?} must be a positive number"),
+                        ));
+                    }
+                    p.costs.insert(kind, cost);
+                }
+                Arc::new(p)
+            }
+            Some(other) => {
+                return Err(field(
+                    "eviction_policy",
+                    format!("unknown policy {other:?} (use \"lru\" or \"cost-weighted\")"),
+                ));
+            }
+        };
+        options.eviction = policy;
+        Ok(())
+    }
+}
+
+/// Replaces every secret in `config` (S3 secret keys, Redis passwords) with `***`.
+pub fn mask_secrets(config: &mut CacheConfig) {
+    for b in &mut config.backends {
+        match b {
+            BackendConfig::S3 {
+                secret_access_key: Some(s),
+                ..
+            } => *s = "***".into(),
+            BackendConfig::Redis { url, .. } => {
+                if let (Some(s), Some(at)) = (url.find("://"), url.rfind('@'))
+                    && at > s
+                {
+                    let user = url[s + 3..at].split(':').next().unwrap_or("").to_owned();
+                    *url = format!("{}{}:***{}", &url[..s + 3], user, &url[at..]);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("50GB").unwrap(), 50_000_000_000);
+        assert_eq!(parse_size("500MiB").unwrap(), 500 * 1024 * 1024);
+        assert_eq!(parse_size("1.5GiB").unwrap(), 1_610_612_736);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("64 KiB").unwrap(), 65536);
+        for bad in ["lots", "", "0", "-5MB", "5 parsecs", "GB", "0.1"] {
+            assert!(parse_size(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86_400)
+        );
+        for bad in ["0", "0s", "-5m", "3fortnights", "", "h", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn config_rejects_unknown_fields_and_bad_values() {
+        let parse = |t: &str| toml::from_str::<CacheConfig>(t);
+        assert!(
+            parse("max_sise = \"5GB\"").is_err(),
+            "typo in a field name must be an error"
+        );
+        let cfg = parse("max_size = \"lots\"").unwrap();
+        let err = cfg
+            .apply(&mut StoreOptions::default(), "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_size") && err.contains("lots"), "{err}");
+        let cfg = parse("eviction_policy = \"random\"").unwrap();
+        assert!(cfg.apply(&mut StoreOptions::default(), "c.toml").is_err());
+        let cfg = parse("default_ttl = \"12h\"\nmax_size = \"50GB\"\neviction_policy = \"cost-weighted\"\n[cost_hints]\ndescriptions = 300.0").unwrap();
+        let mut o = StoreOptions::default();
+        cfg.apply(&mut o, "c.toml").unwrap();
+        assert_eq!(o.max_size, Some(50_000_000_000));
+        assert_eq!(o.default_ttl, Some(Duration::from_secs(12 * 3600)));
+        assert_eq!(o.eviction.name(), "cost-weighted");
+    }
+}

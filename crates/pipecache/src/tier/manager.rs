@@ -1,0 +1,1013 @@
+//! [`CacheManager`]: the local store in front of remote tiers.
+//!
+//! - `get` walks tiers by priority; a hit below the top is returned at once and promoted to
+//!   the faster tiers in the background. Remote errors and timeouts are counted apart from
+//!   misses and logged once per episode (first failure, then recovery).
+//! - `put` always writes the local tier first; a `write-through` tier has the artifact when
+//!   the put returns (or the put fails, naming the tier, with the local copy kept); a
+//!   `write-back` tier gets the key on a persistent queue (the local index's `queue` CF),
+//!   drained by a worker with retries and exponential backoff, surviving restarts. A full
+//!   queue drops the upload, never the put, and counts the drop.
+//! - `sync_push`, `sync_pull` and `remote_gc` are the jobs behind `pipecache sync` and
+//!   `gc --remote`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use pipecache_remote::{ObjectStore, RedisStore, S3Options, TransferSnapshot};
+use serde::Serialize;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use super::config::{BackendConfig, CacheConfig, WritePolicy, parse_duration, parse_size};
+use super::pack::{BatchReport, DEFAULT_GRACE, PackGcReport, PackTier};
+use super::redis::{DEFAULT_REDIS_MAX_OBJECT, RedisTier};
+use super::{BackendKind, CacheBackend, Verified};
+use crate::artifact::validate_key;
+use crate::{Artifact, Error, PutOptions, Result, Store, StoreOptions, StoredArtifact};
+
+/// Report of a remote GC pass.
+pub type RemoteGcReport = PackGcReport;
+
+/// Default write-back queue capacity.
+const DEFAULT_QUEUE_CAPACITY: u64 = 100_000;
+/// Queue entries uploaded per batch by a write-back worker.
+const QUEUE_BATCH: usize = 64;
+/// Longest wait between retries of a failing write-back upload.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Default bytes per push batch (one pack).
+const DEFAULT_PUSH_BATCH: u64 = 64 << 20;
+
+#[derive(Debug, Default)]
+struct TierCounters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    errors: AtomicU64,
+    timeouts: AtomicU64,
+    corrupt: AtomicU64,
+    promotions: AtomicU64,
+    puts: AtomicU64,
+    skipped_too_large: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+#[derive(Debug)]
+struct Queue {
+    name: String,
+    capacity: u64,
+    next_seq: AtomicU64,
+    len: AtomicU64,
+    dropped: AtomicU64,
+    notify: Notify,
+}
+
+#[derive(Debug)]
+enum Remote {
+    Local,
+    Pack(Arc<Verified<PackTier>>),
+    Redis(Arc<Verified<RedisTier>>),
+}
+
+#[derive(Debug)]
+struct Tier {
+    backend: Arc<dyn CacheBackend>,
+    remote: Remote,
+    priority: u32,
+    policy: Option<WritePolicy>,
+    counters: TierCounters,
+    degraded: AtomicBool,
+    queue: Option<Queue>,
+}
+
+impl Tier {
+    fn failed(&self, op: &str, key: &str, e: &Error) {
+        if e.is_corruption() {
+            bump(&self.counters.corrupt);
+            tracing::warn!(tier = self.backend.name(), %key, error = %e, "corrupt remote data rejected");
+            return;
+        }
+        if e.is_timeout() {
+            bump(&self.counters.timeouts);
+        } else {
+            bump(&self.counters.errors);
+        }
+        if !self.degraded.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                tier = self.backend.name(),
+                %op,
+                %key,
+                error = %e,
+                "tier failing; further errors are counted, not logged, until it recovers"
+            );
+        }
+    }
+
+    fn succeeded(&self) {
+        if self.degraded.swap(false, Ordering::Relaxed) {
+            tracing::info!(tier = self.backend.name(), "tier recovered");
+        }
+    }
+
+    fn fits(&self, item: &StoredArtifact) -> bool {
+        self.backend
+            .capabilities()
+            .max_object_size
+            .is_none_or(|max| item.artifact.logical_size() <= max)
+    }
+
+    fn transfer(&self) -> Option<TransferSnapshot> {
+        match &self.remote {
+            Remote::Local => None,
+            Remote::Pack(p) => Some(p.inner().store().stats().snapshot()),
+            Remote::Redis(r) => Some(r.inner().store().stats().snapshot()),
+        }
+    }
+}
+
+/// Per-tier figures for `stats --json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TierStats {
+    /// Tier name.
+    pub name: String,
+    /// Tier kind.
+    pub kind: BackendKind,
+    /// Priority (0 = fastest).
+    pub priority: u32,
+    /// Write policy (remote tiers).
+    pub write_policy: Option<WritePolicy>,
+    /// Reads answered.
+    pub hits: u64,
+    /// Reads not answered (absent or expired).
+    pub misses: u64,
+    /// Failed calls other than timeouts (not misses).
+    pub errors: u64,
+    /// Calls past their deadline.
+    pub timeouts: u64,
+    /// Reads rejected by a hash check (never promoted).
+    pub corrupt: u64,
+    /// Artifacts promoted into this tier from a slower one.
+    pub promotions: u64,
+    /// Artifacts written (puts, write-back uploads).
+    pub puts: u64,
+    /// Artifacts not written because they exceed the tier's max_object_size.
+    pub skipped_too_large: u64,
+    /// Write-back entries waiting.
+    pub queue_length: u64,
+    /// Write-back entries dropped because the queue was full.
+    pub queue_dropped: u64,
+    /// Bytes uploaded.
+    pub bytes_up: u64,
+    /// Bytes downloaded.
+    pub bytes_down: u64,
+    /// Requests by type (remote tiers).
+    pub requests: Option<TransferSnapshot>,
+}
+
+/// What `sync push` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PushReport {
+    /// Remote tier pushed to.
+    pub tier: String,
+    /// Local artifacts considered.
+    pub artifacts: u64,
+    /// Artifacts uploaded.
+    pub pushed: u64,
+    /// Artifacts the remote already had (same digest).
+    pub already_remote: u64,
+    /// Blobs uploaded.
+    pub blobs_uploaded: u64,
+    /// Blobs already remote and reused.
+    pub blobs_reused: u64,
+    /// Packs written.
+    pub packs: u64,
+    /// Bytes uploaded (packs, indexes, records).
+    pub bytes_up: u64,
+    /// Write requests made.
+    pub put_requests: u64,
+}
+
+/// What `sync pull` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PullReport {
+    /// Remote tier pulled from.
+    pub tier: String,
+    /// Remote keys matching the prefix.
+    pub candidates: u64,
+    /// Artifacts copied into the local tier.
+    pub pulled: u64,
+    /// Artifacts the local tier already had.
+    pub already_local: u64,
+    /// Listed keys whose record is gone or expired.
+    pub gone: u64,
+    /// Keys whose remote bytes failed a check (not copied).
+    pub corrupt: Vec<String>,
+    /// Bytes downloaded.
+    pub bytes_down: u64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    local: Store,
+    tiers: Vec<Tier>,
+    shutdown: watch::Sender<bool>,
+    workers: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    promotions_in_flight: AtomicUsize,
+    promotions_done: Notify,
+}
+
+/// The tiers of a cache, walked by priority: the local store first, then remote tiers.
+#[derive(Clone, Debug)]
+pub struct CacheManager {
+    inner: Arc<Inner>,
+}
+
+/// Builds a [`CacheManager`] tier by tier.
+#[derive(Debug)]
+pub struct ManagerBuilder {
+    local: Store,
+    tiers: Vec<Tier>,
+}
+
+impl ManagerBuilder {
+    fn push(
+        mut self,
+        remote: Remote,
+        backend: Arc<dyn CacheBackend>,
+        priority: u32,
+        policy: WritePolicy,
+        queue_capacity: u64,
+    ) -> Self {
+        let queue = (policy == WritePolicy::WriteBack).then(|| Queue {
+            name: format!("write-back:{}", backend.name()),
+            capacity: queue_capacity,
+            next_seq: AtomicU64::new(1),
+            len: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            notify: Notify::new(),
+        });
+        self.tiers.push(Tier {
+            backend,
+            remote,
+            priority,
+            policy: Some(policy),
+            counters: TierCounters::default(),
+            degraded: AtomicBool::new(false),
+            queue,
+        });
+        self
+    }
+
+    /// Adds a pack tier (fs-remote or S3), hash-verified.
+    pub fn pack_tier(
+        self,
+        tier: PackTier,
+        priority: u32,
+        policy: WritePolicy,
+        queue_capacity: u64,
+    ) -> Self {
+        let t = Arc::new(Verified::new(tier));
+        self.push(Remote::Pack(t.clone()), t, priority, policy, queue_capacity)
+    }
+
+    /// Adds a Redis tier, hash-verified.
+    pub fn redis_tier(
+        self,
+        tier: RedisTier,
+        priority: u32,
+        policy: WritePolicy,
+        queue_capacity: u64,
+    ) -> Self {
+        let t = Arc::new(Verified::new(tier));
+        self.push(
+            Remote::Redis(t.clone()),
+            t,
+            priority,
+            policy,
+            queue_capacity,
+        )
+    }
+
+    /// Starts the manager: loads queue lengths and starts the write-back workers.
+    pub async fn build(mut self) -> Result<CacheManager> {
+        if self.tiers.iter().any(|t| t.priority == 0) {
+            return Err(Error::InvalidOption {
+                reason:
+                    "priority 0 belongs to the local (filesystem) tier; give remote tiers 1 or more"
+                        .into(),
+            });
+        }
+        let mut names = std::collections::HashSet::new();
+        names.insert("local".to_owned());
+        for t in &self.tiers {
+            if !names.insert(t.backend.name().to_owned()) || t.backend.name().contains('\0') {
+                return Err(Error::InvalidOption {
+                    reason: format!("tier name {:?} is used twice or invalid", t.backend.name()),
+                });
+            }
+        }
+        self.tiers.sort_by_key(|t| t.priority);
+        self.tiers.insert(0, local_tier(&self.local));
+        for t in &self.tiers {
+            if let Some(q) = &t.queue {
+                let (len, last) = self.local.queue_len(&q.name).await?;
+                q.len.store(len, Ordering::Relaxed);
+                q.next_seq.store(last + 1, Ordering::Relaxed);
+            }
+        }
+        let (shutdown, _) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            local: self.local,
+            tiers: self.tiers,
+            shutdown,
+            workers: std::sync::Mutex::default(),
+            promotions_in_flight: AtomicUsize::new(0),
+            promotions_done: Notify::new(),
+        });
+        let mut workers = Vec::new();
+        for i in 0..inner.tiers.len() {
+            if inner.tiers[i].queue.is_some() {
+                let rx = inner.shutdown.subscribe();
+                workers.push(tokio::spawn(write_back_worker(inner.clone(), i, rx)));
+            }
+        }
+        *inner.workers.lock().expect("workers poisoned") = workers;
+        Ok(CacheManager { inner })
+    }
+}
+
+fn local_tier(store: &Store) -> Tier {
+    Tier {
+        backend: Arc::new(store.clone()),
+        remote: Remote::Local,
+        priority: 0,
+        policy: None,
+        counters: TierCounters::default(),
+        degraded: AtomicBool::new(false),
+        queue: None,
+    }
+}
+
+impl From<Store> for CacheManager {
+    /// A manager with only the local tier.
+    fn from(store: Store) -> Self {
+        let (shutdown, _) = watch::channel(false);
+        CacheManager {
+            inner: Arc::new(Inner {
+                tiers: vec![local_tier(&store)],
+                local: store,
+                shutdown,
+                workers: std::sync::Mutex::default(),
+                promotions_in_flight: AtomicUsize::new(0),
+                promotions_done: Notify::new(),
+            }),
+        }
+    }
+}
+
+fn duration_field(name: &str, v: Option<&String>, default: Duration) -> Result<Duration> {
+    v.map_or(Ok(default), |s| {
+        parse_duration(s).map_err(|e| Error::InvalidOption {
+            reason: format!("backend {name}: {e}"),
+        })
+    })
+}
+
+impl CacheManager {
+    /// Starts building a manager in front of `store`.
+    pub fn builder(store: Store) -> ManagerBuilder {
+        ManagerBuilder {
+            local: store,
+            tiers: Vec::new(),
+        }
+    }
+
+    /// Opens the tiers `config` describes. The local store lives in the `filesystem`
+    /// backend's `path`, else in `default_dir`; `options` are the local store's, with the
+    /// config applied on top. Remote tiers are not contacted here (see
+    /// [`CacheManager::check`]), so a store opens while a remote is down.
+    pub async fn open(
+        config: &CacheConfig,
+        default_dir: &Path,
+        mut options: StoreOptions,
+        origin: &str,
+    ) -> Result<Self> {
+        config.apply(&mut options, origin)?;
+        let locals: Vec<&BackendConfig> = config
+            .backends
+            .iter()
+            .filter(|b| matches!(b, BackendConfig::Filesystem { .. }))
+            .collect();
+        if locals.len() > 1 {
+            return Err(Error::InvalidOption {
+                reason: format!("config {origin}: more than one filesystem backend"),
+            });
+        }
+        let dir = match locals.first() {
+            Some(BackendConfig::Filesystem {
+                path: Some(p),
+                priority,
+                ..
+            }) => {
+                if *priority != 0 {
+                    return Err(Error::InvalidOption {
+                        reason: format!(
+                            "config {origin}: the filesystem backend must have priority 0"
+                        ),
+                    });
+                }
+                p.clone()
+            }
+            _ => default_dir.to_owned(),
+        };
+        let compression = options.compression;
+        let clock = options.clock.clone();
+        let store = Store::open(&dir, options).await?;
+        let mut b = Self::builder(store);
+        for backend in &config.backends {
+            let name = backend.name();
+            match backend {
+                BackendConfig::Filesystem { .. } => {}
+                BackendConfig::S3 {
+                    priority,
+                    bucket,
+                    prefix,
+                    endpoint,
+                    region,
+                    access_key_id,
+                    secret_access_key,
+                    write_policy,
+                    timeout,
+                    gc_grace,
+                    queue_capacity,
+                    ..
+                } => {
+                    let env = |v: &str| std::env::var(v).ok().filter(|s| !s.is_empty());
+                    let opts = S3Options {
+                        bucket: bucket.clone(),
+                        prefix: prefix.clone(),
+                        endpoint: endpoint.clone(),
+                        region: region.clone().unwrap_or_else(|| "us-east-1".into()),
+                        access_key_id: access_key_id.clone().or_else(|| env("AWS_ACCESS_KEY_ID")),
+                        secret_access_key: secret_access_key
+                            .clone()
+                            .or_else(|| env("AWS_SECRET_ACCESS_KEY")),
+                    };
+                    let deadline =
+                        duration_field(&name, timeout.as_ref(), Duration::from_secs(30))?;
+                    let grace = duration_field(&name, gc_grace.as_ref(), DEFAULT_GRACE)?;
+                    let store =
+                        ObjectStore::s3(&opts, deadline).map_err(|e| Error::remote(&name, e))?;
+                    let tier = PackTier::new(
+                        &name,
+                        BackendKind::S3,
+                        store,
+                        compression,
+                        clock.clone(),
+                        grace,
+                    );
+                    b = b.pack_tier(
+                        tier,
+                        *priority,
+                        *write_policy,
+                        queue_capacity.unwrap_or(DEFAULT_QUEUE_CAPACITY),
+                    );
+                }
+                BackendConfig::FsRemote {
+                    priority,
+                    path,
+                    write_policy,
+                    timeout,
+                    gc_grace,
+                    queue_capacity,
+                    ..
+                } => {
+                    let deadline =
+                        duration_field(&name, timeout.as_ref(), Duration::from_secs(30))?;
+                    let grace = duration_field(&name, gc_grace.as_ref(), DEFAULT_GRACE)?;
+                    let store = ObjectStore::filesystem(path, deadline)
+                        .map_err(|e| Error::remote(&name, e))?;
+                    let tier = PackTier::new(
+                        &name,
+                        BackendKind::FsRemote,
+                        store,
+                        compression,
+                        clock.clone(),
+                        grace,
+                    );
+                    b = b.pack_tier(
+                        tier,
+                        *priority,
+                        *write_policy,
+                        queue_capacity.unwrap_or(DEFAULT_QUEUE_CAPACITY),
+                    );
+                }
+                BackendConfig::Redis {
+                    priority,
+                    url,
+                    max_object_size,
+                    write_policy,
+                    timeout,
+                    queue_capacity,
+                    ..
+                } => {
+                    let deadline = duration_field(&name, timeout.as_ref(), Duration::from_secs(5))?;
+                    let max = match max_object_size {
+                        None => DEFAULT_REDIS_MAX_OBJECT,
+                        Some(s) => parse_size(s).map_err(|e| Error::InvalidOption {
+                            reason: format!("backend {name}: max_object_size: {e}"),
+                        })?,
+                    };
+                    let store = RedisStore::new(url, "pipecache:", deadline)
+                        .map_err(|e| Error::remote(&name, e))?;
+                    let tier = RedisTier::new(&name, store, max, compression, clock.clone());
+                    b = b.redis_tier(
+                        tier,
+                        *priority,
+                        *write_policy,
+                        queue_capacity.unwrap_or(DEFAULT_QUEUE_CAPACITY),
+                    );
+                }
+            }
+        }
+        b.build().await
+    }
+
+    /// The local store.
+    pub fn local(&self) -> &Store {
+        &self.inner.local
+    }
+
+    /// Contacts every remote tier once: reachable, bucket present. Errors name the tier.
+    pub async fn check(&self) -> Result<()> {
+        for t in &self.inner.tiers {
+            let r = match &t.remote {
+                Remote::Local => Ok(()),
+                Remote::Pack(p) => p.inner().store().check().await,
+                Remote::Redis(r) => r.inner().store().check().await,
+            };
+            r.map_err(|e| Error::remote(t.backend.name(), e))?;
+        }
+        Ok(())
+    }
+
+    /// The artifact under `key` from the fastest tier that has it.
+    pub async fn get(&self, key: &str) -> Result<Option<Artifact>> {
+        Ok(self.get_stored(key).await?.map(|s| s.artifact))
+    }
+
+    /// [`CacheManager::get`] with the artifact's times.
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn get_stored(&self, key: &str) -> Result<Option<StoredArtifact>> {
+        validate_key(key)?;
+        let mut local_error = None;
+        for (i, tier) in self.inner.tiers.iter().enumerate() {
+            match tier.backend.get(key).await {
+                Ok(Some(f)) => {
+                    bump(&tier.counters.hits);
+                    tier.succeeded();
+                    if i > 0 {
+                        self.promote(i, key, f.stored.clone());
+                    }
+                    return Ok(Some(f.stored));
+                }
+                Ok(None) => {
+                    bump(&tier.counters.misses);
+                    tier.succeeded();
+                }
+                Err(e) => {
+                    tier.failed("get", key, &e);
+                    // A local failure that no remote tier can answer for is the caller's.
+                    if i == 0 && !e.is_corruption() {
+                        local_error = Some(e);
+                    }
+                }
+            }
+        }
+        local_error.map_or(Ok(None), Err)
+    }
+
+    fn promote(&self, from: usize, key: &str, item: StoredArtifact) {
+        let inner = self.inner.clone();
+        let key = key.to_owned();
+        inner.promotions_in_flight.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            for tier in inner.tiers[..from].iter().rev() {
+                if !tier.fits(&item) {
+                    bump(&tier.counters.skipped_too_large);
+                    continue;
+                }
+                match tier.backend.put(&key, &item).await {
+                    Ok(()) => bump(&tier.counters.promotions),
+                    Err(e) => tier.failed("promote", &key, &e),
+                }
+            }
+            if inner.promotions_in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+                inner.promotions_done.notify_waiters();
+            }
+        });
+    }
+
+    /// Waits until every background promotion started so far has finished.
+    pub async fn wait_promotions(&self) {
+        loop {
+            let done = self.inner.promotions_done.notified();
+            if self.inner.promotions_in_flight.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            done.await;
+        }
+    }
+
+    /// Stores `artifact` under `key` with the default TTL.
+    pub async fn put(&self, key: &str, artifact: Artifact) -> Result<()> {
+        self.put_with(key, artifact, PutOptions::default()).await
+    }
+
+    /// Stores `artifact` in the local tier, then per remote tier by its write policy.
+    #[tracing::instrument(level = "debug", skip(self, artifact, options))]
+    pub async fn put_with(&self, key: &str, artifact: Artifact, options: PutOptions) -> Result<()> {
+        let remotes = &self.inner.tiers[1..];
+        if remotes.is_empty() {
+            return self.inner.local.put_with(key, artifact, options).await;
+        }
+        let local = &self.inner.local;
+        let now = local.options().clock.now_ms();
+        let ttl = options.ttl.or(local.options().default_ttl);
+        let expires_ms =
+            ttl.map(|t| now.saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX)));
+        local.put_with(key, artifact.clone(), options).await?;
+        let item = StoredArtifact {
+            artifact,
+            created_ms: now,
+            expires_ms,
+        };
+        let mut failure = None;
+        for tier in remotes {
+            if !tier.fits(&item) {
+                bump(&tier.counters.skipped_too_large);
+                continue;
+            }
+            if let Some(q) = &tier.queue {
+                self.enqueue(tier, q, key).await?;
+                continue;
+            }
+            match tier.backend.put(key, &item).await {
+                Ok(()) => {
+                    bump(&tier.counters.puts);
+                    tier.succeeded();
+                }
+                Err(e) => {
+                    tier.failed("put", key, &e);
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
+    async fn enqueue(&self, tier: &Tier, q: &Queue, key: &str) -> Result<()> {
+        if q.len.load(Ordering::Relaxed) >= q.capacity {
+            if q.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                tracing::warn!(
+                    tier = tier.backend.name(),
+                    capacity = q.capacity,
+                    "write-back queue full; uploads are dropped and counted"
+                );
+            }
+            return Ok(());
+        }
+        let seq = q.next_seq.fetch_add(1, Ordering::Relaxed);
+        self.inner.local.queue_push(&q.name, seq, key).await?;
+        q.len.fetch_add(1, Ordering::Relaxed);
+        q.notify.notify_one();
+        Ok(())
+    }
+
+    /// Waits until every write-back queue is empty, or `timeout` passes (then an error
+    /// saying how many entries wait).
+    pub async fn drain_queues(&self, timeout: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let waiting: u64 = self
+                .inner
+                .tiers
+                .iter()
+                .filter_map(|t| t.queue.as_ref())
+                .map(|q| q.len.load(Ordering::Relaxed))
+                .sum();
+            if waiting == 0 {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::InvalidOption {
+                    reason: format!("{waiting} write-back uploads still queued after {timeout:?}"),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Removes `key` from every tier (a copy left remotely would come back through
+    /// read-through). Returns whether any tier had it.
+    pub async fn delete(&self, key: &str) -> Result<bool> {
+        validate_key(key)?;
+        let mut existed = false;
+        let mut failure = None;
+        for tier in &self.inner.tiers {
+            match tier.backend.delete(key).await {
+                Ok(e) => existed |= e,
+                Err(e) => {
+                    tier.failed("delete", key, &e);
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        failure.map_or(Ok(existed), Err)
+    }
+
+    /// True when the local tier holds `key` (remote tiers are not asked).
+    pub async fn contains_local(&self, key: &str) -> Result<bool> {
+        self.inner.local.contains(key).await
+    }
+
+    /// Per-tier figures, fastest first.
+    pub fn tier_stats(&self) -> Vec<TierStats> {
+        self.inner
+            .tiers
+            .iter()
+            .map(|t| {
+                let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+                let transfer = t.transfer();
+                TierStats {
+                    name: t.backend.name().to_owned(),
+                    kind: t.backend.kind(),
+                    priority: t.priority,
+                    write_policy: t.policy,
+                    hits: r(&t.counters.hits),
+                    misses: r(&t.counters.misses),
+                    errors: r(&t.counters.errors),
+                    timeouts: r(&t.counters.timeouts),
+                    corrupt: r(&t.counters.corrupt),
+                    promotions: r(&t.counters.promotions),
+                    puts: r(&t.counters.puts),
+                    skipped_too_large: r(&t.counters.skipped_too_large),
+                    queue_length: t.queue.as_ref().map_or(0, |q| r(&q.len)),
+                    queue_dropped: t.queue.as_ref().map_or(0, |q| r(&q.dropped)),
+                    bytes_up: transfer.map_or(0, |s| s.bytes_up),
+                    bytes_down: transfer.map_or(0, |s| s.bytes_down),
+                    requests: transfer,
+                }
+            })
+            .collect()
+    }
+
+    fn pack_tier(&self, name: Option<&str>) -> Result<(&Tier, &PackTier)> {
+        self.inner
+            .tiers
+            .iter()
+            .find_map(|t| match &t.remote {
+                Remote::Pack(p) if name.is_none_or(|n| n == t.backend.name()) => {
+                    Some((t, p.inner()))
+                }
+                _ => None,
+            })
+            .ok_or_else(|| Error::InvalidOption {
+                reason: match name {
+                    Some(n) => format!("no s3 or fs-remote tier named {n:?} is configured"),
+                    None => {
+                        "no s3 or fs-remote tier is configured (add one under [[backends]])".into()
+                    }
+                },
+            })
+    }
+
+    /// Uploads every local artifact the pack tier `tier` (default: the first) lacks, in
+    /// batches of about `batch_bytes` (one pack each). Idempotent; a killed push resumes
+    /// without re-uploading what arrived. `progress(done, total)` is called per artifact.
+    pub async fn sync_push(
+        &self,
+        tier: Option<&str>,
+        batch_bytes: Option<u64>,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<PushReport> {
+        let (t, pack) = self.pack_tier(tier)?;
+        let name = t.backend.name().to_owned();
+        let before = pack.store().stats().snapshot();
+        let batch_bytes = batch_bytes.unwrap_or(DEFAULT_PUSH_BATCH).max(1);
+        let remote_names = pack
+            .record_names()
+            .await
+            .inspect_err(|e| t.failed("push", "", e))?;
+        let local = self.inner.local.list("").await?;
+        let total = local.len() as u64;
+        let mut report = PushReport {
+            tier: name.clone(),
+            artifacts: total,
+            ..PushReport::default()
+        };
+        let mut batch: Vec<(String, StoredArtifact)> = Vec::new();
+        let mut pending = 0u64;
+        let flush =
+            |batch: &mut Vec<(String, StoredArtifact)>, report: &mut PushReport, r: BatchReport| {
+                report.pushed += batch.len() as u64;
+                report.blobs_uploaded += r.blobs_uploaded;
+                report.blobs_reused += r.blobs_reused;
+                report.packs += r.packs;
+                batch.clear();
+            };
+        for (done, entry) in local.into_iter().enumerate() {
+            progress(done as u64, total);
+            let Some(item) = self.inner.local.get_stored(&entry.key).await? else {
+                continue;
+            };
+            if remote_names.contains(&PackTier::record_path(&entry.key))
+                && let Ok(Some(rec)) = pack.record(&entry.key).await
+                && rec.digest == item.artifact.digest()
+            {
+                report.already_remote += 1;
+                continue;
+            }
+            pending += item.artifact.logical_size();
+            batch.push((entry.key, item));
+            if pending >= batch_bytes {
+                let r = pack
+                    .put_batch(&batch)
+                    .await
+                    .inspect_err(|e| t.failed("push", "", e))?;
+                flush(&mut batch, &mut report, r);
+                pending = 0;
+            }
+        }
+        if !batch.is_empty() {
+            let r = pack
+                .put_batch(&batch)
+                .await
+                .inspect_err(|e| t.failed("push", "", e))?;
+            flush(&mut batch, &mut report, r);
+        }
+        progress(total, total);
+        t.succeeded();
+        let after = pack.store().stats().snapshot();
+        report.bytes_up = after.bytes_up - before.bytes_up;
+        report.put_requests = after.puts - before.puts;
+        bump_by(&t.counters.puts, report.pushed);
+        Ok(report)
+    }
+
+    /// Copies the pack tier's artifacts whose key starts with `prefix` into the local tier
+    /// (cache warming). Every copy is hash-checked; a corrupt one is reported, not stored.
+    pub async fn sync_pull(
+        &self,
+        tier: Option<&str>,
+        prefix: &str,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<PullReport> {
+        let (t, pack) = self.pack_tier(tier)?;
+        let before = pack.store().stats().snapshot();
+        let keys = pack
+            .candidate_keys(prefix)
+            .await
+            .inspect_err(|e| t.failed("pull", prefix, e))?;
+        let total = keys.len() as u64;
+        let mut report = PullReport {
+            tier: t.backend.name().to_owned(),
+            candidates: total,
+            ..PullReport::default()
+        };
+        for (done, key) in keys.into_iter().enumerate() {
+            progress(done as u64, total);
+            if self.inner.local.contains(&key).await? {
+                report.already_local += 1;
+                continue;
+            }
+            match t.backend.get(&key).await {
+                Ok(Some(f)) => {
+                    CacheBackend::put(&self.inner.local, &key, &f.stored).await?;
+                    report.pulled += 1;
+                }
+                Ok(None) => report.gone += 1,
+                Err(e) if e.is_corruption() => {
+                    t.failed("pull", &key, &e);
+                    report.corrupt.push(key);
+                }
+                Err(e) => {
+                    t.failed("pull", &key, &e);
+                    return Err(e);
+                }
+            }
+        }
+        progress(total, total);
+        report.bytes_down = pack.store().stats().snapshot().bytes_down - before.bytes_down;
+        Ok(report)
+    }
+
+    /// Mark and sweep of the pack tier `tier` (default: the first): unreferenced packs
+    /// older than `grace` (default: the tier's) are deleted, nothing younger ever is.
+    pub async fn remote_gc(
+        &self,
+        tier: Option<&str>,
+        grace: Option<Duration>,
+        dry_run: bool,
+    ) -> Result<RemoteGcReport> {
+        let (t, pack) = self.pack_tier(tier)?;
+        let grace = grace.unwrap_or(pack.grace());
+        pack.gc(grace, dry_run)
+            .await
+            .inspect_err(|e| t.failed("gc", "", e))
+    }
+
+    /// Stops the write-back workers (queued entries stay queued for the next open), waits
+    /// for promotions, and closes the local store when this was its last handle.
+    pub async fn close(self) -> Result<()> {
+        self.wait_promotions().await;
+        let _ = self.inner.shutdown.send(true);
+        let workers = std::mem::take(&mut *self.inner.workers.lock().expect("workers poisoned"));
+        for w in workers {
+            let _ = w.await;
+        }
+        match Arc::try_unwrap(self.inner) {
+            Ok(inner) => {
+                let Inner { local, tiers, .. } = inner;
+                drop(tiers);
+                local.close().await
+            }
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+fn bump_by(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+async fn write_back_worker(inner: Arc<Inner>, index: usize, mut shutdown: watch::Receiver<bool>) {
+    let tier = &inner.tiers[index];
+    let q = tier.queue.as_ref().expect("write-back tier has a queue");
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let entries = match inner.local.queue_peek(&q.name, QUEUE_BATCH).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(tier = tier.backend.name(), error = %e, "cannot read the write-back queue");
+                return;
+            }
+        };
+        if entries.is_empty() {
+            tokio::select! {
+                _ = q.notify.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => return,
+            }
+            continue;
+        }
+        let mut items = Vec::with_capacity(entries.len());
+        let mut done = Vec::with_capacity(entries.len());
+        for (seq, key) in entries {
+            done.push(seq);
+            match inner.local.get_stored(&key).await {
+                Ok(Some(item)) if tier.fits(&item) => items.push((key, item)),
+                Ok(Some(_)) => bump(&tier.counters.skipped_too_large),
+                // Deleted or expired locally since: nothing to upload.
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(tier = tier.backend.name(), %key, error = %e, "queued artifact unreadable locally; dropped from the queue")
+                }
+            }
+        }
+        let result = if items.is_empty() {
+            Ok(())
+        } else {
+            tier.backend.put_many(&items).await
+        };
+        match result {
+            Ok(()) => {
+                tier.succeeded();
+                bump_by(&tier.counters.puts, items.len() as u64);
+                for seq in done {
+                    if let Err(e) = inner.local.queue_remove(&q.name, seq).await {
+                        tracing::error!(error = %e, "cannot update the write-back queue");
+                        return;
+                    }
+                    q.len.fetch_sub(1, Ordering::Relaxed);
+                }
+                backoff = Duration::from_millis(100);
+            }
+            Err(e) => {
+                tier.failed("write-back", "", &e);
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => return,
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Tiers: the [`CacheBackend`] trait every tier implements, the backends (the local store,
+//! opendal packs on a filesystem or S3, Redis), the cross-cutting layers around them (hash
+//! verification) and the [`CacheManager`] that walks them by priority.
+//!
+//! Layout of remote bytes: `docs/format.md`, "Remote layout".
+
+mod backend;
+mod config;
+mod local;
+mod manager;
+mod pack;
+mod redis;
+mod verified;
+
+pub use backend::{BackendKind, CacheBackend, Capabilities, Fetched};
+pub use config::{
+    BackendConfig, CacheConfig, WritePolicy, mask_secrets, parse_duration, parse_size,
+};
+pub use manager::{
+    CacheManager, ManagerBuilder, PullReport, PushReport, RemoteGcReport, TierStats,
+};
+pub use pack::{BatchReport, DEFAULT_GRACE, PackGcReport, PackTier};
+pub use redis::{DEFAULT_REDIS_MAX_OBJECT, RedisTier};
+pub use verified::Verified;
+
+/// The object name of an artifact key in a remote tier: keys are never used as paths.
+pub(crate) fn key_hash(key: &str) -> String {
+    blake3::hash(key.as_bytes()).to_hex().to_string()
+}
+
+use pipecache_format::record::RECORD_VERSION;
+use pipecache_format::remote::{RemotePart, RemoteRecord};
+
+use crate::{Artifact, Part, StoredArtifact};
+
+/// The remote record of `item` under `key`, with `parts` already placed.
+pub(crate) fn remote_record(
+    key: &str,
+    item: &StoredArtifact,
+    parts: Vec<RemotePart>,
+) -> RemoteRecord {
+    RemoteRecord {
+        v: RECORD_VERSION,
+        key: key.to_owned(),
+        kind: item.artifact.kind.clone(),
+        parts,
+        created_ms: item.created_ms,
+        expires_ms: item.expires_ms,
+        meta: item.artifact.meta.clone(),
+        digest: item.artifact.digest(),
+    }
+}
+
+/// Rebuilds the artifact a record describes from its parts' raw bytes (in record order).
+pub(crate) fn from_record(record: RemoteRecord, data: Vec<Vec<u8>>) -> StoredArtifact {
+    StoredArtifact {
+        artifact: Artifact {
+            kind: record.kind,
+            parts: record
+                .parts
+                .into_iter()
+                .zip(data)
+                .map(|(p, d)| Part {
+                    name: p.name,
+                    data: d,
+                })
+                .collect(),
+            meta: record.meta,
+        },
+        created_ms: record.created_ms,
+        expires_ms: record.expires_ms,
+    }
+}
