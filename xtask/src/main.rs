@@ -1,7 +1,13 @@
 //! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
 //!
 //! - `cargo xtask test`  — install what the build needs (libclang for RocksDB's bindings),
-//!   check formatting and clippy, run the whole test suite. CI runs exactly this.
+//!   check formatting and clippy, run the whole test suite. CI runs exactly this. The remote
+//!   tiers' tests run against real servers on loopback, which this installs when missing:
+//!   moto's S3-protocol `moto_server` (a working one on `PATH`, else `pip install 'moto[server]'`
+//!   into a venv at `~/.cache/pipecache-build/moto-venv`) and Debian's `redis-server` (via
+//!   apt-get; the package's own service is not used). Their absolute paths reach the tests in
+//!   `PIPECACHE_MOTO_SERVER` and `PIPECACHE_REDIS_SERVER`; setting either beforehand skips its
+//!   lookup and install. Each test starts its own servers (`pipecache_test_support::servers`).
 //! - `cargo xtask fuzz [--seconds N]` — smoke-run every fuzz target (installs cargo-fuzz).
 //! - `cargo xtask bench [ARGS]` — run the criterion benches.
 //!
@@ -127,6 +133,7 @@ fn ensure_build_deps() -> Result<()> {
 
 fn test(rest: &[String]) -> Result<()> {
     ensure_build_deps()?;
+    let servers = ensure_test_servers()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args([
         "clippy",
@@ -139,8 +146,134 @@ fn test(rest: &[String]) -> Result<()> {
     ]))?;
     run(cargo()
         .args(["test", "--release", "--workspace"])
-        .args(rest))?;
+        .args(rest)
+        .env("PIPECACHE_MOTO_SERVER", &servers.moto)
+        .env("PIPECACHE_REDIS_SERVER", &servers.redis))?;
     Ok(())
+}
+
+/// Absolute paths of the real servers the remote tiers' tests start on loopback.
+struct TestServers {
+    moto: PathBuf,
+    redis: PathBuf,
+}
+
+fn ensure_test_servers() -> Result<TestServers> {
+    let moto = ensure_moto_server()?;
+    let redis = ensure_redis_server()?;
+    eprintln!(
+        "xtask: test servers: PIPECACHE_MOTO_SERVER={} PIPECACHE_REDIS_SERVER={}",
+        moto.display(),
+        redis.display()
+    );
+    Ok(TestServers { moto, redis })
+}
+
+/// `program` in the first `PATH` directory that has it as an executable file.
+fn which(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .filter(|dir| dir.is_absolute())
+        .map(|dir| dir.join(program))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+fn env_path(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Whether `program --help` runs and exits 0 (a stale pyenv shim or a broken venv does not).
+fn runs(program: &Path) -> bool {
+    Command::new(program)
+        .arg("--help")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn ensure_moto_server() -> Result<PathBuf> {
+    if let Some(p) = env_path("PIPECACHE_MOTO_SERVER") {
+        return Ok(p);
+    }
+    if let Some(p) = which("moto_server").filter(|p| runs(p)) {
+        return Ok(resolve_pyenv_shim(p, "moto_server"));
+    }
+    let home = env_path("HOME").context("HOME is unset; cannot place the moto venv")?;
+    let venv = home.join(".cache/pipecache-build/moto-venv");
+    let moto = venv.join("bin/moto_server");
+    if runs(&moto) {
+        return Ok(moto);
+    }
+    eprintln!(
+        "xtask: no working moto_server; installing moto[server] into {}",
+        venv.display()
+    );
+    let python = which("python3").context("python3 is needed to install moto_server")?;
+    let make_venv = || {
+        run(Command::new(&python)
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv))
+    };
+    if make_venv().is_err() {
+        // Debian's python3 has no ensurepip until python3-venv is installed.
+        apt_install(&["python3-venv"])?;
+        make_venv()?;
+    }
+    run(Command::new(venv.join("bin/python")).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--upgrade",
+        "pip",
+    ]))?;
+    run(Command::new(venv.join("bin/python")).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "moto[server]",
+    ]))?;
+    if !runs(&moto) {
+        bail!("{} was installed but `--help` fails", moto.display());
+    }
+    Ok(moto)
+}
+
+/// A pyenv shim picks its Python from the working directory; give the tests the real program.
+fn resolve_pyenv_shim(found: PathBuf, program: &str) -> PathBuf {
+    if found.parent().and_then(Path::file_name) != Some("shims".as_ref()) {
+        return found;
+    }
+    Command::new("pyenv")
+        .args(["which", program])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .filter(|p| p.is_absolute() && runs(p))
+        .unwrap_or(found)
+}
+
+fn ensure_redis_server() -> Result<PathBuf> {
+    if let Some(p) = env_path("PIPECACHE_REDIS_SERVER") {
+        return Ok(p);
+    }
+    if let Some(p) = which("redis-server") {
+        return Ok(p);
+    }
+    eprintln!("xtask: redis-server not found; installing Debian's redis-server");
+    apt_install(&["redis-server"])?;
+    which("redis-server")
+        .or_else(|| Some(PathBuf::from("/usr/bin/redis-server")).filter(|p| p.is_file()))
+        .context("redis-server was installed but is not on PATH")
 }
 
 fn fuzz(rest: &[String]) -> Result<()> {
