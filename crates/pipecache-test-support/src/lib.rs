@@ -5,6 +5,7 @@
 //! mock (stores here are real RocksDB + chunk files in a temp directory).
 
 pub mod servers;
+pub mod tiers;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -786,6 +786,12 @@ impl CacheManager {
             })
     }
 
+    /// The pack tier `name` (default: the first s3 or fs-remote tier), for tools and tests
+    /// that look at the remote layout directly.
+    pub fn remote_packs(&self, name: Option<&str>) -> Result<&PackTier> {
+        self.pack_tier(name).map(|(_, p)| p)
+    }
+
     /// Uploads every local artifact the pack tier `tier` (default: the first) lacks, in
     /// batches of about `batch_bytes` (one pack each). Idempotent; a killed push resumes
     /// without re-uploading what arrived. `progress(done, total)` is called per artifact.

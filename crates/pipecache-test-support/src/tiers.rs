@@ -1,0 +1,103 @@
+//! Multi-tier managers over the real servers of [`crate::servers`].
+
+use std::path::Path;
+use std::sync::Arc;
+
+use pipecache::tier::{BackendConfig, CacheConfig, WritePolicy};
+use pipecache::{Artifact, CacheManager, ManualClock, StoreOptions};
+
+use crate::random_bytes;
+use crate::servers::{S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY};
+
+/// An `s3` backend at `endpoint`/`bucket` with test credentials and a short deadline.
+pub fn s3_backend(endpoint: &str, bucket: &str, policy: WritePolicy) -> BackendConfig {
+    BackendConfig::S3 {
+        name: None,
+        priority: 1,
+        bucket: bucket.into(),
+        prefix: "cache".into(),
+        endpoint: Some(endpoint.into()),
+        region: Some(S3_REGION.into()),
+        access_key_id: Some(S3_ACCESS_KEY.into()),
+        secret_access_key: Some(S3_SECRET_KEY.into()),
+        write_policy: policy,
+        timeout: Some("3s".into()),
+        gc_grace: None,
+        queue_capacity: None,
+    }
+}
+
+/// A `redis` backend at `url`, priority 1 (in front of S3 at 2 when both are used).
+pub fn redis_backend(url: &str, policy: WritePolicy) -> BackendConfig {
+    BackendConfig::Redis {
+        name: None,
+        priority: 1,
+        url: url.into(),
+        max_object_size: Some("64KiB".into()),
+        write_policy: policy,
+        timeout: Some("3s".into()),
+        queue_capacity: None,
+    }
+}
+
+/// Store options for a tiered test store: created on open, no background GC, and the
+/// given clock (tests that move time pass a [`ManualClock`]).
+pub fn tier_options(clock: Option<Arc<ManualClock>>) -> StoreOptions {
+    let mut o = StoreOptions {
+        gc_interval: None,
+        ..StoreOptions::default()
+    };
+    if let Some(c) = clock {
+        o.clock = c;
+    }
+    o
+}
+
+/// Opens a manager with its local store in `dir` and `backends` behind it.
+pub async fn open_manager(
+    dir: &Path,
+    backends: Vec<BackendConfig>,
+    clock: Option<Arc<ManualClock>>,
+) -> CacheManager {
+    let config = CacheConfig {
+        backends,
+        ..CacheConfig::default()
+    };
+    CacheManager::open(&config, dir, tier_options(clock), "test")
+        .await
+        .expect("open tiered store")
+}
+
+/// A keyframes-like artifact: `frames` unique ~`frame_len`-byte images plus the `shared`
+/// ones (an intro every video has).
+pub fn frames_artifact(seed: u64, frames: usize, frame_len: usize, shared: &[Vec<u8>]) -> Artifact {
+    let mut a = Artifact::default().with_kind("keyframes");
+    for (i, s) in shared.iter().enumerate() {
+        a = a.with_part(format!("intro{i:03}.jpg"), s.clone());
+    }
+    for i in 0..frames {
+        a = a.with_part(
+            format!("frame{i:04}.jpg"),
+            random_bytes(seed * 10_000 + i as u64, frame_len),
+        );
+    }
+    a.with_meta("seed", seed.to_string())
+}
+
+/// Real wall-clock now, unix ms (remote object times come from the servers' clocks).
+pub fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as u64
+}
+
+/// [`open_manager`] on a fresh temporary directory, returned with it (keep it alive).
+pub async fn open_temp_manager(
+    backends: Vec<BackendConfig>,
+    clock: Option<Arc<ManualClock>>,
+) -> (tempfile::TempDir, CacheManager) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let m = open_manager(dir.path(), backends, clock).await;
+    (dir, m)
+}
