@@ -313,20 +313,28 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         _ => None,
     };
+    let (mut config, origin) = match &cli.config {
+        Some(path) => (config::load(path)?, path.display().to_string()),
+        None => (CacheConfig::default(), "(defaults)".to_owned()),
+    };
+    // Reads create the local store only when remote tiers can fill it (read-through).
+    let has_remotes = config
+        .backends
+        .iter()
+        .any(|b| !matches!(b, pipecache::tier::BackendConfig::Filesystem { .. }));
     let create = matches!(
         cli.command,
-        Command::Put { .. } | Command::Demo { .. } | Command::StressPut { .. }
-    );
+        Command::Put { .. }
+            | Command::Demo { .. }
+            | Command::StressPut { .. }
+            | Command::Sync { .. }
+    ) || (has_remotes && matches!(cli.command, Command::Get { .. }));
     // The CLI runs GC explicitly (`gc`, or after a put that goes over budget): no background
     // thread in a short-lived process.
     let mut options = StoreOptions {
         create_if_missing: create,
         gc_interval: None,
         ..StoreOptions::default()
-    };
-    let (mut config, origin) = match &cli.config {
-        Some(path) => (config::load(path)?, path.display().to_string()),
-        None => (CacheConfig::default(), "(defaults)".to_owned()),
     };
     if let Some(max) = cli.max_size {
         config::override_max_size(&mut config, max);

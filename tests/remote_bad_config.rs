@@ -1,0 +1,120 @@
+//! Bad remote configuration: an unknown backend type, a missing bucket, an unreachable or
+//! silent endpoint. Each is a clear error naming the problem, within the deadline.
+
+use std::time::{Duration, Instant};
+
+use pipecache::tier::{BackendConfig, CacheConfig, WritePolicy};
+use pipecache::{Artifact, CacheManager};
+use pipecache_test_support::servers::S3Server;
+use pipecache_test_support::tiers::{open_temp_manager, s3_backend, tier_options};
+use pipecache_test_support::{pipecache_bin, run_cli};
+
+#[test]
+fn unknown_backend_type_and_fields_are_rejected() {
+    let err = CacheConfig::from_toml("[[backends]]\ntype = \"ftp\"\npriority = 1\n", "c.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("c.toml") && err.contains("ftp"), "{err}");
+    let err = CacheConfig::from_toml(
+        "[[backends]]\ntype = \"s3\"\npriority = 1\nbucket = \"b\"\nbukket = \"c\"\n",
+        "c.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("bukket"), "{err}");
+    let err = CacheConfig::from_toml(
+        "[[backends]]\ntype = \"s3\"\npriority = 1\nbucket = \"b\"\nwrite_policy = \"sometimes\"\n",
+        "c.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("sometimes"), "{err}");
+
+    // The CLI says the same, in one line, exit 2.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[[backends]]\ntype = \"ftp\"\npriority = 1\n").unwrap();
+    let out = run_cli(
+        pipecache_bin!(),
+        &dir.path().join("store"),
+        &["--config", cfg.to_str().unwrap(), "stats"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ftp") && stderr.contains("bad.toml"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_bucket_is_named() {
+    let s3 = S3Server::start();
+    let (_d, m) = open_temp_manager(
+        vec![s3_backend(
+            &s3.endpoint(),
+            "no-such-bucket",
+            WritePolicy::WriteThrough,
+        )],
+        None,
+    )
+    .await;
+    let err = m.check().await.unwrap_err().to_string();
+    assert!(
+        err.contains("no-such-bucket") && err.contains("does not exist"),
+        "{err}"
+    );
+    m.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_and_silent_endpoints_fail_within_the_deadline() {
+    // Nothing listens: refused at once.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refused = format!("http://{}", free.local_addr().unwrap());
+    drop(free);
+    // Accepts connections (the kernel's backlog) but never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    for (endpoint, timeout_expected) in [(refused, false), (silent_url, true)] {
+        let mut backend = s3_backend(&endpoint, "bucket", WritePolicy::WriteThrough);
+        if let BackendConfig::S3 { timeout, .. } = &mut backend {
+            *timeout = Some("1s".into());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let config = CacheConfig {
+            backends: vec![backend],
+            ..CacheConfig::default()
+        };
+        let m = CacheManager::open(&config, dir.path(), tier_options(None), "test")
+            .await
+            .expect("opening does not contact the remote");
+        let started = Instant::now();
+        let err = m.check().await.unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert!(matches!(err, pipecache::Error::Remote { .. }), "{err}");
+        assert_eq!(err.is_timeout(), timeout_expected, "{endpoint}: {err}");
+        // A write-through put fails the same way, within the deadline, keeping the local copy.
+        let started = Instant::now();
+        let err = m
+            .put("k", Artifact::single(b"v".to_vec()))
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(matches!(err, pipecache::Error::Remote { .. }), "{err}");
+        assert!(m.local().contains("k").await.unwrap());
+        // A read is a local hit; a miss walks to S3, fails, and is counted as an error.
+        assert!(m.get("k").await.unwrap().is_some());
+        assert_eq!(m.get("absent").await.unwrap(), None);
+        let s = &m.tier_stats()[1];
+        assert_eq!(s.misses, 0, "errors must not count as misses: {s:?}");
+        assert!(s.errors + s.timeouts >= 2, "{s:?}");
+        m.close().await.unwrap();
+    }
+    drop(silent);
+}
