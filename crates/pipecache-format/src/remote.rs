@@ -343,10 +343,10 @@ pub fn decode_inline_value(bytes: &[u8]) -> Result<(RemoteRecord, Vec<Vec<u8>>),
 }
 
 #[cfg(test)]
-mod tests {
+mod tests_support {
     use super::*;
 
-    fn record(parts: &[&[u8]]) -> RemoteRecord {
+    pub fn record(parts: &[&[u8]]) -> RemoteRecord {
         RemoteRecord {
             v: RECORD_VERSION,
             key: "video:x:transcript".into(),
@@ -367,6 +367,12 @@ mod tests {
             digest: BlobHash::of(b"d"),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::record;
+    use super::*;
 
     #[test]
     fn inline_value_round_trips_and_rejects_any_flip() {

@@ -455,12 +455,15 @@ fn spawn_on_free_port(what: &str, log: &Path, make: impl Fn(u16) -> Command) -> 
                 );
                 break;
             }
-            if TcpStream::connect_timeout(
+            // A connect to a port in the ephemeral range can succeed with nobody listening:
+            // Linux's TCP simultaneous open connects a socket to itself when the source port
+            // it picks equals the destination. Only a connection to another socket counts.
+            let connected = TcpStream::connect_timeout(
                 &SocketAddr::from(([127, 0, 0, 1], port)),
                 Duration::from_millis(200),
             )
-            .is_ok()
-            {
+            .is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok());
+            if connected {
                 // Make sure it is our child listening, not someone who took the port.
                 std::thread::sleep(Duration::from_millis(20));
                 if let Ok(None) = child.try_wait() {

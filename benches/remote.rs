@@ -1,0 +1,239 @@
+//! Remote tiers against real servers on loopback (moto for S3, redis-server), started by the
+//! bench itself.
+//!
+//! Setup: a local store of synthetic videos (`PIPECACHE_BENCH_REMOTE_MB`, default 256 MB of
+//! artifacts; the issue's figure is 1024): per video a keyframe set of 60 unique ~25 KB frames
+//! plus a 10-frame intro every video shares, a 50 KB transcript, a 100 KB description set and
+//! 120 KB of embeddings.
+//!
+//! Measured, wall-clock, each with a baseline from the same run:
+//! - `sync push` of the whole store to S3: MB/s, PUT requests per frame (target < 0.1);
+//!   baseline: the same bytes PUT as 64 MiB objects straight through the transport;
+//! - `sync pull` of everything into an empty store: MB/s; baseline: those objects read back;
+//! - read-through latency of a 50 KB artifact (local miss, remote hit, promotion off the
+//!   critical path), p50/p99 over 200 reads, from Redis and from S3; baseline: a local hit.
+//!
+//! Prints a markdown table and writes it to `<target dir>/pipecache-bench/remote.md`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use pipecache::tier::{CacheConfig, WritePolicy};
+use pipecache::{Artifact, CacheManager};
+use pipecache_test_support::servers::{RedisServer, S3Server};
+use pipecache_test_support::tiers::{open_manager, redis_backend, s3_backend, tier_options};
+use pipecache_test_support::{json_like, random_bytes};
+
+const FRAMES: usize = 60;
+const INTRO: usize = 10;
+const FRAME_LEN: usize = 25_000;
+
+fn video(v: u64, intro: &[Vec<u8>]) -> Vec<(String, Artifact)> {
+    let fp = format!("s1-{v:016x}");
+    let mut kf = Artifact::default().with_kind("keyframes");
+    for (i, f) in intro.iter().enumerate() {
+        kf = kf.with_part(format!("intro{i}.jpg"), f.clone());
+    }
+    for i in 0..FRAMES {
+        kf = kf.with_part(
+            format!("f{i:04}.jpg"),
+            random_bytes(v * 1000 + i as u64, FRAME_LEN),
+        );
+    }
+    vec![
+        (
+            format!("video:{fp}:keyframes:max_frames=3000:threshold=0.999"),
+            kf,
+        ),
+        (
+            format!("video:{fp}:transcript:model_size=base"),
+            Artifact::single(json_like(v * 3, 50_000)).with_kind("transcript"),
+        ),
+        (
+            format!("video:{fp}:descriptions:model=Qwen2-VL"),
+            Artifact::single(json_like(v * 3 + 1, 100_000)).with_kind("descriptions"),
+        ),
+        (
+            format!("video:{fp}:embeddings:model=clip"),
+            Artifact::single(random_bytes(v * 3 + 2, 120_000)).with_kind("embeddings"),
+        ),
+    ]
+}
+
+fn mbps(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / 1e6 / d.as_secs_f64()
+}
+
+fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn latencies(m: &CacheManager, key: &str, fresh: bool, n: usize) -> Vec<Duration> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        if fresh {
+            // Make it a local miss again so every read goes through to the remote tier.
+            m.wait_promotions().await;
+            m.local().delete(key).await.unwrap();
+        }
+        let t = Instant::now();
+        assert!(m.get(key).await.unwrap().is_some());
+        out.push(t.elapsed());
+    }
+    out
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run());
+}
+
+async fn run() {
+    let target_mb: u64 = std::env::var("PIPECACHE_BENCH_REMOTE_MB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(256);
+    let s3 = S3Server::start();
+    let redis = RedisServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let s3b = || s3_backend(&s3.endpoint(), s3.bucket(), WritePolicy::WriteBack);
+
+    // Setup: the local store, no remote traffic.
+    let local = open_manager(&work.path().join("a"), vec![], None).await;
+    let intro: Vec<Vec<u8>> = (0..INTRO as u64)
+        .map(|i| random_bytes(7_000_000 + i, FRAME_LEN))
+        .collect();
+    let (mut logical, mut frames, mut artifacts, mut v) = (0u64, 0u64, 0u64, 0u64);
+    while logical < target_mb * 1_000_000 {
+        for (k, a) in video(v, &intro) {
+            logical += a.logical_size();
+            if a.kind == "keyframes" {
+                frames += a.parts.len() as u64;
+            }
+            artifacts += 1;
+            local.put(&k, a).await.unwrap();
+        }
+        v += 1;
+    }
+    local.close().await.unwrap();
+    let mut rows = Vec::new();
+
+    // Push.
+    let a = open_manager(&work.path().join("a"), vec![s3b()], None).await;
+    let t = Instant::now();
+    let push = a.sync_push(None, None, &|_, _| {}).await.unwrap();
+    let push_time = t.elapsed();
+    assert_eq!(push.pushed, artifacts, "{push:?}");
+    // Baseline: the same number of bytes as 64 MiB objects through the bare transport.
+    let raw = a.remote_packs(None).unwrap().store().clone();
+    let chunk = vec![0x5a_u8; 64 << 20];
+    let objects = push.bytes_up.div_ceil(chunk.len() as u64);
+    let t = Instant::now();
+    for i in 0..objects {
+        raw.put(&format!("baseline/{i}"), chunk.clone())
+            .await
+            .unwrap();
+    }
+    let raw_put = t.elapsed();
+    let t = Instant::now();
+    for i in 0..objects {
+        raw.get(&format!("baseline/{i}")).await.unwrap().unwrap();
+    }
+    let raw_get = t.elapsed();
+    let raw_bytes = objects * chunk.len() as u64;
+    a.close().await.unwrap();
+
+    // Pull into an empty store.
+    let b = open_manager(&work.path().join("b"), vec![s3b()], None).await;
+    let t = Instant::now();
+    let pull = b.sync_pull(None, "", &|_, _| {}).await.unwrap();
+    let pull_time = t.elapsed();
+    assert_eq!(pull.pulled, artifacts, "{pull:?}");
+    b.close().await.unwrap();
+
+    rows.push(format!(
+        "| push {target_mb} MB ({artifacts} artifacts, {frames} keyframes) | {:.1} s | {:.0} MB/s logical | {:.0} MB/s (64 MiB PUTs) | {:.2} |",
+        push_time.as_secs_f64(),
+        mbps(logical, push_time),
+        mbps(raw_bytes, raw_put),
+        mbps(push.bytes_up, push_time) / mbps(raw_bytes, raw_put),
+    ));
+    rows.push(format!(
+        "| pull everything | {:.1} s | {:.0} MB/s logical | {:.0} MB/s (64 MiB GETs) | {:.2} |",
+        pull_time.as_secs_f64(),
+        mbps(logical, pull_time),
+        mbps(raw_bytes, raw_get),
+        mbps(pull.bytes_down, pull_time) / mbps(raw_bytes, raw_get),
+    ));
+    let puts_per_frame = push.put_requests as f64 / frames as f64;
+
+    // Read-through latency of a 50 KB transcript.
+    let key = "video:s1-00000000000000aa:transcript:model_size=base";
+    let art = Artifact::single(json_like(424242, 50_000)).with_kind("transcript");
+    let writer = CacheManager::open(
+        &CacheConfig {
+            backends: vec![
+                redis_backend(&redis.url(), WritePolicy::WriteThrough),
+                s3_backend(&s3.endpoint(), s3.bucket(), WritePolicy::WriteThrough),
+            ],
+            ..CacheConfig::default()
+        },
+        &work.path().join("w"),
+        tier_options(None),
+        "bench",
+    )
+    .await
+    .unwrap();
+    // The redis backend's default test cap is 64 KiB: the 50 KB transcript fits.
+    writer.put(key, art).await.unwrap();
+    writer.close().await.unwrap();
+    let n = 200;
+    let via_redis = open_manager(
+        &work.path().join("r"),
+        vec![redis_backend(&redis.url(), WritePolicy::WriteThrough)],
+        None,
+    )
+    .await;
+    let redis_lat = latencies(&via_redis, key, true, n).await;
+    let local_lat = latencies(&via_redis, key, false, n).await;
+    via_redis.close().await.unwrap();
+    let via_s3 = open_manager(&work.path().join("s"), vec![s3b()], None).await;
+    let s3_lat = latencies(&via_s3, key, true, n).await;
+    via_s3.close().await.unwrap();
+    let local_p50 = percentile(local_lat.clone(), 0.5);
+    for (name, lat) in [
+        ("Redis", redis_lat),
+        ("S3", s3_lat),
+        ("local hit (baseline)", local_lat),
+    ] {
+        let (p50, p99) = (percentile(lat.clone(), 0.5), percentile(lat, 0.99));
+        rows.push(format!(
+            "| 50 KB read-through from {name} | p50 {:.0} us | p99 {:.0} us | | {:.0}x local |",
+            p50.as_secs_f64() * 1e6,
+            p99.as_secs_f64() * 1e6,
+            p50.as_secs_f64() / local_p50.as_secs_f64()
+        ));
+    }
+
+    let mut table = String::from(
+        "| workload | time | throughput | baseline (same run) | ratio |\n|---|---|---|---|---|\n",
+    );
+    for r in &rows {
+        table.push_str(r);
+        table.push('\n');
+    }
+    table.push_str(&format!(
+        "\nPUT requests: {} for {frames} keyframes in {artifacts} artifacts = {puts_per_frame:.4} per frame (target < 0.1); {} packs, {} blobs uploaded, {} reused (shared intro).\n",
+        push.put_requests, push.packs, push.blobs_uploaded, push.blobs_reused
+    ));
+    println!("{table}");
+    let out = PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
+        .join("pipecache-bench");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("remote.md"), &table).unwrap();
+    assert!(puts_per_frame < 0.1, "more than one PUT per 10 frames");
+}
