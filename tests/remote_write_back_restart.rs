@@ -69,3 +69,27 @@ async fn queued_uploads_survive_a_restart() {
     }
     other.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_drops_uploads_never_puts() {
+    let s3 = S3Server::start();
+    let proxy = TcpProxy::start(s3.port());
+    proxy.set_down(true);
+    let mut backend = s3_backend(&proxy.endpoint(), s3.bucket(), WritePolicy::WriteBack);
+    if let pipecache::tier::BackendConfig::S3 { queue_capacity, .. } = &mut backend {
+        *queue_capacity = Some(5);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let m = open_manager(dir.path(), vec![backend], None).await;
+    for i in 0..8u64 {
+        m.put(&format!("k{i}"), Artifact::single(json_like(i, 1_000)))
+            .await
+            .expect("a full queue must not fail the put");
+    }
+    let s = &m.tier_stats()[1];
+    assert_eq!((s.queue_length, s.queue_dropped), (5, 3), "{s:?}");
+    for i in 0..8u64 {
+        assert!(m.local().contains(&format!("k{i}")).await.unwrap());
+    }
+    m.close().await.unwrap();
+}

@@ -1,0 +1,62 @@
+//! The same pipeline code on two tiers: machine A computes and stores a transcript (S3
+//! write-through), machine B with its own local tier gets it from S3 and `get_all_artifacts`
+//! counts it as cached.
+
+use pipecache::tier::WritePolicy;
+use pipecache_pipeline::{
+    FingerprintMode, PipelineArtifactCache, PipelineConfig, Transcript, TranscriptSegment,
+};
+use pipecache_test_support::random_bytes;
+use pipecache_test_support::servers::S3Server;
+use pipecache_test_support::tiers::{open_temp_manager, s3_backend};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transcript_computed_on_one_machine_is_a_hit_on_another() {
+    let s3 = S3Server::start();
+    let backend = || {
+        vec![s3_backend(
+            &s3.endpoint(),
+            s3.bucket(),
+            WritePolicy::WriteThrough,
+        )]
+    };
+    let work = tempfile::tempdir().unwrap();
+    let video = work.path().join("talk.mp4");
+    std::fs::write(&video, random_bytes(1, 100_000)).unwrap();
+    let transcript = Transcript {
+        text: "hello world".into(),
+        language: "en".into(),
+        model: "whisper-base".into(),
+        segments: vec![TranscriptSegment {
+            start_ms: 0,
+            end_ms: 1200,
+            text: "hello world".into(),
+        }],
+    };
+
+    let (_da, a) = open_temp_manager(backend(), None).await;
+    let cache_a = PipelineArtifactCache::new(a, FingerprintMode::Content);
+    cache_a
+        .set_transcript(&video, &transcript, "base", "en")
+        .await
+        .unwrap();
+
+    let (_db, b) = open_temp_manager(backend(), None).await;
+    let cache_b = PipelineArtifactCache::new(b, FingerprintMode::Content);
+    assert_eq!(
+        cache_b.get_transcript(&video, "base", "en").await.unwrap(),
+        Some(transcript)
+    );
+    let s3_tier = &cache_b.manager().tier_stats()[1];
+    assert_eq!(s3_tier.hits, 1, "{s3_tier:?}");
+    let transcript_only = PipelineConfig {
+        transcript: PipelineConfig::full().transcript,
+        ..PipelineConfig::default()
+    };
+    let all = cache_b
+        .get_all_artifacts(&video, &transcript_only)
+        .await
+        .unwrap();
+    assert!(all.is_complete(&transcript_only), "{all:?}");
+    assert!(!all.is_complete(&PipelineConfig::full()));
+}
