@@ -13,6 +13,8 @@
 //! - read-through latency of a 50 KB artifact (local miss, remote hit, promotion off the
 //!   critical path), p50/p99 over 200 reads, from Redis and from S3; baseline: a local hit.
 //!
+//! `PIPECACHE_BENCH_PACK_MB` sets the push batch (pack) size; default 16 MiB.
+//!
 //! Prints a markdown table and writes it to `<target dir>/pipecache-bench/remote.md`.
 
 use std::path::PathBuf;
@@ -125,7 +127,11 @@ async fn run() {
     // Push.
     let a = open_manager(&work.path().join("a"), vec![s3b()], None).await;
     let t = Instant::now();
-    let push = a.sync_push(None, None, &|_, _| {}).await.unwrap();
+    let pack_bytes = std::env::var("PIPECACHE_BENCH_PACK_MB")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(|mb| mb << 20);
+    let push = a.sync_push(None, pack_bytes, &|_, _| {}).await.unwrap();
     let push_time = t.elapsed();
     assert_eq!(push.pushed, artifacts, "{push:?}");
     // Baseline: the same number of bytes as 64 MiB objects through the bare transport.

@@ -210,7 +210,7 @@ enum SyncDirection {
         /// Remote tier (default: the first s3 or fs-remote tier).
         #[arg(long)]
         tier: Option<String>,
-        /// Bytes of artifacts per pack uploaded, e.g. 64MiB.
+        /// Bytes of artifacts per pack uploaded, e.g. 64MiB [default: 16MiB].
         #[arg(long, value_parser = parse_size)]
         batch_size: Option<u64>,
         /// JSON report.

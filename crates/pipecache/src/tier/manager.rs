@@ -37,8 +37,10 @@ const DEFAULT_QUEUE_CAPACITY: u64 = 100_000;
 const QUEUE_BATCH: usize = 64;
 /// Longest wait between retries of a failing write-back upload.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Artifacts fetched at once by `sync pull`.
+const PULL_CONCURRENCY: usize = 8;
 /// Default bytes per push batch (one pack).
-const DEFAULT_PUSH_BATCH: u64 = 64 << 20;
+const DEFAULT_PUSH_BATCH: u64 = 16 << 20;
 
 #[derive(Debug, Default)]
 struct TierCounters {
@@ -885,18 +887,46 @@ impl CacheManager {
             candidates: total,
             ..PullReport::default()
         };
-        for (done, key) in keys.into_iter().enumerate() {
-            progress(done as u64, total);
-            if self.inner.local.contains(&key).await? {
-                report.already_local += 1;
-                continue;
+        // Several artifacts in flight: remote latency overlaps, local puts share fsyncs.
+        enum Outcome {
+            Local,
+            Pulled,
+            Gone,
+        }
+        let mut set = tokio::task::JoinSet::new();
+        let mut keys = keys.into_iter();
+        let mut done = 0u64;
+        loop {
+            while set.len() < PULL_CONCURRENCY {
+                let Some(key) = keys.next() else { break };
+                let (local, backend) = (self.inner.local.clone(), t.backend.clone());
+                set.spawn(async move {
+                    let r: Result<Outcome> = async {
+                        if local.contains(&key).await? {
+                            return Ok(Outcome::Local);
+                        }
+                        match backend.get(&key).await? {
+                            Some(f) => {
+                                CacheBackend::put(&local, &key, &f.stored).await?;
+                                Ok(Outcome::Pulled)
+                            }
+                            None => Ok(Outcome::Gone),
+                        }
+                    }
+                    .await;
+                    (key, r)
+                });
             }
-            match t.backend.get(&key).await {
-                Ok(Some(f)) => {
-                    CacheBackend::put(&self.inner.local, &key, &f.stored).await?;
-                    report.pulled += 1;
-                }
-                Ok(None) => report.gone += 1,
+            let Some(joined) = set.join_next().await else {
+                break;
+            };
+            let (key, r) = joined.map_err(|_| Error::Closed)?;
+            done += 1;
+            progress(done, total);
+            match r {
+                Ok(Outcome::Local) => report.already_local += 1,
+                Ok(Outcome::Pulled) => report.pulled += 1,
+                Ok(Outcome::Gone) => report.gone += 1,
                 Err(e) if e.is_corruption() => {
                     t.failed("pull", &key, &e);
                     report.corrupt.push(key);
@@ -907,6 +937,7 @@ impl CacheManager {
                 }
             }
         }
+        report.corrupt.sort();
         progress(total, total);
         report.bytes_down = pack.store().stats().snapshot().bytes_down - before.bytes_down;
         Ok(report)
