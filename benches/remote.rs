@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 use pipecache::tier::{CacheConfig, WritePolicy};
 use pipecache::{Artifact, CacheManager};
 use pipecache_test_support::servers::{RedisServer, S3Server};
-use pipecache_test_support::tiers::{open_manager, redis_backend, s3_backend, tier_options};
+use pipecache_test_support::tiers::{
+    frames_artifact, open_manager, redis_backend, s3_backend, tier_options,
+};
 use pipecache_test_support::{json_like, random_bytes};
 
 const FRAMES: usize = 60;
@@ -32,16 +34,7 @@ const FRAME_LEN: usize = 25_000;
 
 fn video(v: u64, intro: &[Vec<u8>]) -> Vec<(String, Artifact)> {
     let fp = format!("s1-{v:016x}");
-    let mut kf = Artifact::default().with_kind("keyframes");
-    for (i, f) in intro.iter().enumerate() {
-        kf = kf.with_part(format!("intro{i}.jpg"), f.clone());
-    }
-    for i in 0..FRAMES {
-        kf = kf.with_part(
-            format!("f{i:04}.jpg"),
-            random_bytes(v * 1000 + i as u64, FRAME_LEN),
-        );
-    }
+    let kf = frames_artifact(v, FRAMES, FRAME_LEN, intro);
     vec![
         (
             format!("video:{fp}:keyframes:max_frames=3000:threshold=0.999"),

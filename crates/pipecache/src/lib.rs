@@ -5,10 +5,15 @@
 //! append, fsync, then one RocksDB batch), the read path (index lookup, positioned read,
 //! decompression, blake3 check), `verify` and `stats`.
 //!
-//! It builds on `pipecache-format` (bytes at rest) and `pipecache-index` (RocksDB). It must not
-//! know about remote tiers or video pipelines (those layers sit on top of it), must never use an
-//! artifact key as a file path, must never return bytes that failed their hash check, and must
-//! not install a tracing subscriber.
+//! It also owns the tiers ([`tier`]): the [`CacheBackend`] trait, the pack (fs-remote, S3) and
+//! Redis tiers, the hash-verification layer, and the [`CacheManager`] that walks tiers by
+//! priority, promotes, queues write-back uploads and runs sync and remote GC.
+//!
+//! It builds on `pipecache-format` (bytes at rest, local and remote), `pipecache-index`
+//! (RocksDB) and `pipecache-remote` (transports). It must not know about video pipelines (that
+//! layer sits on top), must never use an artifact key as a file path or object name, must never
+//! return bytes that failed their hash check (local or remote), and must not install a tracing
+//! subscriber.
 //!
 //! ```no_run
 //! # async fn demo() -> pipecache::Result<()> {

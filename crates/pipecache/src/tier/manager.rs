@@ -31,6 +31,8 @@ use crate::{Artifact, Error, PutOptions, Result, Store, StoreOptions, StoredArti
 /// Report of a remote GC pass.
 pub type RemoteGcReport = PackGcReport;
 
+/// Default deadline of a pack tier's calls.
+const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 /// Default write-back queue capacity.
 const DEFAULT_QUEUE_CAPACITY: u64 = 100_000;
 /// Queue entries uploaded per batch by a write-back worker.
@@ -459,11 +461,10 @@ impl CacheManager {
                             .clone()
                             .or_else(|| env("AWS_SECRET_ACCESS_KEY")),
                     };
-                    let deadline =
-                        duration_field(&name, timeout.as_ref(), Duration::from_secs(30))?;
-                    let grace = duration_field(&name, gc_grace.as_ref(), DEFAULT_GRACE)?;
+                    let deadline = duration_field(&name, timeout.as_ref(), DEFAULT_DEADLINE)?;
                     let store =
                         ObjectStore::s3(&opts, deadline).map_err(|e| Error::remote(&name, e))?;
+                    let grace = duration_field(&name, gc_grace.as_ref(), DEFAULT_GRACE)?;
                     let tier = PackTier::new(
                         &name,
                         BackendKind::S3,
@@ -472,12 +473,8 @@ impl CacheManager {
                         clock.clone(),
                         grace,
                     );
-                    b = b.pack_tier(
-                        tier,
-                        *priority,
-                        *write_policy,
-                        queue_capacity.unwrap_or(DEFAULT_QUEUE_CAPACITY),
-                    );
+                    let capacity = queue_capacity.unwrap_or(DEFAULT_QUEUE_CAPACITY);
+                    b = b.pack_tier(tier, *priority, *write_policy, capacity);
                 }
                 BackendConfig::FsRemote {
                     priority,
@@ -488,11 +485,10 @@ impl CacheManager {
                     queue_capacity,
                     ..
                 } => {
-                    let deadline =
-                        duration_field(&name, timeout.as_ref(), Duration::from_secs(30))?;
-                    let grace = duration_field(&name, gc_grace.as_ref(), DEFAULT_GRACE)?;
+                    let deadline = duration_field(&name, timeout.as_ref(), DEFAULT_DEADLINE)?;
                     let store = ObjectStore::filesystem(path, deadline)
                         .map_err(|e| Error::remote(&name, e))?;
+                    let grace = duration_field(&name, gc_grace.as_ref(), DEFAULT_GRACE)?;
                     let tier = PackTier::new(
                         &name,
                         BackendKind::FsRemote,
@@ -501,12 +497,8 @@ impl CacheManager {
                         clock.clone(),
                         grace,
                     );
-                    b = b.pack_tier(
-                        tier,
-                        *priority,
-                        *write_policy,
-                        queue_capacity.unwrap_or(DEFAULT_QUEUE_CAPACITY),
-                    );
+                    let capacity = queue_capacity.unwrap_or(DEFAULT_QUEUE_CAPACITY);
+                    b = b.pack_tier(tier, *priority, *write_policy, capacity);
                 }
                 BackendConfig::Redis {
                     priority,
