@@ -12,7 +12,8 @@ async fn machine_b_reads_what_machine_a_pushed_then_serves_it_locally() {
     let s3 = S3Server::start();
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let backend = || s3_backend(&s3.endpoint(), s3.bucket(), WritePolicy::WriteBack);
-    let a = open_manager(dir_a.path(), vec![backend()], None).await;
+    // A fills its local tier first, then opens with S3 to push (no write-back worker racing).
+    let a = open_manager(dir_a.path(), vec![], None).await;
     // Five videos of 40 frames plus a shared 10-frame intro.
     let intro: Vec<Vec<u8>> = (0..10).map(|i| random_bytes(900 + i, 20_000)).collect();
     let mut artifacts = Vec::new();
@@ -23,6 +24,8 @@ async fn machine_b_reads_what_machine_a_pushed_then_serves_it_locally() {
         artifacts.push((key, art));
     }
     let frames: u64 = artifacts.iter().map(|(_, a)| a.parts.len() as u64).sum();
+    a.close().await.unwrap();
+    let a = open_manager(dir_a.path(), vec![backend()], None).await;
     let push = a.sync_push(None, None, &|_, _| {}).await.unwrap();
     assert_eq!(push.pushed, 5);
     // Each intro frame crosses the wire once, not once per video.

@@ -42,10 +42,13 @@ async fn queued_uploads_survive_a_restart() {
     assert_eq!(s.misses, 0);
     m.close().await.unwrap();
 
-    // Restart with S3 back: the persisted queue is found and drained.
-    proxy.set_down(false);
+    // Restart, S3 still down: the queue was persisted.
     let m = open_manager(dir.path(), behind_proxy(), None).await;
     assert_eq!(m.tier_stats()[1].queue_length, 20);
+    m.close().await.unwrap();
+    // Restart with S3 back: the queue drains.
+    proxy.set_down(false);
+    let m = open_manager(dir.path(), behind_proxy(), None).await;
     m.drain_queues(Duration::from_secs(60)).await.unwrap();
     assert_eq!(m.tier_stats()[1].queue_length, 0);
     m.close().await.unwrap();
