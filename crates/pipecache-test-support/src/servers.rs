@@ -218,8 +218,16 @@ impl fmt::Debug for TcpProxy {
 impl TcpProxy {
     /// Starts forwarding a free loopback port to `127.0.0.1:upstream_port` (up).
     pub fn start(upstream_port: u16) -> TcpProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy port on loopback");
-        let port = listener.local_addr().expect("proxy local addr").port();
+        let (listener, port) = {
+            let _starting = START_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy port on loopback");
+            let port = listener.local_addr().expect("proxy local addr").port();
+            used_ports()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(port);
+            (listener, port)
+        };
         let shared = Arc::new(ProxyShared {
             state: Mutex::new(ProxyState::default()),
             stop: AtomicBool::new(false),
@@ -418,10 +426,14 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// Held from picking a port until the server listens on it (and by [`TcpProxy::start`] while
+/// it binds): otherwise a proxy of a parallel test can be given the port a server was promised
+/// but has not bound yet, and the server's readiness probe then reaches the proxy.
+static START_LOCK: Mutex<()> = Mutex::new(());
+
 /// Ports handed out by this process, so parallel tests never pick the same one.
 fn reserve_free_port() -> u16 {
-    static USED: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
-    let used = USED.get_or_init(Default::default);
+    let used = used_ports();
     loop {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -435,7 +447,13 @@ fn reserve_free_port() -> u16 {
 
 /// Spawns `make(port)` on a free port with output to `log`, and waits until the port accepts
 /// TCP connections. Retries on another port when the child exits early (port taken meanwhile).
+fn used_ports() -> &'static Mutex<HashSet<u16>> {
+    static USED: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
+    USED.get_or_init(Default::default)
+}
+
 fn spawn_on_free_port(what: &str, log: &Path, make: impl Fn(u16) -> Command) -> (Child, u16) {
+    let _starting = START_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let mut last_failure = String::new();
     for _ in 0..START_ATTEMPTS {
         let port = reserve_free_port();
