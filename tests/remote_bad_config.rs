@@ -118,3 +118,24 @@ async fn unreachable_and_silent_endpoints_fail_within_the_deadline() {
     }
     drop(silent);
 }
+
+#[test]
+fn secrets_never_show_in_debug_or_printed_config() {
+    let config = CacheConfig::from_toml(
+        "[[backends]]\ntype = \"s3\"\npriority = 1\nbucket = \"b\"\nsecret_access_key = \"hunter2\"\n\n\
+         [[backends]]\ntype = \"redis\"\npriority = 1\nurl = \"redis://me:hunter3@host:6379/0\"\n",
+        "c.toml",
+    )
+    .unwrap();
+    let debug = format!("{config:?}");
+    assert!(
+        !debug.contains("hunter2") && !debug.contains("hunter3"),
+        "{debug}"
+    );
+    let shown = config.to_masked_toml();
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("hunter3"),
+        "{shown}"
+    );
+    assert!(shown.contains("redis://me:***@host:6379/0"), "{shown}");
+}

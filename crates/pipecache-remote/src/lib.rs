@@ -22,7 +22,7 @@ mod redis_store;
 
 pub use error::{RemoteError, Result};
 pub use object::{ObjectEntry, ObjectStore, S3Options};
-pub use redis_store::RedisStore;
+pub use redis_store::{RedisStore, mask_url};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

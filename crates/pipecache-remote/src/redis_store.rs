@@ -30,8 +30,9 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-/// `redis://user:secret@host` printed as `redis://user:***@host`.
-fn masked(url: &str) -> String {
+/// `redis://user:secret@host` printed as `redis://user:***@host` (any scheme); a URL without
+/// credentials comes back unchanged.
+pub fn mask_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];
@@ -45,7 +46,7 @@ fn masked(url: &str) -> String {
 impl RedisStore {
     /// A Redis store at `url` (`redis://host:port/db`); every key gets `prefix` in front.
     pub fn new(url: &str, prefix: &str, deadline: Duration) -> Result<Self> {
-        let target: Arc<str> = masked(url).into();
+        let target: Arc<str> = mask_url(url).into();
         let client = redis::Client::open(url).map_err(|e| RemoteError::Config {
             target: target.to_string(),
             reason: e.to_string(),
@@ -222,14 +223,14 @@ impl RedisStore {
 
 #[cfg(test)]
 mod tests {
-    use super::masked;
+    use super::mask_url;
 
     #[test]
-    fn passwords_are_masked() {
+    fn passwords_are_mask_url() {
         assert_eq!(
-            masked("redis://me:hunter2@host:6379/0"),
+            mask_url("redis://me:hunter2@host:6379/0"),
             "redis://me:***@host:6379/0"
         );
-        assert_eq!(masked("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(mask_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
     }
 }

@@ -21,6 +21,46 @@ pub enum WritePolicy {
     WriteBack,
 }
 
+/// A credential: serialized as given (so a config round-trips), but `Debug` never shows it,
+/// so a logged configuration cannot leak it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that needs it (the transport).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A URL keeps its scheme, user and host; anything else is hidden whole.
+        match masked_url(&self.0) {
+            Some(url) => write!(f, "{url:?}"),
+            None => f.write_str("\"***\""),
+        }
+    }
+}
+
+/// A URL with its password masked; `None` for anything that is not a URL.
+fn masked_url(s: &str) -> Option<String> {
+    s.contains("://").then(|| pipecache_remote::mask_url(s))
+}
+
 /// One `[[backends]]` entry.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
@@ -57,7 +97,7 @@ pub enum BackendConfig {
         /// Access key id; default `$AWS_ACCESS_KEY_ID`.
         access_key_id: Option<String>,
         /// Secret key; default `$AWS_SECRET_ACCESS_KEY`. Never printed.
-        secret_access_key: Option<String>,
+        secret_access_key: Option<Secret>,
         /// `write-through` (default) or `write-back`.
         #[serde(default)]
         write_policy: WritePolicy,
@@ -93,7 +133,7 @@ pub enum BackendConfig {
         /// Walk order.
         priority: u32,
         /// `redis://[user:password@]host:port/db`.
-        url: String,
+        url: Secret,
         /// Largest artifact held (default `1MiB`).
         max_object_size: Option<String>,
         /// `write-through` (default) or `write-back`.
@@ -322,11 +362,8 @@ pub fn mask_secrets(config: &mut CacheConfig) {
                 ..
             } => *s = "***".into(),
             BackendConfig::Redis { url, .. } => {
-                if let (Some(s), Some(at)) = (url.find("://"), url.rfind('@'))
-                    && at > s
-                {
-                    let user = url[s + 3..at].split(':').next().unwrap_or("").to_owned();
-                    *url = format!("{}{}:***{}", &url[..s + 3], user, &url[at..]);
+                if let Some(m) = masked_url(&url.0) {
+                    *url = Secret(m);
                 }
             }
             _ => {}

@@ -458,7 +458,8 @@ impl CacheManager {
                         region: region.clone().unwrap_or_else(|| "us-east-1".into()),
                         access_key_id: access_key_id.clone().or_else(|| env("AWS_ACCESS_KEY_ID")),
                         secret_access_key: secret_access_key
-                            .clone()
+                            .as_ref()
+                            .map(|s| s.expose().to_owned())
                             .or_else(|| env("AWS_SECRET_ACCESS_KEY")),
                     };
                     let deadline = duration_field(&name, timeout.as_ref(), DEFAULT_DEADLINE)?;
@@ -516,7 +517,7 @@ impl CacheManager {
                             reason: format!("backend {name}: max_object_size: {e}"),
                         })?,
                     };
-                    let store = RedisStore::new(url, "pipecache:", deadline)
+                    let store = RedisStore::new(url.expose(), "pipecache:", deadline)
                         .map_err(|e| Error::remote(&name, e))?;
                     let tier = RedisTier::new(&name, store, max, compression, clock.clone());
                     b = b.redis_tier(

@@ -14,7 +14,7 @@ mod verified;
 
 pub use backend::{BackendKind, CacheBackend, Capabilities, Fetched};
 pub use config::{
-    BackendConfig, CacheConfig, WritePolicy, mask_secrets, parse_duration, parse_size,
+    BackendConfig, CacheConfig, Secret, WritePolicy, mask_secrets, parse_duration, parse_size,
 };
 pub use manager::{
     CacheManager, ManagerBuilder, PullReport, PushReport, RemoteGcReport, TierStats,
