@@ -57,6 +57,43 @@ pub enum FormatError {
 }
 
 impl FormatError {
+    /// A copy with the same variant and fields (an I/O error keeps its kind and message), for
+    /// handing one failure to several waiters.
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::Io { context, source } => Self::Io {
+                context: context.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            Self::UnsupportedVersion {
+                what,
+                found,
+                supported,
+            } => Self::UnsupportedVersion {
+                what,
+                found: *found,
+                supported: *supported,
+            },
+            Self::Corrupt { what, detail } => Self::Corrupt {
+                what,
+                detail: detail.clone(),
+            },
+            Self::Truncated {
+                what,
+                needed,
+                available,
+            } => Self::Truncated {
+                what,
+                needed: *needed,
+                available: *available,
+            },
+            Self::Encode { what, detail } => Self::Encode {
+                what,
+                detail: detail.clone(),
+            },
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
         Self::Io {
             context: context.into(),

@@ -74,6 +74,21 @@ pub enum IndexError {
 }
 
 impl IndexError {
+    /// A copy with the same variant (see [`FormatError::duplicate`]).
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::RocksDb { context, source } => Self::RocksDb {
+                context: context.clone(),
+                source: source.clone(),
+            },
+            Self::InUse { path } => Self::InUse { path: path.clone() },
+            Self::Record { cf, key, source } => Self::Record {
+                cf,
+                key: key.clone(),
+                source: source.duplicate(),
+            },
+        }
+    }
     /// True when a stored record is damaged or from a newer version.
     pub fn is_corruption(&self) -> bool {
         matches!(self, Self::Record { .. })

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 /// Errors of a remote transport. A missing object on a read is not an error (`Ok(None)`);
 /// [`RemoteError::NotFound`] is for things that must exist (a bucket, a pack a record names).
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RemoteError {
     /// The remote's configuration is unusable (bad URL, missing bucket, bad credentials).

@@ -177,23 +177,54 @@ impl Error {
         }
     }
 
-    /// A copy for fanning one batch failure out to every request of the batch.
+    /// A copy for fanning one batch failure out to every request of the batch: same variant,
+    /// same fields (an I/O error keeps its kind and message).
     pub(crate) fn duplicate(&self) -> Self {
         match self {
-            Self::Io { context, source } => Self::Io {
-                context: context.clone(),
-                source: io::Error::new(source.kind(), source.to_string()),
+            Self::InvalidKey { reason } => Self::InvalidKey {
+                reason: reason.clone(),
+            },
+            Self::InvalidArtifact { reason } => Self::InvalidArtifact {
+                reason: reason.clone(),
+            },
+            Self::TooLarge { size, max_size } => Self::TooLarge {
+                size: *size,
+                max_size: *max_size,
+            },
+            Self::InvalidOption { reason } => Self::InvalidOption {
+                reason: reason.clone(),
+            },
+            Self::StoreInUse { path } => Self::StoreInUse { path: path.clone() },
+            Self::InvalidStoreDir { path, reason } => Self::InvalidStoreDir {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+            Self::IndexMissing { path } => Self::IndexMissing { path: path.clone() },
+            Self::UnsupportedVersion {
+                what,
+                found,
+                supported,
+            } => Self::UnsupportedVersion {
+                what: what.clone(),
+                found: *found,
+                supported: *supported,
             },
             Self::Corruption { key, blob, detail } => Self::Corruption {
                 key: key.clone(),
                 blob: *blob,
                 detail: detail.clone(),
             },
-            Self::Closed => Self::Closed,
-            other => Self::Io {
-                context: "group commit failed".into(),
-                source: io::Error::other(other.to_string()),
+            Self::NotFound { what } => Self::NotFound { what: what.clone() },
+            Self::Io { context, source } => Self::Io {
+                context: context.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
             },
+            Self::Index(e) => Self::Index(e.duplicate()),
+            Self::Remote { tier, source } => Self::Remote {
+                tier: tier.clone(),
+                source: source.clone(),
+            },
+            Self::Closed => Self::Closed,
         }
     }
 }
@@ -219,5 +250,40 @@ impl From<IndexError> for Error {
 impl From<FormatError> for Error {
     fn from(e: FormatError) -> Self {
         Self::from_format(e, None, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_keep_their_variant() {
+        let index = Error::Index(IndexError::InUse {
+            path: PathBuf::from("/x"),
+        });
+        assert!(matches!(
+            index.duplicate(),
+            Error::Index(IndexError::InUse { path }) if path == PathBuf::from("/x")
+        ));
+        let io = Error::io("append", io::Error::new(io::ErrorKind::StorageFull, "full"));
+        match io.duplicate() {
+            Error::Io { context, source } => {
+                assert_eq!(context, "append");
+                assert_eq!(source.kind(), io::ErrorKind::StorageFull);
+            }
+            other => panic!("{other:?}"),
+        }
+        let tl = Error::TooLarge {
+            size: 5,
+            max_size: 4,
+        };
+        assert!(matches!(
+            tl.duplicate(),
+            Error::TooLarge {
+                size: 5,
+                max_size: 4
+            }
+        ));
     }
 }
