@@ -264,7 +264,7 @@ mod tests {
         });
         assert!(matches!(
             index.duplicate(),
-            Error::Index(IndexError::InUse { path }) if path == PathBuf::from("/x")
+            Error::Index(IndexError::InUse { path }) if path == std::path::Path::new("/x")
         ));
         let io = Error::io("append", io::Error::new(io::ErrorKind::StorageFull, "full"));
         match io.duplicate() {
