@@ -139,3 +139,30 @@ fn secrets_never_show_in_debug_or_printed_config() {
     );
     assert!(shown.contains("redis://me:***@host:6379/0"), "{shown}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_redis_fails_within_its_deadline() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}/", silent.local_addr().unwrap());
+    let mut backend = pipecache_test_support::tiers::redis_backend(&url, WritePolicy::WriteThrough);
+    if let BackendConfig::Redis { timeout, .. } = &mut backend {
+        *timeout = Some("1s".into());
+    }
+    let (_d, m) = open_temp_manager(vec![backend], None).await;
+    let started = Instant::now();
+    let err = m.check().await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(err.is_timeout(), "{err}");
+    // A read that misses locally walks to Redis, times out, and is counted as a timeout.
+    let started = Instant::now();
+    assert_eq!(m.get("absent").await.unwrap(), None);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let s = &m.tier_stats()[1];
+    assert_eq!((s.timeouts, s.misses), (1, 0), "{s:?}");
+    m.close().await.unwrap();
+    drop(silent);
+}

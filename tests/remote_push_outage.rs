@@ -8,7 +8,7 @@ use pipecache::Artifact;
 use pipecache::tier::WritePolicy;
 use pipecache_test_support::random_bytes;
 use pipecache_test_support::servers::{S3Server, TcpProxy};
-use pipecache_test_support::tiers::{open_manager, open_temp_manager, s3_backend};
+use pipecache_test_support::tiers::{open_manager, open_s3_reader, s3_backend};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_fails_cleanly_and_resumes_without_reuploading() {
@@ -38,15 +38,7 @@ async fn push_fails_cleanly_and_resumes_without_reuploading() {
     .await;
 
     // A direct view of the bucket, behind no proxy, to watch the push land.
-    let (_dir_direct, direct) = open_temp_manager(
-        vec![s3_backend(
-            &s3.endpoint(),
-            s3.bucket(),
-            WritePolicy::WriteThrough,
-        )],
-        None,
-    )
-    .await;
+    let (_dir_direct, direct) = open_s3_reader(&s3).await;
     let pusher = m.clone();
     // One artifact per batch: many small packs, so the outage lands mid-push.
     let push = tokio::spawn(async move { pusher.sync_push(None, Some(1), &|_, _| {}).await });

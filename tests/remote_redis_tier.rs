@@ -33,6 +33,14 @@ async fn small_artifacts_hit_from_redis_and_expire_with_their_ttl() {
     a.put(big, Artifact::single(random_bytes(3, 200_000)))
         .await
         .unwrap();
+    let expiry_of = |entries: Vec<pipecache::ListEntry>| {
+        entries
+            .into_iter()
+            .find(|e| e.key == small)
+            .and_then(|e| e.expires_ms)
+    };
+    let written_expiry = expiry_of(a.local().list("").await.unwrap());
+    assert!(written_expiry.is_some());
     let s = &a.tier_stats()[1];
     assert_eq!((s.puts, s.skipped_too_large), (1, 1), "{s:?}");
 
@@ -58,6 +66,8 @@ async fn small_artifacts_hit_from_redis_and_expire_with_their_ttl() {
     assert_eq!((s[0].misses, s[1].hits, s[1].misses), (2, 1, 1), "{s:?}");
     b.wait_promotions().await;
     assert_eq!(b.tier_stats()[0].promotions, 1);
+    // The promoted copy keeps the artifact's expiry; its TTL does not restart.
+    assert_eq!(expiry_of(b.local().list("").await.unwrap()), written_expiry);
     b.close().await.unwrap();
 
     // Past the TTL the recorded expiry makes it a miss even before Redis drops the value.

@@ -6,7 +6,7 @@ use pipecache::Artifact;
 use pipecache::tier::WritePolicy;
 use pipecache_test_support::json_like;
 use pipecache_test_support::servers::{S3Server, TcpProxy};
-use pipecache_test_support::tiers::{open_manager, open_temp_manager, s3_backend};
+use pipecache_test_support::tiers::{open_manager, open_s3_reader, s3_backend};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_uploads_survive_a_restart() {
@@ -54,15 +54,7 @@ async fn queued_uploads_survive_a_restart() {
     m.close().await.unwrap();
 
     // Another machine reads every one of them from S3.
-    let (_dir_other, other) = open_temp_manager(
-        vec![s3_backend(
-            &s3.endpoint(),
-            s3.bucket(),
-            WritePolicy::WriteThrough,
-        )],
-        None,
-    )
-    .await;
+    let (_dir_other, other) = open_s3_reader(&s3).await;
     for (i, k) in keys.iter().enumerate() {
         assert_eq!(
             other.get(k).await.unwrap(),
@@ -95,4 +87,43 @@ async fn a_full_queue_drops_uploads_never_puts() {
         assert!(m.local().contains(&format!("k{i}")).await.unwrap());
     }
     m.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_retries_until_the_tier_comes_back() {
+    let s3 = S3Server::start();
+    let proxy = TcpProxy::start(s3.port());
+    proxy.set_down(true);
+    let dir = tempfile::tempdir().unwrap();
+    let m = open_manager(
+        dir.path(),
+        vec![s3_backend(
+            &proxy.endpoint(),
+            s3.bucket(),
+            WritePolicy::WriteBack,
+        )],
+        None,
+    )
+    .await;
+    let art = Artifact::single(json_like(7, 5_000));
+    m.put("video:s1-0000000000000007:transcript", art.clone())
+        .await
+        .unwrap();
+    // Let it fail a few times (backoff grows from 100 ms), then bring S3 back: the same
+    // process uploads it, no restart needed.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(m.tier_stats()[1].errors + m.tier_stats()[1].timeouts >= 2);
+    proxy.set_down(false);
+    m.drain_queues(Duration::from_secs(60)).await.unwrap();
+    assert!(m.tier_stats()[1].puts >= 1);
+    m.close().await.unwrap();
+    let (_d, other) = open_s3_reader(&s3).await;
+    assert_eq!(
+        other
+            .get("video:s1-0000000000000007:transcript")
+            .await
+            .unwrap(),
+        Some(art)
+    );
+    other.close().await.unwrap();
 }

@@ -61,6 +61,19 @@ pub trait Record: Serialize + DeserializeOwned {
     }
 }
 
+/// `impl Record` for a struct whose version field is `v`.
+macro_rules! impl_record {
+    ($t:ty, $what:literal) => {
+        impl $crate::record::Record for $t {
+            const WHAT: &'static str = $what;
+            fn version(&self) -> u32 {
+                self.v
+            }
+        }
+    };
+}
+pub(crate) use impl_record;
+
 fn check_version(what: &'static str, v: u32) -> Result<(), FormatError> {
     if v == 0 || v > RECORD_VERSION {
         return Err(FormatError::UnsupportedVersion {
@@ -146,12 +159,7 @@ pub struct RecordFrame {
     pub record: ArtifactRecord,
 }
 
-impl Record for RecordFrame {
-    const WHAT: &'static str = "record frame";
-    fn version(&self) -> u32 {
-        self.v
-    }
-}
+impl_record!(RecordFrame, "record frame");
 
 /// Payload of a tombstone frame (kind 2): `key` was deleted at `seq`. Needed only while the
 /// chunk holding the key's older record frame (`shadows`) still exists; compaction drops it
@@ -171,19 +179,9 @@ pub struct TombstoneFrame {
     pub shadows: Option<u64>,
 }
 
-impl Record for TombstoneFrame {
-    const WHAT: &'static str = "tombstone frame";
-    fn version(&self) -> u32 {
-        self.v
-    }
-}
+impl_record!(TombstoneFrame, "tombstone frame");
 
-impl Record for ArtifactRecord {
-    const WHAT: &'static str = "artifact record";
-    fn version(&self) -> u32 {
-        self.v
-    }
-}
+impl_record!(ArtifactRecord, "artifact record");
 
 impl ArtifactRecord {
     /// True when the artifact is expired at `now_ms`.
@@ -217,12 +215,7 @@ pub struct BlobRecord {
     pub refs: u64,
 }
 
-impl Record for BlobRecord {
-    const WHAT: &'static str = "blob record";
-    fn version(&self) -> u32 {
-        self.v
-    }
-}
+impl_record!(BlobRecord, "blob record");
 
 impl BlobRecord {
     /// Decoded codec.
@@ -255,12 +248,7 @@ pub struct ChunkRecord {
     pub created_ms: u64,
 }
 
-impl Record for ChunkRecord {
-    const WHAT: &'static str = "chunk record";
-    fn version(&self) -> u32 {
-        self.v
-    }
-}
+impl_record!(ChunkRecord, "chunk record");
 
 /// Value of the `access` CF: when an artifact was last read, coarsely.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -272,12 +260,7 @@ pub struct AccessRecord {
     pub last_ms: u64,
 }
 
-impl Record for AccessRecord {
-    const WHAT: &'static str = "access record";
-    fn version(&self) -> u32 {
-        self.v
-    }
-}
+impl_record!(AccessRecord, "access record");
 
 /// Store-wide totals, kept in the `meta` CF so `stats` is O(1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -330,12 +313,7 @@ pub struct StoreMeta {
     pub next_seq: u64,
 }
 
-impl Record for StoreMeta {
-    const WHAT: &'static str = "store meta record";
-    fn version(&self) -> u32 {
-        self.v
-    }
-}
+impl_record!(StoreMeta, "store meta record");
 
 /// Key of the `expiry` CF: expiry time (big-endian, so RocksDB orders by time) then the key.
 pub fn expiry_key(expires_ms: u64, artifact_key: &str) -> Vec<u8> {

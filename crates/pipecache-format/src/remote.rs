@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chunk::{CHUNK_HEADER_LEN, ChunkHeader};
 use crate::frame::{FRAME_HEADER_LEN, FrameHeader, FrameKind, decode_frame};
-use crate::record::{RECORD_VERSION, Record};
+use crate::record::{RECORD_VERSION, Record, impl_record};
 use crate::{BlobHash, Codec, FormatError};
 
 /// Where a blob lives in a remote pack.
@@ -90,12 +90,7 @@ pub struct RemoteRecord {
     pub digest: BlobHash,
 }
 
-impl Record for RemoteRecord {
-    const WHAT: &'static str = "remote record";
-    fn version(&self) -> u32 {
-        self.v
-    }
-}
+impl_record!(RemoteRecord, "remote record");
 
 impl RemoteRecord {
     /// True when the record has expired at `now_ms`.
@@ -143,12 +138,7 @@ pub struct PackIndex {
     pub created_ms: u64,
 }
 
-impl Record for PackIndex {
-    const WHAT: &'static str = "pack index";
-    fn version(&self) -> u32 {
-        self.v
-    }
-}
+impl_record!(PackIndex, "pack index");
 
 impl PackIndex {
     /// An index for `pack` listing `blobs` and `keys`.
@@ -343,10 +333,10 @@ pub fn decode_inline_value(bytes: &[u8]) -> Result<(RemoteRecord, Vec<Vec<u8>>),
 }
 
 #[cfg(test)]
-mod tests_support {
+mod tests {
     use super::*;
 
-    pub fn record(parts: &[&[u8]]) -> RemoteRecord {
+    fn record(parts: &[&[u8]]) -> RemoteRecord {
         RemoteRecord {
             v: RECORD_VERSION,
             key: "video:x:transcript".into(),
@@ -367,12 +357,6 @@ mod tests_support {
             digest: BlobHash::of(b"d"),
         }
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::tests_support::record;
-    use super::*;
 
     #[test]
     fn inline_value_round_trips_and_rejects_any_flip() {

@@ -140,11 +140,6 @@ impl ObjectStore {
         &self.target
     }
 
-    /// The per-call deadline.
-    pub fn deadline(&self) -> Duration {
-        self.deadline
-    }
-
     /// Requests and bytes so far.
     pub fn stats(&self) -> &TransferStats {
         &self.stats

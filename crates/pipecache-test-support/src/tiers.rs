@@ -101,3 +101,17 @@ pub async fn open_temp_manager(
     let m = open_manager(dir.path(), backends, clock).await;
     (dir, m)
 }
+
+/// Another machine: a fresh local tier in front of `s3`'s bucket directly (no proxy),
+/// write-through.
+pub async fn open_s3_reader(s3: &crate::servers::S3Server) -> (tempfile::TempDir, CacheManager) {
+    open_temp_manager(
+        vec![s3_backend(
+            &s3.endpoint(),
+            s3.bucket(),
+            WritePolicy::WriteThrough,
+        )],
+        None,
+    )
+    .await
+}

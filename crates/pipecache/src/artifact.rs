@@ -183,6 +183,21 @@ pub struct PutOptions {
     /// Codec policy for this artifact's new blobs; `None` uses the store's. Lets each artifact
     /// kind choose (JPEG frames raw, JSON transcripts zstd).
     pub compression: Option<pipecache_format::CompressionPolicy>,
+    /// Absolute expiry, unix ms; wins over `ttl`. Tiers copying an artifact keep the expiry
+    /// it already has instead of restarting its TTL.
+    pub expires_at_ms: Option<u64>,
+}
+
+impl PutOptions {
+    /// The expiry of a put made at `now_ms` under `default_ttl`: `expires_at_ms`, else
+    /// `now + (ttl or default_ttl)`, `None` for never.
+    pub fn expiry(&self, now_ms: u64, default_ttl: Option<Duration>) -> Option<u64> {
+        self.expires_at_ms.or_else(|| {
+            self.ttl
+                .or(default_ttl)
+                .map(|t| now_ms.saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX)))
+        })
+    }
 }
 
 /// One entry of [`crate::Store::list`].
@@ -211,4 +226,11 @@ pub struct StoredArtifact {
     pub created_ms: u64,
     /// Expiry time, unix ms; `None` never expires.
     pub expires_ms: Option<u64>,
+}
+
+impl StoredArtifact {
+    /// True when the artifact has expired at `now_ms`.
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires_ms.is_some_and(|e| e <= now_ms)
+    }
 }

@@ -654,14 +654,8 @@ impl Store {
         blocking(move || {
             let policy = options.compression.unwrap_or(shared.options.compression);
             let parts = shared.prepare(artifact.parts, &policy)?;
-            let ttl = options.ttl.or(shared.options.default_ttl);
-            let expires_ms = ttl.map(|t| {
-                shared
-                    .options
-                    .clock
-                    .now_ms()
-                    .saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
-            });
+            let expires_ms =
+                options.expiry(shared.options.clock.now_ms(), shared.options.default_ttl);
             let req = PutRequest {
                 key,
                 kind: artifact.kind,

@@ -354,7 +354,7 @@ impl CacheConfig {
 }
 
 /// Replaces every secret in `config` (S3 secret keys, Redis passwords) with `***`.
-pub fn mask_secrets(config: &mut CacheConfig) {
+fn mask_secrets(config: &mut CacheConfig) {
     for b in &mut config.backends {
         match b {
             BackendConfig::S3 {

@@ -1,7 +1,5 @@
 //! The local store as a tier.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 
 use super::{BackendKind, CacheBackend, Capabilities, Fetched};
@@ -35,19 +33,12 @@ impl CacheBackend for Store {
     }
 
     async fn put(&self, key: &str, item: &StoredArtifact) -> Result<()> {
-        let ttl = match item.expires_ms {
-            None => None,
-            Some(e) => {
-                let now = self.options().clock.now_ms();
-                if e <= now {
-                    // Already expired: storing it would only make a miss later.
-                    return Ok(());
-                }
-                Some(Duration::from_millis(e - now))
-            }
-        };
+        if item.is_expired(self.options().clock.now_ms()) {
+            // Storing it would only make a miss later.
+            return Ok(());
+        }
         let opts = PutOptions {
-            ttl,
+            expires_at_ms: item.expires_ms,
             ..PutOptions::default()
         };
         self.put_with(key, item.artifact.clone(), opts).await

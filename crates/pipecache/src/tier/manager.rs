@@ -434,20 +434,44 @@ impl CacheManager {
         let mut b = Self::builder(store);
         for backend in &config.backends {
             let name = backend.name();
-            match backend {
-                BackendConfig::Filesystem { .. } => {}
+            let (priority, policy, capacity) = match backend {
+                BackendConfig::Filesystem { .. } => continue,
                 BackendConfig::S3 {
                     priority,
+                    write_policy,
+                    queue_capacity,
+                    ..
+                }
+                | BackendConfig::FsRemote {
+                    priority,
+                    write_policy,
+                    queue_capacity,
+                    ..
+                }
+                | BackendConfig::Redis {
+                    priority,
+                    write_policy,
+                    queue_capacity,
+                    ..
+                } => (
+                    *priority,
+                    *write_policy,
+                    queue_capacity.unwrap_or(DEFAULT_QUEUE_CAPACITY),
+                ),
+            };
+            let remote = |e| Error::remote(&name, e);
+            // Pack tiers (S3, fs-remote) differ only in their object store.
+            let (kind, store, gc_grace) = match backend {
+                BackendConfig::Filesystem { .. } => continue,
+                BackendConfig::S3 {
                     bucket,
                     prefix,
                     endpoint,
                     region,
                     access_key_id,
                     secret_access_key,
-                    write_policy,
                     timeout,
                     gc_grace,
-                    queue_capacity,
                     ..
                 } => {
                     let env = |v: &str| std::env::var(v).ok().filter(|s| !s.is_empty());
@@ -463,51 +487,23 @@ impl CacheManager {
                             .or_else(|| env("AWS_SECRET_ACCESS_KEY")),
                     };
                     let deadline = duration_field(&name, timeout.as_ref(), DEFAULT_DEADLINE)?;
-                    let store =
-                        ObjectStore::s3(&opts, deadline).map_err(|e| Error::remote(&name, e))?;
-                    let grace = duration_field(&name, gc_grace.as_ref(), DEFAULT_GRACE)?;
-                    let tier = PackTier::new(
-                        &name,
-                        BackendKind::S3,
-                        store,
-                        compression,
-                        clock.clone(),
-                        grace,
-                    );
-                    let capacity = queue_capacity.unwrap_or(DEFAULT_QUEUE_CAPACITY);
-                    b = b.pack_tier(tier, *priority, *write_policy, capacity);
+                    let store = ObjectStore::s3(&opts, deadline).map_err(remote)?;
+                    (BackendKind::S3, store, gc_grace)
                 }
                 BackendConfig::FsRemote {
-                    priority,
                     path,
-                    write_policy,
                     timeout,
                     gc_grace,
-                    queue_capacity,
                     ..
                 } => {
                     let deadline = duration_field(&name, timeout.as_ref(), DEFAULT_DEADLINE)?;
-                    let store = ObjectStore::filesystem(path, deadline)
-                        .map_err(|e| Error::remote(&name, e))?;
-                    let grace = duration_field(&name, gc_grace.as_ref(), DEFAULT_GRACE)?;
-                    let tier = PackTier::new(
-                        &name,
-                        BackendKind::FsRemote,
-                        store,
-                        compression,
-                        clock.clone(),
-                        grace,
-                    );
-                    let capacity = queue_capacity.unwrap_or(DEFAULT_QUEUE_CAPACITY);
-                    b = b.pack_tier(tier, *priority, *write_policy, capacity);
+                    let store = ObjectStore::filesystem(path, deadline).map_err(remote)?;
+                    (BackendKind::FsRemote, store, gc_grace)
                 }
                 BackendConfig::Redis {
-                    priority,
                     url,
                     max_object_size,
-                    write_policy,
                     timeout,
-                    queue_capacity,
                     ..
                 } => {
                     let deadline = duration_field(&name, timeout.as_ref(), Duration::from_secs(5))?;
@@ -517,17 +513,16 @@ impl CacheManager {
                             reason: format!("backend {name}: max_object_size: {e}"),
                         })?,
                     };
-                    let store = RedisStore::new(url.expose(), "pipecache:", deadline)
-                        .map_err(|e| Error::remote(&name, e))?;
+                    let store =
+                        RedisStore::new(url.expose(), "pipecache:", deadline).map_err(remote)?;
                     let tier = RedisTier::new(&name, store, max, compression, clock.clone());
-                    b = b.redis_tier(
-                        tier,
-                        *priority,
-                        *write_policy,
-                        queue_capacity.unwrap_or(DEFAULT_QUEUE_CAPACITY),
-                    );
+                    b = b.redis_tier(tier, priority, policy, capacity);
+                    continue;
                 }
-            }
+            };
+            let grace = duration_field(&name, gc_grace.as_ref(), DEFAULT_GRACE)?;
+            let tier = PackTier::new(&name, kind, store, compression, clock.clone(), grace);
+            b = b.pack_tier(tier, priority, policy, capacity);
         }
         b.build().await
     }
@@ -632,9 +627,12 @@ impl CacheManager {
         }
         let local = &self.inner.local;
         let now = local.options().clock.now_ms();
-        let ttl = options.ttl.or(local.options().default_ttl);
-        let expires_ms =
-            ttl.map(|t| now.saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX)));
+        // Computed once, so every tier records the same expiry.
+        let expires_ms = options.expiry(now, local.options().default_ttl);
+        let options = PutOptions {
+            expires_at_ms: expires_ms,
+            ..options
+        };
         local.put_with(key, artifact.clone(), options).await?;
         let item = StoredArtifact {
             artifact,
@@ -723,11 +721,6 @@ impl CacheManager {
             }
         }
         failure.map_or(Ok(existed), Err)
-    }
-
-    /// True when the local tier holds `key` (remote tiers are not asked).
-    pub async fn contains_local(&self, key: &str) -> Result<bool> {
-        self.inner.local.contains(key).await
     }
 
     /// Per-tier figures, fastest first.

@@ -13,9 +13,7 @@ mod redis;
 mod verified;
 
 pub use backend::{BackendKind, CacheBackend, Capabilities, Fetched};
-pub use config::{
-    BackendConfig, CacheConfig, Secret, WritePolicy, mask_secrets, parse_duration, parse_size,
-};
+pub use config::{BackendConfig, CacheConfig, Secret, WritePolicy, parse_duration, parse_size};
 pub use manager::{
     CacheManager, ManagerBuilder, PullReport, PushReport, RemoteGcReport, TierStats,
 };

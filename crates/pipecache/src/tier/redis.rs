@@ -117,16 +117,11 @@ impl CacheBackend for RedisTier {
                 ),
             });
         }
-        let ttl = match item.expires_ms {
-            None => None,
-            Some(e) => {
-                let now = self.clock.now_ms();
-                if e <= now {
-                    return Ok(());
-                }
-                Some(Duration::from_millis(e - now))
-            }
-        };
+        let now = self.clock.now_ms();
+        if item.is_expired(now) {
+            return Ok(());
+        }
+        let ttl = item.expires_ms.map(|e| Duration::from_millis(e - now));
         let mut parts = Vec::with_capacity(item.artifact.parts.len());
         let mut stored: Vec<(Codec, Vec<u8>)> = Vec::with_capacity(parts.capacity());
         for p in &item.artifact.parts {
