@@ -107,7 +107,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
-    fn store_matches_hashmap_model(ops in proptest::collection::vec(op(), 1..40)) {
+    fn store_matches_hashmap_model(
+        ops in proptest::collection::vec(op(), 1..40),
+        // Compaction's read-ahead of blob records: none (point lookups), a few at a time
+        // (several prescan rounds per pass), or all.
+        prescan_max in prop_oneof![Just(0usize), 1usize..40, Just(usize::MAX)],
+    ) {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
             let clock = ManualClock::new(1_000_000);
@@ -117,6 +122,7 @@ proptest! {
                 compact_threshold: 0.9,
                 default_ttl: None,
                 gc_interval: None,
+                gc_prescan_max_blobs: prescan_max,
                 clock: clock.clone() as Arc<dyn pipecache::Clock>,
                 ..StoreOptions::default()
             };

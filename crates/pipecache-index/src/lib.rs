@@ -246,6 +246,22 @@ impl Index {
             .collect()
     }
 
+    /// Records of many artifact keys in one RocksDB multi-get, in the order asked.
+    pub fn artifacts<K: AsRef<str>>(&self, keys: &[K]) -> Result<Vec<Option<ArtifactRecord>>> {
+        let cf = self.cf("artifacts");
+        let cf_keys = keys.iter().map(|k| (cf, k.as_ref().as_bytes()));
+        self.db
+            .multi_get_cf(cf_keys)
+            .into_iter()
+            .zip(keys)
+            .map(|(r, k)| {
+                let k = k.as_ref();
+                let v = r.map_err(rocks(format!("get artifacts/{k}")))?;
+                v.map(|v| decode("artifacts", k.as_bytes(), &v)).transpose()
+            })
+            .collect()
+    }
+
     /// The record of a chunk.
     pub fn chunk(&self, id: u64) -> Result<Option<ChunkRecord>> {
         self.get("chunks", &chunk_key(id))

@@ -8,7 +8,7 @@
 //! grace period, is what keeps GC from racing concurrent puts.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -17,7 +17,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 use pipecache_format::chunk::CHUNK_HEADER_LEN;
 use pipecache_format::record::{Record, RecordFrame, TombstoneFrame};
-use pipecache_format::{ChunkScanner, FrameKind, chunk_file_name};
+use pipecache_format::{BlobHash, ChunkScanner, FrameKind, chunk_file_name};
 use serde::Serialize;
 use tokio::sync::oneshot;
 
@@ -308,6 +308,15 @@ pub(crate) fn gc(
         max_size: shared.options.max_size,
         ..Default::default()
     };
+    // Phase timings at debug level (`PIPECACHE_LOG=pipecache=debug`): where a pass spends time.
+    let started = std::time::Instant::now();
+    let phase_done = |phase: &str| {
+        tracing::debug!(
+            phase,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "gc phase done"
+        );
+    };
     report.disk_bytes_before = disk_bytes(shared)?;
     let mut budget_left = opts.max_removals.unwrap_or(usize::MAX);
     call(tx, |reply| Request::FlushAccess { reply })?;
@@ -350,6 +359,7 @@ pub(crate) fn gc(
     }
     budget_left = budget_left.saturating_sub(report.expired.len());
     progress("expire", 1, 1);
+    phase_done("expire");
 
     // 2. Size budget: evict whole artifacts by policy until live bytes fit.
     if let Some(max) = shared.options.max_size {
@@ -388,7 +398,9 @@ pub(crate) fn gc(
 
     // 3. Compaction first (it drops the dead records of the chunks it removes), then the
     // remaining dead blob records.
+    phase_done("evict");
     report.compaction = compact(shared, tx, opts.dry_run, opts.max_compactions, progress)?;
+    phase_done("compact");
     let mut dead = Vec::new();
     for item in shared.index.scan_blobs() {
         let (hash, rec) = item?;
@@ -405,6 +417,7 @@ pub(crate) fn gc(
                 call(tx, |reply| Request::DropDeadBlobs { hashes, reply })?;
         }
     }
+    phase_done("drop dead blobs");
     report.disk_bytes_after = disk_bytes(shared)?;
     report.bytes_reclaimed = report
         .disk_bytes_before
@@ -476,6 +489,8 @@ pub(crate) fn compact(
         plan.truncate(limit);
     }
     let total = plan.len() as u64;
+    let ids: Vec<u64> = plan.iter().map(|(id, _)| *id).collect();
+    let mut prescan = Prescan::empty();
     for (i, (id, dead)) in plan.into_iter().enumerate() {
         progress("compact", i as u64, total);
         if dry_run {
@@ -483,10 +498,13 @@ pub(crate) fn compact(
             report.bytes_removed += dead;
             continue;
         }
+        if !prescan.covers(id) {
+            prescan = Prescan::read(shared, &ids[i..])?;
+        }
         let Some(rec) = shared.index.chunk(id)? else {
             continue;
         };
-        match relocate_chunk(shared, tx, id, rec.total_bytes) {
+        match relocate_chunk(shared, tx, id, rec.total_bytes, &mut prescan) {
             Ok(Some(outcome)) => report.add(id, outcome),
             Ok(None) => report.chunks_skipped.push(id),
             Err(Error::Closed) => return Err(Error::Closed),
@@ -507,6 +525,146 @@ const RELOCATE_BATCH_BYTES: u64 = 8 << 20;
 /// Frames per relocation request.
 const RELOCATE_BATCH_ITEMS: usize = 32 * 1024;
 
+/// Where the index located one blob of a chunk about to be compacted, and its refcount. The
+/// record's other fields (lengths, codec) are the frame header's, which relocation copies
+/// verbatim.
+#[derive(Clone, Copy, Debug)]
+struct Located {
+    offset: u64,
+    refs: u64,
+    /// First 8 bytes of the blob hash: the frame found at `offset` must carry this hash.
+    hash_prefix: u64,
+}
+
+fn hash_prefix(hash: &pipecache_format::BlobHash) -> u64 {
+    u64::from_le_bytes(hash.0[..8].try_into().expect("8 bytes"))
+}
+
+/// The blob records of one chunk, by offset, as of the prescan.
+#[derive(Debug, Default)]
+struct ChunkPrescan {
+    /// The chunk's committed length before the scan began: every frame below it was committed
+    /// before the snapshot, so the snapshot locates it if anything does. Frames past it (puts
+    /// appended to the open chunk since) are filtered by point lookups.
+    covered_len: u64,
+    located: Vec<Located>,
+}
+
+impl ChunkPrescan {
+    /// The record of the blob frame at `offset` with `hash`, if the snapshot locates it there.
+    /// `cursor` walks `located` forward: frames are looked up in offset order.
+    fn find(&self, cursor: &mut usize, offset: u64, hash: &BlobHash) -> Option<&Located> {
+        while *cursor < self.located.len() && self.located[*cursor].offset < offset {
+            *cursor += 1;
+        }
+        self.located
+            .get(*cursor)
+            .filter(|l| l.offset == offset && l.hash_prefix == hash_prefix(hash))
+    }
+}
+
+/// The blob records of the chunks about to be compacted, from one scan of the `blobs` CF in
+/// key order, bucketed by chunk and sorted by offset. Filtering a chunk's frames against it
+/// replaces a random point lookup per frame (the dominant cost of a pass over many small
+/// blobs, see docs/performance.md).
+///
+/// Filtering never needs the snapshot current: a frame the snapshot does not locate at its
+/// (chunk, offset) is never located there later (writes append past `covered_len`), and a
+/// blob dead in the snapshot but revived since is caught by the writer's re-check. Handing
+/// the records to the writer as already read does: they are the index's state at `valid_at`.
+/// Relocation commits change only the records of the frames they carry, never those of
+/// frames still to come, so after each batch the writer reports (`RelocReply::seen_current`)
+/// whether its commit was the only one since; while it was, `valid_at` moves to the epoch
+/// after it. Any other commit (a concurrent put or delete) makes it `None`, and the writer
+/// reads the records again.
+struct Prescan {
+    valid_at: Option<u64>,
+    /// Chunks this prescan decided: `Some` = their blob records, `None` = too many for
+    /// `StoreOptions::gc_prescan_max_blobs` on their own, filter by point lookups.
+    chunks: HashMap<u64, Option<ChunkPrescan>>,
+}
+
+impl Prescan {
+    fn empty() -> Self {
+        Self {
+            valid_at: None,
+            chunks: HashMap::new(),
+        }
+    }
+
+    /// Scans the blobs CF once for chunks `wanted` (in plan order), keeping the longest prefix
+    /// of them whose blobs fit in `StoreOptions::gc_prescan_max_blobs` together (the first one
+    /// is always decided, if need be as "too many").
+    fn read(shared: &Shared, wanted: &[u64]) -> Result<Self> {
+        let max = shared.options.gc_prescan_max_blobs;
+        let before = epoch_of(shared);
+        let lens: HashMap<u64, u64> = shared
+            .index
+            .chunks()?
+            .into_iter()
+            .map(|(id, c)| (id, c.total_bytes))
+            .collect();
+        let rank: HashMap<u64, usize> = wanted.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        let mut located: HashMap<u64, Vec<Located>> = HashMap::new();
+        let mut held = 0usize;
+        let mut cutoff = wanted.len(); // chunks ranked at or after this are left for later
+        let mut first_too_big = false;
+        for item in shared.index.scan_blobs() {
+            let (hash, rec) = item?;
+            let Some(&r) = rank.get(&rec.chunk) else {
+                continue;
+            };
+            if r >= cutoff || (r == 0 && first_too_big) {
+                continue;
+            }
+            located.entry(rec.chunk).or_default().push(Located {
+                offset: rec.offset,
+                refs: rec.refs,
+                hash_prefix: hash_prefix(&hash),
+            });
+            held += 1;
+            while held > max {
+                if cutoff > 1 {
+                    // Leave the lowest-ranked chunk held for a later round.
+                    cutoff -= 1;
+                    held -= located.remove(&wanted[cutoff]).map_or(0, |v| v.len());
+                } else {
+                    first_too_big = true;
+                    held -= located.remove(&wanted[0]).map_or(0, |v| v.len());
+                }
+            }
+        }
+        let mut chunks: HashMap<u64, Option<ChunkPrescan>> = HashMap::new();
+        for id in &wanted[..cutoff] {
+            let mut located = located.remove(id).unwrap_or_default();
+            located.sort_unstable_by_key(|l| l.offset);
+            let covered_len = lens.get(id).copied().unwrap_or(0);
+            chunks.insert(
+                *id,
+                Some(ChunkPrescan {
+                    covered_len,
+                    located,
+                }),
+            );
+        }
+        if first_too_big {
+            chunks.insert(wanted[0], None);
+        }
+        let valid_at = (epoch_of(shared) == before).then_some(before);
+        Ok(Self { valid_at, chunks })
+    }
+
+    fn covers(&self, id: u64) -> bool {
+        self.chunks.contains_key(&id)
+    }
+}
+
+fn epoch_of(shared: &Shared) -> u64 {
+    shared
+        .commit_epoch
+        .load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Compacts chunk `id`: streams its frames (hash-checked) up to the committed length and sends
 /// them to the writer in bounded batches. Every batch commits its moves on its own (a crash
 /// between batches leaves moved blobs pointing at their new copies and stale copies in the old
@@ -518,19 +676,22 @@ fn relocate_chunk(
     tx: &Sender<Request>,
     id: u64,
     committed: u64,
+    prescan: &mut Prescan,
 ) -> Result<Option<RelocOutcome>> {
     let path = shared.chunk_dir.join(chunk_file_name(id));
     let mut scanner = ChunkScanner::open(&path)?.keep_stored(true);
-    let mut raw: Vec<RelocItem> = Vec::new();
+    let chunk_prescan = prescan.chunks.remove(&id).flatten();
+    let mut cursor = 0usize;
+    // Frames the prescan does not cover, waiting for one multi-get. Frames come in offset
+    // order and uncovered ones only after covered ones, so `ready` stays in chunk order.
+    let mut lookup: Vec<RelocItem> = Vec::new();
     let mut ready: Vec<RelocItem> = Vec::new();
     let mut ready_bytes = 0u64;
+    // What the records handed to the writer in `ready` were read from.
+    let (mut from_prescan, mut from_lookup) = (false, false);
     let mut total = RelocOutcome::default();
-    let epoch_now = || {
-        shared
-            .commit_epoch
-            .load(std::sync::atomic::Ordering::SeqCst)
-    };
-    let mut epoch = epoch_now();
+    // The epoch before this batch's point lookups.
+    let mut epoch = epoch_of(shared);
     loop {
         let frame = if scanner.offset() < committed {
             scanner.next_frame()?
@@ -540,14 +701,14 @@ fn relocate_chunk(
         let done = frame.is_none();
         if let Some(frame) = frame {
             let (key, shadows) = match frame.header.kind {
-                FrameKind::Blob => (None, None), // checked in batches below
+                FrameKind::Blob => (None, None), // checked against the index below
                 FrameKind::ArtifactRecord => (Some(RecordFrame::decode(&frame.payload)?.key), None),
                 FrameKind::Tombstone => {
                     let t = TombstoneFrame::decode(&frame.payload)?;
                     (Some(t.key), t.shadows)
                 }
             };
-            raw.push(RelocItem {
+            let mut item = RelocItem {
                 offset: frame.offset,
                 header: frame.header,
                 stored: frame.stored.expect("scanner keeps stored bytes"),
@@ -555,11 +716,30 @@ fn relocate_chunk(
                 shadows,
                 dead_at_scan: false,
                 seen: None,
-            });
+            };
+            match &chunk_prescan {
+                Some(p) if item.offset < p.covered_len => {
+                    let keep = item.header.kind != FrameKind::Blob
+                        || match p.find(&mut cursor, item.offset, &item.header.hash) {
+                            Some(l) => {
+                                keep_located(&mut item, id, l.refs);
+                                from_prescan = true;
+                                true
+                            }
+                            None => false, // the index uses another copy, or none
+                        };
+                    if keep {
+                        ready_bytes += item.stored.len() as u64;
+                        ready.push(item);
+                    }
+                }
+                _ => lookup.push(item),
+            }
         }
-        if raw.len() >= FILTER_BATCH || done {
-            filter_blob_items(shared, id, &mut raw)?;
-            for item in raw.drain(..) {
+        if lookup.len() >= FILTER_BATCH || (done && !lookup.is_empty()) {
+            filter_blob_items(shared, id, &mut lookup)?;
+            from_lookup = true;
+            for item in lookup.drain(..) {
                 ready_bytes += item.stored.len() as u64;
                 ready.push(item);
             }
@@ -577,18 +757,34 @@ fn relocate_chunk(
         if done || ready_bytes >= RELOCATE_BATCH_BYTES || ready.len() >= RELOCATE_BATCH_ITEMS {
             let items = std::mem::take(&mut ready);
             ready_bytes = 0;
+            // The epoch at which every `seen` record in the batch was the index's state, or
+            // one no commit matches when the prescan's and the lookups' disagree.
+            let sent_epoch = match (from_prescan, from_lookup) {
+                (false, _) => epoch,
+                (true, false) => prescan.valid_at.unwrap_or(u64::MAX),
+                (true, true) if prescan.valid_at == Some(epoch) => epoch,
+                (true, true) => u64::MAX,
+            };
+            (from_prescan, from_lookup) = (false, false);
             let request = |reply| Request::Relocate {
                 chunk: id,
                 scanned_len: committed,
                 items,
                 last: done,
-                epoch,
+                epoch: sent_epoch,
                 reply,
             };
-            let answer = call(tx, request)?;
-            // The next batch's reads start after this commit.
-            epoch = epoch_now();
-            match answer {
+            let answer = call(tx, request);
+            prescan.valid_at = match &answer {
+                Ok(a) if a.seen_current && prescan.valid_at == Some(sent_epoch) => {
+                    Some(a.epoch_after)
+                }
+                _ => None,
+            };
+            let answer = answer?;
+            // The next batch's lookups start after this commit.
+            epoch = epoch_of(shared);
+            match answer.outcome {
                 Some(outcome) => total += outcome,
                 None => return Ok(None),
             }
@@ -596,6 +792,24 @@ fn relocate_chunk(
                 return Ok(Some(total));
             }
         }
+    }
+}
+
+/// Marks a blob frame the prescan located here: its record travels with it, its bytes only
+/// if it is live.
+fn keep_located(item: &mut RelocItem, chunk: u64, refs: u64) {
+    item.seen = Some(pipecache_format::record::BlobRecord {
+        v: pipecache_format::record::RECORD_VERSION,
+        chunk,
+        offset: item.offset,
+        stored_len: item.header.stored_len,
+        raw_len: item.header.raw_len,
+        codec: item.header.codec as u8,
+        refs,
+    });
+    if refs == 0 {
+        item.stored = Vec::new();
+        item.dead_at_scan = true;
     }
 }
 

@@ -92,6 +92,10 @@ pub struct StoreOptions {
     pub gc_interval: Option<Duration>,
     /// Most artifacts one background GC step removes (bounded work per step).
     pub gc_step_removals: usize,
+    /// Most blob locations compaction reads ahead in one scan of the index (24 bytes each;
+    /// default 2 Mi, 48 MiB). Chunks whose blobs do not fit are prescanned in later rounds, and
+    /// a chunk that alone does not fit is filtered by point lookups instead (slower, bounded).
+    pub gc_prescan_max_blobs: usize,
     /// How often access times collected by reads are written to the index.
     pub access_flush_interval: Duration,
     /// Most requests one group commit takes.
@@ -115,6 +119,7 @@ impl Default for StoreOptions {
             compact_threshold: 0.5,
             gc_interval: Some(Duration::from_secs(60)),
             gc_step_removals: 1000,
+            gc_prescan_max_blobs: 2 << 20,
             access_flush_interval: Duration::from_secs(30),
             max_batch_requests: 512,
             max_batch_bytes: 64 << 20,

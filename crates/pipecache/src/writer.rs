@@ -129,6 +129,20 @@ impl std::ops::AddAssign for RelocOutcome {
     }
 }
 
+/// The writer's answer to one relocation batch.
+#[derive(Debug)]
+pub(crate) struct RelocReply {
+    /// `None`: refused (the chunk grew since it was scanned, or a put revived a blob that was
+    /// dead at scan time); what earlier batches moved stays moved.
+    pub outcome: Option<RelocOutcome>,
+    /// The batch's `epoch` was current when the writer took it: no commit but this batch's own
+    /// happened since the sender's records were read, so records of frames the batch did not
+    /// carry are still current at `epoch_after`.
+    pub seen_current: bool,
+    /// `Shared::commit_epoch` once the batch is done.
+    pub epoch_after: u64,
+}
+
 #[derive(Debug)]
 pub(crate) enum Request {
     Put(PutRequest),
@@ -157,9 +171,10 @@ pub(crate) enum Request {
         items: Vec<RelocItem>,
         /// The chunk's last batch: drop the chunk record and unlink the file.
         last: bool,
-        /// `Shared::commit_epoch` before the GC thread read the items' blob records.
+        /// `Shared::commit_epoch` at which the items' `seen` blob records were the index's
+        /// state (`u64::MAX`: unknown, read them again).
         epoch: u64,
-        reply: oneshot::Sender<Result<Option<RelocOutcome>>>,
+        reply: oneshot::Sender<Result<RelocReply>>,
     },
     RemoveOrphans {
         reply: oneshot::Sender<Result<Vec<u64>>>,
@@ -206,6 +221,8 @@ struct BatchState {
     chunks: HashMap<u64, ChunkRecord>,
     chunk_deletes: HashSet<u64>,
     artifacts: HashMap<String, Option<ArtifactRecord>>,
+    /// Committed artifact records read ahead in one multi-get (never written back).
+    artifact_reads: HashMap<String, Option<ArtifactRecord>>,
     access: Vec<(String, u64)>,
     expiry_put: Vec<(u64, String)>,
     expiry_del: Vec<(u64, String)>,
@@ -231,6 +248,7 @@ impl Writer {
             chunks: HashMap::new(),
             chunk_deletes: HashSet::new(),
             artifacts: HashMap::new(),
+            artifact_reads: HashMap::new(),
             access: Vec::new(),
             expiry_put: Vec::new(),
             expiry_del: Vec::new(),
@@ -375,6 +393,7 @@ impl Writer {
         match req {
             Request::Evict { victims, reply } => {
                 let res = self.maintenance(|w, st| {
+                    w.read_ahead(st, victims.iter().map(|v| v.key.as_str()))?;
                     let mut removed = Vec::new();
                     for v in &victims {
                         if let Some(size) =
@@ -417,6 +436,12 @@ impl Writer {
                 epoch,
                 reply,
             } => {
+                let epoch_now = || {
+                    self.shared
+                        .commit_epoch
+                        .load(std::sync::atomic::Ordering::SeqCst)
+                };
+                let seen_current = epoch_now() == epoch;
                 let current_len = match &self.chunk {
                     // Maintenance runs after the group commit: everything appended is committed.
                     Some(c) if c.id() == chunk => Some(c.len()),
@@ -435,11 +460,15 @@ impl Writer {
                         scanned_len,
                         "chunk changed since it was scanned; not compacting it now"
                     );
-                    let _ = reply.send(Ok(None));
+                    let _ = reply.send(Ok(RelocReply {
+                        outcome: None,
+                        seen_current,
+                        epoch_after: epoch_now(),
+                    }));
                     return;
                 }
-                let res =
-                    self.maintenance(|w, st| w.apply_relocate(st, chunk, &items, last, epoch));
+                let res = self
+                    .maintenance(|w, st| w.apply_relocate(st, chunk, &items, last, seen_current));
                 let res = res.and_then(|outcome| {
                     let Some(mut outcome) = outcome else {
                         return Ok(None);
@@ -460,6 +489,14 @@ impl Writer {
                         .map_err(|e| Error::io(format!("remove {}", path.display()), e))?;
                     pipecache_format::sync_dir(&self.shared.chunk_dir)?;
                     Ok(Some(outcome))
+                });
+                let res = res.map(|outcome| RelocReply {
+                    outcome,
+                    seen_current,
+                    epoch_after: self
+                        .shared
+                        .commit_epoch
+                        .load(std::sync::atomic::Ordering::SeqCst),
                 });
                 let _ = reply.send(res);
             }
@@ -536,6 +573,37 @@ impl Writer {
         }
     }
 
+    /// Reads the records of `keys` and of their parts' blobs with two multi-gets, so that
+    /// removing many artifacts in one batch costs no point lookup per part.
+    fn read_ahead<'k>(
+        &self,
+        st: &mut BatchState,
+        keys: impl Iterator<Item = &'k str>,
+    ) -> Result<()> {
+        let keys: Vec<&str> = keys
+            .filter(|k| !st.artifacts.contains_key(*k) && !st.artifact_reads.contains_key(*k))
+            .collect();
+        let index = &self.shared.index;
+        let mut hashes = Vec::new();
+        for (key, rec) in keys.iter().zip(index.artifacts(&keys)?) {
+            if let Some(rec) = &rec {
+                hashes.extend(rec.parts.iter().map(|p| p.hash));
+            }
+            st.artifact_reads.insert((*key).to_owned(), rec);
+        }
+        hashes.sort_unstable();
+        hashes.dedup();
+        hashes.retain(|h| !st.blobs.contains_key(h) && !st.blob_deletes.contains(h));
+        for batch in hashes.chunks(4096) {
+            for (h, rec) in batch.iter().zip(index.blobs(batch)?) {
+                if let Some(rec) = rec {
+                    st.blobs.insert(*h, rec);
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn blob_state<'s>(
         &self,
         st: &'s mut BatchState,
@@ -584,7 +652,7 @@ impl Writer {
     }
 
     fn artifact_state(&self, st: &BatchState, key: &str) -> Result<Option<ArtifactRecord>> {
-        if let Some(rec) = st.artifacts.get(key) {
+        if let Some(rec) = st.artifacts.get(key).or_else(|| st.artifact_reads.get(key)) {
             return Ok(rec.clone());
         }
         self.shared.index.artifact(key).map_err(Error::from)
@@ -872,16 +940,11 @@ impl Writer {
         old: u64,
         items: &[RelocItem],
         last: bool,
-        epoch: u64,
+        seen_current: bool,
     ) -> Result<Option<RelocOutcome>> {
         // Nothing committed since the GC thread read these records: they are the index's
         // current state, so use them instead of reading them again.
-        if self
-            .shared
-            .commit_epoch
-            .load(std::sync::atomic::Ordering::SeqCst)
-            == epoch
-        {
+        if seen_current {
             for item in items {
                 if let Some(rec) = item.seen {
                     st.blobs.entry(item.header.hash).or_insert(rec);
