@@ -1,0 +1,117 @@
+//! A failing tier is logged once per episode: its first error warns, later errors of the same
+//! outage are only counted, the recovery is logged once, and a second outage is a new episode
+//! (one more warning). The log lines are captured from a real subscriber; the counters they
+//! sit beside must still count every error.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use pipecache::tier::WritePolicy;
+use pipecache_test_support::servers::{S3Server, TcpProxy};
+use pipecache_test_support::tiers::{open_temp_manager, s3_backend};
+use tracing_subscriber::fmt::MakeWriter;
+
+const FAILING: &str = "tier failing";
+const RECOVERED: &str = "tier recovered";
+
+/// Log output, shared between the subscriber and the test.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+impl Captured {
+    /// Lines mentioning `message` and the S3 tier.
+    fn count(&self, message: &str) -> usize {
+        let text = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
+        text.lines()
+            .filter(|l| l.contains(message) && l.contains("tier=\"s3\""))
+            .count()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_tier_is_logged_once_per_episode() {
+    let logs = Captured::default();
+    // Global: the manager logs from tokio worker threads, not only this one.
+    tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .init();
+
+    let s3 = S3Server::start();
+    let proxy = TcpProxy::start(s3.port());
+    let (_dir, m) = open_temp_manager(
+        vec![s3_backend(
+            &proxy.endpoint(),
+            s3.bucket(),
+            WritePolicy::WriteThrough,
+        )],
+        None,
+    )
+    .await;
+    let s3_errors = |m: &pipecache::tier::CacheManager| {
+        let t = m
+            .tier_stats()
+            .into_iter()
+            .find(|t| t.name == "s3")
+            .expect("an s3 tier");
+        t.errors + t.timeouts
+    };
+
+    // Healthy: a miss is neither an error nor a log line.
+    assert!(m.get("video:absent:transcript").await.unwrap().is_none());
+    assert_eq!((s3_errors(&m), logs.count(FAILING)), (0, 0));
+
+    // First outage: five failing reads, five errors counted, one warning.
+    proxy.set_down(true);
+    for i in 0..5 {
+        let got = m.get(&format!("video:outage1-{i}:transcript")).await;
+        assert!(got.unwrap().is_none(), "a remote error is a local miss");
+    }
+    assert_eq!(s3_errors(&m), 5, "every failure is counted");
+    assert_eq!(logs.count(FAILING), 1, "one warning per outage");
+    assert_eq!(logs.count(RECOVERED), 0);
+
+    // Recovery: logged once, however many calls succeed.
+    proxy.set_down(false);
+    for i in 0..3 {
+        assert!(
+            m.get(&format!("video:up-{i}:transcript"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    assert_eq!(logs.count(RECOVERED), 1, "one recovery line");
+
+    // Second outage: a new episode, one more warning.
+    proxy.set_down(true);
+    for i in 0..3 {
+        assert!(
+            m.get(&format!("video:outage2-{i}:transcript"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    assert_eq!(s3_errors(&m), 8);
+    assert_eq!(logs.count(FAILING), 2, "the second outage warns again");
+    assert_eq!(logs.count(RECOVERED), 1);
+}
