@@ -597,7 +597,7 @@ impl Prescan {
     /// is always decided, if need be as "too many").
     fn read(shared: &Shared, wanted: &[u64]) -> Result<Self> {
         let max = shared.options.gc_prescan_max_blobs;
-        let before = epoch_of(shared);
+        let before = shared.epoch();
         let lens: HashMap<u64, u64> = shared
             .index
             .chunks()?
@@ -650,19 +650,13 @@ impl Prescan {
         if first_too_big {
             chunks.insert(wanted[0], None);
         }
-        let valid_at = (epoch_of(shared) == before).then_some(before);
+        let valid_at = (shared.epoch() == before).then_some(before);
         Ok(Self { valid_at, chunks })
     }
 
     fn covers(&self, id: u64) -> bool {
         self.chunks.contains_key(&id)
     }
-}
-
-fn epoch_of(shared: &Shared) -> u64 {
-    shared
-        .commit_epoch
-        .load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// Compacts chunk `id`: streams its frames (hash-checked) up to the committed length and sends
@@ -691,7 +685,7 @@ fn relocate_chunk(
     let (mut from_prescan, mut from_lookup) = (false, false);
     let mut total = RelocOutcome::default();
     // The epoch before this batch's point lookups.
-    let mut epoch = epoch_of(shared);
+    let mut epoch = shared.epoch();
     loop {
         let frame = if scanner.offset() < committed {
             scanner.next_frame()?
@@ -783,7 +777,7 @@ fn relocate_chunk(
             };
             let answer = answer?;
             // The next batch's lookups start after this commit.
-            epoch = epoch_of(shared);
+            epoch = shared.epoch();
             match answer.outcome {
                 Some(outcome) => total += outcome,
                 None => return Ok(None),

@@ -72,7 +72,7 @@ pub(crate) struct Shared {
     readers: RwLock<HashMap<u64, Arc<ChunkReader>>>,
     /// Incremented after every index commit: lets the writer trust index reads the GC thread
     /// made when no commit happened since (saves a second lookup per relocated blob).
-    pub commit_epoch: std::sync::atomic::AtomicU64,
+    commit_epoch: std::sync::atomic::AtomicU64,
     /// Wakes the background GC thread early (a commit took the store over budget).
     gc_wake: Option<Sender<()>>,
     // Declared last so it is released after RocksDB is closed.
@@ -80,6 +80,17 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Commits so far (see `commit_epoch`).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.commit_epoch.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Counts one index commit; only the writer thread calls it, right after committing.
+    pub(crate) fn bump_epoch(&self) {
+        self.commit_epoch
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
     pub(crate) fn reader(&self, id: u64) -> Result<Arc<ChunkReader>, FormatError> {
         if let Some(r) = self.readers.read().expect("reader cache poisoned").get(&id) {
             return Ok(r.clone());

@@ -436,12 +436,7 @@ impl Writer {
                 epoch,
                 reply,
             } => {
-                let epoch_now = || {
-                    self.shared
-                        .commit_epoch
-                        .load(std::sync::atomic::Ordering::SeqCst)
-                };
-                let seen_current = epoch_now() == epoch;
+                let seen_current = self.shared.epoch() == epoch;
                 let current_len = match &self.chunk {
                     // Maintenance runs after the group commit: everything appended is committed.
                     Some(c) if c.id() == chunk => Some(c.len()),
@@ -463,7 +458,7 @@ impl Writer {
                     let _ = reply.send(Ok(RelocReply {
                         outcome: None,
                         seen_current,
-                        epoch_after: epoch_now(),
+                        epoch_after: self.shared.epoch(),
                     }));
                     return;
                 }
@@ -493,10 +488,7 @@ impl Writer {
                 let res = res.map(|outcome| RelocReply {
                     outcome,
                     seen_current,
-                    epoch_after: self
-                        .shared
-                        .commit_epoch
-                        .load(std::sync::atomic::Ordering::SeqCst),
+                    epoch_after: self.shared.epoch(),
                 });
                 let _ = reply.send(res);
             }
@@ -1165,9 +1157,7 @@ impl Writer {
         b.put_meta(&st.meta);
         index.commit(b, sync)?;
         self.meta = st.meta;
-        self.shared
-            .commit_epoch
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.shared.bump_epoch();
         let c = &self.shared.counters;
         c.commits.add(1);
         c.blobs_written.add(st.blobs_written);
