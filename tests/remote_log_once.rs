@@ -6,9 +6,10 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use pipecache::CacheManager;
 use pipecache::tier::WritePolicy;
 use pipecache_test_support::servers::{S3Server, TcpProxy};
-use pipecache_test_support::tiers::{open_temp_manager, s3_backend};
+use pipecache_test_support::tiers::open_s3_manager;
 use tracing_subscriber::fmt::MakeWriter;
 
 const FAILING: &str = "tier failing";
@@ -45,6 +46,15 @@ impl Captured {
     }
 }
 
+/// `n` reads of keys nobody wrote: misses whether or not the S3 tier answers (a remote error
+/// is counted, never returned).
+async fn read_absent(m: &CacheManager, tag: &str, n: usize) {
+    for i in 0..n {
+        let got = m.get(&format!("video:{tag}-{i}:transcript")).await;
+        assert!(got.unwrap().is_none(), "read {i} of {tag}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_tier_is_logged_once_per_episode() {
     let logs = Captured::default();
@@ -57,16 +67,9 @@ async fn a_failing_tier_is_logged_once_per_episode() {
 
     let s3 = S3Server::start();
     let proxy = TcpProxy::start(s3.port());
-    let (_dir, m) = open_temp_manager(
-        vec![s3_backend(
-            &proxy.endpoint(),
-            s3.bucket(),
-            WritePolicy::WriteThrough,
-        )],
-        None,
-    )
-    .await;
-    let s3_errors = |m: &pipecache::tier::CacheManager| {
+    let dir = tempfile::tempdir().unwrap();
+    let m = open_s3_manager(dir.path(), &s3, Some(&proxy), WritePolicy::WriteThrough).await;
+    let s3_errors = |m: &CacheManager| {
         let t = m
             .tier_stats()
             .into_iter()
@@ -81,36 +84,19 @@ async fn a_failing_tier_is_logged_once_per_episode() {
 
     // First outage: five failing reads, five errors counted, one warning.
     proxy.set_down(true);
-    for i in 0..5 {
-        let got = m.get(&format!("video:outage1-{i}:transcript")).await;
-        assert!(got.unwrap().is_none(), "a remote error is a local miss");
-    }
+    read_absent(&m, "outage1", 5).await;
     assert_eq!(s3_errors(&m), 5, "every failure is counted");
     assert_eq!(logs.count(FAILING), 1, "one warning per outage");
     assert_eq!(logs.count(RECOVERED), 0);
 
     // Recovery: logged once, however many calls succeed.
     proxy.set_down(false);
-    for i in 0..3 {
-        assert!(
-            m.get(&format!("video:up-{i}:transcript"))
-                .await
-                .unwrap()
-                .is_none()
-        );
-    }
+    read_absent(&m, "up", 3).await;
     assert_eq!(logs.count(RECOVERED), 1, "one recovery line");
 
     // Second outage: a new episode, one more warning.
     proxy.set_down(true);
-    for i in 0..3 {
-        assert!(
-            m.get(&format!("video:outage2-{i}:transcript"))
-                .await
-                .unwrap()
-                .is_none()
-        );
-    }
+    read_absent(&m, "outage2", 3).await;
     assert_eq!(s3_errors(&m), 8);
     assert_eq!(logs.count(FAILING), 2, "the second outage warns again");
     assert_eq!(logs.count(RECOVERED), 1);

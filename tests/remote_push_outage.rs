@@ -8,7 +8,7 @@ use pipecache::Artifact;
 use pipecache::tier::WritePolicy;
 use pipecache_test_support::random_bytes;
 use pipecache_test_support::servers::{S3Server, TcpProxy};
-use pipecache_test_support::tiers::{open_manager, open_s3_reader, s3_backend};
+use pipecache_test_support::tiers::{open_manager, open_s3_manager, open_s3_reader};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_fails_cleanly_and_resumes_without_reuploading() {
@@ -26,16 +26,7 @@ async fn push_fails_cleanly_and_resumes_without_reuploading() {
             .unwrap();
     }
     local.close().await.unwrap();
-    let m = open_manager(
-        dir.path(),
-        vec![s3_backend(
-            &proxy.endpoint(),
-            s3.bucket(),
-            WritePolicy::WriteThrough,
-        )],
-        None,
-    )
-    .await;
+    let m = open_s3_manager(dir.path(), &s3, Some(&proxy), WritePolicy::WriteThrough).await;
 
     // A direct view of the bucket, behind no proxy, to watch the push land.
     let (_dir_direct, direct) = open_s3_reader(&s3).await;

@@ -6,7 +6,7 @@ use pipecache::Artifact;
 use pipecache::tier::WritePolicy;
 use pipecache_test_support::json_like;
 use pipecache_test_support::servers::{S3Server, TcpProxy};
-use pipecache_test_support::tiers::{open_manager, open_s3_reader, s3_backend};
+use pipecache_test_support::tiers::{open_manager, open_s3_manager, open_s3_reader, s3_backend};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_uploads_survive_a_restart() {
@@ -95,16 +95,7 @@ async fn the_worker_retries_until_the_tier_comes_back() {
     let proxy = TcpProxy::start(s3.port());
     proxy.set_down(true);
     let dir = tempfile::tempdir().unwrap();
-    let m = open_manager(
-        dir.path(),
-        vec![s3_backend(
-            &proxy.endpoint(),
-            s3.bucket(),
-            WritePolicy::WriteBack,
-        )],
-        None,
-    )
-    .await;
+    let m = open_s3_manager(dir.path(), &s3, Some(&proxy), WritePolicy::WriteBack).await;
     let art = Artifact::single(json_like(7, 5_000));
     m.put("video:s1-0000000000000007:transcript", art.clone())
         .await

@@ -173,12 +173,11 @@ impl CompressionPolicy {
             return Ok((Codec::Raw, None));
         }
         if raw.len() > 4 * SAMPLE_LEN {
-            let sample = compress(&raw[..SAMPLE_LEN], self.level).map_err(|e| {
-                FormatError::Encode {
+            let sample =
+                compress(&raw[..SAMPLE_LEN], self.level).map_err(|e| FormatError::Encode {
                     what: "zstd sample",
                     detail: e.to_string(),
-                }
-            })?;
+                })?;
             if (sample.len() as f64) > (SAMPLE_LEN as f64) * self.max_ratio {
                 return Ok((Codec::Raw, None));
             }

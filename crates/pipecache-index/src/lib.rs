@@ -233,31 +233,25 @@ impl Index {
 
     /// Records of many blobs in one RocksDB multi-get, in the order asked.
     pub fn blobs(&self, hashes: &[BlobHash]) -> Result<Vec<Option<BlobRecord>>> {
-        let cf = self.cf("blobs");
-        let keys = hashes.iter().map(|h| (cf, h.as_bytes().as_slice()));
-        self.db
-            .multi_get_cf(keys)
-            .into_iter()
-            .zip(hashes)
-            .map(|(r, h)| {
-                let v = r.map_err(rocks(format!("get blobs/{h}")))?;
-                v.map(|v| decode("blobs", h.as_bytes(), &v)).transpose()
-            })
-            .collect()
+        let keys: Vec<&[u8]> = hashes.iter().map(|h| h.as_bytes().as_slice()).collect();
+        self.multi_get("blobs", &keys)
     }
 
     /// Records of many artifact keys in one RocksDB multi-get, in the order asked.
     pub fn artifacts<K: AsRef<str>>(&self, keys: &[K]) -> Result<Vec<Option<ArtifactRecord>>> {
-        let cf = self.cf("artifacts");
-        let cf_keys = keys.iter().map(|k| (cf, k.as_ref().as_bytes()));
+        let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_ref().as_bytes()).collect();
+        self.multi_get("artifacts", &keys)
+    }
+
+    fn multi_get<T: Record>(&self, cf: &'static str, keys: &[&[u8]]) -> Result<Vec<Option<T>>> {
+        let handle = self.cf(cf);
         self.db
-            .multi_get_cf(cf_keys)
+            .multi_get_cf(keys.iter().map(|k| (handle, *k)))
             .into_iter()
             .zip(keys)
             .map(|(r, k)| {
-                let k = k.as_ref();
-                let v = r.map_err(rocks(format!("get artifacts/{k}")))?;
-                v.map(|v| decode("artifacts", k.as_bytes(), &v)).transpose()
+                let v = r.map_err(rocks(format!("get {cf}/{}", printable(k))))?;
+                v.map(|v| decode(cf, k, &v)).transpose()
             })
             .collect()
     }

@@ -102,16 +102,21 @@ pub async fn open_temp_manager(
     (dir, m)
 }
 
+/// A manager in `dir` with one tier on `s3`'s bucket, reached directly or through `proxy`.
+pub async fn open_s3_manager(
+    dir: &Path,
+    s3: &crate::servers::S3Server,
+    proxy: Option<&crate::servers::TcpProxy>,
+    policy: WritePolicy,
+) -> CacheManager {
+    let endpoint = proxy.map_or_else(|| s3.endpoint(), |p| p.endpoint());
+    open_manager(dir, vec![s3_backend(&endpoint, s3.bucket(), policy)], None).await
+}
+
 /// Another machine: a fresh local tier in front of `s3`'s bucket directly (no proxy),
 /// write-through.
 pub async fn open_s3_reader(s3: &crate::servers::S3Server) -> (tempfile::TempDir, CacheManager) {
-    open_temp_manager(
-        vec![s3_backend(
-            &s3.endpoint(),
-            s3.bucket(),
-            WritePolicy::WriteThrough,
-        )],
-        None,
-    )
-    .await
+    let dir = tempfile::tempdir().expect("temp dir");
+    let m = open_s3_manager(dir.path(), s3, None, WritePolicy::WriteThrough).await;
+    (dir, m)
 }
