@@ -6,7 +6,9 @@
 use std::time::{Duration, Instant};
 
 use pipecache::{Artifact, ManualClock, StoreOptions};
-use pipecache_test_support::{TempStore, assert_reads_back, lifecycle_options, random_bytes};
+use pipecache_test_support::{
+    TempStore, assert_reads_back, lifecycle_options, list_keys, random_bytes,
+};
 
 const BUDGET: u64 = 1 << 20;
 const CHUNK: u64 = 64 << 10;
@@ -69,13 +71,7 @@ async fn background_gc_enforces_the_budget() {
     );
 
     // Whatever survives is intact; the newest artifacts survive; nothing vanished uncounted.
-    let survivors: Vec<String> = store
-        .list("")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.key)
-        .collect();
+    let survivors: Vec<String> = list_keys(store, "").await;
     assert!(!survivors.is_empty());
     assert_eq!(s.evicted + s.artifacts, N, "{s:?}");
     for i in N - 5..N {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pipecache::{Artifact, Error, GcOptions, ManualClock, StoreOptions};
 use pipecache_test_support::{
-    TempStore, assert_reads_back, json_like, lifecycle_options, random_bytes,
+    TempStore, assert_reads_back, json_like, lifecycle_options, list_keys, random_bytes,
 };
 
 const T0: u64 = 1_700_000_000_000;
@@ -104,13 +104,7 @@ async fn gc_evicts_least_recently_used_until_under_budget() {
 
     // Survivors: every recently read artifact, plus the newest of the others (the store is not
     // emptied beyond what the budget needs).
-    let survivors: BTreeSet<String> = store
-        .list("")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.key)
-        .collect();
+    let survivors: BTreeSet<String> = list_keys(&store, "").await.into_iter().collect();
     assert_eq!(s.artifacts, survivors.len() as u64);
     assert!(
         evicted.is_disjoint(&survivors),

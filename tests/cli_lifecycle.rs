@@ -2,7 +2,7 @@
 //! `--max-size`, `stats` lifecycle fields, `rebuild-index`, and clear errors for bad TTLs and
 //! bad config values.
 
-use pipecache_test_support::{pipecache_bin, random_bytes, run_cli, stdout_json};
+use pipecache_test_support::{assert_success, pipecache_bin, random_bytes, run_cli, stdout_json};
 
 #[test]
 fn gc_compact_budget_and_rebuild_from_the_cli() {
@@ -17,11 +17,7 @@ fn gc_compact_budget_and_rebuild_from_the_cli() {
             &["put", &format!("k{i:02}"), f.to_str().unwrap()],
             None,
         );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
     }
     for i in 0..10u64 {
         assert!(
@@ -54,11 +50,7 @@ fn gc_compact_budget_and_rebuild_from_the_cli() {
         &["--max-size", "500kB", "gc", "--json"],
         None,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     // Not a terminal: no progress bar, nothing on stderr.
     assert!(
         out.stderr.is_empty(),
@@ -95,11 +87,7 @@ fn gc_compact_budget_and_rebuild_from_the_cli() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("rebuild-index"));
     let out = run_cli(pipecache_bin!(), &store, &["rebuild-index", "--json"], None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(stdout_json(&out)["artifacts_restored"], survivors.len());
     for key in &survivors {
         let i: u64 = key[1..].parse().unwrap();

@@ -2,7 +2,7 @@
 //! input clearly, `status` says what is cached per stage, and `demo` (the README's first
 //! command) runs cold then warm with simulated costs labelled.
 
-use pipecache_test_support::{pipecache_bin, random_bytes, run_cli, stdout_json};
+use pipecache_test_support::{assert_success, pipecache_bin, random_bytes, run_cli, stdout_json};
 
 #[test]
 fn key_status_and_demo() {
@@ -26,11 +26,7 @@ fn key_status_and_demo() {
         ],
         None,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert!(key.starts_with("video:c1-"), "{key}");
     assert!(
@@ -140,11 +136,7 @@ fn key_status_and_demo() {
         &["demo", "--videos", "3", "--frames", "20"],
         None,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("SIMULATED"),

@@ -1,7 +1,7 @@
 //! The CLI round-trips a file, stdin and a directory, lists, removes, and reports stats and
 //! verify as JSON; exit status is 0 on a hit and 1 on a miss.
 
-use pipecache_test_support::{pipecache_bin, random_bytes, run_cli, stdout_json};
+use pipecache_test_support::{assert_success, pipecache_bin, random_bytes, run_cli, stdout_json};
 
 #[test]
 fn put_get_ls_rm_stats_verify() {
@@ -17,11 +17,7 @@ fn put_get_ls_rm_stats_verify() {
         &["put", "video:abc:keyframe", input.to_str().unwrap()],
         None,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let out = run_cli(
         pipecache_bin!(),
         &store,
@@ -38,11 +34,7 @@ fn put_get_ls_rm_stats_verify() {
         &["put", "--ttl", "7d", "t", "-"],
         Some(b"{\"text\":\"hello\"}"),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let target = tmp.path().join("t.json");
     let out = run_cli(
         pipecache_bin!(),
@@ -71,11 +63,7 @@ fn put_get_ls_rm_stats_verify() {
         ],
         None,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let out = run_cli(pipecache_bin!(), &store, &["get", "dirkey"], None);
     assert_eq!(
         out.status.code(),

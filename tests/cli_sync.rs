@@ -2,7 +2,7 @@
 //! machine, `get`, per-tier `stats --json`, `config` with secrets masked, `gc --remote`.
 
 use pipecache_test_support::servers::S3Server;
-use pipecache_test_support::{json_like, pipecache_bin, run_cli, stdout_json};
+use pipecache_test_support::{assert_success, json_like, pipecache_bin, run_cli, stdout_json};
 
 #[test]
 fn push_pull_and_read_through_from_the_command_line() {
@@ -37,11 +37,7 @@ fn push_pull_and_read_through_from_the_command_line() {
             &["--config", c, "put", &key, input.to_str().unwrap()],
             None,
         );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
     }
     let out = run_cli(
         pipecache_bin!(),
@@ -63,11 +59,7 @@ fn push_pull_and_read_through_from_the_command_line() {
         &["--config", c, "sync", "push", "--json"],
         None,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let push = stdout_json(&out);
     // The write-back workers of the earlier CLI runs may have uploaded some already.
     assert_eq!(
@@ -94,11 +86,7 @@ fn push_pull_and_read_through_from_the_command_line() {
         &["--config", c, "sync", "pull", "--prefix", &prefix, "--json"],
         None,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(stdout_json(&out)["pulled"], 2);
     let out = run_cli(pipecache_bin!(), &b, &["ls", "--json"], None);
     assert_eq!(stdout_json(&out).as_array().unwrap().len(), 2);
@@ -110,11 +98,7 @@ fn push_pull_and_read_through_from_the_command_line() {
         &["--config", c, "get", "video:s1-00000000000000bb:transcript"],
         None,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(out.stdout, json_like(1, 20_000));
     let out = run_cli(
         pipecache_bin!(),
@@ -145,11 +129,7 @@ fn push_pull_and_read_through_from_the_command_line() {
         &["--config", c, "gc", "--remote", "--grace", "1h", "--json"],
         None,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let gc = stdout_json(&out);
     assert_eq!(
         (gc["records"].as_u64(), gc["packs_deleted"].as_u64()),

@@ -2,24 +2,16 @@
 //! write-through), machine B with its own local tier gets it from S3 and `get_all_artifacts`
 //! counts it as cached.
 
-use pipecache::tier::WritePolicy;
 use pipecache_pipeline::{
     FingerprintMode, PipelineArtifactCache, PipelineConfig, Transcript, TranscriptSegment,
 };
 use pipecache_test_support::random_bytes;
 use pipecache_test_support::servers::S3Server;
-use pipecache_test_support::tiers::{open_temp_manager, s3_backend};
+use pipecache_test_support::tiers::open_s3_reader;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transcript_computed_on_one_machine_is_a_hit_on_another() {
     let s3 = S3Server::start();
-    let backend = || {
-        vec![s3_backend(
-            &s3.endpoint(),
-            s3.bucket(),
-            WritePolicy::WriteThrough,
-        )]
-    };
     let work = tempfile::tempdir().unwrap();
     let video = work.path().join("talk.mp4");
     std::fs::write(&video, random_bytes(1, 100_000)).unwrap();
@@ -34,14 +26,14 @@ async fn a_transcript_computed_on_one_machine_is_a_hit_on_another() {
         }],
     };
 
-    let (_da, a) = open_temp_manager(backend(), None).await;
+    let (_da, a) = open_s3_reader(&s3).await;
     let cache_a = PipelineArtifactCache::new(a, FingerprintMode::Content);
     cache_a
         .set_transcript(&video, &transcript, "base", "en")
         .await
         .unwrap();
 
-    let (_db, b) = open_temp_manager(backend(), None).await;
+    let (_db, b) = open_s3_reader(&s3).await;
     let cache_b = PipelineArtifactCache::new(b, FingerprintMode::Content);
     assert_eq!(
         cache_b.get_transcript(&video, "base", "en").await.unwrap(),

@@ -8,18 +8,19 @@ use pipecache_test_support::random_bytes;
 use pipecache_test_support::servers::{
     RedisServer, S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY, S3Server,
 };
-use pipecache_test_support::tiers::{open_manager, open_temp_manager, redis_backend, s3_backend};
+use pipecache_test_support::tiers::{
+    open_s3_manager, open_s3_reader, open_temp_manager, redis_backend,
+};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn altered_pack_bytes_are_rejected_counted_and_not_promoted() {
     let s3 = S3Server::start();
-    let backend = || s3_backend(&s3.endpoint(), s3.bucket(), WritePolicy::WriteThrough);
     let key = "video:s1-0123456789abcdef:keyframes:threshold=0.999";
     let art = Artifact::default()
         .with_part("f0.jpg", random_bytes(1, 50_000))
         .with_part("f1.jpg", random_bytes(2, 50_000));
-    let (_dir_a, a) = open_temp_manager(vec![backend()], None).await;
+    let (_dir_a, a) = open_s3_reader(&s3).await;
     a.put(key, art.clone()).await.unwrap();
     a.close().await.unwrap();
 
@@ -44,7 +45,7 @@ async fn altered_pack_bytes_are_rejected_counted_and_not_promoted() {
     raw.put(&packs[0].path, bytes).await.unwrap();
 
     let dir_b = tempfile::tempdir().unwrap();
-    let b = open_manager(dir_b.path(), vec![backend()], None).await;
+    let b = open_s3_manager(dir_b.path(), &s3, None, WritePolicy::WriteThrough).await;
     assert_eq!(
         b.get(key).await.unwrap(),
         None,

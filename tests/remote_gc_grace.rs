@@ -4,26 +4,18 @@
 
 use std::time::Duration;
 
-use pipecache::tier::WritePolicy;
 use pipecache::{Artifact, PutOptions};
 use pipecache_format::remote::PackBuilder;
 use pipecache_format::{BlobHash, Codec};
 use pipecache_test_support::random_bytes;
 use pipecache_test_support::servers::S3Server;
-use pipecache_test_support::tiers::{frames_artifact, open_temp_manager, s3_backend, wall_ms};
+use pipecache_test_support::tiers::{frames_artifact, open_s3_reader, wall_ms};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_keeps_referenced_and_young_packs_and_deletes_the_rest() {
     let s3 = S3Server::start();
-    let backend = || {
-        vec![s3_backend(
-            &s3.endpoint(),
-            s3.bucket(),
-            WritePolicy::WriteThrough,
-        )]
-    };
-    let (_da, a) = open_temp_manager(backend(), None).await;
-    let (_db, b) = open_temp_manager(backend(), None).await;
+    let (_da, a) = open_s3_reader(&s3).await;
+    let (_db, b) = open_s3_reader(&s3).await;
     let intro: Vec<Vec<u8>> = (0..4).map(|i| random_bytes(50 + i, 10_000)).collect();
     let live_a = (
         "video:s1-000000000000000a:keyframes",
@@ -114,7 +106,7 @@ async fn gc_keeps_referenced_and_young_packs_and_deletes_the_rest() {
     assert_eq!(left.len(), 3);
 
     // A third machine reads both live artifacts byte-identical.
-    let (_dc, c) = open_temp_manager(backend(), None).await;
+    let (_dc, c) = open_s3_reader(&s3).await;
     assert_eq!(c.get(live_a.0).await.unwrap(), Some(live_a.1));
     assert_eq!(c.get(live_b.0).await.unwrap(), Some(live_b.1));
     assert_eq!(c.get(doomed.0).await.unwrap(), None);

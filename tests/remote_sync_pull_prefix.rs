@@ -2,16 +2,15 @@
 
 use pipecache::Artifact;
 use pipecache::tier::WritePolicy;
-use pipecache_test_support::json_like;
 use pipecache_test_support::servers::S3Server;
-use pipecache_test_support::tiers::{open_manager, s3_backend};
+use pipecache_test_support::tiers::open_s3_manager;
+use pipecache_test_support::{json_like, list_keys};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_with_a_prefix_copies_only_that_video() {
     let s3 = S3Server::start();
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let backend = || s3_backend(&s3.endpoint(), s3.bucket(), WritePolicy::WriteThrough);
-    let a = open_manager(dir_a.path(), vec![backend()], None).await;
+    let a = open_s3_manager(dir_a.path(), &s3, None, WritePolicy::WriteThrough).await;
     let mut keys = Vec::new();
     for fp in [
         "s1-aaaaaaaaaaaaaaaa",
@@ -31,21 +30,14 @@ async fn pull_with_a_prefix_copies_only_that_video() {
     }
     a.close().await.unwrap();
 
-    let b = open_manager(dir_b.path(), vec![backend()], None).await;
+    let b = open_s3_manager(dir_b.path(), &s3, None, WritePolicy::WriteThrough).await;
     let report = b
         .sync_pull(None, "video:s1-aaaaaaaaaaaaaaaa:", &|_, _| {})
         .await
         .unwrap();
     assert_eq!(report.pulled, 2, "{report:?}");
     assert!(report.corrupt.is_empty());
-    let local: Vec<String> = b
-        .local()
-        .list("")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.key)
-        .collect();
+    let local = list_keys(b.local(), "").await;
     assert_eq!(
         local,
         vec![

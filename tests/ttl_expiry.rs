@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use pipecache::{Artifact, ManualClock, PutOptions, StoreOptions};
-use pipecache_test_support::TempStore;
+use pipecache_test_support::{TempStore, list_keys};
 
 #[tokio::test]
 async fn expired_artifact_is_a_miss() {
@@ -39,13 +39,7 @@ async fn expired_artifact_is_a_miss() {
     );
     assert!(!store.contains("short").await.unwrap());
     assert!(store.contains("default").await.unwrap());
-    let keys: Vec<String> = store
-        .list("")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.key)
-        .collect();
+    let keys: Vec<String> = list_keys(store, "").await;
     assert_eq!(keys, ["default"]);
     clock.advance(Duration::from_secs(3600));
     assert!(store.get("default").await.unwrap().is_none());

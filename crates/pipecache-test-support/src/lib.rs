@@ -161,6 +161,27 @@ pub fn run_cli(bin: &Path, dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> O
     child.wait_with_output().expect("wait for pipecache")
 }
 
+/// Fails the test, showing the command's stderr, unless it exited successfully.
+#[track_caller]
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The keys `store` lists under `prefix`, in order.
+pub async fn list_keys(store: &Store, prefix: &str) -> Vec<String> {
+    store
+        .list(prefix)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|e| e.key)
+        .collect()
+}
+
 /// Parses JSON printed on a command's stdout.
 pub fn stdout_json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
