@@ -19,7 +19,7 @@ use std::io::{ErrorKind, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::frame::{FRAME_HEADER_LEN, FrameHeader, FrameKind, header_checksum};
+use crate::frame::{FRAME_HEADER_LEN, FrameHeader, header_checksum};
 use crate::{BlobHash, Codec, FormatError};
 
 /// Bytes in an encoded [`ChunkHeader`]; the first frame starts here.
@@ -273,14 +273,7 @@ impl ChunkWriter {
         raw_len: u64,
         stored: &[u8],
     ) -> Result<u64, FormatError> {
-        let header = FrameHeader {
-            kind: FrameKind::Blob,
-            codec,
-            hash,
-            raw_len,
-            stored_len: stored.len() as u64,
-        };
-        self.append(&header, stored)
+        self.append(&FrameHeader::blob(hash, codec, raw_len, stored), stored)
     }
 
     fn write_buf(&mut self) -> Result<(), FormatError> {

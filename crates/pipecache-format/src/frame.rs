@@ -67,6 +67,29 @@ pub struct FrameHeader {
 }
 
 impl FrameHeader {
+    /// The header of a blob frame: `stored` is the payload as encoded with `codec`, `raw_len`
+    /// its length once decoded, `hash` the blake3 of the raw bytes.
+    pub fn blob(hash: BlobHash, codec: Codec, raw_len: u64, stored: &[u8]) -> Self {
+        Self {
+            kind: FrameKind::Blob,
+            codec,
+            hash,
+            raw_len,
+            stored_len: stored.len() as u64,
+        }
+    }
+
+    /// The header of an uncompressed `kind` frame (records, tombstones) carrying `payload`.
+    pub fn raw(kind: FrameKind, payload: &[u8]) -> Self {
+        Self {
+            kind,
+            codec: Codec::Raw,
+            hash: BlobHash::of(payload),
+            raw_len: payload.len() as u64,
+            stored_len: payload.len() as u64,
+        }
+    }
+
     /// Total bytes this frame occupies in the chunk file (header + payload).
     pub fn frame_len(&self) -> u64 {
         FRAME_HEADER_LEN as u64 + self.stored_len

@@ -178,13 +178,7 @@ impl PackBuilder {
 
     /// Appends a blob frame; `stored` is the payload as encoded with `codec`.
     pub fn push(&mut self, hash: BlobHash, codec: Codec, raw_len: u64, stored: &[u8]) -> PackEntry {
-        let header = FrameHeader {
-            kind: FrameKind::Blob,
-            codec,
-            hash,
-            raw_len,
-            stored_len: stored.len() as u64,
-        };
+        let header = FrameHeader::blob(hash, codec, raw_len, stored);
         let entry = PackEntry {
             hash,
             offset: self.bytes.len() as u64,
@@ -268,23 +262,11 @@ pub fn encode_inline_value(record: &RemoteRecord, parts: &[(Codec, &[u8])]) -> V
             .map(|(_, s)| FRAME_HEADER_LEN + s.len())
             .sum::<usize>();
     let mut out = Vec::with_capacity(total);
-    let header = FrameHeader {
-        kind: FrameKind::ArtifactRecord,
-        codec: Codec::Raw,
-        hash: BlobHash::of(&rec),
-        raw_len: rec.len() as u64,
-        stored_len: rec.len() as u64,
-    };
+    let header = FrameHeader::raw(FrameKind::ArtifactRecord, &rec);
     out.extend_from_slice(&header.encode());
     out.extend_from_slice(&rec);
     for (part, (codec, stored)) in record.parts.iter().zip(parts) {
-        let header = FrameHeader {
-            kind: FrameKind::Blob,
-            codec: *codec,
-            hash: part.hash,
-            raw_len: part.len,
-            stored_len: stored.len() as u64,
-        };
+        let header = FrameHeader::blob(part.hash, *codec, part.len, stored);
         out.extend_from_slice(&header.encode());
         out.extend_from_slice(stored);
     }

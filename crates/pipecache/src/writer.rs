@@ -680,13 +680,7 @@ impl Writer {
             }
         };
         let stored = stored.unwrap_or(&part.raw);
-        let header = FrameHeader {
-            kind: FrameKind::Blob,
-            codec,
-            hash: part.hash,
-            raw_len: part.raw.len() as u64,
-            stored_len: stored.len() as u64,
-        };
+        let header = FrameHeader::blob(part.hash, codec, part.raw.len() as u64, stored);
         let at = self.append(st, &header, stored, now)?;
         let rec = BlobRecord {
             v: RECORD_VERSION,
@@ -735,13 +729,7 @@ impl Writer {
         payload: &[u8],
         now: u64,
     ) -> Result<FrameRef> {
-        let header = FrameHeader {
-            kind,
-            codec: Codec::Raw,
-            hash: BlobHash::of(payload),
-            raw_len: payload.len() as u64,
-            stored_len: payload.len() as u64,
-        };
+        let header = FrameHeader::raw(kind, payload);
         self.append(st, &header, payload, now)
     }
 
