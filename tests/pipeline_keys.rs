@@ -132,6 +132,10 @@ fn malformed_keys_and_values_are_errors() {
         "video:nothex:keyframes".to_string(),
         format!("audio:{}:keyframes", fp(4)),
         format!("video:{}:keyframes:a=1=2", fp(4)),
+        format!("video:{}:keyframes:max_frames=abc", fp(4)), // not an integer
+        format!("video:{}:keyframes:max_frames=%31", fp(4)), // escaped text, not an integer
+        format!("video:{}:keyframes:threshold=%31", fp(4)),  // escaped text, not a number
+        format!("video:{}:transcript:segment=5-3", fp(4)),   // start after end
     ] {
         assert!(ArtifactKey::parse(&bad).is_err(), "{bad} should not parse");
     }

@@ -75,6 +75,25 @@ async fn gc_keeps_referenced_and_young_packs_and_deletes_the_rest() {
     let remote = b.remote_packs(None).unwrap().store().clone();
     remote.put(&in_flight, bytes).await.unwrap();
 
+    // A record that does not decode (damaged, or from a newer pipecache) could name any pack:
+    // a pass that meets one deletes nothing.
+    let junk = format!("records/ff/{}", "f".repeat(64));
+    remote.put(&junk, b"not a record".to_vec()).await.unwrap();
+    let held = a
+        .remote_gc(None, Some(Duration::from_secs(2)), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            held.packs_deleted,
+            held.expired_records,
+            held.corrupt_records.len()
+        ),
+        (0, 0, 1),
+        "{held:?}"
+    );
+    remote.delete(&junk).await.unwrap();
+
     let dry = a
         .remote_gc(None, Some(Duration::from_secs(2)), true)
         .await

@@ -40,6 +40,12 @@ async fn queued_uploads_survive_a_restart() {
     let s = &m.tier_stats()[1];
     assert!(s.errors + s.timeouts >= 1, "{s:?}");
     assert_eq!(s.misses, 0);
+    // Waiting for the queue gives up with a timeout error, not a misconfiguration error.
+    let waited = m
+        .drain_queues(Duration::from_millis(100))
+        .await
+        .unwrap_err();
+    assert!(waited.is_timeout(), "{waited}");
     m.close().await.unwrap();
 
     // Restart, S3 still down: the queue was persisted.

@@ -235,6 +235,12 @@ impl TypedArtifact for Embeddings {
         CompressionPolicy { level: 1, ..ZSTD }
     }
     fn to_artifact(&self) -> Result<Artifact> {
+        if self.dim == 0 && !self.vectors.is_empty() {
+            return Err(crate::error::invalid(
+                "embeddings",
+                "dim is 0: vectors must have at least one value",
+            ));
+        }
         let mut raw = Vec::with_capacity(self.vectors.len() * self.dim as usize * 4);
         for (i, v) in self.vectors.iter().enumerate() {
             if v.len() != self.dim as usize {
@@ -263,8 +269,10 @@ impl TypedArtifact for Embeddings {
             .part("vectors.f32le")
             .ok_or_else(|| bad(key, Self::KIND, "part vectors.f32le is missing"))?
             .data;
+        // dim 0 with a count would be `count` empty vectors from no bytes at all: a stored
+        // count of 2^60 must not allocate, so it is refused like any other mismatch.
         let want = meta.count.checked_mul(u64::from(meta.dim) * 4);
-        if want != Some(raw.len() as u64) {
+        if want != Some(raw.len() as u64) || (meta.dim == 0 && meta.count > 0) {
             return Err(bad(
                 key,
                 Self::KIND,
@@ -277,7 +285,7 @@ impl TypedArtifact for Embeddings {
             ));
         }
         let vectors = if meta.dim == 0 {
-            vec![Vec::new(); meta.count as usize]
+            Vec::new()
         } else {
             raw.chunks_exact(meta.dim as usize * 4)
                 .map(|v| {

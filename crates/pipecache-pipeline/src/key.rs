@@ -424,6 +424,10 @@ impl ArtifactKey {
                     _ => infer(text).unwrap_or_else(|| ParamValue::Str(text.to_owned())),
                 }
             };
+            // Known parameters are type-checked as the builder checks them: a key that parses
+            // is one `ArtifactKey::param` could have built.
+            let value = coerce(kind, name, value)?;
+            value.validate(name)?;
             if value.canonical() != text {
                 return Err(invalid(
                     "key",

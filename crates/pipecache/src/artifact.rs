@@ -186,6 +186,10 @@ pub struct PutOptions {
     /// Absolute expiry, unix ms; wins over `ttl`. Tiers copying an artifact keep the expiry
     /// it already has instead of restarting its TTL.
     pub expires_at_ms: Option<u64>,
+    /// Write only if the key holds no live artifact, decided on the writer thread when the
+    /// put commits. Copies from another tier (promotion, pull) use it, so a stale remote copy
+    /// arriving after a newer local put never overwrites it.
+    pub if_absent: bool,
 }
 
 impl PutOptions {

@@ -111,6 +111,12 @@ pub enum Error {
         #[source]
         source: pipecache_remote::RemoteError,
     },
+    /// A wait of this process's own (not a remote call) ran past its limit.
+    #[error("timed out: {what}")]
+    Timeout {
+        /// What was still unfinished.
+        what: String,
+    },
     /// The store was closed or its writer thread stopped.
     #[error("store is closed")]
     Closed,
@@ -166,7 +172,11 @@ impl Error {
 
     /// True when a remote call ran past its deadline.
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Self::Remote { source, .. } if source.is_timeout())
+        match self {
+            Self::Remote { source, .. } => source.is_timeout(),
+            Self::Timeout { .. } => true,
+            _ => false,
+        }
     }
 
     /// Wraps a transport error of tier `tier`.
@@ -215,6 +225,7 @@ impl Error {
                 detail: detail.clone(),
             },
             Self::NotFound { what } => Self::NotFound { what: what.clone() },
+            Self::Timeout { what } => Self::Timeout { what: what.clone() },
             Self::Io { context, source } => Self::Io {
                 context: context.clone(),
                 source: io::Error::new(source.kind(), source.to_string()),

@@ -673,6 +673,7 @@ impl Store {
                 meta: artifact.meta,
                 parts,
                 expires_ms,
+                if_absent: options.if_absent,
                 reply,
             };
             tx.send(Request::Put(req)).map_err(|_| Error::Closed)

@@ -57,6 +57,8 @@ pub(crate) struct PutRequest {
     pub meta: BTreeMap<String, String>,
     pub parts: Vec<PreparedPart>,
     pub expires_ms: Option<u64>,
+    /// `PutOptions::if_absent`.
+    pub if_absent: bool,
     pub reply: oneshot::Sender<Result<()>>,
 }
 
@@ -829,6 +831,13 @@ impl Writer {
 
     fn apply_put(&mut self, st: &mut BatchState, p: &PutRequest) -> Result<()> {
         let now = self.shared.options.clock.now_ms();
+        if p.if_absent
+            && self
+                .artifact_state(st, &p.key)?
+                .is_some_and(|old| !old.is_expired(now))
+        {
+            return Ok(());
+        }
         // New references first, then release the old record's: a part kept across an
         // overwrite never touches zero.
         for part in &p.parts {
@@ -987,6 +996,9 @@ impl Writer {
                     r.chunk = at.chunk;
                     r.offset = at.offset;
                     self.chunk_state(st, at.chunk)?.live_bytes += at.len;
+                    // A batch before the last leaves the old chunk in place: its live bytes
+                    // must drop too, or a refused or interrupted relocation counts them twice.
+                    self.dec_live(st, old, at.len)?;
                     out.blobs_moved += 1;
                     out.bytes_copied += at.len;
                 }
@@ -1003,6 +1015,7 @@ impl Writer {
                     }
                     let at = self.append(st, &item.header, &item.stored, now)?;
                     self.chunk_state(st, at.chunk)?.live_bytes += at.len;
+                    self.dec_live(st, old, at.len)?;
                     rec.frame = Some(at);
                     st.artifacts.insert(key.clone(), Some(rec));
                     out.frames_moved += 1;

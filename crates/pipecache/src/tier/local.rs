@@ -32,6 +32,8 @@ impl CacheBackend for Store {
         }))
     }
 
+    /// A copy from another tier (promotion, pull): it never replaces a live local artifact,
+    /// which is at least as new as any remote copy (puts reach the local tier first).
     async fn put(&self, key: &str, item: &StoredArtifact) -> Result<()> {
         if item.is_expired(self.options().clock.now_ms()) {
             // Storing it would only make a miss later.
@@ -39,6 +41,7 @@ impl CacheBackend for Store {
         }
         let opts = PutOptions {
             expires_at_ms: item.expires_ms,
+            if_absent: true,
             ..PutOptions::default()
         };
         self.put_with(key, item.artifact.clone(), opts).await

@@ -674,10 +674,19 @@ impl CacheManager {
             }
             return Ok(());
         }
-        let seq = q.next_seq.fetch_add(1, Ordering::Relaxed);
-        self.inner.local.queue_push(&q.name, seq, key).await?;
+        // Counted before the entry exists: the worker may upload and uncount it before
+        // `queue_push` returns, and the length must never wrap below zero.
         q.len.fetch_add(1, Ordering::Relaxed);
-        q.notify.notify_one();
+        let seq = q.next_seq.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.inner.local.queue_push(&q.name, seq, key).await {
+            // The put itself is committed locally; a write-back tier never fails it. The
+            // upload is lost like a full queue's, and counted the same way.
+            q.len.fetch_sub(1, Ordering::Relaxed);
+            q.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(tier = tier.backend.name(), %key, error = %e, "cannot queue a write-back upload; dropped");
+        } else {
+            q.notify.notify_one();
+        }
         Ok(())
     }
 
@@ -697,8 +706,8 @@ impl CacheManager {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(Error::InvalidOption {
-                    reason: format!("{waiting} write-back uploads still queued after {timeout:?}"),
+                return Err(Error::Timeout {
+                    what: format!("{waiting} write-back uploads still queued after {timeout:?}"),
                 });
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

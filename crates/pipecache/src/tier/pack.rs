@@ -465,11 +465,15 @@ impl PackTier {
     }
 
     /// Mark and sweep: deletes expired records, then packs no record names that are older
-    /// than `grace`, then folds old index objects into one.
+    /// than `grace`, then folds old index objects into one. A record that does not decode
+    /// (damaged, or written by a newer pipecache) could name any pack, so a pass that meets
+    /// one deletes nothing and reports it.
     pub async fn gc(&self, grace: Duration, dry_run: bool) -> Result<PackGcReport> {
         let now = self.clock.now_ms();
         let grace_ms = grace.as_millis() as u64;
-        let old = |modified_ms: u64| modified_ms.saturating_add(grace_ms) <= now;
+        // A modification time of 0 means the backend did not say: treat it as young.
+        let old =
+            |modified_ms: u64| modified_ms != 0 && modified_ms.saturating_add(grace_ms) <= now;
         let mut report = PackGcReport {
             dry_run,
             ..PackGcReport::default()
@@ -489,6 +493,7 @@ impl PackTier {
         let names: Vec<String> = self.record_names().await?.into_iter().collect();
         let mut referenced = HashSet::new();
         let mut live_keys = BTreeSet::new();
+        let mut expired = Vec::new();
         for (path, bytes) in self.get_many(names).await? {
             let Some(bytes) = bytes else { continue };
             let rec = match RemoteRecord::decode(&bytes) {
@@ -502,10 +507,7 @@ impl PackTier {
                 .expires_ms
                 .is_some_and(|e| e.saturating_add(grace_ms) <= now)
             {
-                report.expired_records += 1;
-                if !dry_run {
-                    self.store.delete(&path).await.map_err(|e| self.remote(e))?;
-                }
+                expired.push(path);
                 continue;
             }
             report.records += 1;
@@ -513,6 +515,20 @@ impl PackTier {
             live_keys.insert(rec.key);
         }
         report.packs = packs.len() as u64;
+        if !report.corrupt_records.is_empty() {
+            tracing::warn!(
+                tier = %self.name,
+                undecodable = report.corrupt_records.len(),
+                "remote gc deleted nothing: records that do not decode may reference any pack"
+            );
+            return Ok(report);
+        }
+        for path in expired {
+            report.expired_records += 1;
+            if !dry_run {
+                self.store.delete(&path).await.map_err(|e| self.remote(e))?;
+            }
+        }
         for p in &packs {
             let Some(id) = p
                 .path
