@@ -36,22 +36,28 @@ async fn a_copy_from_another_tier_never_overwrites_a_live_put() {
         ..PutOptions::default()
     };
     store.put_with("k", newer.clone(), ttl).await.unwrap();
-    CacheBackend::put(store, "k", &remote_copy(&stale))
+    CacheBackend::put_copy(store, "k", &remote_copy(&stale))
         .await
         .unwrap();
-    assert_eq!(store.get("k").await.unwrap(), Some(newer));
+    assert_eq!(store.get("k").await.unwrap(), Some(newer.clone()));
 
     // Absent key: the copy is written.
-    CacheBackend::put(store, "other", &remote_copy(&stale))
+    CacheBackend::put_copy(store, "other", &remote_copy(&stale))
         .await
         .unwrap();
     assert_eq!(store.get("other").await.unwrap(), Some(stale.clone()));
 
     // Expired local artifact: a miss, so the copy replaces it.
     clock.advance(Duration::from_secs(61));
-    CacheBackend::put(store, "k", &remote_copy(&stale))
+    CacheBackend::put_copy(store, "k", &remote_copy(&stale))
         .await
         .unwrap();
-    assert_eq!(store.get("k").await.unwrap(), Some(stale));
+    assert_eq!(store.get("k").await.unwrap(), Some(stale.clone()));
+
+    // A plain `put` through the tier interface is a write, not a copy: it replaces.
+    CacheBackend::put(store, "k", &remote_copy(&newer))
+        .await
+        .unwrap();
+    assert_eq!(store.get("k").await.unwrap(), Some(newer));
     assert!(store.verify().await.unwrap().is_clean());
 }

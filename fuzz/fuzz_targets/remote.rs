@@ -12,10 +12,11 @@ use pipecache_format::remote::{
 };
 use pipecache_format::{BlobHash, Codec};
 
-fn round_trip<R: Record + PartialEq + std::fmt::Debug>(bytes: &[u8]) {
-    let Ok(record) = R::decode(bytes) else { return };
+fn round_trip<R: Record + PartialEq + std::fmt::Debug>(bytes: &[u8]) -> Option<R> {
+    let record = R::decode(bytes).ok()?;
     let again = R::decode(&record.encode()).expect("re-encoded record decodes");
     assert_eq!(again, record, "{} changed across encode/decode", R::WHAT);
+    Some(record)
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -23,8 +24,22 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     match which % 5 {
-        0 => round_trip::<RemoteRecord>(bytes),
-        1 => round_trip::<PackIndex>(bytes),
+        0 => {
+            // Readers do range arithmetic on every accepted location: it must not overflow.
+            if let Some(rec) = round_trip::<RemoteRecord>(bytes) {
+                for at in rec.parts.iter().filter_map(|p| p.at) {
+                    let r = at.frame_range();
+                    assert!(r.start < r.end);
+                }
+            }
+        }
+        1 => {
+            if let Some(index) = round_trip::<PackIndex>(bytes) {
+                for e in index.blobs {
+                    assert!(e.offset.checked_add(64 + e.stored_len).is_some());
+                }
+            }
+        }
         2 => {
             if let Ok((record, parts)) = decode_inline_value(bytes) {
                 assert_eq!(record.parts.len(), parts.len());

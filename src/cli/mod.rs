@@ -715,7 +715,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             ops,
             gc,
         } => {
-            stress::run(&store, seed, keys, concurrency, ops, gc).await?;
+            stress::run(&manager, seed, keys, concurrency, ops, gc).await?;
             ExitCode::SUCCESS
         }
         Command::Demo {

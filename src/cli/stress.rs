@@ -1,4 +1,6 @@
-//! `pipecache stress-put` (hidden): the workload the crash test kills at random moments.
+//! `pipecache stress-put` (hidden): the workload the crash tests kill at random moments.
+//! It goes through the tier manager, so with `--config` it also feeds remote tiers (and their
+//! write-back queues).
 //!
 //! Each task owns the keys `k` with `k % concurrency == task` and works on them one operation
 //! at a time, so for every key at most one operation is in flight: after a kill, a key holds
@@ -8,7 +10,8 @@ use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::Result;
-use pipecache::{Artifact, Store};
+use pipecache::Artifact;
+use pipecache::tier::CacheManager;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 /// A shared pool of payloads so artifacts share blobs (dedup and refcounts get exercised).
@@ -31,7 +34,7 @@ fn payload(id: u64) -> Vec<u8> {
 }
 
 pub async fn run(
-    store: &Store,
+    manager: &CacheManager,
     seed: u64,
     keys: usize,
     concurrency: usize,
@@ -45,7 +48,7 @@ pub async fn run(
     let out = Arc::new(std::sync::Mutex::new(std::io::stdout()));
     let mut tasks = Vec::new();
     for task in 0..concurrency {
-        let store = store.clone();
+        let manager = manager.clone();
         let out = out.clone();
         tasks.push(tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(1000).wrapping_add(task as u64));
@@ -67,7 +70,7 @@ pub async fn run(
                 };
                 if rng.random_range(0..10) == 0 {
                     line(format!("BEGIN {key} deleted"));
-                    store.delete(&key).await?;
+                    manager.delete(&key).await?;
                     line(format!("ACK {key} deleted"));
                 } else {
                     let mut a = Artifact::default().with_kind("stress");
@@ -76,7 +79,7 @@ pub async fn run(
                     }
                     let digest = a.digest();
                     line(format!("BEGIN {key} {digest}"));
-                    store.put(&key, a).await?;
+                    manager.put(&key, a).await?;
                     line(format!("ACK {key} {digest}"));
                 }
                 done += 1;
@@ -84,7 +87,7 @@ pub async fn run(
         }));
     }
     let collector = gc.then(|| {
-        let store = store.clone();
+        let store = manager.local().clone();
         tokio::spawn(async move {
             loop {
                 let r = store.gc(pipecache::GcOptions::default()).await?;

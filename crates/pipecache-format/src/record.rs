@@ -24,6 +24,12 @@ pub trait Record: Serialize + DeserializeOwned {
     /// The record's version field.
     fn version(&self) -> u32;
 
+    /// Checks what the schema cannot say (ranges that later arithmetic relies on). Runs on
+    /// every decode, so a forged record is corrupt at the decoder, not an overflow later.
+    fn check(&self) -> Result<(), FormatError> {
+        Ok(())
+    }
+
     /// Encodes to CBOR.
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
@@ -43,6 +49,7 @@ pub trait Record: Serialize + DeserializeOwned {
                     ));
                 }
                 check_version(Self::WHAT, rec.version())?;
+                rec.check()?;
                 Ok(rec)
             }
             Err(e) => {
@@ -68,6 +75,18 @@ macro_rules! impl_record {
             const WHAT: &'static str = $what;
             fn version(&self) -> u32 {
                 self.v
+            }
+        }
+    };
+    // With an inherent `fn check_fields(&self) -> Result<(), FormatError>` run on decode.
+    ($t:ty, $what:literal, checked) => {
+        impl $crate::record::Record for $t {
+            const WHAT: &'static str = $what;
+            fn version(&self) -> u32 {
+                self.v
+            }
+            fn check(&self) -> Result<(), $crate::FormatError> {
+                self.check_fields()
             }
         }
     };

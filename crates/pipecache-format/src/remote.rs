@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::chunk::{CHUNK_HEADER_LEN, ChunkHeader};
 use crate::frame::{FRAME_HEADER_LEN, FrameHeader, FrameKind, decode_frame};
 use crate::record::{RECORD_VERSION, Record, impl_record};
-use crate::{BlobHash, Codec, FormatError};
+use crate::{BlobHash, Codec, FormatError, MAX_BLOB_LEN};
 
 /// Where a blob lives in a remote pack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -37,10 +37,30 @@ pub struct PackLocation {
 }
 
 impl PackLocation {
-    /// The byte range of the whole frame in the pack.
+    /// The byte range of the whole frame in the pack. Decoded locations are checked (see
+    /// [`check_frame_location`]), so this cannot overflow for them.
     pub fn frame_range(&self) -> std::ops::Range<u64> {
         self.offset..self.offset + FRAME_HEADER_LEN as u64 + self.stored_len
     }
+}
+
+/// Checks a frame location read from a remote: after the pack's chunk header, a payload no
+/// longer than [`MAX_BLOB_LEN`], and an end that fits in a u64.
+pub fn check_frame_location(offset: u64, stored_len: u64) -> Result<(), FormatError> {
+    let bad = |detail: String| Err(FormatError::corrupt("pack location", detail));
+    if offset < CHUNK_HEADER_LEN {
+        return bad(format!("offset {offset} is inside the pack header"));
+    }
+    if stored_len > MAX_BLOB_LEN {
+        return bad(format!("stored length {stored_len} exceeds {MAX_BLOB_LEN}"));
+    }
+    if offset
+        .checked_add(FRAME_HEADER_LEN as u64 + stored_len)
+        .is_none()
+    {
+        return bad(format!("offset {offset} + frame overflows"));
+    }
+    Ok(())
 }
 
 /// One part of a [`RemoteRecord`].
@@ -90,9 +110,16 @@ pub struct RemoteRecord {
     pub digest: BlobHash,
 }
 
-impl_record!(RemoteRecord, "remote record");
+impl_record!(RemoteRecord, "remote record", checked);
 
 impl RemoteRecord {
+    fn check_fields(&self) -> Result<(), FormatError> {
+        for at in self.parts.iter().filter_map(|p| p.at.as_ref()) {
+            check_frame_location(at.offset, at.stored_len)?;
+        }
+        Ok(())
+    }
+
     /// True when the record has expired at `now_ms`.
     pub fn is_expired(&self, now_ms: u64) -> bool {
         self.expires_ms.is_some_and(|e| e <= now_ms)
@@ -138,9 +165,16 @@ pub struct PackIndex {
     pub created_ms: u64,
 }
 
-impl_record!(PackIndex, "pack index");
+impl_record!(PackIndex, "pack index", checked);
 
 impl PackIndex {
+    fn check_fields(&self) -> Result<(), FormatError> {
+        for e in &self.blobs {
+            check_frame_location(e.offset, e.stored_len)?;
+        }
+        Ok(())
+    }
+
     /// An index for `pack` listing `blobs` and `keys`.
     pub fn new(
         pack: Option<BlobHash>,
@@ -338,6 +372,41 @@ mod tests {
             meta: BTreeMap::new(),
             digest: BlobHash::of(b"d"),
         }
+    }
+
+    #[test]
+    fn forged_pack_locations_are_corrupt_at_decode() {
+        let located = |offset: u64, stored_len: u64| {
+            let mut rec = record(&[b"frame"]);
+            rec.parts[0].at = Some(PackLocation {
+                pack: BlobHash::of(b"pack"),
+                offset,
+                stored_len,
+            });
+            RemoteRecord::decode(&rec.encode())
+        };
+        let ok = located(CHUNK_HEADER_LEN, 5).unwrap();
+        assert_eq!(ok.parts[0].at.unwrap().frame_range(), 64..64 + 64 + 5);
+        for (offset, stored_len) in [
+            (u64::MAX - 10, 5),
+            (64, u64::MAX),
+            (64, MAX_BLOB_LEN + 1),
+            (3, 5),
+        ] {
+            let err = located(offset, stored_len).unwrap_err();
+            assert!(err.to_string().contains("pack location"), "{err}");
+        }
+        let index = PackIndex::new(
+            Some(BlobHash::of(b"pack")),
+            vec![PackEntry {
+                hash: BlobHash::of(b"x"),
+                offset: u64::MAX,
+                stored_len: 1,
+            }],
+            vec![],
+            0,
+        );
+        assert!(PackIndex::decode(&index.encode()).is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! | `access`    | artifact key                     | [`AccessRecord`] CBOR    |
 //! | `expiry`    | expiry ms (u64 BE) ++ key        | empty                    |
 //! | `meta`      | `store`                          | [`StoreMeta`] CBOR       |
-//! | `queue`     | queue name ++ 0x00 ++ seq (u64 BE)| artifact key (UTF-8)     |
+//! | `queue`     | queue name ++ 0x00 ++ seq (u64 BE)| [`QueueOp`]: key, or 0xFF ++ key |
 //!
 //! It gives typed reads, typed scans and an [`IndexBatch`] that commits atomically. It must not
 //! open chunk files or know where they live, must not spawn threads or tasks of its own, and must
@@ -40,6 +40,30 @@ pub const COLUMN_FAMILIES: [&str; 7] = [
 ];
 
 const META_STORE_KEY: &[u8] = b"store";
+
+/// First byte of a `queue` value that marks a delete. Never the first byte of UTF-8 text, so
+/// an upload entry (the bare key, as version 1 wrote every entry) can never be mistaken for one.
+const QUEUE_DELETE_TAG: u8 = 0xFF;
+
+/// What a write-back queue entry asks the remote tier to do with its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueOp {
+    /// Make the remote hold the key's current local artifact.
+    Upload,
+    /// The key was deleted locally: delete it remotely too (unless it came back since).
+    Delete,
+}
+
+/// One entry of a persistent write-back queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueEntry {
+    /// Position in the queue (entries are taken in sequence order).
+    pub seq: u64,
+    /// Artifact key.
+    pub key: String,
+    /// What to do with it.
+    pub op: QueueOp,
+}
 
 /// Errors of the index layer.
 #[derive(Debug, thiserror::Error)]
@@ -330,27 +354,20 @@ impl Index {
             })
     }
 
-    /// Appends `key` to the persistent queue `queue` as entry `seq` (a remote tier's
-    /// write-back uploads). Durable once this returns (synced WAL write).
-    pub fn queue_push(&self, queue: &str, seq: u64, key: &str) -> Result<()> {
-        let mut opts = WriteOptions::default();
-        opts.set_sync(true);
+    /// Removes entries `seqs` of `queue` in one write. Not synced: an entry that comes back
+    /// after a crash is uploaded again, which is idempotent.
+    pub fn queue_remove(&self, queue: &str, seqs: &[u64]) -> Result<()> {
         let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf("queue"), queue_key(queue, seq), key.as_bytes());
+        for &seq in seqs {
+            batch.delete_cf(self.cf("queue"), queue_key(queue, seq));
+        }
         self.db
-            .write_opt(batch, &opts)
-            .map_err(rocks(format!("queue push {queue}")))
-    }
-
-    /// Removes entry `seq` of `queue`.
-    pub fn queue_remove(&self, queue: &str, seq: u64) -> Result<()> {
-        self.db
-            .delete_cf(self.cf("queue"), queue_key(queue, seq))
+            .write(batch)
             .map_err(rocks(format!("queue remove {queue}")))
     }
 
-    /// The oldest `limit` entries of `queue` as (seq, key), oldest first.
-    pub fn queue_peek(&self, queue: &str, limit: usize) -> Result<Vec<(u64, String)>> {
+    /// The oldest `limit` entries of `queue`, oldest first.
+    pub fn queue_peek(&self, queue: &str, limit: usize) -> Result<Vec<QueueEntry>> {
         let prefix = queue_key(queue, 0);
         let prefix = &prefix[..prefix.len() - 8];
         let mut out = Vec::new();
@@ -375,8 +392,12 @@ impl Index {
                 .try_into()
                 .map(u64::from_be_bytes)
                 .map_err(|_| bad("sequence is not 8 bytes"))?;
-            let key = String::from_utf8(v.to_vec()).map_err(|_| bad("key is not UTF-8"))?;
-            out.push((seq, key));
+            let (op, key) = match v.split_first() {
+                Some((&QUEUE_DELETE_TAG, rest)) => (QueueOp::Delete, rest),
+                _ => (QueueOp::Upload, &v[..]),
+            };
+            let key = String::from_utf8(key.to_vec()).map_err(|_| bad("key is not UTF-8"))?;
+            out.push(QueueEntry { seq, key, op });
         }
         Ok(out)
     }
@@ -554,6 +575,18 @@ impl IndexBatch<'_> {
         self.batch
             .delete_cf(self.index.cf("expiry"), expiry_key(expires_ms, key));
     }
+
+    /// Appends entry `seq` to the persistent queue `queue`, in the same atomic commit as the
+    /// put or delete that it uploads: a crash can never keep one without the other.
+    pub fn put_queue_entry(&mut self, queue: &str, seq: u64, key: &str, op: QueueOp) {
+        let mut value = Vec::with_capacity(key.len() + 1);
+        if op == QueueOp::Delete {
+            value.push(QUEUE_DELETE_TAG);
+        }
+        value.extend_from_slice(key.as_bytes());
+        self.batch
+            .put_cf(self.index.cf("queue"), queue_key(queue, seq), value);
+    }
 }
 
 fn queue_key(queue: &str, seq: u64) -> Vec<u8> {
@@ -634,6 +667,31 @@ mod tests {
         assert_eq!(index.chunks().unwrap().len(), 1);
         let h = BlobHash::of(b"a");
         assert_eq!(index.blobs(&[h]).unwrap(), vec![None]);
+    }
+
+    #[test]
+    fn queue_entries_keep_order_op_and_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path(), &IndexOptions::default()).unwrap();
+        let mut b = index.batch();
+        b.put_queue_entry("s3", 2, "k:del", QueueOp::Delete);
+        b.put_queue_entry("s3", 1, "k:up", QueueOp::Upload);
+        // A queue whose name extends another's must not leak into it.
+        b.put_queue_entry("s3x", 0, "other", QueueOp::Upload);
+        index.commit(b, true).unwrap();
+        let entries = index.queue_peek("s3", 10).unwrap();
+        let got: Vec<_> = entries
+            .iter()
+            .map(|e| (e.seq, e.key.as_str(), e.op))
+            .collect();
+        assert_eq!(
+            got,
+            [(1, "k:up", QueueOp::Upload), (2, "k:del", QueueOp::Delete)]
+        );
+        assert_eq!(index.queue_len("s3").unwrap(), (2, 2));
+        index.queue_remove("s3", &[1]).unwrap();
+        assert_eq!(index.queue_peek("s3", 10).unwrap()[0].seq, 2);
+        assert_eq!(index.queue_len("s3x").unwrap(), (1, 0));
     }
 
     #[test]

@@ -148,6 +148,27 @@ impl RedisStore {
 
     /// Sets `name` to `value`, expiring after `ttl` (`None`: never).
     pub async fn set(&self, name: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<()> {
+        self.set_cmd(name, value, ttl, false).await.map(drop)
+    }
+
+    /// [`RedisStore::set`] only when `name` does not exist (`SET NX`, decided by Redis
+    /// atomically); returns whether it was written.
+    pub async fn set_if_absent(
+        &self,
+        name: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        self.set_cmd(name, value, ttl, true).await
+    }
+
+    async fn set_cmd(
+        &self,
+        name: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+        only_if_absent: bool,
+    ) -> Result<bool> {
         let mut c = self.conn().await?;
         let len = value.len() as u64;
         let mut cmd = redis::cmd("SET");
@@ -156,10 +177,17 @@ impl RedisStore {
             cmd.arg("PX")
                 .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
         }
+        if only_if_absent {
+            cmd.arg("NX");
+        }
         TransferStats::add(&self.stats.puts, 1);
-        let () = self.run("set", cmd.query_async(&mut c)).await?;
-        TransferStats::add(&self.stats.bytes_up, len);
-        Ok(())
+        // "OK" when written, nil when NX found the key.
+        let reply: Option<String> = self.run("set", cmd.query_async(&mut c)).await?;
+        let written = reply.is_some();
+        if written {
+            TransferStats::add(&self.stats.bytes_up, len);
+        }
+        Ok(written)
     }
 
     /// The value of `name`, `None` when absent (or expired).

@@ -261,18 +261,45 @@ impl AckLog {
 
     /// Checks every key against `store` and adopts what is there as the new acknowledged state.
     pub async fn check(&mut self, store: &Store, round: u64) {
-        for (key, (acked, pending)) in self.keys.iter_mut() {
+        let mut seen = Vec::with_capacity(self.keys.len());
+        for key in self.keys.keys() {
             let got = store
                 .get(key)
                 .await
                 .unwrap_or_else(|e| panic!("round {round}: get {key}: {e}"));
+            seen.push((key.clone(), got));
+        }
+        self.adopt(seen, round, "local tier");
+    }
+
+    /// [`AckLog::check`] through a tier manager (`tiers` names what it reads, for messages).
+    pub async fn check_manager(
+        &mut self,
+        m: &pipecache::tier::CacheManager,
+        round: u64,
+        tiers: &str,
+    ) {
+        let mut seen = Vec::with_capacity(self.keys.len());
+        for key in self.keys.keys() {
+            let got = m
+                .get(key)
+                .await
+                .unwrap_or_else(|e| panic!("round {round}: get {key} from {tiers}: {e}"));
+            seen.push((key.clone(), got));
+        }
+        self.adopt(seen, round, tiers);
+    }
+
+    fn adopt(&mut self, seen: Vec<(String, Option<pipecache::Artifact>)>, round: u64, tiers: &str) {
+        for (key, got) in seen {
+            let (acked, pending) = self.keys.get_mut(&key).expect("key from the log");
             let got = got
                 .map(|a| a.digest().to_hex())
                 .unwrap_or_else(|| "deleted".to_owned());
             let want = acked.clone().unwrap_or_else(|| "deleted".to_owned());
             assert!(
                 got == want || pending.as_deref() == Some(got.as_str()),
-                "round {round}: {key} holds {got}, acknowledged {want}, pending {pending:?}"
+                "round {round}: {key} holds {got} in {tiers}, acknowledged {want}, pending {pending:?}"
             );
             *acked = Some(got);
             *pending = None;

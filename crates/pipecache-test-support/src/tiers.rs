@@ -40,6 +40,19 @@ pub fn redis_backend(url: &str, policy: WritePolicy) -> BackendConfig {
     }
 }
 
+/// An fs-remote tier (an opendal fs directory, as on a mounted share) at `path`.
+pub fn fs_remote_backend(path: &Path, policy: WritePolicy) -> BackendConfig {
+    BackendConfig::FsRemote {
+        name: None,
+        priority: 1,
+        path: path.to_owned(),
+        write_policy: policy,
+        timeout: None,
+        gc_grace: None,
+        queue_capacity: None,
+    }
+}
+
 /// Store options for a tiered test store: created on open, no background GC, and the
 /// given clock (tests that move time pass a [`ManualClock`]).
 pub fn tier_options(clock: Option<Arc<ManualClock>>) -> StoreOptions {

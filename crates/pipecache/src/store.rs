@@ -12,14 +12,14 @@ use pipecache_format::record::{BlobRecord, RECORD_VERSION, StoreMeta, Totals};
 use pipecache_format::{
     BlobHash, ChunkReader, ChunkWriter, FormatError, parse_chunk_file_name, sync_dir,
 };
-use pipecache_index::{Index, IndexOptions};
+use pipecache_index::{Index, IndexOptions, QueueEntry};
 use tokio::sync::oneshot;
 
 use crate::artifact::{ListEntry, Part, PutOptions, StoredArtifact, validate_key};
 use crate::lifecycle::{CompactReport, GcOptions, GcReport};
 use crate::stats::{CounterSnapshot, Stats};
 use crate::verify::{self, RepairReport, VerifyReport};
-use crate::writer::{PreparedPart, PutRequest, Request, Writer};
+use crate::writer::{PreparedPart, PutRequest, QueueSlot, Request, Writer};
 use crate::{Artifact, Error, Result, StoreOptions};
 use pipecache_format::chunk::CHUNK_HEADER_LEN;
 
@@ -636,6 +636,18 @@ impl Store {
     /// [`Store::put`] with per-put options.
     #[tracing::instrument(level = "debug", skip(self, artifact), fields(parts = artifact.parts.len()))]
     pub async fn put_with(&self, key: &str, artifact: Artifact, options: PutOptions) -> Result<()> {
+        self.put_queued(key, artifact, options, Vec::new()).await
+    }
+
+    /// [`Store::put_with`] that also commits write-back queue entries for the key in the same
+    /// batch (the manager's write-back tiers).
+    pub(crate) async fn put_queued(
+        &self,
+        key: &str,
+        artifact: Artifact,
+        options: PutOptions,
+        queue: Vec<QueueSlot>,
+    ) -> Result<()> {
         validate_key(key)?;
         artifact.validate()?;
         if let Some(max) = self.shared.options.max_size
@@ -674,6 +686,7 @@ impl Store {
                 parts,
                 expires_ms,
                 if_absent: options.if_absent,
+                queue,
                 reply,
             };
             tx.send(Request::Put(req)).map_err(|_| Error::Closed)
@@ -701,20 +714,14 @@ impl Store {
         blocking(move || shared.get_blocking(&key)).await
     }
 
-    /// Appends `key` to the persistent queue `queue` (a write-back tier's uploads).
-    pub(crate) async fn queue_push(&self, queue: &str, seq: u64, key: &str) -> Result<()> {
-        let (shared, queue, key) = (self.shared.clone(), queue.to_owned(), key.to_owned());
-        blocking(move || Ok(shared.index.queue_push(&queue, seq, &key)?)).await
-    }
-
-    /// Removes entry `seq` of `queue`.
-    pub(crate) async fn queue_remove(&self, queue: &str, seq: u64) -> Result<()> {
+    /// Removes entries `seqs` of `queue`.
+    pub(crate) async fn queue_remove(&self, queue: &str, seqs: Vec<u64>) -> Result<()> {
         let (shared, queue) = (self.shared.clone(), queue.to_owned());
-        blocking(move || Ok(shared.index.queue_remove(&queue, seq)?)).await
+        blocking(move || Ok(shared.index.queue_remove(&queue, &seqs)?)).await
     }
 
     /// The oldest `limit` entries of `queue`.
-    pub(crate) async fn queue_peek(&self, queue: &str, limit: usize) -> Result<Vec<(u64, String)>> {
+    pub(crate) async fn queue_peek(&self, queue: &str, limit: usize) -> Result<Vec<QueueEntry>> {
         let (shared, queue) = (self.shared.clone(), queue.to_owned());
         blocking(move || Ok(shared.index.queue_peek(&queue, limit)?)).await
     }
@@ -742,12 +749,17 @@ impl Store {
 
     /// Removes `key`; returns whether it existed. Its blobs lose a reference.
     pub async fn delete(&self, key: &str) -> Result<bool> {
+        self.delete_queued(key, Vec::new()).await
+    }
+
+    /// [`Store::delete`] that also commits write-back queue entries for the key.
+    pub(crate) async fn delete_queued(&self, key: &str, queue: Vec<QueueSlot>) -> Result<bool> {
         validate_key(key)?;
         let tx = self.writer.sender()?;
         let (reply, answer) = oneshot::channel();
         let key = key.to_owned();
         blocking(move || {
-            tx.send(Request::Delete { key, reply })
+            tx.send(Request::Delete { key, queue, reply })
                 .map_err(|_| Error::Closed)
         })
         .await?;

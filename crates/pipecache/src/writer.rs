@@ -34,6 +34,7 @@ use pipecache_format::record::{
     Record, RecordFrame, StoreMeta, TombstoneFrame,
 };
 use pipecache_format::{BlobHash, ChunkWriter, Codec, FRAME_HEADER_LEN, FrameHeader, FrameKind};
+use pipecache_index::QueueOp;
 use tokio::sync::oneshot;
 
 use crate::options::Durability;
@@ -59,7 +60,18 @@ pub(crate) struct PutRequest {
     pub expires_ms: Option<u64>,
     /// `PutOptions::if_absent`.
     pub if_absent: bool,
+    /// Write-back queue entries committed with the put (none when `if_absent` refuses it).
+    pub queue: Vec<QueueSlot>,
     pub reply: oneshot::Sender<Result<()>>,
+}
+
+/// A position reserved in a write-back tier's persistent queue.
+#[derive(Clone, Debug)]
+pub(crate) struct QueueSlot {
+    /// Queue name (the tier's).
+    pub queue: String,
+    /// Sequence number reserved by the manager.
+    pub seq: u64,
 }
 
 /// What a maintenance request expects to find, re-checked when it applies.
@@ -150,6 +162,8 @@ pub(crate) enum Request {
     Put(PutRequest),
     Delete {
         key: String,
+        /// Write-back queue entries committed with the delete.
+        queue: Vec<QueueSlot>,
         reply: oneshot::Sender<Result<bool>>,
     },
     /// Write pending access times now (close, gc, tests).
@@ -228,6 +242,7 @@ struct BatchState {
     access: Vec<(String, u64)>,
     expiry_put: Vec<(u64, String)>,
     expiry_del: Vec<(u64, String)>,
+    queue_entries: Vec<(QueueSlot, String, QueueOp)>,
     blobs_written: u64,
     blobs_deduped: u64,
     bytes_written: u64,
@@ -254,6 +269,7 @@ impl Writer {
             access: Vec::new(),
             expiry_put: Vec::new(),
             expiry_del: Vec::new(),
+            queue_entries: Vec::new(),
             blobs_written: 0,
             blobs_deduped: 0,
             bytes_written: 0,
@@ -323,12 +339,17 @@ impl Writer {
                     }
                     put_replies.push(p.reply);
                 }
-                Request::Delete { key, reply } => {
+                Request::Delete { key, queue, reply } => {
                     let mut existed = false;
                     if outcome.is_ok() {
                         match self.remove_artifact(&mut st, &key, None) {
                             Ok(removed) => existed = removed.is_some(),
                             Err(e) => outcome = Err(e),
+                        }
+                        // Queued even when nothing was here locally: a remote tier may hold
+                        // the key (evicted here, or put by another machine).
+                        for slot in queue {
+                            st.queue_entries.push((slot, key.clone(), QueueOp::Delete));
                         }
                     }
                     delete_replies.push((reply, existed));
@@ -884,6 +905,10 @@ impl Writer {
         }
         st.access.push((p.key.clone(), now));
         st.artifacts.insert(p.key.clone(), Some(rec));
+        for slot in &p.queue {
+            st.queue_entries
+                .push((slot.clone(), p.key.clone(), QueueOp::Upload));
+        }
         Ok(())
     }
 
@@ -1154,6 +1179,9 @@ impl Writer {
                     },
                 );
             }
+        }
+        for (slot, key, op) in &st.queue_entries {
+            b.put_queue_entry(&slot.queue, slot.seq, key, *op);
         }
         b.put_meta(&st.meta);
         index.commit(b, sync)?;

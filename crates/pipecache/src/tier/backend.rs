@@ -54,8 +54,18 @@ pub trait CacheBackend: Send + Sync + std::fmt::Debug {
     fn capabilities(&self) -> Capabilities;
     /// Reads `key`.
     async fn get(&self, key: &str) -> Result<Option<Fetched>>;
-    /// Writes `key`; the recorded expiry travels with it.
+    /// Writes `key`, replacing what is there; the recorded expiry travels with it.
     async fn put(&self, key: &str, item: &StoredArtifact) -> Result<()>;
+    /// Writes a copy taken from another tier (promotion, pull) only where `key` holds no live
+    /// artifact: a put that reached this tier while the copy was in flight is newer and stays.
+    /// The default checks, then writes (a put landing in between is overwritten); tiers that
+    /// can decide atomically (the local store, Redis `SET NX`) override it.
+    async fn put_copy(&self, key: &str, item: &StoredArtifact) -> Result<()> {
+        if self.exists(key).await? {
+            return Ok(());
+        }
+        self.put(key, item).await
+    }
     /// Writes many artifacts; tiers that batch (packs) override it.
     async fn put_many(&self, items: &[(String, StoredArtifact)]) -> Result<()> {
         for (key, item) in items {

@@ -32,19 +32,14 @@ impl CacheBackend for Store {
         }))
     }
 
-    /// A copy from another tier (promotion, pull): it never replaces a live local artifact,
-    /// which is at least as new as any remote copy (puts reach the local tier first).
     async fn put(&self, key: &str, item: &StoredArtifact) -> Result<()> {
-        if item.is_expired(self.options().clock.now_ms()) {
-            // Storing it would only make a miss later.
-            return Ok(());
-        }
-        let opts = PutOptions {
-            expires_at_ms: item.expires_ms,
-            if_absent: true,
-            ..PutOptions::default()
-        };
-        self.put_with(key, item.artifact.clone(), opts).await
+        self.put_stored(key, item, false).await
+    }
+
+    /// Decided on the writer thread when the copy commits, so no local put is ever replaced
+    /// by an older remote copy (puts reach the local tier first).
+    async fn put_copy(&self, key: &str, item: &StoredArtifact) -> Result<()> {
+        self.put_stored(key, item, true).await
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
@@ -61,5 +56,21 @@ impl CacheBackend for Store {
             .into_iter()
             .map(|e| e.key)
             .collect())
+    }
+}
+
+impl Store {
+    /// Writes an artifact read from another tier, keeping its expiry.
+    async fn put_stored(&self, key: &str, item: &StoredArtifact, if_absent: bool) -> Result<()> {
+        if item.is_expired(self.options().clock.now_ms()) {
+            // Storing it would only make a miss later.
+            return Ok(());
+        }
+        let opts = PutOptions {
+            expires_at_ms: item.expires_ms,
+            if_absent,
+            ..PutOptions::default()
+        };
+        self.put_with(key, item.artifact.clone(), opts).await
     }
 }

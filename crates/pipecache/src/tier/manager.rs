@@ -11,6 +11,7 @@
 //! - `sync_push`, `sync_pull` and `remote_gc` are the jobs behind `pipecache sync` and
 //!   `gc --remote`.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -26,7 +27,9 @@ use super::pack::{BatchReport, DEFAULT_GRACE, PackGcReport, PackTier};
 use super::redis::{DEFAULT_REDIS_MAX_OBJECT, RedisTier};
 use super::{BackendKind, CacheBackend, Verified};
 use crate::artifact::validate_key;
+use crate::writer::QueueSlot;
 use crate::{Artifact, Error, PutOptions, Result, Store, StoreOptions, StoredArtifact};
+use pipecache_index::QueueOp;
 
 /// Report of a remote GC pass.
 pub type RemoteGcReport = PackGcReport;
@@ -37,6 +40,9 @@ const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 const DEFAULT_QUEUE_CAPACITY: u64 = 100_000;
 /// Queue entries uploaded per batch by a write-back worker.
 const QUEUE_BATCH: usize = 64;
+/// A write-back batch stops taking entries once its artifacts hold this many bytes, so 64
+/// keyframe sets never sit in memory at once.
+const QUEUE_BATCH_BYTES: u64 = 64 << 20;
 /// Longest wait between retries of a failing write-back upload.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Artifacts fetched at once by `sync pull`.
@@ -68,6 +74,77 @@ struct Queue {
     len: AtomicU64,
     dropped: AtomicU64,
     notify: Notify,
+}
+
+impl Queue {
+    /// Reserves the next entry of this queue for a put or delete about to commit; `None`
+    /// when the queue is full.
+    fn reserve(&self) -> Option<QueueSlot> {
+        if self.len.load(Ordering::Relaxed) >= self.capacity {
+            return None;
+        }
+        // Counted before the entry exists: the worker may upload and uncount it before the
+        // commit's reply arrives, and the length must never wrap below zero.
+        self.len.fetch_add(1, Ordering::Relaxed);
+        Some(QueueSlot {
+            queue: self.name.clone(),
+            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+        })
+    }
+
+    /// Counts an upload dropped because the queue was full (logged once).
+    fn count_drop(&self, tier: &str) {
+        if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::warn!(
+                tier,
+                capacity = self.capacity,
+                "write-back queue full; uploads are dropped and counted"
+            );
+        }
+    }
+}
+
+/// Queue entries reserved for one local commit: released if the commit fails, announced to
+/// the workers if it succeeds.
+struct Reservations<'a> {
+    slots: Vec<QueueSlot>,
+    queues: Vec<&'a Queue>,
+}
+
+impl<'a> Reservations<'a> {
+    fn new() -> Self {
+        Self {
+            slots: Vec::new(),
+            queues: Vec::new(),
+        }
+    }
+
+    /// Reserves an entry in `tier`'s queue; false when the tier has none or it is full.
+    fn reserve(&mut self, tier: &'a Tier) -> bool {
+        let Some(q) = &tier.queue else {
+            return false;
+        };
+        match q.reserve() {
+            Some(slot) => {
+                self.slots.push(slot);
+                self.queues.push(q);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Settles the reservations after the local commit answered `result`.
+    fn settle<T>(self, result: Result<T>) -> Result<T> {
+        for q in &self.queues {
+            if result.is_ok() {
+                q.notify.notify_one();
+            } else {
+                q.len.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        result
+    }
 }
 
 #[derive(Debug)]
@@ -118,10 +195,14 @@ impl Tier {
     }
 
     fn fits(&self, item: &StoredArtifact) -> bool {
+        self.fits_size(item.artifact.logical_size())
+    }
+
+    fn fits_size(&self, size: u64) -> bool {
         self.backend
             .capabilities()
             .max_object_size
-            .is_none_or(|max| item.artifact.logical_size() <= max)
+            .is_none_or(|max| size <= max)
     }
 
     fn transfer(&self) -> Option<TransferSnapshot> {
@@ -591,7 +672,7 @@ impl CacheManager {
                     bump(&tier.counters.skipped_too_large);
                     continue;
                 }
-                match tier.backend.put(&key, &item).await {
+                match tier.backend.put_copy(&key, &item).await {
                     Ok(()) => bump(&tier.counters.promotions),
                     Err(e) => tier.failed("promote", &key, &e),
                 }
@@ -633,22 +714,38 @@ impl CacheManager {
             expires_at_ms: expires_ms,
             ..options
         };
-        local.put_with(key, artifact.clone(), options).await?;
+        // Write-back tiers get their queue entries in the local put's own commit, so a crash
+        // can never keep the artifact and lose its upload.
+        let size = artifact.logical_size();
+        let mut reserved = Reservations::new();
+        let mut write_through = Vec::new();
+        for tier in remotes {
+            if !tier.fits_size(size) {
+                bump(&tier.counters.skipped_too_large);
+            } else if let Some(q) = &tier.queue {
+                if !reserved.reserve(tier) {
+                    q.count_drop(tier.backend.name());
+                }
+            } else {
+                write_through.push(tier);
+            }
+        }
+        let slots = std::mem::take(&mut reserved.slots);
+        if write_through.is_empty() {
+            return reserved.settle(local.put_queued(key, artifact, options, slots).await);
+        }
+        reserved.settle(
+            local
+                .put_queued(key, artifact.clone(), options, slots)
+                .await,
+        )?;
         let item = StoredArtifact {
             artifact,
             created_ms: now,
             expires_ms,
         };
         let mut failure = None;
-        for tier in remotes {
-            if !tier.fits(&item) {
-                bump(&tier.counters.skipped_too_large);
-                continue;
-            }
-            if let Some(q) = &tier.queue {
-                self.enqueue(tier, q, key).await?;
-                continue;
-            }
+        for tier in write_through {
             match tier.backend.put(key, &item).await {
                 Ok(()) => {
                     bump(&tier.counters.puts);
@@ -661,33 +758,6 @@ impl CacheManager {
             }
         }
         failure.map_or(Ok(()), Err)
-    }
-
-    async fn enqueue(&self, tier: &Tier, q: &Queue, key: &str) -> Result<()> {
-        if q.len.load(Ordering::Relaxed) >= q.capacity {
-            if q.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
-                tracing::warn!(
-                    tier = tier.backend.name(),
-                    capacity = q.capacity,
-                    "write-back queue full; uploads are dropped and counted"
-                );
-            }
-            return Ok(());
-        }
-        // Counted before the entry exists: the worker may upload and uncount it before
-        // `queue_push` returns, and the length must never wrap below zero.
-        q.len.fetch_add(1, Ordering::Relaxed);
-        let seq = q.next_seq.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = self.inner.local.queue_push(&q.name, seq, key).await {
-            // The put itself is committed locally; a write-back tier never fails it. The
-            // upload is lost like a full queue's, and counted the same way.
-            q.len.fetch_sub(1, Ordering::Relaxed);
-            q.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(tier = tier.backend.name(), %key, error = %e, "cannot queue a write-back upload; dropped");
-        } else {
-            q.notify.notify_one();
-        }
-        Ok(())
     }
 
     /// Waits until every write-back queue is empty, or `timeout` passes (then an error
@@ -718,9 +788,15 @@ impl CacheManager {
     /// read-through). Returns whether any tier had it.
     pub async fn delete(&self, key: &str) -> Result<bool> {
         validate_key(key)?;
-        let mut existed = false;
+        let remotes = &self.inner.tiers[1..];
+        // A write-back tier deletes through its queue, in order with the uploads before it:
+        // deleting directly could race an upload of the old value already under way.
+        let mut reserved = Reservations::new();
+        let direct: Vec<&Tier> = remotes.iter().filter(|t| !reserved.reserve(t)).collect();
+        let slots = std::mem::take(&mut reserved.slots);
+        let mut existed = reserved.settle(self.inner.local.delete_queued(key, slots).await)?;
         let mut failure = None;
-        for tier in &self.inner.tiers {
+        for tier in direct {
             match tier.backend.delete(key).await {
                 Ok(e) => existed |= e,
                 Err(e) => {
@@ -902,7 +978,7 @@ impl CacheManager {
                         }
                         match backend.get(&key).await? {
                             Some(f) => {
-                                CacheBackend::put(&local, &key, &f.stored).await?;
+                                CacheBackend::put_copy(&local, &key, &f.stored).await?;
                                 Ok(Outcome::Pulled)
                             }
                             None => Ok(Outcome::Gone),
@@ -1000,36 +1076,72 @@ async fn write_back_worker(inner: Arc<Inner>, index: usize, mut shutdown: watch:
             }
             continue;
         }
-        let mut items = Vec::with_capacity(entries.len());
+        // Each key's current local state decides, read once per batch: present means upload
+        // it, absent after a queued delete means delete it remotely, absent otherwise (evicted
+        // or expired here) means nothing to send.
         let mut done = Vec::with_capacity(entries.len());
-        for (seq, key) in entries {
-            done.push(seq);
-            match inner.local.get_stored(&key).await {
-                Ok(Some(item)) if tier.fits(&item) => items.push((key, item)),
-                Ok(Some(_)) => bump(&tier.counters.skipped_too_large),
-                // Deleted or expired locally since: nothing to upload.
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(tier = tier.backend.name(), %key, error = %e, "queued artifact unreadable locally; dropped from the queue")
+        let mut keys: Vec<(String, Option<StoredArtifact>, bool)> = Vec::new();
+        let mut by_key = HashMap::new();
+        let mut bytes = 0u64;
+        for entry in entries {
+            if bytes >= QUEUE_BATCH_BYTES {
+                break;
+            }
+            done.push(entry.seq);
+            let delete = entry.op == QueueOp::Delete;
+            if let Some(&i) = by_key.get(&entry.key) {
+                let k: &mut (String, Option<StoredArtifact>, bool) = &mut keys[i];
+                k.2 |= delete;
+                continue;
+            }
+            let state = match inner.local.get_stored(&entry.key).await {
+                Ok(Some(item)) if tier.fits(&item) => {
+                    bytes += item.artifact.logical_size();
+                    Some(item)
                 }
+                Ok(Some(_)) => {
+                    bump(&tier.counters.skipped_too_large);
+                    None
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(tier = tier.backend.name(), key = %entry.key, error = %e, "queued artifact unreadable locally; dropped from the queue");
+                    None
+                }
+            };
+            by_key.insert(entry.key.clone(), keys.len());
+            keys.push((entry.key, state, delete));
+        }
+        let mut uploads = Vec::new();
+        let mut deletes = Vec::new();
+        for (key, state, delete) in keys {
+            match state {
+                Some(item) => uploads.push((key, item)),
+                None if delete => deletes.push(key),
+                None => {}
             }
         }
-        let result = if items.is_empty() {
+        let mut result = if uploads.is_empty() {
             Ok(())
         } else {
-            tier.backend.put_many(&items).await
+            tier.backend.put_many(&uploads).await
         };
+        for key in &deletes {
+            if result.is_err() {
+                break;
+            }
+            result = tier.backend.delete(key).await.map(drop);
+        }
         match result {
             Ok(()) => {
                 tier.succeeded();
-                bump_by(&tier.counters.puts, items.len() as u64);
-                for seq in done {
-                    if let Err(e) = inner.local.queue_remove(&q.name, seq).await {
-                        tracing::error!(error = %e, "cannot update the write-back queue");
-                        return;
-                    }
-                    q.len.fetch_sub(1, Ordering::Relaxed);
+                bump_by(&tier.counters.puts, uploads.len() as u64);
+                let n = done.len() as u64;
+                if let Err(e) = inner.local.queue_remove(&q.name, done).await {
+                    tracing::error!(error = %e, "cannot update the write-back queue");
+                    return;
                 }
+                q.len.fetch_sub(n, Ordering::Relaxed);
                 backoff = Duration::from_millis(100);
             }
             Err(e) => {

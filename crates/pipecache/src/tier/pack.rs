@@ -74,6 +74,8 @@ pub struct PackGcReport {
     pub records: u64,
     /// Expired records deleted (expired longer than the grace period).
     pub expired_records: u64,
+    /// Expired records found rewritten (put again) before their deletion, and kept.
+    pub expired_rewritten: u64,
     /// Records that did not decode (kept, reported).
     pub corrupt_records: Vec<String>,
     /// Packs seen.
@@ -507,7 +509,7 @@ impl PackTier {
                 .expires_ms
                 .is_some_and(|e| e.saturating_add(grace_ms) <= now)
             {
-                expired.push(path);
+                expired.push((path, bytes));
                 continue;
             }
             report.records += 1;
@@ -523,11 +525,29 @@ impl PackTier {
             );
             return Ok(report);
         }
-        for path in expired {
-            report.expired_records += 1;
+        for (path, seen) in expired {
             if !dry_run {
+                // Another machine may have put the key again since the record was read: delete
+                // only the expired bytes. Object stores have no conditional delete, so a re-put
+                // landing between this read and the delete is still lost (a later push of that
+                // machine writes it again); the window is one round trip, not the whole pass.
+                let now_there = self.store.get(&path).await.map_err(|e| self.remote(e))?;
+                if now_there.as_deref() != Some(&seen[..]) {
+                    // Its packs are live now (swept below, after this loop).
+                    match now_there.map(|b| RemoteRecord::decode(&b)) {
+                        Some(Ok(rec)) => referenced.extend(rec.packs()),
+                        Some(Err(e)) => report.corrupt_records.push(format!("{path}: {e}")),
+                        None => {}
+                    }
+                    report.expired_rewritten += 1;
+                    continue;
+                }
                 self.store.delete(&path).await.map_err(|e| self.remote(e))?;
             }
+            report.expired_records += 1;
+        }
+        if !report.corrupt_records.is_empty() {
+            return Ok(report);
         }
         for p in &packs {
             let Some(id) = p

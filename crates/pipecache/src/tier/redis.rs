@@ -54,6 +54,47 @@ impl RedisTier {
         format!("a:{}", key_hash(key))
     }
 
+    /// The Redis value of `item` and its TTL; `None` when it has already expired.
+    fn encode(
+        &self,
+        key: &str,
+        item: &StoredArtifact,
+    ) -> Result<Option<(Vec<u8>, Option<Duration>)>> {
+        if item.artifact.logical_size() > self.max_object_size {
+            return Err(Error::InvalidArtifact {
+                reason: format!(
+                    "{} bytes is over tier {}'s max_object_size of {}",
+                    item.artifact.logical_size(),
+                    self.name,
+                    self.max_object_size
+                ),
+            });
+        }
+        let now = self.clock.now_ms();
+        if item.is_expired(now) {
+            return Ok(None);
+        }
+        let ttl = item.expires_ms.map(|e| Duration::from_millis(e - now));
+        let mut parts = Vec::with_capacity(item.artifact.parts.len());
+        let mut stored: Vec<(Codec, Vec<u8>)> = Vec::with_capacity(parts.capacity());
+        for p in &item.artifact.parts {
+            parts.push(RemotePart {
+                name: p.name.clone(),
+                hash: BlobHash::of(&p.data),
+                len: p.data.len() as u64,
+                at: None,
+            });
+            let (codec, packed) = self
+                .compression
+                .encode(&p.data)
+                .map_err(|e| Error::from_format(e, Some(key), None))?;
+            stored.push((codec, packed.unwrap_or_else(|| p.data.clone())));
+        }
+        let record = remote_record(key, item, parts);
+        let refs: Vec<(Codec, &[u8])> = stored.iter().map(|(c, b)| (*c, b.as_slice())).collect();
+        Ok(Some((encode_inline_value(&record, &refs), ttl)))
+    }
+
     fn remote(&self, e: pipecache_remote::RemoteError) -> Error {
         Error::remote(&self.name, e)
     }
@@ -107,42 +148,24 @@ impl CacheBackend for RedisTier {
     }
 
     async fn put(&self, key: &str, item: &StoredArtifact) -> Result<()> {
-        if item.artifact.logical_size() > self.max_object_size {
-            return Err(Error::InvalidArtifact {
-                reason: format!(
-                    "{} bytes is over tier {}'s max_object_size of {}",
-                    item.artifact.logical_size(),
-                    self.name,
-                    self.max_object_size
-                ),
-            });
-        }
-        let now = self.clock.now_ms();
-        if item.is_expired(now) {
+        let Some((value, ttl)) = self.encode(key, item)? else {
             return Ok(());
-        }
-        let ttl = item.expires_ms.map(|e| Duration::from_millis(e - now));
-        let mut parts = Vec::with_capacity(item.artifact.parts.len());
-        let mut stored: Vec<(Codec, Vec<u8>)> = Vec::with_capacity(parts.capacity());
-        for p in &item.artifact.parts {
-            parts.push(RemotePart {
-                name: p.name.clone(),
-                hash: BlobHash::of(&p.data),
-                len: p.data.len() as u64,
-                at: None,
-            });
-            let (codec, packed) = self
-                .compression
-                .encode(&p.data)
-                .map_err(|e| Error::from_format(e, Some(key), None))?;
-            stored.push((codec, packed.unwrap_or_else(|| p.data.clone())));
-        }
-        let record = remote_record(key, item, parts);
-        let refs: Vec<(Codec, &[u8])> = stored.iter().map(|(c, b)| (*c, b.as_slice())).collect();
-        let value = encode_inline_value(&record, &refs);
+        };
         self.store
             .set(&Self::object_name(key), value, ttl)
             .await
+            .map_err(|e| self.remote(e))
+    }
+
+    /// `SET NX`: a value written since the copy was read (a newer put) stays.
+    async fn put_copy(&self, key: &str, item: &StoredArtifact) -> Result<()> {
+        let Some((value, ttl)) = self.encode(key, item)? else {
+            return Ok(());
+        };
+        self.store
+            .set_if_absent(&Self::object_name(key), value, ttl)
+            .await
+            .map(drop)
             .map_err(|e| self.remote(e))
     }
 

@@ -75,6 +75,10 @@ impl<B: CacheBackend> CacheBackend for Verified<B> {
         self.inner.put(key, item).await
     }
 
+    async fn put_copy(&self, key: &str, item: &StoredArtifact) -> Result<()> {
+        self.inner.put_copy(key, item).await
+    }
+
     async fn put_many(&self, items: &[(String, StoredArtifact)]) -> Result<()> {
         self.inner.put_many(items).await
     }
