@@ -15,7 +15,7 @@ fn push_pull_and_read_through_from_the_command_line() {
             "default_ttl = \"7d\"\n\n[[backends]]\ntype = \"filesystem\"\npriority = 0\nmax_size = \"1GB\"\n\n\
              [[backends]]\ntype = \"s3\"\npriority = 1\nbucket = \"{}\"\nprefix = \"team\"\n\
              endpoint = \"{}\"\nregion = \"us-east-1\"\naccess_key_id = \"testing\"\n\
-             secret_access_key = \"s3cr3t-value\"\nwrite_policy = \"write-back\"\ntimeout = \"5s\"\n",
+             secret_access_key = \"s3cr3t-value\"\nwrite_policy = \"write-back\"\ntimeout = \"5s\"\ngc_grace = \"1h\"\n",
             s3.bucket(),
             s3.endpoint()
         ),

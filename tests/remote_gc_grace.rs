@@ -4,17 +4,25 @@
 
 use std::time::Duration;
 
+use pipecache::tier::{BackendConfig, WritePolicy};
 use pipecache::{Artifact, PutOptions};
 use pipecache_format::remote::PackBuilder;
 use pipecache_format::{BlobHash, Codec};
 use pipecache_test_support::random_bytes;
 use pipecache_test_support::servers::S3Server;
-use pipecache_test_support::tiers::{frames_artifact, open_s3_reader, wall_ms};
+use pipecache_test_support::tiers::{
+    frames_artifact, open_s3_reader, open_temp_manager, s3_backend, wall_ms,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_keeps_referenced_and_young_packs_and_deletes_the_rest() {
     let s3 = S3Server::start();
-    let (_da, a) = open_s3_reader(&s3).await;
+    // A runs GC with a 2 s grace, configured (a shorter `--grace` than configured is refused).
+    let mut short_grace = s3_backend(&s3.endpoint(), s3.bucket(), WritePolicy::WriteThrough);
+    if let BackendConfig::S3 { gc_grace, .. } = &mut short_grace {
+        *gc_grace = Some("2s".into());
+    }
+    let (_da, a) = open_temp_manager(vec![short_grace], None).await;
     let (_db, b) = open_s3_reader(&s3).await;
     let intro: Vec<Vec<u8>> = (0..4).map(|i| random_bytes(50 + i, 10_000)).collect();
     let live_a = (
@@ -58,11 +66,14 @@ async fn gc_keeps_referenced_and_young_packs_and_deletes_the_rest() {
         .unwrap();
     assert_eq!(packs_before.len(), 4);
 
-    // Right away, with a 2 s grace: everything is young, nothing goes.
-    let r = a
-        .remote_gc(None, Some(Duration::from_secs(2)), false)
+    let refused = a
+        .remote_gc(None, Some(Duration::from_secs(1)), false)
         .await
-        .unwrap();
+        .unwrap_err();
+    assert!(refused.to_string().contains("shorter than"), "{refused}");
+
+    // Right away, with a 2 s grace: everything is young, nothing goes.
+    let r = a.remote_gc(None, None, false).await.unwrap();
     assert_eq!((r.packs_deleted, r.packs_in_grace), (0, 1), "{r:?}");
 
     tokio::time::sleep(Duration::from_millis(3_200)).await;
@@ -79,10 +90,7 @@ async fn gc_keeps_referenced_and_young_packs_and_deletes_the_rest() {
     // a pass that meets one deletes nothing.
     let junk = format!("records/ff/{}", "f".repeat(64));
     remote.put(&junk, b"not a record".to_vec()).await.unwrap();
-    let held = a
-        .remote_gc(None, Some(Duration::from_secs(2)), false)
-        .await
-        .unwrap();
+    let held = a.remote_gc(None, None, false).await.unwrap();
     assert_eq!(
         (
             held.packs_deleted,
@@ -94,10 +102,7 @@ async fn gc_keeps_referenced_and_young_packs_and_deletes_the_rest() {
     );
     remote.delete(&junk).await.unwrap();
 
-    let dry = a
-        .remote_gc(None, Some(Duration::from_secs(2)), true)
-        .await
-        .unwrap();
+    let dry = a.remote_gc(None, None, true).await.unwrap();
     assert_eq!((dry.packs_deleted, dry.expired_records), (2, 1), "{dry:?}");
     assert_eq!(
         remote.list("packs/").await.unwrap().len(),
@@ -105,10 +110,7 @@ async fn gc_keeps_referenced_and_young_packs_and_deletes_the_rest() {
         "dry run deleted"
     );
 
-    let r = a
-        .remote_gc(None, Some(Duration::from_secs(2)), false)
-        .await
-        .unwrap();
+    let r = a.remote_gc(None, None, false).await.unwrap();
     // The doomed artifact's pack and the expired one's go; the in-flight one is young.
     assert_eq!(r.packs_deleted, 2, "{r:?}");
     assert_eq!(r.expired_records, 1);

@@ -106,7 +106,7 @@ enum Command {
         #[arg(long)]
         remote: bool,
         /// With --remote: never delete an object younger than this (default: the tier's
-        /// gc_grace, 24h).
+        /// gc_grace, 24h). Longer only: pushers reuse packs up to half of gc_grace old.
         #[arg(long, value_parser = parse_duration, requires = "remote")]
         grace: Option<Duration>,
         /// With --remote: which tier (default: the first s3 or fs-remote tier).

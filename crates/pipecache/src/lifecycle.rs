@@ -507,11 +507,14 @@ pub(crate) fn compact(
         match relocate_chunk(shared, tx, id, rec.total_bytes, &mut prescan) {
             Ok(Some(outcome)) => report.add(id, outcome),
             Ok(None) => report.chunks_skipped.push(id),
-            Err(Error::Closed) => return Err(Error::Closed),
-            Err(e) => {
+            // A damaged chunk stays where it is (verify names its keys); compacting the rest
+            // is still worth it. Anything else (the writer failing, an I/O error) is the
+            // caller's to see, not a skipped chunk.
+            Err(e) if e.is_corruption() => {
                 tracing::error!(chunk = id, error = %e, "chunk cannot be compacted: it does not read back completely");
                 report.chunks_skipped.push(id);
             }
+            Err(e) => return Err(e),
         }
     }
     progress("compact", total, total);

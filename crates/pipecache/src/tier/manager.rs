@@ -1023,6 +1023,19 @@ impl CacheManager {
         dry_run: bool,
     ) -> Result<RemoteGcReport> {
         let (t, pack) = self.pack_tier(tier)?;
+        // Pushers reuse blobs of packs younger than half *their* grace: a shorter one here
+        // could delete a pack a record is about to name.
+        if let Some(g) = grace
+            && g < pack.grace()
+        {
+            return Err(Error::InvalidOption {
+                reason: format!(
+                    "grace {g:?} is shorter than tier {}'s gc_grace of {:?}: pushers may still                      reuse packs that old; lower gc_grace in the configuration of every machine instead",
+                    t.backend.name(),
+                    pack.grace()
+                ),
+            });
+        }
         let grace = grace.unwrap_or(pack.grace());
         pack.gc(grace, dry_run)
             .await
