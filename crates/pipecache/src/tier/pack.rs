@@ -356,20 +356,24 @@ impl PackTier {
             .put(&idx_name, idx)
             .await
             .map_err(|e| self.remote(e))?;
-        self.put_records(&records).await?;
-        report.records = records.len() as u64;
-        let mut map = self.map.lock().await;
-        map.seen.insert(idx_name);
-        if let Some(pack) = pack_id {
-            for e in entries {
-                let loc = PackLocation {
-                    pack,
-                    offset: e.offset,
-                    stored_len: e.stored_len,
-                };
-                map.blobs.insert(e.hash, (loc, started));
+        // From here the pack's blobs are reusable: a retry after the records fail (a push
+        // resumed within MAP_REFRESH) must not upload them again.
+        {
+            let mut map = self.map.lock().await;
+            map.seen.insert(idx_name);
+            if let Some(pack) = pack_id {
+                for e in entries {
+                    let loc = PackLocation {
+                        pack,
+                        offset: e.offset,
+                        stored_len: e.stored_len,
+                    };
+                    map.blobs.insert(e.hash, (loc, started));
+                }
             }
         }
+        self.put_records(&records).await?;
+        report.records = records.len() as u64;
         Ok(report)
     }
 
