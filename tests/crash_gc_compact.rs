@@ -16,7 +16,12 @@ const KILLS: u64 = 30;
 async fn sigkill_during_gc_and_compaction_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("pipecache.toml");
-    std::fs::write(&cfg, "chunk_size = \"64KiB\"\ncompact_threshold = 0.9\n").unwrap();
+    // 4 KiB compaction batches: a kill can land between the batches of one chunk.
+    std::fs::write(
+        &cfg,
+        "chunk_size = \"64KiB\"\ncompact_threshold = 0.9\ncompact_batch_size = \"4KiB\"\n",
+    )
+    .unwrap();
     let store_dir = dir.path().join("store");
     let bin = Path::new(env!("CARGO_BIN_EXE_pipecache"));
     let mut rng = StdRng::seed_from_u64(0xC0FFEE);

@@ -112,6 +112,9 @@ proptest! {
         // Compaction's read-ahead of blob records: none (point lookups), a few at a time
         // (several prescan rounds per pass), or all.
         prescan_max in prop_oneof![Just(0usize), 1usize..40, Just(usize::MAX)],
+        // Bytes per compaction batch: one frame per batch (every chunk in many commits,
+        // records with the last) or the default (one batch per 16 KiB chunk).
+        compact_batch_bytes in prop_oneof![Just(1u64), 1u64..8192, Just(8u64 << 20)],
     ) {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
@@ -123,6 +126,7 @@ proptest! {
                 default_ttl: None,
                 gc_interval: None,
                 gc_prescan_max_blobs: prescan_max,
+                compact_batch_bytes,
                 clock: clock.clone() as Arc<dyn pipecache::Clock>,
                 ..StoreOptions::default()
             };

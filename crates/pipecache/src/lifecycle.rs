@@ -523,9 +523,7 @@ pub(crate) fn compact(
 
 /// Frames per multi-get when filtering blob frames against the index.
 const FILTER_BATCH: usize = 4096;
-/// Stored bytes per relocation request: bounds GC memory whatever the chunk size.
-const RELOCATE_BATCH_BYTES: u64 = 8 << 20;
-/// Frames per relocation request.
+/// Frames per relocation request (bytes are bounded by `StoreOptions::compact_batch_bytes`).
 const RELOCATE_BATCH_ITEMS: usize = 32 * 1024;
 
 /// Where the index located one blob of a chunk about to be compacted, and its refcount. The
@@ -682,8 +680,14 @@ fn relocate_chunk(
     // Frames the prescan does not cover, waiting for one multi-get. Frames come in offset
     // order and uncovered ones only after covered ones, so `ready` stays in chunk order.
     let mut lookup: Vec<RelocItem> = Vec::new();
+    let mut lookup_bytes = 0u64;
     let mut ready: Vec<RelocItem> = Vec::new();
     let mut ready_bytes = 0u64;
+    // Artifact record frames wait for the last batch, which also drops the chunk: moved
+    // earlier, a record would leave a stale copy behind if a later batch never applied (a
+    // damaged frame further on), and once that record's key was deleted and its tombstone
+    // compacted away, `rebuild-index` could bring the key back from the stale copy.
+    let mut records: Vec<RelocItem> = Vec::new();
     // What the records handed to the writer in `ready` were read from.
     let (mut from_prescan, mut from_lookup) = (false, false);
     let mut total = RelocOutcome::default();
@@ -715,8 +719,9 @@ fn relocate_chunk(
                 seen: None,
             };
             match &chunk_prescan {
+                _ if item.header.kind == FrameKind::ArtifactRecord => records.push(item),
                 Some(p) if item.offset < p.covered_len => {
-                    let keep = item.header.kind != FrameKind::Blob
+                    let keep = item.header.kind == FrameKind::Tombstone
                         || match p.find(&mut cursor, item.offset, &item.header.hash) {
                             Some(l) => {
                                 keep_located(&mut item, id, l.refs);
@@ -730,10 +735,18 @@ fn relocate_chunk(
                         ready.push(item);
                     }
                 }
-                _ => lookup.push(item),
+                _ => {
+                    lookup_bytes += item.stored.len() as u64;
+                    lookup.push(item);
+                }
             }
         }
-        if lookup.len() >= FILTER_BATCH || (done && !lookup.is_empty()) {
+        // Bounded by bytes too: frames waiting for their lookup hold their payloads.
+        if lookup.len() >= FILTER_BATCH
+            || lookup_bytes >= shared.options.compact_batch_bytes
+            || (done && !lookup.is_empty())
+        {
+            lookup_bytes = 0;
             filter_blob_items(shared, id, &mut lookup)?;
             from_lookup = true;
             for item in lookup.drain(..) {
@@ -751,8 +764,14 @@ fn relocate_chunk(
                 ),
             ));
         }
-        if done || ready_bytes >= RELOCATE_BATCH_BYTES || ready.len() >= RELOCATE_BATCH_ITEMS {
-            let items = std::mem::take(&mut ready);
+        if done
+            || ready_bytes >= shared.options.compact_batch_bytes
+            || ready.len() >= RELOCATE_BATCH_ITEMS
+        {
+            let mut items = std::mem::take(&mut ready);
+            if done {
+                items.append(&mut records);
+            }
             ready_bytes = 0;
             // The epoch at which every `seen` record in the batch was the index's state, or
             // one no commit matches when the prescan's and the lookups' disagree.

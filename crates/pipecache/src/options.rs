@@ -96,6 +96,10 @@ pub struct StoreOptions {
     /// default 2 Mi, 48 MiB). Chunks whose blobs do not fit are prescanned in later rounds, and
     /// a chunk that alone does not fit is filtered by point lookups instead (slower, bounded).
     pub gc_prescan_max_blobs: usize,
+    /// Most bytes of live frames one compaction batch (one writer commit) moves (default
+    /// 8 MiB): puts wait at most one batch behind compaction. A chunk's artifact records
+    /// move only in its last batch, with the file's removal.
+    pub compact_batch_bytes: u64,
     /// How often access times collected by reads are written to the index.
     pub access_flush_interval: Duration,
     /// Most requests one group commit takes.
@@ -120,6 +124,7 @@ impl Default for StoreOptions {
             gc_interval: Some(Duration::from_secs(60)),
             gc_step_removals: 1000,
             gc_prescan_max_blobs: 2 << 20,
+            compact_batch_bytes: 8 << 20,
             access_flush_interval: Duration::from_secs(30),
             max_batch_requests: 512,
             max_batch_bytes: 64 << 20,

@@ -184,6 +184,8 @@ pub struct CacheConfig {
     pub compact_threshold: Option<f64>,
     /// Chunk file size, e.g. "64MiB".
     pub chunk_size: Option<String>,
+    /// Bytes one compaction batch moves, e.g. "8MiB".
+    pub compact_batch_size: Option<String>,
     /// zstd for blobs that shrink enough (default true).
     pub enable_compression: Option<bool>,
     /// Tiers, walked by priority (0 = fastest).
@@ -304,6 +306,10 @@ impl CacheConfig {
         }
         if let Some(v) = &self.chunk_size {
             options.chunk_size = parse_size(v).map_err(|e| field("chunk_size", e))?;
+        }
+        if let Some(v) = &self.compact_batch_size {
+            options.compact_batch_bytes =
+                parse_size(v).map_err(|e| field("compact_batch_size", e))?;
         }
         if let Some(v) = self.compact_threshold {
             if !(0.0..=1.0).contains(&v) {
