@@ -530,14 +530,18 @@ impl PipelineArtifactCache {
         Ok(out)
     }
 
-    /// Removes every artifact cached for the current version of `video`.
+    /// Removes every artifact cached for the current version of `video`, from every tier:
+    /// keys are listed in every tier that can list, since a remote copy this machine never
+    /// read would otherwise come back through read-through. Returns how many keys went.
     pub async fn invalidate(&self, video: &Path) -> Result<usize> {
         let fp = self.fingerprint(video).await?;
-        let entries = self.store().list(&ArtifactKey::video_prefix(&fp)).await?;
-        for e in &entries {
-            // Every tier: a remote copy would come back through read-through.
-            self.cache.delete(&e.key).await?;
+        let keys = self
+            .cache
+            .list_keys(&ArtifactKey::video_prefix(&fp))
+            .await?;
+        for key in &keys {
+            self.cache.delete(key).await?;
         }
-        Ok(entries.len())
+        Ok(keys.len())
     }
 }

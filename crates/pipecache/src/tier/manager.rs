@@ -808,6 +808,22 @@ impl CacheManager {
         failure.map_or(Ok(existed), Err)
     }
 
+    /// Live keys starting with `prefix` in any tier that can list (the local store and the
+    /// pack tiers; Redis cannot, and its values expire on their own). A tier that fails to
+    /// answer is an error, not an empty listing.
+    pub async fn list_keys(&self, prefix: &str) -> Result<std::collections::BTreeSet<String>> {
+        let mut keys = std::collections::BTreeSet::new();
+        for tier in &self.inner.tiers {
+            let listed = tier
+                .backend
+                .list(prefix)
+                .await
+                .inspect_err(|e| tier.failed("list", prefix, e))?;
+            keys.extend(listed);
+        }
+        Ok(keys)
+    }
+
     /// Per-tier figures, fastest first.
     pub fn tier_stats(&self) -> Vec<TierStats> {
         self.inner
