@@ -25,7 +25,8 @@ const LAYOUT_META: &str = "pipecache.layout";
     about = "Content-addressed artifact cache for video pipelines"
 )]
 struct Cli {
-    /// Store directory [default: $PIPECACHE_DIR, else the user cache dir + /pipecache]
+    /// Store directory [default: $PIPECACHE_DIR, else the config's filesystem `path`, else
+    /// the user cache dir + /pipecache]. Wins over the config's `path`.
     #[arg(long, global = true, env = "PIPECACHE_DIR")]
     dir: Option<PathBuf>,
     /// Configuration file (TOML) [env: PIPECACHE_CONFIG]
@@ -291,10 +292,6 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
-    let dir = match cli.dir {
-        Some(d) => d,
-        None => default_dir()?,
-    };
     // Validate inputs before opening (and maybe creating) a store.
     let put_input = match &cli.command {
         Command::Put {
@@ -339,13 +336,23 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     if let Some(max) = cli.max_size {
         config::override_max_size(&mut config, max);
     }
+    // One store directory for every command: --dir (or $PIPECACHE_DIR), else the config's
+    // filesystem path, else the default.
+    let dir = match cli.dir {
+        Some(d) => {
+            config::override_dir(&mut config, &d);
+            d
+        }
+        None => match config::local_path(&config) {
+            Some(p) => p.to_owned(),
+            None => default_dir()?,
+        },
+    };
     if let Command::Config { check } = &cli.command {
         print!("{}", config.to_masked_toml());
         if *check {
-            let m = CacheManager::open(&config, &dir, options, &origin).await?;
-            let r = m.check().await;
-            m.close().await?;
-            r?;
+            // Without opening the local store: it may not exist yet, or be in use.
+            CacheManager::check_config(&config, &origin).await?;
             eprintln!("every tier answered");
         }
         return Ok(ExitCode::SUCCESS);

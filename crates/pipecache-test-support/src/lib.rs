@@ -135,13 +135,22 @@ pub fn chunk_files(dir: &Path) -> Vec<PathBuf> {
 
 /// Runs the `pipecache` binary at `bin` with `--dir dir` and `args`, feeding `stdin`.
 pub fn run_cli(bin: &Path, dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut with_dir: Vec<&std::ffi::OsStr> = vec!["--dir".as_ref(), dir.as_os_str()];
+    with_dir.extend(args.iter().map(std::ffi::OsStr::new));
+    run_cli_args(bin, &with_dir, stdin)
+}
+
+/// Runs `pipecache <args>` as given: no `--dir`, `$PIPECACHE_DIR` unset (the store directory
+/// comes from the config file or the default).
+pub fn run_cli_args<S: AsRef<std::ffi::OsStr>>(
+    bin: &Path,
+    args: &[S],
+    stdin: Option<&[u8]>,
+) -> Output {
     use std::io::Write;
     use std::process::Stdio;
     let mut cmd = Command::new(bin);
-    cmd.arg("--dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("PIPECACHE_DIR");
+    cmd.args(args).env_remove("PIPECACHE_DIR");
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
     } else {

@@ -67,12 +67,12 @@ fn masked_url(s: &str) -> Option<String> {
 pub enum BackendConfig {
     /// The local store (chunk files + RocksDB). Exactly one, priority 0.
     Filesystem {
-        /// Tier name (default `local`).
+        /// Tier name: the local tier is always `local` (any other name is an error).
         name: Option<String>,
-        /// 0 = fastest.
+        /// Must be 0 (the fastest tier).
         #[serde(default)]
         priority: u32,
-        /// Store directory (default: `--dir`).
+        /// Store directory (the CLI's `--dir` / `$PIPECACHE_DIR` win over it).
         path: Option<PathBuf>,
         /// Size budget, e.g. `50GB`.
         max_size: Option<String>,

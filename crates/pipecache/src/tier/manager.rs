@@ -318,9 +318,8 @@ pub struct ManagerBuilder {
     tiers: Vec<Tier>,
 }
 
-impl ManagerBuilder {
-    fn push(
-        mut self,
+impl Tier {
+    fn remote(
         remote: Remote,
         backend: Arc<dyn CacheBackend>,
         priority: u32,
@@ -335,7 +334,7 @@ impl ManagerBuilder {
             dropped: AtomicU64::new(0),
             notify: Notify::new(),
         });
-        self.tiers.push(Tier {
+        Tier {
             backend,
             remote,
             priority,
@@ -343,38 +342,61 @@ impl ManagerBuilder {
             counters: TierCounters::default(),
             degraded: AtomicBool::new(false),
             queue,
-        });
-        self
+        }
     }
 
-    /// Adds a pack tier (fs-remote or S3), hash-verified.
-    pub fn pack_tier(
-        self,
-        tier: PackTier,
-        priority: u32,
-        policy: WritePolicy,
-        queue_capacity: u64,
-    ) -> Self {
+    fn pack(tier: PackTier, priority: u32, policy: WritePolicy, queue_capacity: u64) -> Self {
         let t = Arc::new(Verified::new(tier));
-        self.push(Remote::Pack(t.clone()), t, priority, policy, queue_capacity)
+        Self::remote(Remote::Pack(t.clone()), t, priority, policy, queue_capacity)
     }
 
-    /// Adds a Redis tier, hash-verified.
-    pub fn redis_tier(
-        self,
-        tier: RedisTier,
-        priority: u32,
-        policy: WritePolicy,
-        queue_capacity: u64,
-    ) -> Self {
+    fn redis(tier: RedisTier, priority: u32, policy: WritePolicy, queue_capacity: u64) -> Self {
         let t = Arc::new(Verified::new(tier));
-        self.push(
+        Self::remote(
             Remote::Redis(t.clone()),
             t,
             priority,
             policy,
             queue_capacity,
         )
+    }
+
+    /// Contacts the tier once: reachable, bucket present. Errors name the tier.
+    async fn check(&self) -> Result<()> {
+        let r = match &self.remote {
+            Remote::Local => Ok(()),
+            Remote::Pack(p) => p.inner().store().check().await,
+            Remote::Redis(r) => r.inner().store().check().await,
+        };
+        r.map_err(|e| Error::remote(self.backend.name(), e))
+    }
+}
+
+impl ManagerBuilder {
+    /// Adds a pack tier (fs-remote or S3), hash-verified.
+    pub fn pack_tier(
+        mut self,
+        tier: PackTier,
+        priority: u32,
+        policy: WritePolicy,
+        queue_capacity: u64,
+    ) -> Self {
+        self.tiers
+            .push(Tier::pack(tier, priority, policy, queue_capacity));
+        self
+    }
+
+    /// Adds a Redis tier, hash-verified.
+    pub fn redis_tier(
+        mut self,
+        tier: RedisTier,
+        priority: u32,
+        policy: WritePolicy,
+        queue_capacity: u64,
+    ) -> Self {
+        self.tiers
+            .push(Tier::redis(tier, priority, policy, queue_capacity));
+        self
     }
 
     /// Starts the manager: loads queue lengths and starts the write-back workers.
@@ -386,15 +408,7 @@ impl ManagerBuilder {
                         .into(),
             });
         }
-        let mut names = std::collections::HashSet::new();
-        names.insert("local".to_owned());
-        for t in &self.tiers {
-            if !names.insert(t.backend.name().to_owned()) || t.backend.name().contains('\0') {
-                return Err(Error::InvalidOption {
-                    reason: format!("tier name {:?} is used twice or invalid", t.backend.name()),
-                });
-            }
-        }
+        check_names(&self.tiers)?;
         self.tiers.sort_by_key(|t| t.priority);
         self.tiers.insert(0, local_tier(&self.local));
         for t in &self.tiers {
@@ -454,6 +468,155 @@ impl From<Store> for CacheManager {
     }
 }
 
+/// The `filesystem` backend's `path`, after checking the tier structure: at most one
+/// `filesystem` backend, at priority 0, named `local` if named at all.
+fn local_dir<'a>(config: &'a CacheConfig, origin: &str) -> Result<Option<&'a Path>> {
+    let locals: Vec<&BackendConfig> = config
+        .backends
+        .iter()
+        .filter(|b| matches!(b, BackendConfig::Filesystem { .. }))
+        .collect();
+    let bad = |reason: &str| {
+        Err(Error::InvalidOption {
+            reason: format!("config {origin}: {reason}"),
+        })
+    };
+    match locals.as_slice() {
+        [] => Ok(None),
+        [
+            BackendConfig::Filesystem {
+                name,
+                priority,
+                path,
+                ..
+            },
+        ] => {
+            if *priority != 0 {
+                return bad("the filesystem backend must have priority 0");
+            }
+            if name.as_deref().is_some_and(|n| n != "local") {
+                return bad("the filesystem backend is the local tier, always named \"local\"");
+            }
+            Ok(path.as_deref())
+        }
+        _ => bad("more than one filesystem backend"),
+    }
+}
+
+/// Remote tier names are unique, never `local`, and usable in queue names.
+fn check_names(tiers: &[Tier]) -> Result<()> {
+    let mut names = std::collections::HashSet::new();
+    names.insert("local");
+    for t in tiers {
+        if !names.insert(t.backend.name()) || t.backend.name().contains('\0') {
+            return Err(Error::InvalidOption {
+                reason: format!("tier name {:?} is used twice or invalid", t.backend.name()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The remote tiers `config` describes, built but not contacted.
+fn remote_tiers(config: &CacheConfig, options: &StoreOptions) -> Result<Vec<Tier>> {
+    let compression = options.compression;
+    let clock = options.clock.clone();
+    let mut tiers = Vec::new();
+    for backend in &config.backends {
+        let name = backend.name();
+        let (priority, policy, capacity) = match backend {
+            BackendConfig::Filesystem { .. } => continue,
+            BackendConfig::S3 {
+                priority,
+                write_policy,
+                queue_capacity,
+                ..
+            }
+            | BackendConfig::FsRemote {
+                priority,
+                write_policy,
+                queue_capacity,
+                ..
+            }
+            | BackendConfig::Redis {
+                priority,
+                write_policy,
+                queue_capacity,
+                ..
+            } => (
+                *priority,
+                *write_policy,
+                queue_capacity.unwrap_or(DEFAULT_QUEUE_CAPACITY),
+            ),
+        };
+        let remote = |e| Error::remote(&name, e);
+        // Pack tiers (S3, fs-remote) differ only in their object store.
+        let (kind, store, gc_grace) = match backend {
+            BackendConfig::Filesystem { .. } => continue,
+            BackendConfig::S3 {
+                bucket,
+                prefix,
+                endpoint,
+                region,
+                access_key_id,
+                secret_access_key,
+                timeout,
+                gc_grace,
+                ..
+            } => {
+                let env = |v: &str| std::env::var(v).ok().filter(|s| !s.is_empty());
+                let opts = S3Options {
+                    bucket: bucket.clone(),
+                    prefix: prefix.clone(),
+                    endpoint: endpoint.clone(),
+                    region: region.clone().unwrap_or_else(|| "us-east-1".into()),
+                    access_key_id: access_key_id.clone().or_else(|| env("AWS_ACCESS_KEY_ID")),
+                    secret_access_key: secret_access_key
+                        .as_ref()
+                        .map(|s| s.expose().to_owned())
+                        .or_else(|| env("AWS_SECRET_ACCESS_KEY")),
+                };
+                let deadline = duration_field(&name, timeout.as_ref(), DEFAULT_DEADLINE)?;
+                let store = ObjectStore::s3(&opts, deadline).map_err(remote)?;
+                (BackendKind::S3, store, gc_grace)
+            }
+            BackendConfig::FsRemote {
+                path,
+                timeout,
+                gc_grace,
+                ..
+            } => {
+                let deadline = duration_field(&name, timeout.as_ref(), DEFAULT_DEADLINE)?;
+                let store = ObjectStore::filesystem(path, deadline).map_err(remote)?;
+                (BackendKind::FsRemote, store, gc_grace)
+            }
+            BackendConfig::Redis {
+                url,
+                max_object_size,
+                timeout,
+                ..
+            } => {
+                let deadline = duration_field(&name, timeout.as_ref(), Duration::from_secs(5))?;
+                let max = match max_object_size {
+                    None => DEFAULT_REDIS_MAX_OBJECT,
+                    Some(s) => parse_size(s).map_err(|e| Error::InvalidOption {
+                        reason: format!("backend {name}: max_object_size: {e}"),
+                    })?,
+                };
+                let store =
+                    RedisStore::new(url.expose(), "pipecache:", deadline).map_err(remote)?;
+                let tier = RedisTier::new(&name, store, max, compression, clock.clone());
+                tiers.push(Tier::redis(tier, priority, policy, capacity));
+                continue;
+            }
+        };
+        let grace = duration_field(&name, gc_grace.as_ref(), DEFAULT_GRACE)?;
+        let tier = PackTier::new(&name, kind, store, compression, clock.clone(), grace);
+        tiers.push(Tier::pack(tier, priority, policy, capacity));
+    }
+    Ok(tiers)
+}
+
 fn duration_field(name: &str, v: Option<&String>, default: Duration) -> Result<Duration> {
     v.map_or(Ok(default), |s| {
         parse_duration(s).map_err(|e| Error::InvalidOption {
@@ -482,130 +645,29 @@ impl CacheManager {
         origin: &str,
     ) -> Result<Self> {
         config.apply(&mut options, origin)?;
-        let locals: Vec<&BackendConfig> = config
-            .backends
-            .iter()
-            .filter(|b| matches!(b, BackendConfig::Filesystem { .. }))
-            .collect();
-        if locals.len() > 1 {
-            return Err(Error::InvalidOption {
-                reason: format!("config {origin}: more than one filesystem backend"),
-            });
-        }
-        let dir = match locals.first() {
-            Some(BackendConfig::Filesystem {
-                path: Some(p),
-                priority,
-                ..
-            }) => {
-                if *priority != 0 {
-                    return Err(Error::InvalidOption {
-                        reason: format!(
-                            "config {origin}: the filesystem backend must have priority 0"
-                        ),
-                    });
-                }
-                p.clone()
-            }
-            _ => default_dir.to_owned(),
-        };
-        let compression = options.compression;
-        let clock = options.clock.clone();
+        let dir = local_dir(config, origin)?.unwrap_or(default_dir).to_owned();
+        let tiers = remote_tiers(config, &options)?;
         let store = Store::open(&dir, options).await?;
-        let mut b = Self::builder(store);
-        for backend in &config.backends {
-            let name = backend.name();
-            let (priority, policy, capacity) = match backend {
-                BackendConfig::Filesystem { .. } => continue,
-                BackendConfig::S3 {
-                    priority,
-                    write_policy,
-                    queue_capacity,
-                    ..
-                }
-                | BackendConfig::FsRemote {
-                    priority,
-                    write_policy,
-                    queue_capacity,
-                    ..
-                }
-                | BackendConfig::Redis {
-                    priority,
-                    write_policy,
-                    queue_capacity,
-                    ..
-                } => (
-                    *priority,
-                    *write_policy,
-                    queue_capacity.unwrap_or(DEFAULT_QUEUE_CAPACITY),
-                ),
-            };
-            let remote = |e| Error::remote(&name, e);
-            // Pack tiers (S3, fs-remote) differ only in their object store.
-            let (kind, store, gc_grace) = match backend {
-                BackendConfig::Filesystem { .. } => continue,
-                BackendConfig::S3 {
-                    bucket,
-                    prefix,
-                    endpoint,
-                    region,
-                    access_key_id,
-                    secret_access_key,
-                    timeout,
-                    gc_grace,
-                    ..
-                } => {
-                    let env = |v: &str| std::env::var(v).ok().filter(|s| !s.is_empty());
-                    let opts = S3Options {
-                        bucket: bucket.clone(),
-                        prefix: prefix.clone(),
-                        endpoint: endpoint.clone(),
-                        region: region.clone().unwrap_or_else(|| "us-east-1".into()),
-                        access_key_id: access_key_id.clone().or_else(|| env("AWS_ACCESS_KEY_ID")),
-                        secret_access_key: secret_access_key
-                            .as_ref()
-                            .map(|s| s.expose().to_owned())
-                            .or_else(|| env("AWS_SECRET_ACCESS_KEY")),
-                    };
-                    let deadline = duration_field(&name, timeout.as_ref(), DEFAULT_DEADLINE)?;
-                    let store = ObjectStore::s3(&opts, deadline).map_err(remote)?;
-                    (BackendKind::S3, store, gc_grace)
-                }
-                BackendConfig::FsRemote {
-                    path,
-                    timeout,
-                    gc_grace,
-                    ..
-                } => {
-                    let deadline = duration_field(&name, timeout.as_ref(), DEFAULT_DEADLINE)?;
-                    let store = ObjectStore::filesystem(path, deadline).map_err(remote)?;
-                    (BackendKind::FsRemote, store, gc_grace)
-                }
-                BackendConfig::Redis {
-                    url,
-                    max_object_size,
-                    timeout,
-                    ..
-                } => {
-                    let deadline = duration_field(&name, timeout.as_ref(), Duration::from_secs(5))?;
-                    let max = match max_object_size {
-                        None => DEFAULT_REDIS_MAX_OBJECT,
-                        Some(s) => parse_size(s).map_err(|e| Error::InvalidOption {
-                            reason: format!("backend {name}: max_object_size: {e}"),
-                        })?,
-                    };
-                    let store =
-                        RedisStore::new(url.expose(), "pipecache:", deadline).map_err(remote)?;
-                    let tier = RedisTier::new(&name, store, max, compression, clock.clone());
-                    b = b.redis_tier(tier, priority, policy, capacity);
-                    continue;
-                }
-            };
-            let grace = duration_field(&name, gc_grace.as_ref(), DEFAULT_GRACE)?;
-            let tier = PackTier::new(&name, kind, store, compression, clock.clone(), grace);
-            b = b.pack_tier(tier, priority, policy, capacity);
+        ManagerBuilder {
+            local: store,
+            tiers,
         }
-        b.build().await
+        .build()
+        .await
+    }
+
+    /// Checks `config` without opening the local store (which may not exist yet, or be in
+    /// use): every field parses, the tier structure holds, and every remote tier answers.
+    pub async fn check_config(config: &CacheConfig, origin: &str) -> Result<()> {
+        let mut options = StoreOptions::default();
+        config.apply(&mut options, origin)?;
+        local_dir(config, origin)?;
+        let tiers = remote_tiers(config, &options)?;
+        check_names(&tiers)?;
+        for t in &tiers {
+            t.check().await?;
+        }
+        Ok(())
     }
 
     /// The local store.
@@ -616,12 +678,7 @@ impl CacheManager {
     /// Contacts every remote tier once: reachable, bucket present. Errors name the tier.
     pub async fn check(&self) -> Result<()> {
         for t in &self.inner.tiers {
-            let r = match &t.remote {
-                Remote::Local => Ok(()),
-                Remote::Pack(p) => p.inner().store().check().await,
-                Remote::Redis(r) => r.inner().store().check().await,
-            };
-            r.map_err(|e| Error::remote(t.backend.name(), e))?;
+            t.check().await?;
         }
         Ok(())
     }

@@ -1,0 +1,70 @@
+//! Redis goes away and comes back: while it is down, a write-through put fails naming the
+//! tier and the local tier keeps serving; once it is back, the same manager writes to and
+//! reads from Redis again without a restart (the connection is re-established).
+
+use std::time::{Duration, Instant};
+
+use pipecache::Artifact;
+use pipecache::tier::WritePolicy;
+use pipecache_test_support::json_like;
+use pipecache_test_support::servers::{RedisServer, TcpProxy};
+use pipecache_test_support::tiers::{open_temp_manager, redis_backend};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_tier_reconnects_after_an_outage() {
+    let redis = RedisServer::start();
+    let proxy = TcpProxy::start(redis.port());
+    let (_dir, m) = open_temp_manager(
+        vec![redis_backend(&proxy.redis_url(), WritePolicy::WriteThrough)],
+        None,
+    )
+    .await;
+    let art = |i: u64| Artifact::single(json_like(i, 2_000)).with_kind("transcript");
+    m.put("video:r:transcript:n=1", art(1)).await.unwrap();
+
+    proxy.set_down(true);
+    let err = m
+        .put("video:r:transcript:n=2", art(2))
+        .await
+        .expect_err("write-through to a downed Redis fails");
+    assert!(
+        matches!(err, pipecache::Error::Remote { ref tier, .. } if tier == "redis"),
+        "{err}"
+    );
+    assert_eq!(
+        m.get("video:r:transcript:n=2").await.unwrap(),
+        Some(art(2)),
+        "local serves"
+    );
+    let down = m.tier_stats()[1].clone();
+    assert!(down.errors + down.timeouts >= 1, "{down:?}");
+
+    proxy.set_down(false);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match m.put("video:r:transcript:n=3", art(3)).await {
+            Ok(()) => break,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "Redis never came back: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    // Another machine hits it in Redis.
+    let (_other_dir, other) = open_temp_manager(
+        vec![redis_backend(&redis.url(), WritePolicy::WriteThrough)],
+        None,
+    )
+    .await;
+    assert_eq!(
+        other.get("video:r:transcript:n=3").await.unwrap(),
+        Some(art(3))
+    );
+    assert_eq!(
+        other.get("video:r:transcript:n=1").await.unwrap(),
+        Some(art(1))
+    );
+    assert_eq!(other.tier_stats()[1].hits, 2);
+    m.close().await.unwrap();
+    other.close().await.unwrap();
+}
