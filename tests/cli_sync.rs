@@ -109,6 +109,17 @@ fn push_pull_and_read_through_from_the_command_line() {
     let stats = stdout_json(&out);
     assert_eq!(stats["tiers"][1]["name"], "s3", "{stats}");
     assert_eq!(stats["tiers"][1]["write_policy"], "write-back");
+    // What each tier can do is part of the report: packs read by range, and can be listed.
+    let caps = &stats["tiers"][1]["capabilities"];
+    assert_eq!(
+        (caps["ranged_reads"].as_bool(), caps["list"].as_bool()),
+        (Some(true), Some(true)),
+        "{stats}"
+    );
+    assert_eq!(
+        stats["tiers"][0]["capabilities"]["native_ttl"], true,
+        "{stats}"
+    );
     assert_eq!(
         stats["artifacts"], 3,
         "read-through promoted the artifact: {stats}"

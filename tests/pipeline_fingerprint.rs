@@ -80,3 +80,22 @@ fn missing_and_directory_videos_are_errors() {
         assert!(e.contains("directory"), "{e}");
     }
 }
+
+#[test]
+fn tokens_carry_the_mode_and_the_key_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("v.mp4");
+    std::fs::write(&video, b"frames").unwrap();
+    for mode in [FingerprintMode::Stat, FingerprintMode::Content] {
+        assert_eq!(mode.name().parse::<FingerprintMode>().unwrap(), mode);
+        let fp = Fingerprint::of_file(&video, mode).unwrap();
+        let letter = &mode.name()[..1];
+        let prefix = format!("{letter}{}-", pipecache_pipeline::KEY_SCHEMA);
+        assert!(fp.as_str().starts_with(&prefix), "{fp}");
+        assert_eq!(Fingerprint::parse(fp.as_str()).unwrap(), fp);
+        // Another schema version is not a fingerprint of this one.
+        let other = fp.as_str().replacen(&prefix, &format!("{letter}9-"), 1);
+        assert!(Fingerprint::parse(&other).is_err(), "{other}");
+    }
+    assert!("mtime".parse::<FingerprintMode>().is_err());
+}

@@ -20,11 +20,19 @@ pub enum FingerprintMode {
 }
 
 impl FingerprintMode {
-    /// `stat` or `content`.
+    /// `stat` or `content` (what [`str::parse`] takes).
     pub fn name(self) -> &'static str {
         match self {
             Self::Stat => "stat",
             Self::Content => "content",
+        }
+    }
+
+    /// The letter of this mode's fingerprint tokens (`s1-...`, `c1-...`).
+    fn letter(self) -> char {
+        match self {
+            Self::Stat => 's',
+            Self::Content => 'c',
         }
     }
 }
@@ -32,14 +40,12 @@ impl FingerprintMode {
 impl std::str::FromStr for FingerprintMode {
     type Err = PipelineError;
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "stat" => Ok(Self::Stat),
-            "content" => Ok(Self::Content),
-            other => Err(crate::error::invalid(
-                "fingerprint mode",
-                format!("{other:?} (use stat or content)"),
-            )),
-        }
+        [Self::Stat, Self::Content]
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                crate::error::invalid("fingerprint mode", format!("{s:?} (use stat or content)"))
+            })
     }
 }
 
@@ -61,7 +67,9 @@ impl Fingerprint {
             )
         };
         let (prefix, hex) = s.split_once('-').ok_or_else(bad)?;
-        if !matches!(prefix, "s1" | "c1")
+        let known = [FingerprintMode::Stat, FingerprintMode::Content]
+            .map(|m| format!("{}{KEY_SCHEMA}", m.letter()));
+        if !known.iter().any(|k| k == prefix)
             || hex.len() != 32
             || !hex
                 .bytes()
@@ -126,11 +134,11 @@ impl Fingerprint {
                 h.finalize()
             }
         };
-        let prefix = match mode {
-            FingerprintMode::Stat => "s1",
-            FingerprintMode::Content => "c1",
-        };
-        Ok(Self(format!("{prefix}-{}", &digest.to_hex()[..32])))
+        Ok(Self(format!(
+            "{}{KEY_SCHEMA}-{}",
+            mode.letter(),
+            &digest.to_hex()[..32]
+        )))
     }
 }
 

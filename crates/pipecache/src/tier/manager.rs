@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use super::config::{BackendConfig, CacheConfig, WritePolicy, parse_duration, parse_size};
 use super::pack::{BatchReport, DEFAULT_GRACE, PackGcReport, PackTier};
 use super::redis::{DEFAULT_REDIS_MAX_OBJECT, RedisTier};
-use super::{BackendKind, CacheBackend, Verified};
+use super::{BackendKind, CacheBackend, Capabilities, Verified};
 use crate::artifact::validate_key;
 use crate::writer::QueueSlot;
 use crate::{Artifact, Error, PutOptions, Result, Store, StoreOptions, StoredArtifact};
@@ -225,6 +225,8 @@ pub struct TierStats {
     pub priority: u32,
     /// Write policy (remote tiers).
     pub write_policy: Option<WritePolicy>,
+    /// What the tier can do (ranged reads, native TTL, largest object, listing).
+    pub capabilities: Capabilities,
     /// Reads answered.
     pub hits: u64,
     /// Reads not answered (absent or expired).
@@ -871,6 +873,9 @@ impl CacheManager {
     pub async fn list_keys(&self, prefix: &str) -> Result<std::collections::BTreeSet<String>> {
         let mut keys = std::collections::BTreeSet::new();
         for tier in &self.inner.tiers {
+            if !tier.backend.capabilities().list {
+                continue;
+            }
             let listed = tier
                 .backend
                 .list(prefix)
@@ -894,6 +899,7 @@ impl CacheManager {
                     kind: t.backend.kind(),
                     priority: t.priority,
                     write_policy: t.policy,
+                    capabilities: t.backend.capabilities(),
                     hits: r(&t.counters.hits),
                     misses: r(&t.counters.misses),
                     errors: r(&t.counters.errors),
