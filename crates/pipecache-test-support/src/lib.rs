@@ -270,15 +270,8 @@ impl AckLog {
 
     /// Checks every key against `store` and adopts what is there as the new acknowledged state.
     pub async fn check(&mut self, store: &Store, round: u64) {
-        let mut seen = Vec::with_capacity(self.keys.len());
-        for key in self.keys.keys() {
-            let got = store
-                .get(key)
-                .await
-                .unwrap_or_else(|e| panic!("round {round}: get {key}: {e}"));
-            seen.push((key.clone(), got));
-        }
-        self.adopt(seen, round, "local tier");
+        self.check_with(round, "local tier", async |key| store.get(key).await)
+            .await;
     }
 
     /// [`AckLog::check`] through a tier manager (`tiers` names what it reads, for messages).
@@ -288,10 +281,19 @@ impl AckLog {
         round: u64,
         tiers: &str,
     ) {
+        self.check_with(round, tiers, async |key| m.get(key).await)
+            .await;
+    }
+
+    async fn check_with(
+        &mut self,
+        round: u64,
+        tiers: &str,
+        get: impl AsyncFn(&str) -> pipecache::Result<Option<pipecache::Artifact>>,
+    ) {
         let mut seen = Vec::with_capacity(self.keys.len());
         for key in self.keys.keys() {
-            let got = m
-                .get(key)
+            let got = get(key)
                 .await
                 .unwrap_or_else(|e| panic!("round {round}: get {key} from {tiers}: {e}"));
             seen.push((key.clone(), got));
