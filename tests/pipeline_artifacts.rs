@@ -2,12 +2,11 @@
 //! (NaN payloads, -0.0), frames shared by two videos are stored once, `get_all_artifacts` tells
 //! what is missing, and a changed video (new fingerprint) misses.
 
-use pipecache::StoreOptions;
 use pipecache_pipeline::{
-    Embeddings, FingerprintMode, FrameDescription, FrameDescriptions, FrameInfo,
-    PipelineArtifactCache, PipelineConfig, Transcript, TranscriptSegment,
+    Embeddings, FrameDescription, FrameDescriptions, FrameInfo, PipelineConfig,
 };
-use pipecache_test_support::{TempStore, random_bytes};
+use pipecache_test_support::pipeline::{LocalPipeline, one_segment_transcript};
+use pipecache_test_support::random_bytes;
 
 fn frames(n: u32) -> Vec<FrameInfo> {
     (0..n)
@@ -24,16 +23,9 @@ fn frames(n: u32) -> Vec<FrameInfo> {
 
 #[tokio::test]
 async fn typed_artifacts_round_trip_and_share_frames() {
-    let ts = TempStore::new(StoreOptions {
-        gc_interval: None,
-        ..StoreOptions::default()
-    })
-    .await;
-    let cache = PipelineArtifactCache::new(ts.store().clone(), FingerprintMode::Content);
-    let dir = tempfile::tempdir().unwrap();
-    let (va, vb) = (dir.path().join("a.mp4"), dir.path().join("b.mp4"));
-    std::fs::write(&va, random_bytes(1, 10_000)).unwrap();
-    std::fs::write(&vb, random_bytes(2, 10_000)).unwrap();
+    let p = LocalPipeline::new().await;
+    let cache = &p.cache;
+    let (va, vb) = (p.video("a.mp4", 1, 10_000), p.video("b.mp4", 2, 10_000));
     let config = PipelineConfig::full();
     let all = cache.get_all_artifacts(&va, &config).await.unwrap();
     assert!(!all.is_complete(&config));
@@ -74,16 +66,7 @@ async fn typed_artifacts_round_trip_and_share_frames() {
         "other threshold, other key"
     );
 
-    let transcript = Transcript {
-        text: "hello world".into(),
-        language: "en".into(),
-        model: "whisper-base".into(),
-        segments: vec![TranscriptSegment {
-            start_ms: 0,
-            end_ms: 1500,
-            text: "hello world".into(),
-        }],
-    };
+    let transcript = one_segment_transcript("hello world", 1500);
     cache
         .set_transcript(&va, &transcript, "base", "en")
         .await
@@ -184,7 +167,7 @@ async fn typed_artifacts_round_trip_and_share_frames() {
             .is_err()
     );
     assert!(
-        cache.get_keyframes(dir.path(), 0.5, 10).await.is_err(),
+        cache.get_keyframes(p.videos_dir(), 0.5, 10).await.is_err(),
         "a directory is not a video"
     );
 }

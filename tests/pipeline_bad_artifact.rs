@@ -2,11 +2,9 @@
 //! the key and the part, never a panic, a garbage value or an unbounded allocation (a stored
 //! embeddings header claiming 2^60 zero-width vectors).
 
-use pipecache::{Artifact, StoreOptions};
-use pipecache_pipeline::{
-    EmbeddingsConfig, FingerprintMode, PipelineArtifactCache, PipelineError, TranscriptConfig,
-};
-use pipecache_test_support::{TempStore, random_bytes};
+use pipecache::Artifact;
+use pipecache_pipeline::{EmbeddingsConfig, PipelineError, TranscriptConfig};
+use pipecache_test_support::pipeline::LocalPipeline;
 
 /// CBOR of the embeddings header `{model: "m", dim: 0, count: 2^60}`, written by hand.
 fn huge_zero_width_header() -> Vec<u8> {
@@ -23,15 +21,9 @@ fn huge_zero_width_header() -> Vec<u8> {
 
 #[tokio::test]
 async fn undecodable_artifacts_are_named_errors() {
-    let ts = TempStore::new(StoreOptions {
-        gc_interval: None,
-        ..StoreOptions::default()
-    })
-    .await;
-    let cache = PipelineArtifactCache::new(ts.store().clone(), FingerprintMode::Content);
-    let dir = tempfile::tempdir().unwrap();
-    let video = dir.path().join("v.mp4");
-    std::fs::write(&video, random_bytes(3, 4_000)).unwrap();
+    let p = LocalPipeline::new().await;
+    let (cache, ts) = (&p.cache, &p.store);
+    let video = p.video("v.mp4", 3, 4_000);
     let fp = cache.fingerprint(&video).await.unwrap();
 
     // Junk where a transcript belongs.

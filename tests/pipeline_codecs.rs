@@ -1,25 +1,21 @@
 //! Each artifact kind chooses its codec: keyframe images are stored raw even when they would
 //! compress (JPEG does not, and the trial would be wasted), transcripts are zstd'd.
 
-use pipecache::{CompressionPolicy, StoreOptions};
-use pipecache_pipeline::{
-    FingerprintMode, FrameInfo, PipelineArtifactCache, Transcript, TranscriptSegment,
-};
-use pipecache_test_support::{TempStore, json_like, random_bytes};
+use pipecache::CompressionPolicy;
+use pipecache_pipeline::FrameInfo;
+use pipecache_test_support::json_like;
+use pipecache_test_support::pipeline::{LocalPipeline, one_segment_transcript};
 
 #[tokio::test]
 async fn codec_follows_the_artifact_kind() {
+    let p = LocalPipeline::new().await;
+    let (cache, ts) = (&p.cache, &p.store);
     // The store's own default would compress everything that shrinks.
-    let ts = TempStore::new(StoreOptions {
-        gc_interval: None,
-        compression: CompressionPolicy::default(),
-        ..StoreOptions::default()
-    })
-    .await;
-    let cache = PipelineArtifactCache::new(ts.store().clone(), FingerprintMode::Content);
-    let dir = tempfile::tempdir().unwrap();
-    let video = dir.path().join("v.mp4");
-    std::fs::write(&video, random_bytes(1, 4096)).unwrap();
+    assert_eq!(
+        ts.store().options().compression,
+        CompressionPolicy::default()
+    );
+    let video = p.video("v.mp4", 1, 4096);
 
     let frame = FrameInfo {
         index: 0,
@@ -41,16 +37,7 @@ async fn codec_follows_the_artifact_kind() {
     );
 
     let text = String::from_utf8(json_like(3, 200_000)).unwrap();
-    let t = Transcript {
-        text: text.clone(),
-        language: "en".into(),
-        model: "whisper-base".into(),
-        segments: vec![TranscriptSegment {
-            start_ms: 0,
-            end_ms: 1,
-            text,
-        }],
-    };
+    let t = one_segment_transcript(&text, 1);
     cache
         .set_transcript(&video, &t, "base", "en")
         .await

@@ -1,37 +1,18 @@
 //! Segments of long videos: with [0-60 s] and [120-180 s] cached for a 200 s video, the cache
 //! reports [60-120 s] and [180-200 s] missing and assembles the cached ones in order.
 
-use pipecache::StoreOptions;
-use pipecache_pipeline::{
-    ArtifactKey, ArtifactKind, FingerprintMode, ParamValue, PipelineArtifactCache, Transcript,
-    TranscriptSegment,
-};
-use pipecache_test_support::{TempStore, random_bytes};
+use pipecache_pipeline::{ArtifactKey, ArtifactKind, ParamValue, Transcript};
+use pipecache_test_support::pipeline::{LocalPipeline, one_segment_transcript};
 
 fn transcript(text: &str) -> Transcript {
-    Transcript {
-        text: text.into(),
-        language: "en".into(),
-        model: "whisper-base".into(),
-        segments: vec![TranscriptSegment {
-            start_ms: 0,
-            end_ms: 1000,
-            text: text.into(),
-        }],
-    }
+    one_segment_transcript(text, 1000)
 }
 
 #[tokio::test]
 async fn cached_segments_and_gaps() {
-    let ts = TempStore::new(StoreOptions {
-        gc_interval: None,
-        ..StoreOptions::default()
-    })
-    .await;
-    let cache = PipelineArtifactCache::new(ts.store().clone(), FingerprintMode::Content);
-    let dir = tempfile::tempdir().unwrap();
-    let video = dir.path().join("long.mp4");
-    std::fs::write(&video, random_bytes(5, 50_000)).unwrap();
+    let p = LocalPipeline::new().await;
+    let cache = &p.cache;
+    let video = p.video("long.mp4", 5, 50_000);
     let fp = cache.fingerprint(&video).await.unwrap();
     let base = ArtifactKey::new(fp, ArtifactKind::Transcript)
         .param("model_size", "base")

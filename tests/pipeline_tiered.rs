@@ -2,10 +2,8 @@
 //! write-through), machine B with its own local tier gets it from S3 and `get_all_artifacts`
 //! counts it as cached.
 
-use pipecache_pipeline::{
-    FingerprintMode, PipelineArtifactCache, PipelineConfig, Transcript, TranscriptSegment,
-};
-use pipecache_test_support::random_bytes;
+use pipecache_pipeline::{FingerprintMode, PipelineArtifactCache, PipelineConfig};
+use pipecache_test_support::pipeline::{fake_video, one_segment_transcript};
 use pipecache_test_support::servers::S3Server;
 use pipecache_test_support::tiers::open_s3_reader;
 
@@ -13,18 +11,8 @@ use pipecache_test_support::tiers::open_s3_reader;
 async fn a_transcript_computed_on_one_machine_is_a_hit_on_another() {
     let s3 = S3Server::start();
     let work = tempfile::tempdir().unwrap();
-    let video = work.path().join("talk.mp4");
-    std::fs::write(&video, random_bytes(1, 100_000)).unwrap();
-    let transcript = Transcript {
-        text: "hello world".into(),
-        language: "en".into(),
-        model: "whisper-base".into(),
-        segments: vec![TranscriptSegment {
-            start_ms: 0,
-            end_ms: 1200,
-            text: "hello world".into(),
-        }],
-    };
+    let video = fake_video(work.path(), "talk.mp4", 1, 100_000);
+    let transcript = one_segment_transcript("hello world", 1200);
 
     let (_da, a) = open_s3_reader(&s3).await;
     let cache_a = PipelineArtifactCache::new(a, FingerprintMode::Content);
