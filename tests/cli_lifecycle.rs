@@ -127,6 +127,11 @@ fn bad_lifecycle_inputs_are_clear_errors() {
         &["--config", cfg.to_str().unwrap(), "put", "k", "-"],
         "max_size: invalid size \"lots\"",
     );
+    std::fs::write(&cfg, "compact_batch_size = \"0\"\n").unwrap();
+    check(
+        &["--config", cfg.to_str().unwrap(), "put", "k", "-"],
+        "compact_batch_size: invalid size \"0\"",
+    );
     std::fs::write(&cfg, "max_sise = \"5GB\"\n").unwrap();
     check(
         &["--config", cfg.to_str().unwrap(), "put", "k", "-"],

@@ -71,6 +71,10 @@ async fn gc_keeps_referenced_and_young_packs_and_deletes_the_rest() {
         .await
         .unwrap_err();
     assert!(refused.to_string().contains("shorter than"), "{refused}");
+    assert!(
+        refused.to_string().contains("may still reuse packs"),
+        "{refused}"
+    );
 
     // Right away, with a 2 s grace: everything is young, nothing goes.
     let r = a.remote_gc(None, None, false).await.unwrap();

@@ -236,7 +236,8 @@ impl Index {
         let value = self
             .db
             .get_pinned_cf(self.cf(cf), key)
-            .map_err(rocks(format!("get {cf}/{}", printable(key))))?;
+            // The message is built only on error: this is every read's path.
+            .map_err(|e| rocks(format!("get {cf}/{}", printable(key)))(e))?;
         value.map(|v| decode(cf, key, &v)).transpose()
     }
 
@@ -274,7 +275,7 @@ impl Index {
             .into_iter()
             .zip(keys)
             .map(|(r, k)| {
-                let v = r.map_err(rocks(format!("get {cf}/{}", printable(k))))?;
+                let v = r.map_err(|e| rocks(format!("get {cf}/{}", printable(k)))(e))?;
                 v.map(|v| decode(cf, k, &v)).transpose()
             })
             .collect()

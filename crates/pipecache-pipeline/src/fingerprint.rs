@@ -67,9 +67,15 @@ impl Fingerprint {
             )
         };
         let (prefix, hex) = s.split_once('-').ok_or_else(bad)?;
-        let known = [FingerprintMode::Stat, FingerprintMode::Content]
-            .map(|m| format!("{}{KEY_SCHEMA}", m.letter()));
-        if !known.iter().any(|k| k == prefix)
+        let mut chars = prefix.chars();
+        let letter_known = chars.next().is_some_and(|c| {
+            [FingerprintMode::Stat, FingerprintMode::Content]
+                .iter()
+                .any(|m| m.letter() == c)
+        });
+        if !letter_known
+            || chars.as_str().parse::<u32>().ok() != Some(KEY_SCHEMA)
+            || chars.as_str().starts_with(['+', '0'])
             || hex.len() != 32
             || !hex
                 .bytes()

@@ -254,7 +254,7 @@ mod tests {
     use super::mask_url;
 
     #[test]
-    fn passwords_are_mask_url() {
+    fn passwords_are_masked() {
         assert_eq!(
             mask_url("redis://me:hunter2@host:6379/0"),
             "redis://me:***@host:6379/0"

@@ -445,13 +445,14 @@ fn reserve_free_port() -> u16 {
     }
 }
 
-/// Spawns `make(port)` on a free port with output to `log`, and waits until the port accepts
-/// TCP connections. Retries on another port when the child exits early (port taken meanwhile).
+/// Ports handed out in this process (so two servers never race for one).
 fn used_ports() -> &'static Mutex<HashSet<u16>> {
     static USED: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
     USED.get_or_init(Default::default)
 }
 
+/// Spawns `make(port)` on a free port with output to `log`, and waits until the port accepts
+/// TCP connections. Retries on another port when the child exits early (port taken meanwhile).
 fn spawn_on_free_port(what: &str, log: &Path, make: impl Fn(u16) -> Command) -> (Child, u16) {
     let _starting = START_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let mut last_failure = String::new();

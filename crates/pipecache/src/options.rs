@@ -96,9 +96,10 @@ pub struct StoreOptions {
     /// default 2 Mi, 48 MiB). Chunks whose blobs do not fit are prescanned in later rounds, and
     /// a chunk that alone does not fit is filtered by point lookups instead (slower, bounded).
     pub gc_prescan_max_blobs: usize,
-    /// Most bytes of live frames one compaction batch (one writer commit) moves (default
-    /// 8 MiB): puts wait at most one batch behind compaction. A chunk's artifact records
-    /// move only in its last batch, with the file's removal.
+    /// Most bytes of live blob and tombstone frames one compaction batch (one writer commit)
+    /// moves (default 8 MiB), so puts wait behind small commits. A chunk's artifact record
+    /// frames all move in its last batch, with the file's removal: that batch also carries
+    /// them (at most the chunk's size, usually a small fraction).
     pub compact_batch_bytes: u64,
     /// How often access times collected by reads are written to the index.
     pub access_flush_interval: Duration,
@@ -142,6 +143,9 @@ impl StoreOptions {
                 self.chunk_size
             ));
         }
+        if self.compact_batch_bytes == 0 {
+            return bad("compact_batch_bytes must be positive".into());
+        }
         if !(0.0..=1.0).contains(&self.compression.max_ratio) {
             return bad(format!(
                 "compression max_ratio {} is not within 0..=1",
@@ -173,5 +177,27 @@ impl StoreOptions {
             return bad("max_batch_requests must be at least 1".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_nonsense_is_refused() {
+        StoreOptions::default().validate().unwrap();
+        for bad in [
+            StoreOptions {
+                chunk_size: 100,
+                ..StoreOptions::default()
+            },
+            StoreOptions {
+                compact_batch_bytes: 0,
+                ..StoreOptions::default()
+            },
+        ] {
+            assert!(matches!(bad.validate(), Err(Error::InvalidOption { .. })));
+        }
     }
 }

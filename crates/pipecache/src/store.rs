@@ -636,18 +636,21 @@ impl Store {
     /// [`Store::put`] with per-put options.
     #[tracing::instrument(level = "debug", skip(self, artifact), fields(parts = artifact.parts.len()))]
     pub async fn put_with(&self, key: &str, artifact: Artifact, options: PutOptions) -> Result<()> {
-        self.put_queued(key, artifact, options, Vec::new()).await
+        self.put_queued(key, artifact, options, Vec::new())
+            .await
+            .map(drop)
     }
 
     /// [`Store::put_with`] that also commits write-back queue entries for the key in the same
-    /// batch (the manager's write-back tiers).
+    /// batch (the manager's write-back tiers). `Ok(false)`: `if_absent` refused the put, and
+    /// neither the artifact nor its queue entries were written.
     pub(crate) async fn put_queued(
         &self,
         key: &str,
         artifact: Artifact,
         options: PutOptions,
         queue: Vec<QueueSlot>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         validate_key(key)?;
         artifact.validate()?;
         if let Some(max) = self.shared.options.max_size

@@ -62,7 +62,8 @@ pub(crate) struct PutRequest {
     pub if_absent: bool,
     /// Write-back queue entries committed with the put (none when `if_absent` refuses it).
     pub queue: Vec<QueueSlot>,
-    pub reply: oneshot::Sender<Result<()>>,
+    /// `Ok(false)`: `if_absent` refused the put (nothing written, no queue entry).
+    pub reply: oneshot::Sender<Result<bool>>,
 }
 
 /// A position reserved in a write-back tier's persistent queue.
@@ -334,10 +335,14 @@ impl Writer {
         for req in batch {
             match req {
                 Request::Put(p) => {
+                    let mut written = false;
                     if outcome.is_ok() {
-                        outcome = self.apply_put(&mut st, &p);
+                        match self.apply_put(&mut st, &p) {
+                            Ok(w) => written = w,
+                            Err(e) => outcome = Err(e),
+                        }
                     }
-                    put_replies.push(p.reply);
+                    put_replies.push((p.reply, written));
                 }
                 Request::Delete { key, queue, reply } => {
                     let mut existed = false;
@@ -363,9 +368,11 @@ impl Writer {
         }
         match &outcome {
             Ok(()) => {
-                self.shared.counters.puts.add(put_replies.len() as u64);
-                for r in put_replies {
-                    let _ = r.send(Ok(()));
+                for (r, written) in put_replies {
+                    if written {
+                        self.shared.counters.puts.add(1);
+                    }
+                    let _ = r.send(Ok(written));
                 }
                 for (r, existed) in delete_replies {
                     if existed {
@@ -377,7 +384,7 @@ impl Writer {
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed; recovering writer state");
                 self.shared.counters.write_errors.add(1);
-                for r in put_replies {
+                for (r, _) in put_replies {
                     let _ = r.send(Err(e.duplicate()));
                 }
                 for (r, _) in delete_replies {
@@ -850,14 +857,15 @@ impl Writer {
         Ok(())
     }
 
-    fn apply_put(&mut self, st: &mut BatchState, p: &PutRequest) -> Result<()> {
+    /// Applies one put; `Ok(false)` when `if_absent` finds a live artifact and writes nothing.
+    fn apply_put(&mut self, st: &mut BatchState, p: &PutRequest) -> Result<bool> {
         let now = self.shared.options.clock.now_ms();
         if p.if_absent
             && self
                 .artifact_state(st, &p.key)?
                 .is_some_and(|old| !old.is_expired(now))
         {
-            return Ok(());
+            return Ok(false);
         }
         // New references first, then release the old record's: a part kept across an
         // overwrite never touches zero.
@@ -909,7 +917,7 @@ impl Writer {
             st.queue_entries
                 .push((slot.clone(), p.key.clone(), QueueOp::Upload));
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Deletes `key` (user delete, expiry or eviction). With `expect`, the record must still be

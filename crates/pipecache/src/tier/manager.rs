@@ -78,9 +78,10 @@ struct Queue {
 
 impl Queue {
     /// Reserves the next entry of this queue for a put or delete about to commit; `None`
-    /// when the queue is full.
-    fn reserve(&self) -> Option<QueueSlot> {
-        if self.len.load(Ordering::Relaxed) >= self.capacity {
+    /// when the queue is full, unless `always` (deletes: bypassing the queue could race an
+    /// upload of the old value already under way).
+    fn reserve(&self, always: bool) -> Option<QueueSlot> {
+        if !always && self.len.load(Ordering::Relaxed) >= self.capacity {
             return None;
         }
         // Counted before the entry exists: the worker may upload and uncount it before the
@@ -119,12 +120,13 @@ impl<'a> Reservations<'a> {
         }
     }
 
-    /// Reserves an entry in `tier`'s queue; false when the tier has none or it is full.
-    fn reserve(&mut self, tier: &'a Tier) -> bool {
+    /// Reserves an entry in `tier`'s queue; false when the tier has none or it is full (see
+    /// [`Queue::reserve`] for `always`).
+    fn reserve(&mut self, tier: &'a Tier, always: bool) -> bool {
         let Some(q) = &tier.queue else {
             return false;
         };
-        match q.reserve() {
+        match q.reserve(always) {
             Some(slot) => {
                 self.slots.push(slot);
                 self.queues.push(q);
@@ -134,16 +136,16 @@ impl<'a> Reservations<'a> {
         }
     }
 
-    /// Settles the reservations after the local commit answered `result`.
-    fn settle<T>(self, result: Result<T>) -> Result<T> {
+    /// Settles the reservations once the local commit answered: `written` means the queue
+    /// entries were committed with it (announce them), otherwise release them.
+    fn settle(self, written: bool) {
         for q in &self.queues {
-            if result.is_ok() {
+            if written {
                 q.notify.notify_one();
             } else {
                 q.len.fetch_sub(1, Ordering::Relaxed);
             }
         }
-        result
     }
 }
 
@@ -782,7 +784,7 @@ impl CacheManager {
             if !tier.fits_size(size) {
                 bump(&tier.counters.skipped_too_large);
             } else if let Some(q) = &tier.queue {
-                if !reserved.reserve(tier) {
+                if !reserved.reserve(tier, false) {
                     q.count_drop(tier.backend.name());
                 }
             } else {
@@ -790,14 +792,13 @@ impl CacheManager {
             }
         }
         let slots = std::mem::take(&mut reserved.slots);
-        if write_through.is_empty() {
-            return reserved.settle(local.put_queued(key, artifact, options, slots).await);
-        }
-        reserved.settle(
-            local
-                .put_queued(key, artifact.clone(), options, slots)
-                .await,
-        )?;
+        let copy = (!write_through.is_empty()).then(|| artifact.clone());
+        let written = local.put_queued(key, artifact, options, slots).await;
+        reserved.settle(matches!(written, Ok(true)));
+        // Refused by `if_absent`: nothing was written locally, so nothing goes anywhere else.
+        let (true, Some(artifact)) = (written?, copy) else {
+            return Ok(());
+        };
         let item = StoredArtifact {
             artifact,
             created_ms: now,
@@ -851,9 +852,14 @@ impl CacheManager {
         // A write-back tier deletes through its queue, in order with the uploads before it:
         // deleting directly could race an upload of the old value already under way.
         let mut reserved = Reservations::new();
-        let direct: Vec<&Tier> = remotes.iter().filter(|t| !reserved.reserve(t)).collect();
+        let direct: Vec<&Tier> = remotes
+            .iter()
+            .filter(|t| !reserved.reserve(t, true))
+            .collect();
         let slots = std::mem::take(&mut reserved.slots);
-        let mut existed = reserved.settle(self.inner.local.delete_queued(key, slots).await)?;
+        let deleted = self.inner.local.delete_queued(key, slots).await;
+        reserved.settle(deleted.is_ok());
+        let mut existed = deleted?;
         let mut failure = None;
         for tier in direct {
             match tier.backend.delete(key).await {
@@ -1109,7 +1115,8 @@ impl CacheManager {
         {
             return Err(Error::InvalidOption {
                 reason: format!(
-                    "grace {g:?} is shorter than tier {}'s gc_grace of {:?}: pushers may still                      reuse packs that old; lower gc_grace in the configuration of every machine instead",
+                    "grace {g:?} is shorter than tier {}'s gc_grace of {:?}: pushers may still \
+                     reuse packs that old; lower gc_grace in the configuration of every machine instead",
                     t.backend.name(),
                     pack.grace()
                 ),
@@ -1170,60 +1177,81 @@ async fn write_back_worker(inner: Arc<Inner>, index: usize, mut shutdown: watch:
         }
         // Each key's current local state decides, read once per batch: present means upload
         // it, absent after a queued delete means delete it remotely, absent otherwise (evicted
-        // or expired here) means nothing to send.
+        // or expired here) means nothing to send. A key that is present but cannot be sent
+        // (too large, or corrupt here) is left alone remotely.
+        enum Local {
+            Upload(StoredArtifact),
+            Absent,
+            Unsendable,
+        }
         let mut done = Vec::with_capacity(entries.len());
-        let mut keys: Vec<(String, Option<StoredArtifact>, bool)> = Vec::new();
-        let mut by_key = HashMap::new();
+        let mut keys: Vec<(String, Local, bool)> = Vec::new();
+        let mut by_key: HashMap<String, usize> = HashMap::new();
         let mut bytes = 0u64;
+        let mut read_error = None;
         for entry in entries {
             if bytes >= QUEUE_BATCH_BYTES {
                 break;
             }
-            done.push(entry.seq);
             let delete = entry.op == QueueOp::Delete;
             if let Some(&i) = by_key.get(&entry.key) {
-                let k: &mut (String, Option<StoredArtifact>, bool) = &mut keys[i];
-                k.2 |= delete;
+                done.push(entry.seq);
+                keys[i].2 |= delete;
                 continue;
             }
             let state = match inner.local.get_stored(&entry.key).await {
                 Ok(Some(item)) if tier.fits(&item) => {
                     bytes += item.artifact.logical_size();
-                    Some(item)
+                    Local::Upload(item)
                 }
                 Ok(Some(_)) => {
                     bump(&tier.counters.skipped_too_large);
-                    None
+                    Local::Unsendable
                 }
-                Ok(None) => None,
+                Ok(None) => Local::Absent,
+                Err(e) if e.is_corruption() => {
+                    tracing::warn!(tier = tier.backend.name(), key = %entry.key, error = %e, "queued artifact corrupt locally; not uploaded");
+                    Local::Unsendable
+                }
+                // Not knowing the local state, neither upload nor delete: retry the batch.
                 Err(e) => {
-                    tracing::warn!(tier = tier.backend.name(), key = %entry.key, error = %e, "queued artifact unreadable locally; dropped from the queue");
-                    None
+                    read_error = Some(e);
+                    break;
                 }
             };
+            done.push(entry.seq);
             by_key.insert(entry.key.clone(), keys.len());
             keys.push((entry.key, state, delete));
+        }
+        if let Some(e) = read_error {
+            // A local failure, not the tier's: not counted against it.
+            tracing::error!(tier = tier.backend.name(), error = %e, "cannot read queued artifacts locally; retrying");
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.changed() => return,
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            continue;
         }
         let mut uploads = Vec::new();
         let mut deletes = Vec::new();
         for (key, state, delete) in keys {
             match state {
-                Some(item) => uploads.push((key, item)),
-                None if delete => deletes.push(key),
-                None => {}
+                Local::Upload(item) => uploads.push((key, item)),
+                Local::Absent if delete => deletes.push(key),
+                Local::Absent | Local::Unsendable => {}
             }
         }
-        let mut result = if uploads.is_empty() {
+        let result: Result<()> = async {
+            if !uploads.is_empty() {
+                tier.backend.put_many(&uploads).await?;
+            }
+            for key in &deletes {
+                tier.backend.delete(key).await?;
+            }
             Ok(())
-        } else {
-            tier.backend.put_many(&uploads).await
-        };
-        for key in &deletes {
-            if result.is_err() {
-                break;
-            }
-            result = tier.backend.delete(key).await.map(drop);
         }
+        .await;
         match result {
             Ok(()) => {
                 tier.succeeded();
