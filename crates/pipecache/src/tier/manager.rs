@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use super::config::{BackendConfig, CacheConfig, WritePolicy, parse_duration, parse_size};
 use super::pack::{BatchReport, DEFAULT_GRACE, PackGcReport, PackTier};
 use super::redis::{DEFAULT_REDIS_MAX_OBJECT, RedisTier};
-use super::{BackendKind, CacheBackend, Capabilities, Verified};
+use super::{BackendKind, CacheBackend, Capabilities, Verified, for_each_bounded};
 use crate::artifact::validate_key;
 use crate::writer::QueueSlot;
 use crate::{Artifact, Error, PutOptions, Result, Store, StoreOptions, StoredArtifact};
@@ -81,12 +81,18 @@ impl Queue {
     /// when the queue is full, unless `always` (deletes: bypassing the queue could race an
     /// upload of the old value already under way).
     fn reserve(&self, always: bool) -> Option<QueueSlot> {
-        if !always && self.len.load(Ordering::Relaxed) >= self.capacity {
-            return None;
-        }
         // Counted before the entry exists: the worker may upload and uncount it before the
-        // commit's reply arrives, and the length must never wrap below zero.
-        self.len.fetch_add(1, Ordering::Relaxed);
+        // commit's reply arrives, and the length must never wrap below zero. Checked and
+        // counted in one step, so concurrent puts cannot pass the capacity together.
+        if always {
+            self.len.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.len
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    (n < self.capacity).then_some(n + 1)
+                })
+                .ok()?;
+        }
         Some(QueueSlot {
             queue: self.name.clone(),
             seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
@@ -777,18 +783,28 @@ impl CacheManager {
         };
         // Write-back tiers get their queue entries in the local put's own commit, so a crash
         // can never keep the artifact and lose its upload.
+        //
+        // An artifact too large for a tier is not sent there, but the tier's copy of an older
+        // value under the key must go: after a local eviction it would come back through
+        // read-through. A write-back tier queues the key like a delete (never dropped, and the
+        // worker removes what it cannot send); a write-through tier deletes it directly.
         let size = artifact.logical_size();
         let mut reserved = Reservations::new();
         let mut write_through = Vec::new();
+        let mut too_large = Vec::new();
         for tier in remotes {
-            if !tier.fits_size(size) {
+            let fits = tier.fits_size(size);
+            if !fits {
                 bump(&tier.counters.skipped_too_large);
-            } else if let Some(q) = &tier.queue {
-                if !reserved.reserve(tier, false) {
+            }
+            if let Some(q) = &tier.queue {
+                if !reserved.reserve(tier, !fits) {
                     q.count_drop(tier.backend.name());
                 }
-            } else {
+            } else if fits {
                 write_through.push(tier);
+            } else {
+                too_large.push(tier);
             }
         }
         let slots = std::mem::take(&mut reserved.slots);
@@ -796,24 +812,32 @@ impl CacheManager {
         let written = local.put_queued(key, artifact, options, slots).await;
         reserved.settle(matches!(written, Ok(true)));
         // Refused by `if_absent`: nothing was written locally, so nothing goes anywhere else.
-        let (true, Some(artifact)) = (written?, copy) else {
+        if !written? {
             return Ok(());
-        };
-        let item = StoredArtifact {
-            artifact,
-            created_ms: now,
-            expires_ms,
-        };
+        }
         let mut failure = None;
-        for tier in write_through {
-            match tier.backend.put(key, &item).await {
-                Ok(()) => {
-                    bump(&tier.counters.puts);
-                    tier.succeeded();
-                }
-                Err(e) => {
-                    tier.failed("put", key, &e);
-                    failure.get_or_insert(e);
+        for tier in too_large {
+            if let Err(e) = tier.backend.delete(key).await {
+                tier.failed("delete", key, &e);
+                failure.get_or_insert(e);
+            }
+        }
+        if let Some(artifact) = copy {
+            let item = StoredArtifact {
+                artifact,
+                created_ms: now,
+                expires_ms,
+            };
+            for tier in write_through {
+                match tier.backend.put(key, &item).await {
+                    Ok(()) => {
+                        bump(&tier.counters.puts);
+                        tier.succeeded();
+                    }
+                    Err(e) => {
+                        tier.failed("put", key, &e);
+                        failure.get_or_insert(e);
+                    }
                 }
             }
         }
@@ -1049,14 +1073,14 @@ impl CacheManager {
             Pulled,
             Gone,
         }
-        let mut set = tokio::task::JoinSet::new();
-        let mut keys = keys.into_iter();
         let mut done = 0u64;
-        loop {
-            while set.len() < PULL_CONCURRENCY {
-                let Some(key) = keys.next() else { break };
-                let (local, backend) = (self.inner.local.clone(), t.backend.clone());
-                set.spawn(async move {
+        let (local, backend) = (&self.inner.local, &t.backend);
+        for_each_bounded(
+            keys,
+            PULL_CONCURRENCY,
+            |key| {
+                let (local, backend) = (local.clone(), backend.clone());
+                async move {
                     let r: Result<Outcome> = async {
                         if local.contains(&key).await? {
                             return Ok(Outcome::Local);
@@ -1071,28 +1095,28 @@ impl CacheManager {
                     }
                     .await;
                     (key, r)
-                });
-            }
-            let Some(joined) = set.join_next().await else {
-                break;
-            };
-            let (key, r) = joined.map_err(|_| Error::Closed)?;
-            done += 1;
-            progress(done, total);
-            match r {
-                Ok(Outcome::Local) => report.already_local += 1,
-                Ok(Outcome::Pulled) => report.pulled += 1,
-                Ok(Outcome::Gone) => report.gone += 1,
-                Err(e) if e.is_corruption() => {
-                    t.failed("pull", &key, &e);
-                    report.corrupt.push(key);
                 }
-                Err(e) => {
-                    t.failed("pull", &key, &e);
-                    return Err(e);
+            },
+            |(key, r)| {
+                done += 1;
+                progress(done, total);
+                match r {
+                    Ok(Outcome::Local) => report.already_local += 1,
+                    Ok(Outcome::Pulled) => report.pulled += 1,
+                    Ok(Outcome::Gone) => report.gone += 1,
+                    Err(e) if e.is_corruption() => {
+                        t.failed("pull", &key, &e);
+                        report.corrupt.push(key);
+                    }
+                    Err(e) => {
+                        t.failed("pull", &key, &e);
+                        return Err(e);
+                    }
                 }
-            }
-        }
+                Ok(())
+            },
+        )
+        .await?;
         report.corrupt.sort();
         progress(total, total);
         report.bytes_down = pack.store().stats().snapshot().bytes_down - before.bytes_down;
@@ -1177,11 +1201,13 @@ async fn write_back_worker(inner: Arc<Inner>, index: usize, mut shutdown: watch:
         }
         // Each key's current local state decides, read once per batch: present means upload
         // it, absent after a queued delete means delete it remotely, absent otherwise (evicted
-        // or expired here) means nothing to send. A key that is present but cannot be sent
-        // (too large, or corrupt here) is left alone remotely.
+        // or expired here) means nothing to send. Present but too large for the tier means
+        // the tier's copy is an older value: delete it. Present but corrupt here leaves the
+        // tier alone (its copy may be the good one).
         enum Local {
             Upload(StoredArtifact),
             Absent,
+            TooLarge,
             Unsendable,
         }
         let mut done = Vec::with_capacity(entries.len());
@@ -1204,10 +1230,8 @@ async fn write_back_worker(inner: Arc<Inner>, index: usize, mut shutdown: watch:
                     bytes += item.artifact.logical_size();
                     Local::Upload(item)
                 }
-                Ok(Some(_)) => {
-                    bump(&tier.counters.skipped_too_large);
-                    Local::Unsendable
-                }
+                // Counted by the put that queued it.
+                Ok(Some(_)) => Local::TooLarge,
                 Ok(None) => Local::Absent,
                 Err(e) if e.is_corruption() => {
                     tracing::warn!(tier = tier.backend.name(), key = %entry.key, error = %e, "queued artifact corrupt locally; not uploaded");
@@ -1239,6 +1263,7 @@ async fn write_back_worker(inner: Arc<Inner>, index: usize, mut shutdown: watch:
             match state {
                 Local::Upload(item) => uploads.push((key, item)),
                 Local::Absent if delete => deletes.push(key),
+                Local::TooLarge => deletes.push(key),
                 Local::Absent | Local::Unsendable => {}
             }
         }
@@ -1273,5 +1298,41 @@ async fn write_back_worker(inner: Arc<Inner>, index: usize, mut shutdown: watch:
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Concurrent reservations never pass the capacity: the check and the count are one
+    /// atomic step. Deletes (`always`) may.
+    #[test]
+    fn queue_reservations_stop_exactly_at_capacity() {
+        let q = Queue {
+            name: "write-back:t".into(),
+            capacity: 1_000,
+            next_seq: AtomicU64::new(1),
+            len: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            notify: Notify::new(),
+        };
+        let granted = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..1_000 {
+                        if q.reserve(false).is_some() {
+                            granted.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(granted.load(Ordering::Relaxed), 1_000);
+        assert_eq!(q.len.load(Ordering::Relaxed), 1_000);
+        assert!(q.reserve(false).is_none());
+        assert!(q.reserve(true).is_some(), "deletes queue past capacity");
+        assert_eq!(q.len.load(Ordering::Relaxed), 1_001);
     }
 }

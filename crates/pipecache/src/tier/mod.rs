@@ -21,6 +21,37 @@ pub use pack::{BatchReport, DEFAULT_GRACE, PackGcReport, PackTier};
 pub use redis::{DEFAULT_REDIS_MAX_OBJECT, RedisTier};
 pub use verified::Verified;
 
+/// Runs `task` on every item on the runtime's threads, at most `limit` at once, handing each
+/// output to `each` as it finishes (completion order). The first error from `each` stops the
+/// run; tasks still in flight are aborted. A task that panicked re-raises its panic here
+/// rather than turning into an unrelated error.
+pub(crate) async fn for_each_bounded<T, R, Fut>(
+    items: impl IntoIterator<Item = T>,
+    limit: usize,
+    mut task: impl FnMut(T) -> Fut,
+    mut each: impl FnMut(R) -> crate::Result<()>,
+) -> crate::Result<()>
+where
+    Fut: std::future::Future<Output = R> + Send + 'static,
+    R: Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    let mut items = items.into_iter();
+    loop {
+        while set.len() < limit.max(1) {
+            let Some(item) = items.next() else { break };
+            set.spawn(task(item));
+        }
+        match set.join_next().await {
+            None => return Ok(()),
+            Some(Ok(r)) => each(r)?,
+            Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Cancelled: only a runtime shutting down cancels these tasks.
+            Some(Err(_)) => return Err(crate::Error::Closed),
+        }
+    }
+}
+
 /// The object name of an artifact key in a remote tier: keys are never used as paths.
 pub(crate) fn key_hash(key: &str) -> String {
     blake3::hash(key.as_bytes()).to_hex().to_string()

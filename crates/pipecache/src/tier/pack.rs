@@ -26,7 +26,8 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 use super::{
-    BackendKind, CacheBackend, Capabilities, Fetched, from_record, key_hash, remote_record,
+    BackendKind, CacheBackend, Capabilities, Fetched, for_each_bounded, from_record, key_hash,
+    remote_record,
 };
 use crate::{Clock, Error, Result, StoredArtifact};
 
@@ -238,23 +239,23 @@ impl PackTier {
     /// Fetches whole objects concurrently; `None` for the ones that vanished.
     async fn get_many(&self, paths: Vec<String>) -> Result<Vec<(String, Option<Vec<u8>>)>> {
         let mut out = Vec::with_capacity(paths.len());
-        let mut set = tokio::task::JoinSet::new();
-        let mut iter = paths.into_iter();
-        loop {
-            while set.len() < CONCURRENCY {
-                let Some(path) = iter.next() else { break };
-                let store = self.store.clone();
-                set.spawn(async move {
+        let store = &self.store;
+        for_each_bounded(
+            paths,
+            CONCURRENCY,
+            |path| {
+                let store = store.clone();
+                async move {
                     let r = store.get(&path).await;
                     (path, r)
-                });
-            }
-            let Some(done) = set.join_next().await else {
-                break;
-            };
-            let (path, r) = done.map_err(|_| Error::Closed)?;
-            out.push((path, r.map_err(|e| self.remote(e))?));
-        }
+                }
+            },
+            |(path, r)| {
+                out.push((path, r.map_err(|e| self.remote(e))?));
+                Ok(())
+            },
+        )
+        .await?;
         Ok(out)
     }
 
@@ -378,22 +379,18 @@ impl PackTier {
     }
 
     async fn put_records(&self, records: &[RemoteRecord]) -> Result<()> {
-        let mut set = tokio::task::JoinSet::new();
-        let mut iter = records.iter();
-        loop {
-            while set.len() < CONCURRENCY {
-                let Some(rec) = iter.next() else { break };
-                let store = self.store.clone();
+        let store = &self.store;
+        for_each_bounded(
+            records,
+            CONCURRENCY,
+            |rec| {
+                let store = store.clone();
                 let (path, bytes) = (record_path(&rec.key), rec.encode());
-                set.spawn(async move { store.put(&path, bytes).await });
-            }
-            let Some(done) = set.join_next().await else {
-                break;
-            };
-            done.map_err(|_| Error::Closed)?
-                .map_err(|e| self.remote(e))?;
-        }
-        Ok(())
+                async move { store.put(&path, bytes).await }
+            },
+            |r| r.map_err(|e| self.remote(e)),
+        )
+        .await
     }
 
     /// Reads every part of `rec`, merging nearby frames of one pack into one ranged read.
@@ -424,46 +421,44 @@ impl PackTier {
             }
         }
         let mut data: Vec<Option<Vec<u8>>> = vec![None; rec.parts.len()];
-        let mut set = tokio::task::JoinSet::new();
-        let mut iter = ranges.into_iter();
-        loop {
-            while set.len() < CONCURRENCY {
-                let Some((pack, start, end, members)) = iter.next() else {
-                    break;
-                };
-                let store = self.store.clone();
-                set.spawn(async move {
+        let store = &self.store;
+        for_each_bounded(
+            ranges,
+            CONCURRENCY,
+            |(pack, start, end, members)| {
+                let store = store.clone();
+                async move {
                     let r = store.get_range(&pack_path(&pack), start..end).await;
                     (pack, start, members, r)
-                });
-            }
-            let Some(done) = set.join_next().await else {
-                break;
-            };
-            let (pack, start, members, r) = done.map_err(|_| Error::Closed)?;
-            let bytes = match r {
-                Ok(b) => b,
-                Err(RemoteError::NotFound { .. }) => {
-                    return Err(self.corrupt(Some(key), format!("pack {pack} is missing")));
                 }
-                Err(e) => return Err(self.remote(e)),
-            };
-            for (i, at) in members {
-                let r = at.frame_range();
-                let (a, b) = ((r.start - start) as usize, (r.end - start) as usize);
-                let frame = bytes.get(a..b).ok_or_else(|| {
-                    self.corrupt(Some(key), format!("pack {pack} is shorter than its index"))
-                })?;
-                let raw = decode_pack_frame(frame, rec.parts[i].hash).map_err(|e| {
-                    Error::corruption(
-                        Some(key),
-                        Some(rec.parts[i].hash),
-                        format!("tier {}: pack {pack}: {e}", self.name),
-                    )
-                })?;
-                data[i] = Some(raw);
-            }
-        }
+            },
+            |(pack, start, members, r)| {
+                let bytes = match r {
+                    Ok(b) => b,
+                    Err(RemoteError::NotFound { .. }) => {
+                        return Err(self.corrupt(Some(key), format!("pack {pack} is missing")));
+                    }
+                    Err(e) => return Err(self.remote(e)),
+                };
+                for (i, at) in members {
+                    let r = at.frame_range();
+                    let (a, b) = ((r.start - start) as usize, (r.end - start) as usize);
+                    let frame = bytes.get(a..b).ok_or_else(|| {
+                        self.corrupt(Some(key), format!("pack {pack} is shorter than its index"))
+                    })?;
+                    let raw = decode_pack_frame(frame, rec.parts[i].hash).map_err(|e| {
+                        Error::corruption(
+                            Some(key),
+                            Some(rec.parts[i].hash),
+                            format!("tier {}: pack {pack}: {e}", self.name),
+                        )
+                    })?;
+                    data[i] = Some(raw);
+                }
+                Ok(())
+            },
+        )
+        .await?;
         Ok(data
             .into_iter()
             .map(|d| d.expect("every part was fetched"))

@@ -1,0 +1,72 @@
+//! A delete on a write-back tier whose queue is full still goes through the queue (never
+//! dropped, never a direct delete racing an upload): with the tier down and the queue at
+//! capacity, the delete succeeds locally, and once the tier is back the remote copy is gone
+//! while the queued upload arrives.
+
+use std::time::Duration;
+
+use pipecache::Artifact;
+use pipecache::tier::{BackendConfig, WritePolicy};
+use pipecache_test_support::json_like;
+use pipecache_test_support::servers::{RedisServer, TcpProxy};
+use pipecache_test_support::tiers::{open_temp_manager, redis_backend};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_on_a_full_queue_is_queued_not_dropped() {
+    let redis = RedisServer::start();
+    let proxy = TcpProxy::start(redis.port());
+    let mut backend = redis_backend(&proxy.redis_url(), WritePolicy::WriteBack);
+    if let BackendConfig::Redis { queue_capacity, .. } = &mut backend {
+        *queue_capacity = Some(1);
+    }
+    let (_dir, m) = open_temp_manager(vec![backend], None).await;
+    let art = |i: u64| Artifact::single(json_like(i, 2_000)).with_kind("transcript");
+    let (old, new, dropped) = (
+        "video:q:transcript:n=0",
+        "video:q:transcript:n=1",
+        "video:q:transcript:n=2",
+    );
+    m.put(old, art(0)).await.unwrap();
+    m.drain_queues(Duration::from_secs(30)).await.unwrap();
+
+    proxy.set_down(true);
+    m.put(new, art(1)).await.unwrap();
+    m.put(dropped, art(2)).await.unwrap();
+    let s = m.tier_stats()[1].clone();
+    assert_eq!((s.queue_length, s.queue_dropped), (1, 1), "{s:?}");
+    assert!(
+        m.delete(old).await.unwrap(),
+        "the delete succeeds while the tier is down"
+    );
+    assert_eq!(
+        m.tier_stats()[1].queue_length,
+        2,
+        "the delete is queued past capacity"
+    );
+
+    proxy.set_down(false);
+    m.drain_queues(Duration::from_secs(60)).await.unwrap();
+    m.close().await.unwrap();
+
+    let (_other_dir, other) = open_temp_manager(
+        vec![redis_backend(&redis.url(), WritePolicy::WriteThrough)],
+        None,
+    )
+    .await;
+    assert_eq!(
+        other.get(old).await.unwrap(),
+        None,
+        "the remote copy was deleted"
+    );
+    assert_eq!(
+        other.get(new).await.unwrap(),
+        Some(art(1)),
+        "the queued upload arrived"
+    );
+    assert_eq!(
+        other.get(dropped).await.unwrap(),
+        None,
+        "the dropped upload never did"
+    );
+    other.close().await.unwrap();
+}
