@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
-use pipecache_format::record::{BlobRecord, RECORD_VERSION, StoreMeta, Totals};
+use pipecache_format::record::{ArtifactRecord, BlobRecord, RECORD_VERSION, StoreMeta, Totals};
 use pipecache_format::{
     BlobHash, ChunkReader, ChunkWriter, FormatError, parse_chunk_file_name, sync_dir,
 };
@@ -715,6 +715,22 @@ impl Store {
         let shared = self.shared.clone();
         let key = key.to_owned();
         blocking(move || shared.get_blocking(&key)).await
+    }
+
+    /// Index records of `keys`, in order: `None` for absent or expired ones. Reads no blob
+    /// bytes (`sync push` compares them with remote records before reading anything).
+    pub(crate) async fn records(&self, keys: Vec<String>) -> Result<Vec<Option<ArtifactRecord>>> {
+        let shared = self.shared.clone();
+        blocking(move || {
+            let now = shared.options.clock.now_ms();
+            Ok(shared
+                .index
+                .artifacts(&keys)?
+                .into_iter()
+                .map(|r| r.filter(|r| !r.is_expired(now)))
+                .collect())
+        })
+        .await
     }
 
     /// Removes entries `seqs` of `queue`.

@@ -29,6 +29,8 @@ use super::{BackendKind, CacheBackend, Capabilities, Verified, for_each_bounded}
 use crate::artifact::validate_key;
 use crate::writer::QueueSlot;
 use crate::{Artifact, Error, PutOptions, Result, Store, StoreOptions, StoredArtifact};
+use pipecache_format::record::ArtifactRecord;
+use pipecache_format::remote::RemoteRecord;
 use pipecache_index::QueueOp;
 
 /// Report of a remote GC pass.
@@ -49,6 +51,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const PULL_CONCURRENCY: usize = 8;
 /// Default bytes per push batch (one pack).
 const DEFAULT_PUSH_BATCH: u64 = 16 << 20;
+/// Local artifacts compared with their remote records per round of `sync push`.
+const PUSH_WINDOW: usize = 256;
 
 #[derive(Debug, Default)]
 struct TierCounters {
@@ -272,8 +276,11 @@ pub struct PushReport {
     pub artifacts: u64,
     /// Artifacts uploaded.
     pub pushed: u64,
-    /// Artifacts the remote already had (same digest).
+    /// Artifacts the remote already had (same kind, metadata, parts and expiry).
     pub already_remote: u64,
+    /// Artifacts left alone because the remote holds a newer value under the key (another
+    /// machine put it later).
+    pub remote_newer: u64,
     /// Blobs uploaded.
     pub blobs_uploaded: u64,
     /// Blobs already remote and reused.
@@ -1008,27 +1015,51 @@ impl CacheManager {
                 report.packs += r.packs;
                 batch.clear();
             };
-        for (done, entry) in local.into_iter().enumerate() {
-            progress(done as u64, total);
-            let Some(item) = self.inner.local.get_stored(&entry.key).await? else {
-                continue;
-            };
-            if remote_names.contains(&PackTier::record_path(&entry.key))
-                && let Ok(Some(rec)) = pack.record(&entry.key).await
-                && rec.digest == item.artifact.digest()
-            {
-                report.already_remote += 1;
-                continue;
-            }
-            pending += item.artifact.logical_size();
-            batch.push((entry.key, item));
-            if pending >= batch_bytes {
-                let r = pack
-                    .put_batch(&batch)
-                    .await
-                    .inspect_err(|e| t.failed("push", "", e))?;
-                flush(&mut batch, &mut report, r);
-                pending = 0;
+        // Decided from index records on both sides, a window at a time: an artifact the
+        // remote already has costs one record read there and no blob read here.
+        let mut done = 0u64;
+        for window in local.chunks(PUSH_WINDOW) {
+            let keys: Vec<String> = window.iter().map(|e| e.key.clone()).collect();
+            let known: Vec<String> = keys
+                .iter()
+                .filter(|k| remote_names.contains(&PackTier::record_path(k)))
+                .cloned()
+                .collect();
+            let remote = pack
+                .records(&known)
+                .await
+                .inspect_err(|e| t.failed("push", "", e))?;
+            let records = self.inner.local.records(keys.clone()).await?;
+            for (key, rec) in keys.into_iter().zip(records) {
+                progress(done, total);
+                done += 1;
+                // Deleted or expired since the listing.
+                let Some(rec) = rec else { continue };
+                match remote.get(&key) {
+                    Some(r) if same_artifact(r, &rec) => {
+                        report.already_remote += 1;
+                        continue;
+                    }
+                    // Another machine's later put: pushing ours would replace it.
+                    Some(r) if r.created_ms > rec.created_ms => {
+                        report.remote_newer += 1;
+                        continue;
+                    }
+                    _ => {}
+                }
+                let Some(item) = self.inner.local.get_stored(&key).await? else {
+                    continue;
+                };
+                pending += item.artifact.logical_size();
+                batch.push((key, item));
+                if pending >= batch_bytes {
+                    let r = pack
+                        .put_batch(&batch)
+                        .await
+                        .inspect_err(|e| t.failed("push", "", e))?;
+                    flush(&mut batch, &mut report, r);
+                    pending = 0;
+                }
             }
         }
         if !batch.is_empty() {
@@ -1170,6 +1201,21 @@ impl CacheManager {
             Err(_) => Ok(()),
         }
     }
+}
+
+/// True when a remote record describes the same artifact as a local one: same kind,
+/// metadata, expiry and parts (names, lengths, blake3 of the bytes), which is what the
+/// record's digest covers, plus the expiry, so a re-put with a new TTL is pushed again.
+fn same_artifact(remote: &RemoteRecord, local: &ArtifactRecord) -> bool {
+    remote.kind == local.kind
+        && remote.meta == local.meta
+        && remote.expires_ms == local.expires_ms
+        && remote.parts.len() == local.parts.len()
+        && remote
+            .parts
+            .iter()
+            .zip(&local.parts)
+            .all(|(r, l)| r.name == l.name && r.hash == l.hash && r.len == l.len)
 }
 
 fn bump_by(c: &AtomicU64, n: u64) {

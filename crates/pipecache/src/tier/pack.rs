@@ -177,6 +177,26 @@ impl PackTier {
         Ok(Some(rec))
     }
 
+    /// The decodable records of `keys` (concurrent reads). A key whose record is absent,
+    /// does not decode or names another key is left out: callers treat it as missing.
+    pub async fn records(&self, keys: &[String]) -> Result<HashMap<String, RemoteRecord>> {
+        let by_path: HashMap<String, &String> = keys.iter().map(|k| (record_path(k), k)).collect();
+        let mut out = HashMap::with_capacity(keys.len());
+        for (path, bytes) in self.get_many(by_path.keys().cloned().collect()).await? {
+            let key = by_path[&path];
+            match bytes.map(|b| RemoteRecord::decode(&b)) {
+                Some(Ok(rec)) if rec.key == *key => {
+                    out.insert(key.clone(), rec);
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(tier = %self.name, %key, error = %e, "undecodable remote record");
+                }
+                Some(Ok(_)) | None => {}
+            }
+        }
+        Ok(out)
+    }
+
     /// Names of every record object (one listing).
     pub async fn record_names(&self) -> Result<HashSet<String>> {
         Ok(self
