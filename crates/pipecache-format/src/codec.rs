@@ -124,8 +124,14 @@ fn with_decompressor<T>(
 fn compress(raw: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
     COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
-        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
-            *slot = Some((level, zstd::bulk::Compressor::new(level)?));
+        match slot.as_mut() {
+            None => *slot = Some((level, zstd::bulk::Compressor::new(level)?)),
+            // Kinds with different levels alternate on one thread: keep the context.
+            Some((l, c)) if *l != level => {
+                c.set_compression_level(level)?;
+                *l = level;
+            }
+            Some(_) => {}
         }
         slot.as_mut().expect("set above").1.compress(raw)
     })
@@ -208,6 +214,27 @@ mod tests {
         let stored = stored.unwrap();
         assert!(stored.len() * 4 < raw.len());
         assert_eq!(codec.decode(&stored, raw.len() as u64).unwrap(), raw);
+    }
+
+    #[test]
+    fn the_reused_context_follows_level_changes() {
+        // Two kinds with different levels on one thread share the context: each blob must
+        // still be compressed at its own level (same bytes as a fresh one-shot call).
+        let raw: Vec<u8> = (0..5_000)
+            .flat_map(|i| format!("{{\"t\":{},\"w\":\"frame {}\"}},", i * 7, i % 13).into_bytes())
+            .collect();
+        let (fast, best) = (
+            zstd::bulk::compress(&raw, 1).unwrap(),
+            zstd::bulk::compress(&raw, 19).unwrap(),
+        );
+        assert_ne!(
+            fast, best,
+            "the levels must differ for this test to mean anything"
+        );
+        for _ in 0..2 {
+            assert_eq!(compress(&raw, 1).unwrap(), fast);
+            assert_eq!(compress(&raw, 19).unwrap(), best);
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::chunk::{CHUNK_HEADER_LEN, ChunkHeader};
+use crate::chunk::{CHUNK_HEADER_LEN, ChunkHeader, ChunkScanner};
 use crate::frame::{FRAME_HEADER_LEN, FrameHeader, FrameKind, decode_frame};
 use crate::record::{RECORD_VERSION, Record, impl_record};
 use crate::{BlobHash, Codec, FormatError, MAX_BLOB_LEN};
@@ -240,23 +240,21 @@ impl PackBuilder {
     }
 }
 
-/// Checks a whole pack: its header, then every frame. Returns the entries found. Used by
-/// tests and by `verify` of a remote; readers normally fetch single frames.
+/// Checks a whole pack: its header, then every frame (a pack is a chunk file of blob frames,
+/// so this is a [`ChunkScanner`] that refuses other frame kinds). Returns the entries found.
+/// Used by tests and the fuzz target; readers fetch single frames.
 pub fn scan_pack(bytes: &[u8]) -> Result<Vec<PackEntry>, FormatError> {
-    ChunkHeader::decode(bytes)?;
-    let mut offset = CHUNK_HEADER_LEN as usize;
+    let mut scanner = ChunkScanner::new(bytes)?;
     let mut out = Vec::new();
-    while offset < bytes.len() {
-        let (header, _) = decode_frame(&bytes[offset..])?;
-        if header.kind != FrameKind::Blob {
+    while let Some(frame) = scanner.next_frame()? {
+        if frame.header.kind != FrameKind::Blob {
             return Err(FormatError::corrupt("pack", "non-blob frame in a pack"));
         }
         out.push(PackEntry {
-            hash: header.hash,
-            offset: offset as u64,
-            stored_len: header.stored_len,
+            hash: frame.header.hash,
+            offset: frame.offset,
+            stored_len: frame.header.stored_len,
         });
-        offset += header.frame_len() as usize;
     }
     Ok(out)
 }

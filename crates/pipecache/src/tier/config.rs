@@ -157,13 +157,29 @@ impl BackendConfig {
         }
     }
 
-    /// The tier's priority.
-    pub fn priority(&self) -> u32 {
+    /// A remote tier's priority, write policy and write-back queue capacity; `None` for the
+    /// local (filesystem) tier.
+    pub(crate) fn remote_placement(&self) -> Option<(u32, WritePolicy, Option<u64>)> {
         match self {
-            Self::Filesystem { priority, .. }
-            | Self::S3 { priority, .. }
-            | Self::FsRemote { priority, .. }
-            | Self::Redis { priority, .. } => *priority,
+            Self::Filesystem { .. } => None,
+            Self::S3 {
+                priority,
+                write_policy,
+                queue_capacity,
+                ..
+            }
+            | Self::FsRemote {
+                priority,
+                write_policy,
+                queue_capacity,
+                ..
+            }
+            | Self::Redis {
+                priority,
+                write_policy,
+                queue_capacity,
+                ..
+            } => Some((*priority, *write_policy, *queue_capacity)),
         }
     }
 }

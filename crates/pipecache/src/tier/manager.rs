@@ -363,19 +363,24 @@ impl Tier {
     }
 
     fn pack(tier: PackTier, priority: u32, policy: WritePolicy, queue_capacity: u64) -> Self {
-        let t = Arc::new(Verified::new(tier));
-        Self::remote(Remote::Pack(t.clone()), t, priority, policy, queue_capacity)
+        Self::verified(tier, Remote::Pack, priority, policy, queue_capacity)
     }
 
     fn redis(tier: RedisTier, priority: u32, policy: WritePolicy, queue_capacity: u64) -> Self {
+        Self::verified(tier, Remote::Redis, priority, policy, queue_capacity)
+    }
+
+    /// `tier` behind the hash-verifying layer, kept typed in `remote` for the calls only
+    /// that kind of tier has (sync, remote GC, transfer figures).
+    fn verified<B: CacheBackend + 'static>(
+        tier: B,
+        remote: fn(Arc<Verified<B>>) -> Remote,
+        priority: u32,
+        policy: WritePolicy,
+        queue_capacity: u64,
+    ) -> Self {
         let t = Arc::new(Verified::new(tier));
-        Self::remote(
-            Remote::Redis(t.clone()),
-            t,
-            priority,
-            policy,
-            queue_capacity,
-        )
+        Self::remote(remote(t.clone()), t, priority, policy, queue_capacity)
     }
 
     /// Contacts the tier once: reachable, bucket present. Errors name the tier.
@@ -541,31 +546,10 @@ fn remote_tiers(config: &CacheConfig, options: &StoreOptions) -> Result<Vec<Tier
     let mut tiers = Vec::new();
     for backend in &config.backends {
         let name = backend.name();
-        let (priority, policy, capacity) = match backend {
-            BackendConfig::Filesystem { .. } => continue,
-            BackendConfig::S3 {
-                priority,
-                write_policy,
-                queue_capacity,
-                ..
-            }
-            | BackendConfig::FsRemote {
-                priority,
-                write_policy,
-                queue_capacity,
-                ..
-            }
-            | BackendConfig::Redis {
-                priority,
-                write_policy,
-                queue_capacity,
-                ..
-            } => (
-                *priority,
-                *write_policy,
-                queue_capacity.unwrap_or(DEFAULT_QUEUE_CAPACITY),
-            ),
+        let Some((priority, policy, capacity)) = backend.remote_placement() else {
+            continue;
         };
+        let capacity = capacity.unwrap_or(DEFAULT_QUEUE_CAPACITY);
         let remote = |e| Error::remote(&name, e);
         // Pack tiers (S3, fs-remote) differ only in their object store.
         let (kind, store, gc_grace) = match backend {

@@ -169,29 +169,51 @@ impl PackTier {
         else {
             return Ok(None);
         };
-        let rec = RemoteRecord::decode(&bytes)
+        self.decode_record(key, &bytes).map(Some)
+    }
+
+    /// `key`'s record from its object's bytes: a corruption error when they do not decode or
+    /// name another key.
+    fn decode_record(&self, key: &str, bytes: &[u8]) -> Result<RemoteRecord> {
+        let rec = RemoteRecord::decode(bytes)
             .map_err(|e| self.corrupt(Some(key), format!("record: {e}")))?;
         if rec.key != key {
             return Err(self.corrupt(Some(key), format!("record holds key {:?}", rec.key)));
         }
-        Ok(Some(rec))
+        Ok(rec)
     }
 
-    /// The decodable records of `keys` (concurrent reads). A key whose record is absent,
-    /// does not decode or names another key is left out: callers treat it as missing.
+    /// The records of `keys` (read concurrently), each `None` when absent; in `keys` order.
+    async fn records_or_errors(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<Option<Result<RemoteRecord>>>> {
+        let at: HashMap<String, usize> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (record_path(k), i))
+            .collect();
+        let mut out: Vec<Option<Result<RemoteRecord>>> = keys.iter().map(|_| None).collect();
+        for (path, bytes) in self.get_many(at.keys().cloned().collect()).await? {
+            let i = at[&path];
+            out[i] = bytes.map(|b| self.decode_record(&keys[i], &b));
+        }
+        Ok(out)
+    }
+
+    /// The decodable records of `keys` (read concurrently). A key whose record is absent or
+    /// damaged is left out (logged): callers treat it as missing.
     pub async fn records(&self, keys: &[String]) -> Result<HashMap<String, RemoteRecord>> {
-        let by_path: HashMap<String, &String> = keys.iter().map(|k| (record_path(k), k)).collect();
         let mut out = HashMap::with_capacity(keys.len());
-        for (path, bytes) in self.get_many(by_path.keys().cloned().collect()).await? {
-            let key = by_path[&path];
-            match bytes.map(|b| RemoteRecord::decode(&b)) {
-                Some(Ok(rec)) if rec.key == *key => {
+        for (key, rec) in keys.iter().zip(self.records_or_errors(keys).await?) {
+            match rec {
+                Some(Ok(rec)) => {
                     out.insert(key.clone(), rec);
                 }
                 Some(Err(e)) => {
-                    tracing::warn!(tier = %self.name, %key, error = %e, "undecodable remote record");
+                    tracing::warn!(tier = %self.name, %key, error = %e, "damaged remote record")
                 }
-                Some(Ok(_)) | None => {}
+                None => {}
             }
         }
         Ok(out)
@@ -544,26 +566,54 @@ impl PackTier {
             );
             return Ok(report);
         }
-        for (path, seen) in expired {
-            if !dry_run {
-                // Another machine may have put the key again since the record was read: delete
-                // only the expired bytes. Object stores have no conditional delete, so a re-put
-                // landing between this read and the delete is still lost (a later push of that
-                // machine writes it again); the window is one round trip, not the whole pass.
-                let now_there = self.store.get(&path).await.map_err(|e| self.remote(e))?;
-                if now_there.as_deref() != Some(&seen[..]) {
-                    // Its packs are live now (swept below, after this loop).
-                    match now_there.map(|b| RemoteRecord::decode(&b)) {
-                        Some(Ok(rec)) => referenced.extend(rec.packs()),
-                        Some(Err(e)) => report.corrupt_records.push(format!("{path}: {e}")),
-                        None => {}
+        // Per expired record: read it again, delete it only if unchanged. Another machine
+        // may have put the key again since the pass read it; object stores have no
+        // conditional delete, so a re-put landing between this read and the delete is still
+        // lost (a later push of that machine writes it again). The window is one round trip
+        // per record, not the whole pass; records go several at a time.
+        enum Sweep {
+            Deleted,
+            Rewritten(Option<Vec<u8>>),
+        }
+        if dry_run {
+            report.expired_records += expired.len() as u64;
+        } else {
+            let store = &self.store;
+            let mut rewritten = Vec::new();
+            for_each_bounded(
+                expired,
+                CONCURRENCY,
+                |(path, seen)| {
+                    let store = store.clone();
+                    async move {
+                        let now_there = store.get(&path).await?;
+                        if now_there.as_deref() != Some(&seen[..]) {
+                            return Ok((path, Sweep::Rewritten(now_there)));
+                        }
+                        store.delete(&path).await?;
+                        Ok((path, Sweep::Deleted))
                     }
-                    report.expired_rewritten += 1;
-                    continue;
+                },
+                |r: std::result::Result<(String, Sweep), RemoteError>| {
+                    match r.map_err(|e| self.remote(e))? {
+                        (_, Sweep::Deleted) => report.expired_records += 1,
+                        (path, Sweep::Rewritten(bytes)) => {
+                            report.expired_rewritten += 1;
+                            rewritten.push((path, bytes));
+                        }
+                    }
+                    Ok(())
+                },
+            )
+            .await?;
+            // A rewritten record's packs are live now (swept below).
+            for (path, bytes) in rewritten {
+                match bytes.map(|b| RemoteRecord::decode(&b)) {
+                    Some(Ok(rec)) => referenced.extend(rec.packs()),
+                    Some(Err(e)) => report.corrupt_records.push(format!("{path}: {e}")),
+                    None => {}
                 }
-                self.store.delete(&path).await.map_err(|e| self.remote(e))?;
             }
-            report.expired_records += 1;
         }
         if !report.corrupt_records.is_empty() {
             return Ok(report);
@@ -683,10 +733,13 @@ impl CacheBackend for PackTier {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let keys = self.candidate_keys(prefix).await?;
+        let now = self.clock.now_ms();
         let mut out = Vec::new();
-        for key in self.candidate_keys(prefix).await? {
-            if self.exists(&key).await? {
-                out.push(key);
+        for (key, rec) in keys.iter().zip(self.records_or_errors(&keys).await?) {
+            // A damaged record is an error, as for `exists`: a listing must not hide it.
+            if rec.transpose()?.is_some_and(|r| !r.is_expired(now)) {
+                out.push(key.clone());
             }
         }
         Ok(out)
