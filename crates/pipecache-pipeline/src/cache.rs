@@ -10,6 +10,7 @@ use crate::artifacts::{
     Embeddings, FrameDescriptions, FrameInfo, Keyframes, Transcript, TypedArtifact,
 };
 use crate::error::{Result, invalid};
+use crate::fingerprint::FingerprintMemo;
 use crate::{ArtifactKey, ArtifactKind, Fingerprint, FingerprintMode, ParamValue};
 
 /// Keyframe extraction parameters.
@@ -201,6 +202,7 @@ pub struct SegmentCoverage {
 pub struct PipelineArtifactCache {
     cache: CacheManager,
     mode: FingerprintMode,
+    memo: std::sync::Arc<FingerprintMemo>,
 }
 
 impl PipelineArtifactCache {
@@ -210,6 +212,7 @@ impl PipelineArtifactCache {
         Self {
             cache: cache.into(),
             mode,
+            memo: Default::default(),
         }
     }
 
@@ -223,12 +226,22 @@ impl PipelineArtifactCache {
         &self.cache
     }
 
-    /// Fingerprints `video` (off the async threads: content mode reads the whole file).
+    /// Fingerprints `video` (off the async threads: content mode reads the whole file, once
+    /// per version of it; see [`PipelineArtifactCache::videos_hashed`]).
     pub async fn fingerprint(&self, video: &Path) -> Result<Fingerprint> {
-        let (video, mode) = (video.to_owned(), self.mode);
-        tokio::task::spawn_blocking(move || Fingerprint::of_file(&video, mode))
+        let (video, mode, memo) = (video.to_owned(), self.mode, self.memo.clone());
+        let clock = self.cache.local().options().clock.clone();
+        tokio::task::spawn_blocking(move || memo.fingerprint(&video, mode, || clock.now_ms()))
             .await
             .map_err(|e| invalid("fingerprint task", e.to_string()))?
+    }
+
+    /// Videos this cache (and its clones) read whole for a content fingerprint. A file whose
+    /// identity, size, modification and change times are unchanged is not read again, unless
+    /// its timestamps were within 2 s of the last read (timestamp granularity: a rewrite
+    /// might not have moved them).
+    pub fn videos_hashed(&self) -> u64 {
+        self.memo.hashed()
     }
 
     /// Reads a typed artifact by key.

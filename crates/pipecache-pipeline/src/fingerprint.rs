@@ -1,9 +1,12 @@
 //! Source-video fingerprints: what makes an artifact key belong to one version of one video.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
-use std::path::Path;
-use std::time::UNIX_EPOCH;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, UNIX_EPOCH};
 
 use crate::error::{PipelineError, Result};
 
@@ -151,5 +154,109 @@ impl Fingerprint {
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// Content fingerprints remembered per file, so a video is read once rather than on every
+/// `get_`/`set_` call.
+///
+/// A remembered fingerprint is used only while the file's device, inode, size, modification
+/// and change times are all unchanged (the change time moves on every write and on every
+/// `utimes`, so setting the old mtime back does not hide a rewrite). Git's "racily clean"
+/// problem is handled the way git does: a file whose newest timestamp is within
+/// [`RACY_SLACK`] of the moment hashing began could be rewritten without any timestamp
+/// moving (timestamp granularity), so its fingerprint is not remembered and it is read again
+/// on the next call.
+#[derive(Debug, Default)]
+pub(crate) struct FingerprintMemo {
+    entries: Mutex<HashMap<PathBuf, (FileStat, Fingerprint)>>,
+    hashed: AtomicU64,
+}
+
+/// Coarsest file timestamp granularity (and clock skew to a file server) trusted: 2 s, FAT's.
+pub(crate) const RACY_SLACK: Duration = Duration::from_secs(2);
+
+/// Entries kept before the memo starts over (a bound, not a policy: one entry per video).
+const MEMO_MAX: usize = 16_384;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStat {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl FileStat {
+    #[cfg(unix)]
+    fn of(md: &std::fs::Metadata) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        Some(Self {
+            dev: md.dev(),
+            ino: md.ino(),
+            len: md.len(),
+            mtime_ns: ns(md.mtime(), md.mtime_nsec()),
+            ctime_ns: ns(md.ctime(), md.ctime_nsec()),
+        })
+    }
+
+    /// Without a change time nothing is remembered.
+    #[cfg(not(unix))]
+    fn of(_md: &std::fs::Metadata) -> Option<Self> {
+        None
+    }
+
+    /// True when the file's timestamps are old enough, relative to `hashing_began_ms` (unix
+    /// ms), that a later rewrite must move one of them.
+    fn settled_before(&self, hashing_began_ms: u64) -> bool {
+        let began_ns = i128::from(hashing_began_ms) * 1_000_000;
+        self.mtime_ns.max(self.ctime_ns) + (RACY_SLACK.as_nanos() as i128) < began_ns
+    }
+}
+
+impl FingerprintMemo {
+    /// `path`'s fingerprint in `mode`; content fingerprints come from the memo when the file
+    /// is provably unchanged. `now_ms` is the store's clock (unix ms).
+    pub(crate) fn fingerprint(
+        &self,
+        path: &Path,
+        mode: FingerprintMode,
+        now_ms: impl Fn() -> u64,
+    ) -> Result<Fingerprint> {
+        if mode == FingerprintMode::Stat {
+            return Fingerprint::of_file(path, mode);
+        }
+        let stat = std::fs::metadata(path).ok().and_then(|m| FileStat::of(&m));
+        if let Some(stat) = stat {
+            let entries = self.entries.lock().expect("fingerprint memo poisoned");
+            if let Some((seen, fp)) = entries.get(path)
+                && *seen == stat
+            {
+                return Ok(fp.clone());
+            }
+        }
+        let began = now_ms();
+        let fp = Fingerprint::of_file(path, mode)?;
+        self.hashed.fetch_add(1, Ordering::Relaxed);
+        // Remembered only if nothing moved while it was read, and nothing can move unseen.
+        let after = std::fs::metadata(path).ok().and_then(|m| FileStat::of(&m));
+        if let Some(stat) = stat
+            && after == Some(stat)
+            && stat.settled_before(began)
+        {
+            let mut entries = self.entries.lock().expect("fingerprint memo poisoned");
+            if entries.len() >= MEMO_MAX {
+                entries.clear();
+            }
+            entries.insert(path.to_owned(), (stat, fp.clone()));
+        }
+        Ok(fp)
+    }
+
+    /// Videos read whole so far.
+    pub(crate) fn hashed(&self) -> u64 {
+        self.hashed.load(Ordering::Relaxed)
     }
 }

@@ -1,0 +1,80 @@
+//! Content fingerprints are remembered per file: a video is read once per version, not on
+//! every call, and any rewrite (even one that puts the old mtime back, or a replacement by
+//! rename) is read again. A file written within the timestamp-granularity slack of the read
+//! is never remembered (git's "racily clean" rule). The store's clock stands in for "now".
+
+use std::time::{Duration, SystemTime};
+
+use pipecache::{ManualClock, StoreOptions};
+use pipecache_pipeline::{FingerprintMode, PipelineArtifactCache};
+use pipecache_test_support::TempStore;
+use pipecache_test_support::pipeline::{fake_video, one_segment_transcript};
+use pipecache_test_support::tiers::wall_ms;
+
+fn set_mtime(path: &std::path::Path, t: SystemTime) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_is_read_once_per_version() {
+    let clock = ManualClock::new(wall_ms());
+    let store = TempStore::new(StoreOptions {
+        gc_interval: None,
+        clock: clock.clone(),
+        ..StoreOptions::default()
+    })
+    .await;
+    let cache = PipelineArtifactCache::new(store.store().clone(), FingerprintMode::Content);
+    let videos = tempfile::tempdir().unwrap();
+    let video = fake_video(videos.path(), "clip.mp4", 1, 300_000);
+
+    // Just written: racily clean, read on every call.
+    let fp0 = cache.fingerprint(&video).await.unwrap();
+    assert_eq!(cache.fingerprint(&video).await.unwrap(), fp0);
+    assert_eq!(cache.videos_hashed(), 2);
+
+    // Once its timestamps are older than the slack, one read serves every later call. (The
+    // clock now runs 10 s ahead of the file system's: every later write counts as settled.)
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(cache.fingerprint(&video).await.unwrap(), fp0);
+    let t = one_segment_transcript("hello", 1_000);
+    cache
+        .set_transcript(&video, &t, "base", "en")
+        .await
+        .unwrap();
+    assert_eq!(
+        cache.get_transcript(&video, "base", "en").await.unwrap(),
+        Some(t)
+    );
+    assert_eq!(cache.videos_hashed(), 3, "set and get read the video again");
+
+    // Same size, old mtime put back, different bytes: the change time gives it away.
+    let mtime = std::fs::metadata(&video).unwrap().modified().unwrap();
+    fake_video(videos.path(), "clip.mp4", 2, 300_000);
+    set_mtime(&video, mtime);
+    let fp1 = cache.fingerprint(&video).await.unwrap();
+    assert_ne!(fp1, fp0);
+    assert_eq!(
+        cache.get_transcript(&video, "base", "en").await.unwrap(),
+        None
+    );
+    assert_eq!(cache.videos_hashed(), 4);
+
+    // Replaced by rename with the same bytes, size and mtime: another inode, read again.
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(cache.fingerprint(&video).await.unwrap(), fp1);
+    assert_eq!(cache.videos_hashed(), 4);
+    let other = fake_video(videos.path(), "next.mp4", 2, 300_000);
+    set_mtime(&other, mtime);
+    std::fs::rename(&other, &video).unwrap();
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(cache.fingerprint(&video).await.unwrap(), fp1);
+    assert_eq!(cache.videos_hashed(), 5);
+    assert_eq!(cache.fingerprint(&video).await.unwrap(), fp1);
+    assert_eq!(cache.videos_hashed(), 5);
+}
