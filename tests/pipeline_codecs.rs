@@ -1,5 +1,6 @@
 //! Each artifact kind chooses its codec: keyframe images are stored raw even when they would
-//! compress (JPEG does not, and the trial would be wasted), transcripts are zstd'd.
+//! compress (JPEG does not, and the trial would be wasted), transcripts are zstd'd; a store
+//! configured with compression off keeps it off for every kind.
 
 use pipecache::CompressionPolicy;
 use pipecache_pipeline::FrameInfo;
@@ -49,6 +50,38 @@ async fn codec_follows_the_artifact_kind() {
         transcript_stored * 2 < transcript_raw,
         "transcript zstd'd: {transcript_stored} of {transcript_raw}"
     );
+    assert_eq!(
+        cache.get_transcript(&video, "base", "en").await.unwrap(),
+        Some(t)
+    );
+}
+
+#[tokio::test]
+async fn a_store_with_compression_off_never_compresses() {
+    let ts = pipecache_test_support::TempStore::new(pipecache::StoreOptions {
+        gc_interval: None,
+        compression: CompressionPolicy {
+            enabled: false,
+            ..CompressionPolicy::default()
+        },
+        ..pipecache::StoreOptions::default()
+    })
+    .await;
+    let cache = pipecache_pipeline::PipelineArtifactCache::new(
+        ts.store().clone(),
+        pipecache_pipeline::FingerprintMode::Content,
+    );
+    let videos = tempfile::tempdir().unwrap();
+    let video = pipecache_test_support::pipeline::fake_video(videos.path(), "v.mp4", 1, 4096);
+    // The transcript kind's own policy asks for zstd; the store's setting wins.
+    let text = String::from_utf8(json_like(3, 200_000)).unwrap();
+    let t = one_segment_transcript(&text, 1);
+    cache
+        .set_transcript(&video, &t, "base", "en")
+        .await
+        .unwrap();
+    let s = ts.store().stats().await.unwrap();
+    assert_eq!(s.stored_bytes, s.unique_bytes, "stored raw: {s:?}");
     assert_eq!(
         cache.get_transcript(&video, "base", "en").await.unwrap(),
         Some(t)

@@ -157,14 +157,19 @@ pub struct CompressionPolicy {
     pub min_size: usize,
 }
 
+impl CompressionPolicy {
+    /// The default policy (a `const`, so per-kind policies can be built from it).
+    pub const DEFAULT: Self = Self {
+        enabled: true,
+        level: 3,
+        max_ratio: 0.9,
+        min_size: 512,
+    };
+}
+
 impl Default for CompressionPolicy {
     fn default() -> Self {
-        Self {
-            enabled: true,
-            level: 3,
-            max_ratio: 0.9,
-            min_size: 512,
-        }
+        Self::DEFAULT
     }
 }
 

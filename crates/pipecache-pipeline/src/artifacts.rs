@@ -123,6 +123,13 @@ pub trait TypedArtifact: Sized {
     fn compression() -> CompressionPolicy;
     /// To store parts.
     fn to_artifact(&self) -> Result<Artifact>;
+    /// [`TypedArtifact::to_artifact`] that may move its bytes instead of copying them.
+    fn into_artifact(self) -> Result<Artifact>
+    where
+        Self: Sized,
+    {
+        self.to_artifact()
+    }
     /// From store parts; `key` names it in errors.
     fn from_artifact(key: &str, a: Artifact) -> Result<Self>;
 }
@@ -148,22 +155,18 @@ fn decode_part<T: DeserializeOwned>(
         .map_err(|e| bad(key, kind, format!("part {name:?}: {e}")))
 }
 
-const ZSTD: CompressionPolicy = CompressionPolicy {
-    enabled: true,
-    level: 3,
-    max_ratio: 0.9,
-    min_size: 512,
-};
-
 impl TypedArtifact for Keyframes {
     const KIND: ArtifactKind = ArtifactKind::Keyframes;
     fn compression() -> CompressionPolicy {
         CompressionPolicy {
             enabled: false,
-            ..ZSTD
+            ..CompressionPolicy::DEFAULT
         }
     }
     fn to_artifact(&self) -> Result<Artifact> {
+        self.clone().into_artifact()
+    }
+    fn into_artifact(self) -> Result<Artifact> {
         if self.frames.len() != self.images.len() {
             return Err(crate::error::invalid(
                 "keyframes",
@@ -176,11 +179,9 @@ impl TypedArtifact for Keyframes {
         }
         let mut a = Artifact::default().with_kind(Self::KIND.as_str());
         a.parts.push(Part::new("frames.cbor", cbor(&self.frames)));
-        for (f, img) in self.frames.iter().zip(&self.images) {
-            a.parts.push(Part::new(
-                format!("frame_{:06}.{}", f.index, f.format),
-                img.clone(),
-            ));
+        for (f, img) in self.frames.iter().zip(self.images) {
+            a.parts
+                .push(Part::new(format!("frame_{:06}.{}", f.index, f.format), img));
         }
         Ok(a)
     }
@@ -207,7 +208,7 @@ macro_rules! single_cbor {
         impl TypedArtifact for $t {
             const KIND: ArtifactKind = $kind;
             fn compression() -> CompressionPolicy {
-                ZSTD
+                CompressionPolicy::DEFAULT
             }
             fn to_artifact(&self) -> Result<Artifact> {
                 Ok(Artifact::default()
@@ -232,7 +233,10 @@ impl TypedArtifact for Embeddings {
     const KIND: ArtifactKind = ArtifactKind::Embeddings;
     fn compression() -> CompressionPolicy {
         // f32 noise barely shrinks; level 1 keeps the trial cheap when it does not pay.
-        CompressionPolicy { level: 1, ..ZSTD }
+        CompressionPolicy {
+            level: 1,
+            ..CompressionPolicy::DEFAULT
+        }
     }
     fn to_artifact(&self) -> Result<Artifact> {
         if self.dim == 0 && !self.vectors.is_empty() {

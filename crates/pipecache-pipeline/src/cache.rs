@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use pipecache::{CacheManager, PutOptions, Store};
+use pipecache::{Artifact, CacheManager, PutOptions, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::artifacts::{
@@ -258,6 +258,10 @@ impl PipelineArtifactCache {
 
     /// Stores a typed artifact under `key`, with its kind's codec policy.
     pub async fn set_typed<T: TypedArtifact>(&self, key: &ArtifactKey, value: &T) -> Result<()> {
+        self.put_artifact::<T>(key, value.to_artifact()?).await
+    }
+
+    async fn put_artifact<T: TypedArtifact>(&self, key: &ArtifactKey, a: Artifact) -> Result<()> {
         if key.kind != T::KIND {
             return Err(invalid("key", format!("{key} is not a {} key", T::KIND)));
         }
@@ -265,9 +269,7 @@ impl PipelineArtifactCache {
             compression: Some(T::compression()),
             ..PutOptions::default()
         };
-        self.cache
-            .put_with(&key.to_string(), value.to_artifact()?, options)
-            .await?;
+        self.cache.put_with(&key.to_string(), a, options).await?;
         Ok(())
     }
 
@@ -317,14 +319,12 @@ impl PipelineArtifactCache {
                 .key(fp)
             })
             .await?;
-        self.set_typed(
-            &k,
-            &Keyframes {
-                frames: metadata,
-                images,
-            },
-        )
-        .await
+        let keyframes = Keyframes {
+            frames: metadata,
+            images,
+        };
+        self.put_artifact::<Keyframes>(&k, keyframes.into_artifact()?)
+            .await
     }
 
     /// Transcript of `video`.

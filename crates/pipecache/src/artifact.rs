@@ -181,7 +181,8 @@ pub struct PutOptions {
     /// TTL of this artifact; `None` uses the store's default TTL.
     pub ttl: Option<Duration>,
     /// Codec policy for this artifact's new blobs; `None` uses the store's. Lets each artifact
-    /// kind choose (JPEG frames raw, JSON transcripts zstd).
+    /// kind choose (JPEG frames raw, JSON transcripts zstd); a store with compression
+    /// disabled never compresses, whatever the policy here says.
     pub compression: Option<pipecache_format::CompressionPolicy>,
     /// Absolute expiry, unix ms; wins over `ttl`. Tiers copying an artifact keep the expiry
     /// it already has instead of restarting its TTL.

@@ -678,7 +678,10 @@ impl Store {
         let key = key.to_owned();
         let (reply, answer) = oneshot::channel();
         blocking(move || {
-            let policy = options.compression.unwrap_or(shared.options.compression);
+            // A store with compression off stays off: a per-put policy (the pipeline's
+            // per-kind ones) picks the level and threshold, never overrides that choice.
+            let mut policy = options.compression.unwrap_or(shared.options.compression);
+            policy.enabled &= shared.options.compression.enabled;
             let parts = shared.prepare(artifact.parts, &policy)?;
             let expires_ms =
                 options.expiry(shared.options.clock.now_ms(), shared.options.default_ttl);
