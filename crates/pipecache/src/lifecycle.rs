@@ -521,6 +521,12 @@ pub(crate) fn compact(
     Ok(report)
 }
 
+/// Share of all chunk bytes the chunks of a compaction plan must hold for one scan of the
+/// `blobs` CF to replace per-frame lookups. From docs/performance.md ("GC"): ~1M random
+/// lookups cost ~6 s, a sequential scan of 1M records well under 1 s, so a scan pays once
+/// the plan's frames are more than a few percent of all blobs; 1/16 leans towards lookups.
+const PRESCAN_MIN_SHARE: f64 = 1.0 / 16.0;
+
 /// Frames per multi-get when filtering blob frames against the index.
 const FILTER_BATCH: usize = 4096;
 /// Frames per relocation request (bytes are bounded by `StoreOptions::compact_batch_bytes`).
@@ -596,6 +602,11 @@ impl Prescan {
     /// Scans the blobs CF once for chunks `wanted` (in plan order), keeping the longest prefix
     /// of them whose blobs fit in `StoreOptions::gc_prescan_max_blobs` together (the first one
     /// is always decided, if need be as "too many").
+    ///
+    /// A scan reads every blob record of the store, so it pays only when the chunks wanted
+    /// hold a good share of them ([`PRESCAN_MIN_SHARE`] of all chunk bytes); otherwise (a
+    /// background step compacting one chunk of many) every wanted chunk is decided as
+    /// "filter by point lookups", which cost one lookup per frame of those chunks only.
     fn read(shared: &Shared, wanted: &[u64]) -> Result<Self> {
         let max = shared.options.gc_prescan_max_blobs;
         let before = shared.epoch();
@@ -605,6 +616,14 @@ impl Prescan {
             .into_iter()
             .map(|(id, c)| (id, c.total_bytes))
             .collect();
+        let all: u64 = lens.values().sum();
+        let planned: u64 = wanted.iter().filter_map(|id| lens.get(id)).sum();
+        if (planned as f64) < all as f64 * PRESCAN_MIN_SHARE {
+            return Ok(Self {
+                valid_at: None,
+                chunks: wanted.iter().map(|id| (*id, None)).collect(),
+            });
+        }
         let rank: HashMap<u64, usize> = wanted.iter().enumerate().map(|(i, id)| (*id, i)).collect();
         let mut located: HashMap<u64, Vec<Located>> = HashMap::new();
         let mut held = 0usize;
