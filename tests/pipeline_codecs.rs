@@ -37,12 +37,7 @@ async fn codec_follows_the_artifact_kind() {
         "keyframe parts are stored raw"
     );
 
-    let text = String::from_utf8(json_like(3, 200_000)).unwrap();
-    let t = one_segment_transcript(&text, 1);
-    cache
-        .set_transcript(&video, &t, "base", "en")
-        .await
-        .unwrap();
+    let t = put_compressible_transcript(cache, &video).await;
     let after = cache.store().stats().await.unwrap();
     let transcript_raw = after.unique_bytes - s.unique_bytes;
     let transcript_stored = after.stored_bytes - s.stored_bytes;
@@ -74,16 +69,22 @@ async fn a_store_with_compression_off_never_compresses() {
     let videos = tempfile::tempdir().unwrap();
     let video = pipecache_test_support::pipeline::fake_video(videos.path(), "v.mp4", 1, 4096);
     // The transcript kind's own policy asks for zstd; the store's setting wins.
-    let text = String::from_utf8(json_like(3, 200_000)).unwrap();
-    let t = one_segment_transcript(&text, 1);
-    cache
-        .set_transcript(&video, &t, "base", "en")
-        .await
-        .unwrap();
+    let t = put_compressible_transcript(&cache, &video).await;
     let s = ts.store().stats().await.unwrap();
     assert_eq!(s.stored_bytes, s.unique_bytes, "stored raw: {s:?}");
     assert_eq!(
         cache.get_transcript(&video, "base", "en").await.unwrap(),
         Some(t)
     );
+}
+
+/// Stores a 200 KB JSON-like transcript for `video` (model base, en) and returns it.
+async fn put_compressible_transcript(
+    cache: &pipecache_pipeline::PipelineArtifactCache,
+    video: &std::path::Path,
+) -> pipecache_pipeline::Transcript {
+    let text = String::from_utf8(json_like(3, 200_000)).unwrap();
+    let t = one_segment_transcript(&text, 1);
+    cache.set_transcript(video, &t, "base", "en").await.unwrap();
+    t
 }

@@ -5,15 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use pipecache_pipeline::{Fingerprint, FingerprintMode};
-
-fn set_mtime(path: &std::path::Path, t: SystemTime) {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_modified(t)
-        .unwrap();
-}
+use pipecache_test_support::pipeline::set_mtime;
 
 #[test]
 fn stat_follows_mtime_content_follows_bytes() {

@@ -3,22 +3,13 @@
 //! rename) is read again. A file written within the timestamp-granularity slack of the read
 //! is never remembered (git's "racily clean" rule). The store's clock stands in for "now".
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use pipecache::{ManualClock, StoreOptions};
 use pipecache_pipeline::{FingerprintMode, PipelineArtifactCache};
 use pipecache_test_support::TempStore;
-use pipecache_test_support::pipeline::{fake_video, one_segment_transcript};
+use pipecache_test_support::pipeline::{fake_video, one_segment_transcript, set_mtime};
 use pipecache_test_support::tiers::wall_ms;
-
-fn set_mtime(path: &std::path::Path, t: SystemTime) {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_modified(t)
-        .unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_video_is_read_once_per_version() {

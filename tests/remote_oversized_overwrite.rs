@@ -1,6 +1,7 @@
 //! Overwriting a key with an artifact too large for a tier removes that tier's copy of the
 //! older value: otherwise, once the local tier evicts the new value, read-through would
-//! answer with the old one. Checked for a write-through and a write-back Redis tier.
+//! answer with the old one. A new key too large for the tier costs nothing there. Checked for
+//! a write-through and a write-back Redis tier.
 
 use std::time::Duration;
 
@@ -41,6 +42,13 @@ async fn overwrite_with_oversized(policy: WritePolicy) {
         None,
         "{policy:?}: Redis still holds the overwritten value"
     );
+    // A new key too large for the tier costs no remote call and no queue entry.
+    let fresh = "video:s1-00000000000000cc:transcript:model_size=base";
+    m.put(fresh, Artifact::single(random_bytes(3, 200_000)))
+        .await
+        .unwrap();
+    let s = &m.tier_stats()[1];
+    assert_eq!((s.skipped_too_large, s.queue_length), (2, 0), "{s:?}");
     m.close().await.unwrap();
 
     // Another machine: a miss, never the old value.

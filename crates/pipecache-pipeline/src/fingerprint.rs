@@ -166,7 +166,9 @@ impl fmt::Display for Fingerprint {
 /// problem is handled the way git does: a file whose newest timestamp is within
 /// [`RACY_SLACK`] of the moment hashing began could be rewritten without any timestamp
 /// moving (timestamp granularity), so its fingerprint is not remembered and it is read again
-/// on the next call.
+/// on the next call. "Now" is the store's clock: a file server whose clock runs more than
+/// the slack behind this machine's weakens the rule (git compares with its index file's
+/// mtime instead, a timestamp from the same file system).
 #[derive(Debug, Default)]
 pub(crate) struct FingerprintMemo {
     entries: Mutex<HashMap<PathBuf, (FileStat, Fingerprint)>>,
@@ -228,7 +230,15 @@ impl FingerprintMemo {
         if mode == FingerprintMode::Stat {
             return Fingerprint::of_file(path, mode);
         }
-        let stat = std::fs::metadata(path).ok().and_then(|m| FileStat::of(&m));
+        // Attributes of an opened file: on NFS, open revalidates them (close-to-open), where a
+        // path stat may answer from the attribute cache for up to a minute.
+        let stat_of = |p: &Path| {
+            std::fs::File::open(p)
+                .and_then(|f| f.metadata())
+                .ok()
+                .and_then(|m| FileStat::of(&m))
+        };
+        let stat = stat_of(path);
         if let Some(stat) = stat {
             let entries = self.entries.lock().expect("fingerprint memo poisoned");
             if let Some((seen, fp)) = entries.get(path)
@@ -241,7 +251,7 @@ impl FingerprintMemo {
         let fp = Fingerprint::of_file(path, mode)?;
         self.hashed.fetch_add(1, Ordering::Relaxed);
         // Remembered only if nothing moved while it was read, and nothing can move unseen.
-        let after = std::fs::metadata(path).ok().and_then(|m| FileStat::of(&m));
+        let after = stat_of(path);
         if let Some(stat) = stat
             && after == Some(stat)
             && stat.settled_before(began)

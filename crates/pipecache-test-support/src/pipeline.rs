@@ -54,6 +54,16 @@ pub fn fake_video(dir: &Path, name: &str, seed: u64, len: usize) -> PathBuf {
     path
 }
 
+/// Sets `path`'s modification time to `t` (as `touch -d` would).
+pub fn set_mtime(path: &Path, t: std::time::SystemTime) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open video to set its mtime")
+        .set_modified(t)
+        .expect("set mtime");
+}
+
 /// A Whisper-style English transcript of `text` in one segment `[0, end_ms)`.
 pub fn one_segment_transcript(text: &str, end_ms: u64) -> Transcript {
     Transcript {

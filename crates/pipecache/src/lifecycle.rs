@@ -523,8 +523,8 @@ pub(crate) fn compact(
 
 /// Share of all chunk bytes the chunks of a compaction plan must hold for one scan of the
 /// `blobs` CF to replace per-frame lookups. From docs/performance.md ("GC"): ~1M random
-/// lookups cost ~6 s, a sequential scan of 1M records well under 1 s, so a scan pays once
-/// the plan's frames are more than a few percent of all blobs; 1/16 leans towards lookups.
+/// lookups cost ~6 s, a sequential scan of 1M records well under 1 s: break-even near a
+/// plan holding 1/12 to 1/16 of all blobs, so 1/16 scans whenever it is likely to pay.
 const PRESCAN_MIN_SHARE: f64 = 1.0 / 16.0;
 
 /// Frames per multi-get when filtering blob frames against the index.

@@ -278,9 +278,6 @@ pub struct PushReport {
     pub pushed: u64,
     /// Artifacts the remote already had (same kind, metadata, parts and expiry).
     pub already_remote: u64,
-    /// Artifacts left alone because the remote holds a newer value under the key (another
-    /// machine put it later).
-    pub remote_newer: u64,
     /// Blobs uploaded.
     pub blobs_uploaded: u64,
     /// Blobs already remote and reused.
@@ -779,7 +776,18 @@ impl CacheManager {
         // value under the key must go: after a local eviction it would come back through
         // read-through. A write-back tier queues the key like a delete (never dropped, and the
         // worker removes what it cannot send); a write-through tier deletes it directly.
+        //
+        // Only an older value that existed here and fitted the tier can have a copy there:
+        // for a new key (the usual pipeline put: keys carry the video's fingerprint) an
+        // oversized put costs no remote call and no queue entry.
         let size = artifact.logical_size();
+        let previous_size = if remotes.iter().any(|t| !t.fits_size(size)) {
+            local.records(vec![key.to_owned()]).await?[0]
+                .as_ref()
+                .map(|r| r.logical_size)
+        } else {
+            None
+        };
         let mut reserved = Reservations::new();
         let mut write_through = Vec::new();
         let mut too_large = Vec::new();
@@ -788,13 +796,14 @@ impl CacheManager {
             if !fits {
                 bump(&tier.counters.skipped_too_large);
             }
+            let stale_copy = !fits && previous_size.is_some_and(|p| tier.fits_size(p));
             if let Some(q) = &tier.queue {
-                if !reserved.reserve(tier, !fits) {
+                if (fits || stale_copy) && !reserved.reserve(tier, stale_copy) {
                     q.count_drop(tier.backend.name());
                 }
             } else if fits {
                 write_through.push(tier);
-            } else {
+            } else if stale_copy {
                 too_large.push(tier);
             }
         }
@@ -808,9 +817,12 @@ impl CacheManager {
         }
         let mut failure = None;
         for tier in too_large {
-            if let Err(e) = tier.backend.delete(key).await {
-                tier.failed("delete", key, &e);
-                failure.get_or_insert(e);
+            match tier.backend.delete(key).await {
+                Ok(_) => tier.succeeded(),
+                Err(e) => {
+                    tier.failed("delete", key, &e);
+                    failure.get_or_insert(e);
+                }
             }
         }
         if let Some(artifact) = copy {
@@ -1019,17 +1031,15 @@ impl CacheManager {
                 done += 1;
                 // Deleted or expired since the listing.
                 let Some(rec) = rec else { continue };
-                match remote.get(&key) {
-                    Some(r) if same_artifact(r, &rec) => {
-                        report.already_remote += 1;
-                        continue;
-                    }
-                    // Another machine's later put: pushing ours would replace it.
-                    Some(r) if r.created_ms > rec.created_ms => {
-                        report.remote_newer += 1;
-                        continue;
-                    }
-                    _ => {}
+                // A remote record that differs (or expired there) is replaced: the push
+                // makes the remote hold this machine's value (last push wins).
+                let now = self.inner.local.options().clock.now_ms();
+                if remote
+                    .get(&key)
+                    .is_some_and(|r| !r.is_expired(now) && same_artifact(r, &rec))
+                {
+                    report.already_remote += 1;
+                    continue;
                 }
                 let Some(item) = self.inner.local.get_stored(&key).await? else {
                     continue;
