@@ -99,7 +99,10 @@ fn a_misshapen_local_tier_is_an_error() {
     let work = tempfile::tempdir().unwrap();
     let store = work.path().join("store");
     for (toml, needle) in [
-        ("type = \"filesystem\"\npriority = 1\n", "priority 0"),
+        (
+            "type = \"filesystem\"\npriority = 1\npath = \"/nonexistent/pc\"\n",
+            "priority 0",
+        ),
         (
             "type = \"filesystem\"\npriority = 0\nname = \"fast\"\n",
             "always named",
@@ -118,5 +121,15 @@ fn a_misshapen_local_tier_is_an_error() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(stderr.contains(needle), "{args:?}: {stderr}");
         }
+        // Also where no manager is opened, and without --dir (the store dir comes from the
+        // config then).
+        let out = run_cli_args(
+            pipecache_bin!(),
+            &["--config", cfg.as_str(), "rebuild-index"],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(2), "rebuild-index {toml}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "rebuild-index: {stderr}");
     }
 }

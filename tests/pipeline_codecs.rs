@@ -53,7 +53,7 @@ async fn codec_follows_the_artifact_kind() {
 
 #[tokio::test]
 async fn a_store_with_compression_off_never_compresses() {
-    let ts = pipecache_test_support::TempStore::new(pipecache::StoreOptions {
+    let p = LocalPipeline::with_options(pipecache::StoreOptions {
         gc_interval: None,
         compression: CompressionPolicy {
             enabled: false,
@@ -62,15 +62,10 @@ async fn a_store_with_compression_off_never_compresses() {
         ..pipecache::StoreOptions::default()
     })
     .await;
-    let cache = pipecache_pipeline::PipelineArtifactCache::new(
-        ts.store().clone(),
-        pipecache_pipeline::FingerprintMode::Content,
-    );
-    let videos = tempfile::tempdir().unwrap();
-    let video = pipecache_test_support::pipeline::fake_video(videos.path(), "v.mp4", 1, 4096);
+    let (cache, video) = (&p.cache, p.video("v.mp4", 1, 4096));
     // The transcript kind's own policy asks for zstd; the store's setting wins.
-    let t = put_compressible_transcript(&cache, &video).await;
-    let s = ts.store().stats().await.unwrap();
+    let t = put_compressible_transcript(cache, &video).await;
+    let s = p.store.store().stats().await.unwrap();
     assert_eq!(s.stored_bytes, s.unique_bytes, "stored raw: {s:?}");
     assert_eq!(
         cache.get_transcript(&video, "base", "en").await.unwrap(),

@@ -6,23 +6,19 @@
 use std::time::Duration;
 
 use pipecache::{ManualClock, StoreOptions};
-use pipecache_pipeline::{FingerprintMode, PipelineArtifactCache};
-use pipecache_test_support::TempStore;
-use pipecache_test_support::pipeline::{fake_video, one_segment_transcript, set_mtime};
+use pipecache_test_support::pipeline::{LocalPipeline, one_segment_transcript, set_mtime};
 use pipecache_test_support::tiers::wall_ms;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_video_is_read_once_per_version() {
     let clock = ManualClock::new(wall_ms());
-    let store = TempStore::new(StoreOptions {
+    let p = LocalPipeline::with_options(StoreOptions {
         gc_interval: None,
         clock: clock.clone(),
         ..StoreOptions::default()
     })
     .await;
-    let cache = PipelineArtifactCache::new(store.store().clone(), FingerprintMode::Content);
-    let videos = tempfile::tempdir().unwrap();
-    let video = fake_video(videos.path(), "clip.mp4", 1, 300_000);
+    let (cache, video) = (&p.cache, p.video("clip.mp4", 1, 300_000));
 
     // Just written: racily clean, read on every call.
     let fp0 = cache.fingerprint(&video).await.unwrap();
@@ -46,7 +42,7 @@ async fn a_video_is_read_once_per_version() {
 
     // Same size, old mtime put back, different bytes: the change time gives it away.
     let mtime = std::fs::metadata(&video).unwrap().modified().unwrap();
-    fake_video(videos.path(), "clip.mp4", 2, 300_000);
+    p.video("clip.mp4", 2, 300_000);
     set_mtime(&video, mtime);
     let fp1 = cache.fingerprint(&video).await.unwrap();
     assert_ne!(fp1, fp0);
@@ -60,7 +56,7 @@ async fn a_video_is_read_once_per_version() {
     clock.advance(Duration::from_secs(10));
     assert_eq!(cache.fingerprint(&video).await.unwrap(), fp1);
     assert_eq!(cache.videos_hashed(), 4);
-    let other = fake_video(videos.path(), "next.mp4", 2, 300_000);
+    let other = p.video("next.mp4", 2, 300_000);
     set_mtime(&other, mtime);
     std::fs::rename(&other, &video).unwrap();
     clock.advance(Duration::from_secs(10));

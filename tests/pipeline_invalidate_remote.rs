@@ -2,7 +2,7 @@
 //! invalidating machine never read: afterwards no machine gets them through read-through.
 
 use pipecache_pipeline::{FingerprintMode, PipelineArtifactCache, Transcript};
-use pipecache_test_support::random_bytes;
+use pipecache_test_support::pipeline::fake_video;
 use pipecache_test_support::servers::S3Server;
 use pipecache_test_support::tiers::open_s3_reader;
 
@@ -19,10 +19,8 @@ fn transcript(model: &str) -> Transcript {
 async fn invalidate_reaches_remote_copies_this_machine_never_read() {
     let s3 = S3Server::start();
     let work = tempfile::tempdir().unwrap();
-    let video = work.path().join("talk.mp4");
-    let other = work.path().join("other.mp4");
-    std::fs::write(&video, random_bytes(1, 50_000)).unwrap();
-    std::fs::write(&other, random_bytes(2, 50_000)).unwrap();
+    let video = fake_video(work.path(), "talk.mp4", 1, 50_000);
+    let other = fake_video(work.path(), "other.mp4", 2, 50_000);
 
     // Machine A computes two transcripts of the video and one of another video (S3 write-through).
     let (_da, a) = open_s3_reader(&s3).await;

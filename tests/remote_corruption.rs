@@ -3,7 +3,7 @@
 
 use pipecache::Artifact;
 use pipecache::tier::{RedisTier, WritePolicy};
-use pipecache_remote::{ObjectStore, RedisStore, S3Options};
+use pipecache_remote::{ObjectStore, S3Options};
 use pipecache_test_support::random_bytes;
 use pipecache_test_support::servers::{
     RedisServer, S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY, S3Server,
@@ -80,7 +80,7 @@ async fn altered_redis_values_are_rejected_and_counted() {
     a.put(key, art).await.unwrap();
     a.close().await.unwrap();
 
-    let raw = RedisStore::new(&redis.url(), "pipecache:", Duration::from_secs(5)).unwrap();
+    let raw = redis.raw_store();
     let name = RedisTier::object_name(key);
     let mut v = raw
         .get(&name)

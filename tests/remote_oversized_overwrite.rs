@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use pipecache::Artifact;
 use pipecache::tier::{RedisTier, WritePolicy};
-use pipecache_remote::RedisStore;
 use pipecache_test_support::servers::RedisServer;
 use pipecache_test_support::tiers::{open_temp_manager, redis_backend};
 use pipecache_test_support::{json_like, random_bytes};
@@ -19,7 +18,7 @@ async fn overwrite_with_oversized(policy: WritePolicy) {
     let small = Artifact::single(json_like(1, 20_000)).with_kind("transcript");
     m.put(key, small).await.unwrap();
     m.drain_queues(Duration::from_secs(30)).await.unwrap();
-    let raw = RedisStore::new(&redis.url(), "pipecache:", Duration::from_secs(5)).unwrap();
+    let raw = redis.raw_store();
     let name = RedisTier::object_name(key);
     assert!(
         raw.ttl(&name).await.unwrap().is_some(),

@@ -3,11 +3,9 @@
 //! a value written to Redis since it was read (`SET NX`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use pipecache::tier::{BackendConfig, CacheBackend, RedisTier, WritePolicy};
 use pipecache::{Artifact, CompressionPolicy, StoredArtifact, SystemClock};
-use pipecache_remote::RedisStore;
 use pipecache_test_support::json_like;
 use pipecache_test_support::servers::{RedisServer, S3Server};
 use pipecache_test_support::tiers::{open_temp_manager, redis_backend, s3_backend};
@@ -70,7 +68,7 @@ async fn an_s3_hit_is_promoted_into_redis_for_the_next_machine() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_never_replaces_a_newer_redis_value() {
     let redis = RedisServer::start();
-    let store = RedisStore::new(&redis.url(), "pipecache:", Duration::from_secs(5)).unwrap();
+    let store = redis.raw_store();
     let tier = RedisTier::new(
         "redis",
         store,

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use pipecache::tier::{RedisTier, WritePolicy};
 use pipecache::{Artifact, ManualClock, PutOptions};
-use pipecache_remote::RedisStore;
 use pipecache_test_support::servers::RedisServer;
 use pipecache_test_support::tiers::{open_temp_manager, redis_backend, wall_ms};
 use pipecache_test_support::{json_like, random_bytes};
@@ -44,7 +43,7 @@ async fn small_artifacts_hit_from_redis_and_expire_with_their_ttl() {
     let s = &a.tier_stats()[1];
     assert_eq!((s.puts, s.skipped_too_large), (1, 1), "{s:?}");
 
-    let raw = RedisStore::new(&redis.url(), "pipecache:", Duration::from_secs(5)).unwrap();
+    let raw = redis.raw_store();
     let ttl = raw
         .ttl(&RedisTier::object_name(small))
         .await

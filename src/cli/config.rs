@@ -23,14 +23,6 @@ pub fn override_dir(config: &mut CacheConfig, dir: &Path) {
     }
 }
 
-/// The filesystem backend's `path`, if the file sets one.
-pub fn local_path(config: &CacheConfig) -> Option<&Path> {
-    config.backends.iter().find_map(|b| match b {
-        BackendConfig::Filesystem { path, .. } => path.as_deref(),
-        _ => None,
-    })
-}
-
 /// `--max-size` wins over the file, wherever the file sets it.
 pub fn override_max_size(config: &mut CacheConfig, bytes: u64) {
     config.max_size = Some(bytes.to_string());

@@ -338,13 +338,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
     // One store directory for every command: --dir (or $PIPECACHE_DIR), else the config's
     // filesystem path, else the default.
+    // The tier structure is checked here, for every command (rebuild-index and friends
+    // never open a manager that would check it).
+    let configured = config.local_path(&origin)?.map(Path::to_owned);
     let dir = match cli.dir {
         Some(d) => {
             config::override_dir(&mut config, &d);
             d
         }
-        None => match config::local_path(&config) {
-            Some(p) => p.to_owned(),
+        None => match configured {
+            Some(p) => p,
             None => default_dir()?,
         },
     };

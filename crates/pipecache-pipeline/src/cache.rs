@@ -197,6 +197,14 @@ pub struct SegmentCoverage {
     pub missing: Vec<(u64, u64)>,
 }
 
+/// A `T` goes only under a key of its kind.
+fn check_kind<T: TypedArtifact>(key: &ArtifactKey) -> Result<()> {
+    if key.kind != T::KIND {
+        return Err(invalid("key", format!("{key} is not a {} key", T::KIND)));
+    }
+    Ok(())
+}
+
 /// The pipeline cache: typed gets and sets keyed by video and parameters.
 #[derive(Clone, Debug)]
 pub struct PipelineArtifactCache {
@@ -246,9 +254,7 @@ impl PipelineArtifactCache {
 
     /// Reads a typed artifact by key.
     pub async fn get_typed<T: TypedArtifact>(&self, key: &ArtifactKey) -> Result<Option<T>> {
-        if key.kind != T::KIND {
-            return Err(invalid("key", format!("{key} is not a {} key", T::KIND)));
-        }
+        check_kind::<T>(key)?;
         let k = key.to_string();
         match self.cache.get(&k).await? {
             Some(a) => Ok(Some(T::from_artifact(&k, a)?)),
@@ -258,13 +264,12 @@ impl PipelineArtifactCache {
 
     /// Stores a typed artifact under `key`, with its kind's codec policy.
     pub async fn set_typed<T: TypedArtifact>(&self, key: &ArtifactKey, value: &T) -> Result<()> {
+        check_kind::<T>(key)?;
         self.put_artifact::<T>(key, value.to_artifact()?).await
     }
 
+    /// Stores `a`, built from a `T`, under `key` (whose kind the caller checked).
     async fn put_artifact<T: TypedArtifact>(&self, key: &ArtifactKey, a: Artifact) -> Result<()> {
-        if key.kind != T::KIND {
-            return Err(invalid("key", format!("{key} is not a {} key", T::KIND)));
-        }
         let options = PutOptions {
             compression: Some(T::compression()),
             ..PutOptions::default()

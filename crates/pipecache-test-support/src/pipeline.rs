@@ -22,11 +22,16 @@ pub struct LocalPipeline {
 impl LocalPipeline {
     /// Opens one.
     pub async fn new() -> Self {
-        let store = TempStore::new(StoreOptions {
+        Self::with_options(StoreOptions {
             gc_interval: None,
             ..StoreOptions::default()
         })
-        .await;
+        .await
+    }
+
+    /// Opens one over a store with `options` (a clock, a compression policy).
+    pub async fn with_options(options: StoreOptions) -> Self {
+        let store = TempStore::new(options).await;
         let cache = PipelineArtifactCache::new(store.store().clone(), FingerprintMode::Content);
         let videos = tempfile::tempdir().expect("temp dir for videos");
         Self {

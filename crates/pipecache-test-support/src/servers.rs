@@ -159,6 +159,17 @@ impl RedisServer {
     pub fn port(&self) -> u16 {
         self.port
     }
+
+    /// A direct connection under pipecache's key prefix, for looking at (or damaging) what
+    /// the Redis tier wrote, by [`pipecache::tier::RedisTier::object_name`].
+    pub fn raw_store(&self) -> pipecache_remote::RedisStore {
+        pipecache_remote::RedisStore::new(
+            &self.url(),
+            pipecache::tier::RedisTier::KEY_PREFIX,
+            std::time::Duration::from_secs(5),
+        )
+        .expect("connect to the test redis-server")
+    }
 }
 
 impl Drop for RedisServer {

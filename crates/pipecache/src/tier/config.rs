@@ -278,6 +278,42 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 impl CacheConfig {
+    /// The `filesystem` backend's `path` (the local store's directory), after checking the
+    /// tier structure: at most one `filesystem` backend, at priority 0, named `local` if
+    /// named at all. `origin` names the file in errors.
+    pub fn local_path(&self, origin: &str) -> Result<Option<&std::path::Path>> {
+        let locals: Vec<&BackendConfig> = self
+            .backends
+            .iter()
+            .filter(|b| matches!(b, BackendConfig::Filesystem { .. }))
+            .collect();
+        let bad = |reason: &str| {
+            Err(Error::InvalidOption {
+                reason: format!("config {origin}: {reason}"),
+            })
+        };
+        match locals.as_slice() {
+            [] => Ok(None),
+            [
+                BackendConfig::Filesystem {
+                    name,
+                    priority,
+                    path,
+                    ..
+                },
+            ] => {
+                if *priority != 0 {
+                    return bad("the filesystem backend must have priority 0");
+                }
+                if name.as_deref().is_some_and(|n| n != "local") {
+                    return bad("the filesystem backend is the local tier, always named \"local\"");
+                }
+                Ok(path.as_deref())
+            }
+            _ => bad("more than one filesystem backend"),
+        }
+    }
+
     /// Parses TOML; `origin` (a file name) prefixes errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
         toml::from_str(text).map_err(|e| Error::InvalidOption {

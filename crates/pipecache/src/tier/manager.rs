@@ -487,41 +487,6 @@ impl From<Store> for CacheManager {
     }
 }
 
-/// The `filesystem` backend's `path`, after checking the tier structure: at most one
-/// `filesystem` backend, at priority 0, named `local` if named at all.
-fn local_dir<'a>(config: &'a CacheConfig, origin: &str) -> Result<Option<&'a Path>> {
-    let locals: Vec<&BackendConfig> = config
-        .backends
-        .iter()
-        .filter(|b| matches!(b, BackendConfig::Filesystem { .. }))
-        .collect();
-    let bad = |reason: &str| {
-        Err(Error::InvalidOption {
-            reason: format!("config {origin}: {reason}"),
-        })
-    };
-    match locals.as_slice() {
-        [] => Ok(None),
-        [
-            BackendConfig::Filesystem {
-                name,
-                priority,
-                path,
-                ..
-            },
-        ] => {
-            if *priority != 0 {
-                return bad("the filesystem backend must have priority 0");
-            }
-            if name.as_deref().is_some_and(|n| n != "local") {
-                return bad("the filesystem backend is the local tier, always named \"local\"");
-            }
-            Ok(path.as_deref())
-        }
-        _ => bad("more than one filesystem backend"),
-    }
-}
-
 /// Remote tier names are unique, never `local`, and usable in queue names.
 fn check_names(tiers: &[Tier]) -> Result<()> {
     let mut names = std::collections::HashSet::new();
@@ -601,8 +566,8 @@ fn remote_tiers(config: &CacheConfig, options: &StoreOptions) -> Result<Vec<Tier
                         reason: format!("backend {name}: max_object_size: {e}"),
                     })?,
                 };
-                let store =
-                    RedisStore::new(url.expose(), "pipecache:", deadline).map_err(remote)?;
+                let store = RedisStore::new(url.expose(), RedisTier::KEY_PREFIX, deadline)
+                    .map_err(remote)?;
                 let tier = RedisTier::new(&name, store, max, compression, clock.clone());
                 tiers.push(Tier::redis(tier, priority, policy, capacity));
                 continue;
@@ -643,7 +608,7 @@ impl CacheManager {
         origin: &str,
     ) -> Result<Self> {
         config.apply(&mut options, origin)?;
-        let dir = local_dir(config, origin)?.unwrap_or(default_dir).to_owned();
+        let dir = config.local_path(origin)?.unwrap_or(default_dir).to_owned();
         let tiers = remote_tiers(config, &options)?;
         let store = Store::open(&dir, options).await?;
         ManagerBuilder {
@@ -659,7 +624,7 @@ impl CacheManager {
     pub async fn check_config(config: &CacheConfig, origin: &str) -> Result<()> {
         let mut options = StoreOptions::default();
         config.apply(&mut options, origin)?;
-        local_dir(config, origin)?;
+        config.local_path(origin)?;
         let tiers = remote_tiers(config, &options)?;
         check_names(&tiers)?;
         for t in &tiers {

@@ -27,6 +27,9 @@ pub struct RedisTier {
 }
 
 impl RedisTier {
+    /// Prefix of every Redis key pipecache writes (the rest is [`RedisTier::object_name`]).
+    pub const KEY_PREFIX: &str = "pipecache:";
+
     /// A tier over `store`.
     pub fn new(
         name: impl Into<String>,
