@@ -1,7 +1,8 @@
 //! Overwriting a key with an artifact too large for a tier removes that tier's copy of the
 //! older value: otherwise, once the local tier evicts the new value, read-through would
-//! answer with the old one. A new key too large for the tier costs nothing there. Checked for
-//! a write-through and a write-back Redis tier.
+//! answer with the old one. The same holds for a value only the tier has (another machine's
+//! put of a key this machine never held). Checked for a write-through and a write-back Redis
+//! tier.
 
 use std::time::Duration;
 
@@ -41,19 +42,35 @@ async fn overwrite_with_oversized(policy: WritePolicy) {
         None,
         "{policy:?}: Redis still holds the overwritten value"
     );
-    // A new key too large for the tier costs no remote call and no queue entry.
-    let fresh = "video:s1-00000000000000cc:transcript:model_size=base";
-    m.put(fresh, Artifact::single(random_bytes(3, 200_000)))
-        .await
-        .unwrap();
-    let s = &m.tier_stats()[1];
-    assert_eq!((s.skipped_too_large, s.queue_length), (2, 0), "{s:?}");
     m.close().await.unwrap();
 
     // Another machine: a miss, never the old value.
     let (_other_dir, other) =
         open_temp_manager(vec![redis_backend(&redis.url(), policy)], None).await;
     assert_eq!(other.get(key).await.unwrap(), None);
+
+    // A value only the tier holds (this machine never had the key) goes too.
+    let shared = "video:s1-00000000000000cc:transcript:model_size=base";
+    let (_first_dir, first) =
+        open_temp_manager(vec![redis_backend(&redis.url(), policy)], None).await;
+    first
+        .put(shared, Artifact::single(json_like(3, 20_000)))
+        .await
+        .unwrap();
+    first.drain_queues(Duration::from_secs(30)).await.unwrap();
+    first.close().await.unwrap();
+    let shared_name = RedisTier::object_name(shared);
+    assert!(raw.ttl(&shared_name).await.unwrap().is_some());
+    other
+        .put(shared, Artifact::single(random_bytes(4, 200_000)))
+        .await
+        .unwrap();
+    other.drain_queues(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(
+        raw.ttl(&shared_name).await.unwrap(),
+        None,
+        "{policy:?}: Redis still holds the other machine's value"
+    );
     other.close().await.unwrap();
 }
 

@@ -31,7 +31,7 @@ use crate::writer::QueueSlot;
 use crate::{Artifact, Error, PutOptions, Result, Store, StoreOptions, StoredArtifact};
 use pipecache_format::record::ArtifactRecord;
 use pipecache_format::remote::RemoteRecord;
-use pipecache_index::QueueOp;
+use pipecache_index::QueueEntry;
 
 /// Report of a remote GC pass.
 pub type RemoteGcReport = PackGcReport;
@@ -742,17 +742,11 @@ impl CacheManager {
         // read-through. A write-back tier queues the key like a delete (never dropped, and the
         // worker removes what it cannot send); a write-through tier deletes it directly.
         //
-        // Only an older value that existed here and fitted the tier can have a copy there:
-        // for a new key (the usual pipeline put: keys carry the video's fingerprint) an
-        // oversized put costs no remote call and no queue entry.
+        // Every oversized put does so, a new key included: the tier may hold a value this
+        // machine never had (another machine's put, or one evicted here). The cost is one
+        // queue entry or one delete per oversized put, next to a put that took seconds of
+        // pipeline work (keyframe sets are routinely over a Redis tier's limit).
         let size = artifact.logical_size();
-        let previous_size = if remotes.iter().any(|t| !t.fits_size(size)) {
-            local.records(vec![key.to_owned()]).await?[0]
-                .as_ref()
-                .map(|r| r.logical_size)
-        } else {
-            None
-        };
         let mut reserved = Reservations::new();
         let mut write_through = Vec::new();
         let mut too_large = Vec::new();
@@ -761,14 +755,14 @@ impl CacheManager {
             if !fits {
                 bump(&tier.counters.skipped_too_large);
             }
-            let stale_copy = !fits && previous_size.is_some_and(|p| tier.fits_size(p));
             if let Some(q) = &tier.queue {
-                if (fits || stale_copy) && !reserved.reserve(tier, stale_copy) {
+                // Removing a stale copy queues like a delete: never dropped.
+                if !reserved.reserve(tier, !fits) {
                     q.count_drop(tier.backend.name());
                 }
             } else if fits {
                 write_through.push(tier);
-            } else if stale_copy {
+            } else {
                 too_large.push(tier);
             }
         }
@@ -1181,6 +1175,55 @@ fn bump_by(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }
 
+/// What one write-back batch does, decided from index records alone (no blob is read
+/// before the plan says it will be sent).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct WriteBackPlan {
+    /// Queue entries the batch settles once it succeeds.
+    done: Vec<u64>,
+    /// Keys whose current local artifact goes to the tier.
+    uploads: Vec<String>,
+    /// Keys whose copy in the tier must go.
+    deletes: Vec<String>,
+}
+
+/// Plans a batch over `entries` (in queue order) from each key's current local size
+/// (`sizes`: `None` when absent or expired here). The tier must end up holding the key's
+/// current local value or nothing: a queued key means the tier's copy, if any, may be older.
+/// So a key present here and fitting the tier is uploaded, and every other key (deleted,
+/// evicted or expired here, too large for the tier) is deleted there, whatever operation
+/// was queued.
+///
+/// Entries of a key already planned are settled with it. The batch stops taking entries once
+/// its uploads hold `max_bytes` (the first upload always goes, however large).
+fn plan_write_back(
+    entries: Vec<QueueEntry>,
+    sizes: &HashMap<String, Option<u64>>,
+    fits: impl Fn(u64) -> bool,
+    max_bytes: u64,
+) -> WriteBackPlan {
+    let mut plan = WriteBackPlan::default();
+    let mut planned = std::collections::HashSet::new();
+    let mut bytes = 0u64;
+    for entry in entries {
+        if bytes >= max_bytes {
+            break;
+        }
+        plan.done.push(entry.seq);
+        if !planned.insert(entry.key.clone()) {
+            continue;
+        }
+        match sizes.get(&entry.key).copied().flatten() {
+            Some(size) if fits(size) => {
+                bytes += size;
+                plan.uploads.push(entry.key);
+            }
+            _ => plan.deletes.push(entry.key),
+        }
+    }
+    plan
+}
+
 async fn write_back_worker(inner: Arc<Inner>, index: usize, mut shutdown: watch::Receiver<bool>) {
     let tier = &inner.tiers[index];
     let q = tier.queue.as_ref().expect("write-back tier has a queue");
@@ -1204,74 +1247,23 @@ async fn write_back_worker(inner: Arc<Inner>, index: usize, mut shutdown: watch:
             }
             continue;
         }
-        // Each key's current local state decides, read once per batch: present means upload
-        // it, absent after a queued delete means delete it remotely, absent otherwise (evicted
-        // or expired here) means nothing to send. Present but too large for the tier means
-        // the tier's copy is an older value: delete it. Present but corrupt here leaves the
-        // tier alone (its copy may be the good one).
-        enum Local {
-            Upload(StoredArtifact),
-            Absent,
-            TooLarge,
-            Unsendable,
-        }
-        let mut done = Vec::with_capacity(entries.len());
-        let mut keys: Vec<(String, Local, bool)> = Vec::new();
-        let mut by_key: HashMap<String, usize> = HashMap::new();
-        let mut bytes = 0u64;
-        let mut read_error = None;
-        for entry in entries {
-            if bytes >= QUEUE_BATCH_BYTES {
-                break;
-            }
-            let delete = entry.op == QueueOp::Delete;
-            if let Some(&i) = by_key.get(&entry.key) {
-                done.push(entry.seq);
-                keys[i].2 |= delete;
+        // Each key's current local state decides, read once per batch.
+        let (done, uploads, deletes) = match read_write_back_batch(&inner.local, tier, entries)
+            .await
+        {
+            Ok(batch) => batch,
+            Err(e) => {
+                // Not knowing the local state, neither upload nor delete: retry the batch. A
+                // local failure, not the tier's: not counted against it.
+                tracing::error!(tier = tier.backend.name(), error = %e, "cannot read queued artifacts locally; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => return,
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
-            let state = match inner.local.get_stored(&entry.key).await {
-                Ok(Some(item)) if tier.fits(&item) => {
-                    bytes += item.artifact.logical_size();
-                    Local::Upload(item)
-                }
-                // Counted by the put that queued it.
-                Ok(Some(_)) => Local::TooLarge,
-                Ok(None) => Local::Absent,
-                Err(e) if e.is_corruption() => {
-                    tracing::warn!(tier = tier.backend.name(), key = %entry.key, error = %e, "queued artifact corrupt locally; not uploaded");
-                    Local::Unsendable
-                }
-                // Not knowing the local state, neither upload nor delete: retry the batch.
-                Err(e) => {
-                    read_error = Some(e);
-                    break;
-                }
-            };
-            done.push(entry.seq);
-            by_key.insert(entry.key.clone(), keys.len());
-            keys.push((entry.key, state, delete));
-        }
-        if let Some(e) = read_error {
-            // A local failure, not the tier's: not counted against it.
-            tracing::error!(tier = tier.backend.name(), error = %e, "cannot read queued artifacts locally; retrying");
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = shutdown.changed() => return,
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-            continue;
-        }
-        let mut uploads = Vec::new();
-        let mut deletes = Vec::new();
-        for (key, state, delete) in keys {
-            match state {
-                Local::Upload(item) => uploads.push((key, item)),
-                Local::Absent if delete => deletes.push(key),
-                Local::TooLarge => deletes.push(key),
-                Local::Absent | Local::Unsendable => {}
-            }
-        }
+        };
         let result: Result<()> = async {
             if !uploads.is_empty() {
                 tier.backend.put_many(&uploads).await?;
@@ -1306,9 +1298,49 @@ async fn write_back_worker(inner: Arc<Inner>, index: usize, mut shutdown: watch:
     }
 }
 
+/// A write-back batch ready to send: settled entries, artifacts to upload, keys to delete.
+type WriteBackBatch = (Vec<u64>, Vec<(String, StoredArtifact)>, Vec<String>);
+
+/// Plans a batch from index records, then reads only the artifacts it uploads.
+async fn read_write_back_batch(
+    local: &Store,
+    tier: &Tier,
+    entries: Vec<QueueEntry>,
+) -> Result<WriteBackBatch> {
+    let mut keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let records = local.records(keys.clone()).await?;
+    let sizes: HashMap<String, Option<u64>> = keys
+        .into_iter()
+        .zip(records)
+        .map(|(k, r)| (k, r.map(|r| r.logical_size)))
+        .collect();
+    let plan = plan_write_back(entries, &sizes, |s| tier.fits_size(s), QUEUE_BATCH_BYTES);
+    let mut uploads = Vec::with_capacity(plan.uploads.len());
+    let mut deletes = plan.deletes;
+    for key in plan.uploads {
+        // The key may have changed since its record was read; what cannot be sent now is
+        // deleted there, as in the plan.
+        match local.get_stored(&key).await {
+            Ok(Some(item)) if tier.fits(&item) => uploads.push((key, item)),
+            Ok(_) => deletes.push(key),
+            // Corrupt here: never sent. The tier's copy may be of an older value, and a
+            // miss is better than that.
+            Err(e) if e.is_corruption() => {
+                tracing::warn!(tier = tier.backend.name(), key = %key, error = %e, "queued artifact corrupt locally; not uploaded, the tier's copy removed");
+                deletes.push(key);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((plan.done, uploads, deletes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pipecache_index::QueueOp;
 
     /// Concurrent reservations never pass the capacity: the check and the count are one
     /// atomic step. Deletes (`always`) may.
@@ -1339,5 +1371,83 @@ mod tests {
         assert!(q.reserve(false).is_none());
         assert!(q.reserve(true).is_some(), "deletes queue past capacity");
         assert_eq!(q.len.load(Ordering::Relaxed), 1_001);
+    }
+
+    fn entry(seq: u64, key: &str, op: QueueOp) -> QueueEntry {
+        QueueEntry {
+            seq,
+            key: key.to_owned(),
+            op,
+        }
+    }
+
+    fn sizes(of: &[(&str, Option<u64>)]) -> HashMap<String, Option<u64>> {
+        of.iter().map(|(k, s)| ((*k).to_owned(), *s)).collect()
+    }
+
+    /// Each key's local state decides, whatever was queued: present and fitting uploads,
+    /// anything else (oversized, deleted, evicted) deletes the tier's copy. A key queued
+    /// twice is planned once and both entries are settled.
+    #[test]
+    fn write_back_plan_follows_local_state() {
+        let entries = vec![
+            entry(1, "fits", QueueOp::Upload),
+            entry(2, "oversized", QueueOp::Upload),
+            entry(3, "deleted", QueueOp::Delete),
+            entry(4, "evicted", QueueOp::Upload),
+            entry(5, "fits", QueueOp::Delete),
+            entry(6, "evicted", QueueOp::Delete),
+            entry(7, "came-back", QueueOp::Delete),
+        ];
+        let local = sizes(&[
+            ("fits", Some(10)),
+            ("oversized", Some(1_000)),
+            ("deleted", None),
+            ("evicted", None),
+            ("came-back", Some(5)),
+        ]);
+        let plan = plan_write_back(entries, &local, |s| s <= 100, u64::MAX);
+        assert_eq!(
+            plan,
+            WriteBackPlan {
+                done: (1..=7).collect(),
+                uploads: vec!["fits".into(), "came-back".into()],
+                deletes: vec!["oversized".into(), "deleted".into(), "evicted".into()],
+            }
+        );
+    }
+
+    /// A batch stops taking entries once its uploads reach the byte limit; the first upload
+    /// goes whatever its size, and oversized or absent keys weigh nothing.
+    #[test]
+    fn write_back_plan_stops_at_the_byte_limit() {
+        let mib = 1u64 << 20;
+        let entries = (1..=6)
+            .map(|i| entry(i, &format!("k{i}"), QueueOp::Upload))
+            .collect();
+        let local = sizes(&[
+            ("k1", None),
+            ("k2", Some(40 * mib)),
+            ("k3", Some(900 * mib)),
+            ("k4", Some(30 * mib)),
+            ("k5", Some(mib)),
+            ("k6", Some(mib)),
+        ]);
+        let fits = |s| s <= 100 * mib;
+        let plan = plan_write_back(entries, &local, fits, QUEUE_BATCH_BYTES);
+        assert_eq!(plan.done, vec![1, 2, 3, 4]);
+        assert_eq!(plan.uploads, vec!["k2", "k4"]);
+        assert_eq!(plan.deletes, vec!["k1", "k3"]);
+
+        let one = vec![
+            entry(1, "huge", QueueOp::Upload),
+            entry(2, "k", QueueOp::Upload),
+        ];
+        let local = sizes(&[("huge", Some(80 * mib)), ("k", Some(1))]);
+        let plan = plan_write_back(one, &local, fits, QUEUE_BATCH_BYTES);
+        assert_eq!(
+            (plan.done, plan.uploads),
+            (vec![1], vec!["huge".to_owned()])
+        );
     }
 }
