@@ -637,11 +637,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                         println!("{}", serde_json::to_string_pretty(&r)?);
                     } else {
                         println!(
-                            "pulled {} artifact(s) from {} ({} already local, {} gone, {} corrupt), {} bytes down",
+                            "pulled {} artifact(s) from {} ({} already local, {} gone, {} awaiting upload, {} corrupt), {} bytes down",
                             r.pulled,
                             r.tier,
                             r.already_local,
                             r.gone,
+                            r.pending_upload,
                             r.corrupt.len(),
                             r.bytes_down
                         );

@@ -748,12 +748,6 @@ impl Store {
         blocking(move || Ok(shared.index.queue_peek(&queue, limit)?)).await
     }
 
-    /// Length and highest sequence number of `queue`.
-    pub(crate) async fn queue_len(&self, queue: &str) -> Result<(u64, u64)> {
-        let (shared, queue) = (self.shared.clone(), queue.to_owned());
-        blocking(move || Ok(shared.index.queue_len(&queue)?)).await
-    }
-
     /// True when `key` holds a live (unexpired) artifact. Reads no blob bytes.
     pub async fn contains(&self, key: &str) -> Result<bool> {
         validate_key(key)?;

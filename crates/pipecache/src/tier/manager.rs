@@ -78,13 +78,54 @@ struct Queue {
     len: AtomicU64,
     dropped: AtomicU64,
     notify: Notify,
+    /// Keys with entries waiting (reserved or committed), with their entry counts. The
+    /// tier's copy of such a key may be older than the local value, so reads skip the tier
+    /// for it when the local tier misses (evicted or damaged before the upload).
+    pending: std::sync::Mutex<HashMap<String, u64>>,
 }
 
 impl Queue {
-    /// Reserves the next entry of this queue for a put or delete about to commit; `None`
-    /// when the queue is full, unless `always` (deletes: bypassing the queue could race an
-    /// upload of the old value already under way).
-    fn reserve(&self, always: bool) -> Option<QueueSlot> {
+    fn new(name: String, capacity: u64) -> Self {
+        Queue {
+            name,
+            capacity,
+            next_seq: AtomicU64::new(1),
+            len: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            notify: Notify::new(),
+            pending: std::sync::Mutex::default(),
+        }
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.pending.lock().expect("pending keys poisoned")
+    }
+
+    /// True while `key` has an entry waiting in this queue.
+    fn is_pending(&self, key: &str) -> bool {
+        self.pending().contains_key(key)
+    }
+
+    fn add_pending(&self, key: &str) {
+        *self.pending().entry(key.to_owned()).or_default() += 1;
+    }
+
+    fn remove_pending<'k>(&self, keys: impl IntoIterator<Item = &'k str>) {
+        let mut pending = self.pending();
+        for key in keys {
+            if let Some(n) = pending.get_mut(key) {
+                *n -= 1;
+                if *n == 0 {
+                    pending.remove(key);
+                }
+            }
+        }
+    }
+
+    /// Reserves the next entry of this queue for a put or delete of `key` about to commit;
+    /// `None` when the queue is full, unless `always` (deletes: bypassing the queue could
+    /// race an upload of the old value already under way).
+    fn reserve(&self, key: &str, always: bool) -> Option<QueueSlot> {
         // Counted before the entry exists: the worker may upload and uncount it before the
         // commit's reply arrives, and the length must never wrap below zero. Checked and
         // counted in one step, so concurrent puts cannot pass the capacity together.
@@ -97,6 +138,9 @@ impl Queue {
                 })
                 .ok()?;
         }
+        // Pending from the reservation on: the worker settles an entry only after it
+        // commits, so the count never goes below zero.
+        self.add_pending(key);
         Some(QueueSlot {
             queue: self.name.clone(),
             seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
@@ -115,18 +159,18 @@ impl Queue {
     }
 }
 
-/// Queue entries reserved for one local commit: released if the commit fails, announced to
-/// the workers if it succeeds.
+/// Queue entries reserved for one local commit of `key`: released if the commit fails,
+/// announced to the workers if it succeeds.
 struct Reservations<'a> {
-    slots: Vec<QueueSlot>,
-    queues: Vec<&'a Queue>,
+    key: &'a str,
+    taken: Vec<(&'a Queue, QueueSlot)>,
 }
 
 impl<'a> Reservations<'a> {
-    fn new() -> Self {
+    fn new(key: &'a str) -> Self {
         Self {
-            slots: Vec::new(),
-            queues: Vec::new(),
+            key,
+            taken: Vec::new(),
         }
     }
 
@@ -136,24 +180,27 @@ impl<'a> Reservations<'a> {
         let Some(q) = &tier.queue else {
             return false;
         };
-        match q.reserve(always) {
-            Some(slot) => {
-                self.slots.push(slot);
-                self.queues.push(q);
-                true
-            }
-            None => false,
-        }
+        let Some(slot) = q.reserve(self.key, always) else {
+            return false;
+        };
+        self.taken.push((q, slot));
+        true
+    }
+
+    /// The reserved slots, for the local commit to write.
+    fn slots(&self) -> Vec<QueueSlot> {
+        self.taken.iter().map(|(_, slot)| slot.clone()).collect()
     }
 
     /// Settles the reservations once the local commit answered: `written` means the queue
     /// entries were committed with it (announce them), otherwise release them.
     fn settle(self, written: bool) {
-        for q in &self.queues {
+        for (q, _) in self.taken {
             if written {
                 q.notify.notify_one();
             } else {
                 q.len.fetch_sub(1, Ordering::Relaxed);
+                q.remove_pending([self.key]);
             }
         }
     }
@@ -303,6 +350,9 @@ pub struct PullReport {
     pub already_local: u64,
     /// Listed keys whose record is gone or expired.
     pub gone: u64,
+    /// Keys not pulled because this machine still owes the tier an upload or delete of
+    /// them (write-back queue): the tier's copy may be a value a local put replaced.
+    pub pending_upload: u64,
     /// Keys whose remote bytes failed a check (not copied).
     pub corrupt: Vec<String>,
     /// Bytes downloaded.
@@ -340,14 +390,8 @@ impl Tier {
         policy: WritePolicy,
         queue_capacity: u64,
     ) -> Self {
-        let queue = (policy == WritePolicy::WriteBack).then(|| Queue {
-            name: format!("write-back:{}", backend.name()),
-            capacity: queue_capacity,
-            next_seq: AtomicU64::new(1),
-            len: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            notify: Notify::new(),
-        });
+        let queue = (policy == WritePolicy::WriteBack)
+            .then(|| Queue::new(format!("write-back:{}", backend.name()), queue_capacity));
         Tier {
             backend,
             remote,
@@ -432,9 +476,13 @@ impl ManagerBuilder {
         self.tiers.insert(0, local_tier(&self.local));
         for t in &self.tiers {
             if let Some(q) = &t.queue {
-                let (len, last) = self.local.queue_len(&q.name).await?;
-                q.len.store(len, Ordering::Relaxed);
+                let entries = self.local.queue_peek(&q.name, usize::MAX).await?;
+                q.len.store(entries.len() as u64, Ordering::Relaxed);
+                let last = entries.last().map_or(0, |e| e.seq);
                 q.next_seq.store(last + 1, Ordering::Relaxed);
+                for e in &entries {
+                    q.add_pending(&e.key);
+                }
             }
         }
         let (shutdown, _) = watch::channel(false);
@@ -657,6 +705,11 @@ impl CacheManager {
         validate_key(key)?;
         let mut local_error = None;
         for (i, tier) in self.inner.tiers.iter().enumerate() {
+            // Reached only when the local tier missed: a tier still owed this key's upload
+            // may answer with the value the local put replaced.
+            if tier.queue.as_ref().is_some_and(|q| q.is_pending(key)) {
+                continue;
+            }
             match tier.backend.get(key).await {
                 Ok(Some(f)) => {
                     bump(&tier.counters.hits);
@@ -747,7 +800,7 @@ impl CacheManager {
         // queue entry or one delete per oversized put, next to a put that took seconds of
         // pipeline work (keyframe sets are routinely over a Redis tier's limit).
         let size = artifact.logical_size();
-        let mut reserved = Reservations::new();
+        let mut reserved = Reservations::new(key);
         let mut write_through = Vec::new();
         let mut too_large = Vec::new();
         for tier in remotes {
@@ -766,7 +819,7 @@ impl CacheManager {
                 too_large.push(tier);
             }
         }
-        let slots = std::mem::take(&mut reserved.slots);
+        let slots = reserved.slots();
         let copy = (!write_through.is_empty()).then(|| artifact.clone());
         let written = local.put_queued(key, artifact, options, slots).await;
         reserved.settle(matches!(written, Ok(true)));
@@ -837,12 +890,14 @@ impl CacheManager {
         let remotes = &self.inner.tiers[1..];
         // A write-back tier deletes through its queue, in order with the uploads before it:
         // deleting directly could race an upload of the old value already under way.
-        let mut reserved = Reservations::new();
-        let direct: Vec<&Tier> = remotes
-            .iter()
-            .filter(|t| !reserved.reserve(t, true))
-            .collect();
-        let slots = std::mem::take(&mut reserved.slots);
+        let mut reserved = Reservations::new(key);
+        let mut direct = Vec::new();
+        for tier in remotes {
+            if !reserved.reserve(tier, true) {
+                direct.push(tier);
+            }
+        }
+        let slots = reserved.slots();
         let deleted = self.inner.local.delete_queued(key, slots).await;
         reserved.settle(deleted.is_ok());
         let mut existed = deleted?;
@@ -1059,6 +1114,11 @@ impl CacheManager {
         }
         let mut done = 0u64;
         let (local, backend) = (&self.inner.local, &t.backend);
+        let (keys, pending): (Vec<String>, Vec<String>) = keys
+            .into_iter()
+            .partition(|k| !t.queue.as_ref().is_some_and(|q| q.is_pending(k)));
+        report.pending_upload = pending.len() as u64;
+        done += report.pending_upload;
         for_each_bounded(
             keys,
             PULL_CONCURRENCY,
@@ -1180,7 +1240,7 @@ fn bump_by(c: &AtomicU64, n: u64) {
 #[derive(Debug, Default, PartialEq, Eq)]
 struct WriteBackPlan {
     /// Queue entries the batch settles once it succeeds.
-    done: Vec<u64>,
+    done: Vec<QueueEntry>,
     /// Keys whose current local artifact goes to the tier.
     uploads: Vec<String>,
     /// Keys whose copy in the tier must go.
@@ -1209,17 +1269,16 @@ fn plan_write_back(
         if bytes >= max_bytes {
             break;
         }
-        plan.done.push(entry.seq);
-        if !planned.insert(entry.key.clone()) {
-            continue;
-        }
-        match sizes.get(&entry.key).copied().flatten() {
-            Some(size) if fits(size) => {
-                bytes += size;
-                plan.uploads.push(entry.key);
+        if planned.insert(entry.key.clone()) {
+            match sizes.get(&entry.key).copied().flatten() {
+                Some(size) if fits(size) => {
+                    bytes += size;
+                    plan.uploads.push(entry.key.clone());
+                }
+                _ => plan.deletes.push(entry.key.clone()),
             }
-            _ => plan.deletes.push(entry.key),
         }
+        plan.done.push(entry);
     }
     plan
 }
@@ -1278,12 +1337,13 @@ async fn write_back_worker(inner: Arc<Inner>, index: usize, mut shutdown: watch:
             Ok(()) => {
                 tier.succeeded();
                 bump_by(&tier.counters.puts, uploads.len() as u64);
-                let n = done.len() as u64;
-                if let Err(e) = inner.local.queue_remove(&q.name, done).await {
+                let seqs = done.iter().map(|e| e.seq).collect();
+                if let Err(e) = inner.local.queue_remove(&q.name, seqs).await {
                     tracing::error!(error = %e, "cannot update the write-back queue");
                     return;
                 }
-                q.len.fetch_sub(n, Ordering::Relaxed);
+                q.len.fetch_sub(done.len() as u64, Ordering::Relaxed);
+                q.remove_pending(done.iter().map(|e| e.key.as_str()));
                 backoff = Duration::from_millis(100);
             }
             Err(e) => {
@@ -1299,7 +1359,7 @@ async fn write_back_worker(inner: Arc<Inner>, index: usize, mut shutdown: watch:
 }
 
 /// A write-back batch ready to send: settled entries, artifacts to upload, keys to delete.
-type WriteBackBatch = (Vec<u64>, Vec<(String, StoredArtifact)>, Vec<String>);
+type WriteBackBatch = (Vec<QueueEntry>, Vec<(String, StoredArtifact)>, Vec<String>);
 
 /// Plans a batch from index records, then reads only the artifacts it uploads.
 async fn read_write_back_batch(
@@ -1346,20 +1406,13 @@ mod tests {
     /// atomic step. Deletes (`always`) may.
     #[test]
     fn queue_reservations_stop_exactly_at_capacity() {
-        let q = Queue {
-            name: "write-back:t".into(),
-            capacity: 1_000,
-            next_seq: AtomicU64::new(1),
-            len: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            notify: Notify::new(),
-        };
+        let q = Queue::new("write-back:t".into(), 1_000);
         let granted = AtomicU64::new(0);
         std::thread::scope(|s| {
             for _ in 0..8 {
                 s.spawn(|| {
                     for _ in 0..1_000 {
-                        if q.reserve(false).is_some() {
+                        if q.reserve("k", false).is_some() {
                             granted.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -1368,8 +1421,11 @@ mod tests {
         });
         assert_eq!(granted.load(Ordering::Relaxed), 1_000);
         assert_eq!(q.len.load(Ordering::Relaxed), 1_000);
-        assert!(q.reserve(false).is_none());
-        assert!(q.reserve(true).is_some(), "deletes queue past capacity");
+        assert!(q.reserve("k", false).is_none());
+        assert!(
+            q.reserve("k", true).is_some(),
+            "deletes queue past capacity"
+        );
         assert_eq!(q.len.load(Ordering::Relaxed), 1_001);
     }
 
@@ -1379,6 +1435,10 @@ mod tests {
             key: key.to_owned(),
             op,
         }
+    }
+
+    fn seqs(plan: &WriteBackPlan) -> Vec<u64> {
+        plan.done.iter().map(|e| e.seq).collect()
     }
 
     fn sizes(of: &[(&str, Option<u64>)]) -> HashMap<String, Option<u64>> {
@@ -1406,11 +1466,11 @@ mod tests {
             ("evicted", None),
             ("came-back", Some(5)),
         ]);
-        let plan = plan_write_back(entries, &local, |s| s <= 100, u64::MAX);
+        let plan = plan_write_back(entries.clone(), &local, |s| s <= 100, u64::MAX);
         assert_eq!(
             plan,
             WriteBackPlan {
-                done: (1..=7).collect(),
+                done: entries,
                 uploads: vec!["fits".into(), "came-back".into()],
                 deletes: vec!["oversized".into(), "deleted".into(), "evicted".into()],
             }
@@ -1435,7 +1495,7 @@ mod tests {
         ]);
         let fits = |s| s <= 100 * mib;
         let plan = plan_write_back(entries, &local, fits, QUEUE_BATCH_BYTES);
-        assert_eq!(plan.done, vec![1, 2, 3, 4]);
+        assert_eq!(seqs(&plan), vec![1, 2, 3, 4]);
         assert_eq!(plan.uploads, vec!["k2", "k4"]);
         assert_eq!(plan.deletes, vec!["k1", "k3"]);
 
@@ -1446,7 +1506,7 @@ mod tests {
         let local = sizes(&[("huge", Some(80 * mib)), ("k", Some(1))]);
         let plan = plan_write_back(one, &local, fits, QUEUE_BATCH_BYTES);
         assert_eq!(
-            (plan.done, plan.uploads),
+            (seqs(&plan), plan.uploads),
             (vec![1], vec!["huge".to_owned()])
         );
     }
