@@ -1,7 +1,7 @@
 //! Which store directory the CLI uses, and how the config's tier structure is checked: one
-//! directory for every command (`--dir`, else the config's filesystem `path`, else the
-//! default); `config --check` contacts the remote tiers without opening the local store; a
-//! misshapen local tier is an error, not ignored.
+//! directory for every command (`--dir` or `$PIPECACHE_DIR`, else the config's filesystem
+//! `path`, else the default); `config --check` contacts the remote tiers without opening the
+//! local store; a misshapen local tier is an error, not ignored.
 
 use pipecache_test_support::{assert_success, pipecache_bin, run_cli, run_cli_args, stdout_json};
 
@@ -65,6 +65,22 @@ fn every_command_uses_one_store_directory() {
     };
     let out = run_cli(pipecache_bin!(), &flagged, &["--config", &cfg, "ls"], None);
     assert_eq!(first_column(out), ["k2"]);
+    let out = run_cli_args(pipecache_bin!(), &["--config", &cfg, "ls"], None);
+    assert_eq!(first_column(out), ["k1"]);
+
+    // $PIPECACHE_DIR stands for --dir: it wins over the config's path too.
+    let from_env = work.path().join("from-env");
+    let with_env = |args: &[&str]| {
+        std::process::Command::new(pipecache_bin!())
+            .args(["--config", &cfg])
+            .args(args)
+            .env("PIPECACHE_DIR", &from_env)
+            .output()
+            .unwrap()
+    };
+    assert_success(&with_env(&["put", "k3", &input]));
+    assert!(from_env.join("index").is_dir());
+    assert_eq!(first_column(with_env(&["ls"])), ["k3"]);
     let out = run_cli_args(pipecache_bin!(), &["--config", &cfg, "ls"], None);
     assert_eq!(first_column(out), ["k1"]);
 }

@@ -51,6 +51,9 @@ async fn a_key_deleted_after_an_interrupted_compaction_stays_deleted_after_rebui
     flip_byte(&a, blob_offsets[2] + 12, 0x10);
     let r = store.compact().await.unwrap();
     assert_eq!(r.chunks_skipped, vec![a_id], "{r:?}");
+    // The batches that did move blobs moved their live bytes off chunk A too.
+    let v = store.verify().await.unwrap();
+    assert!(v.live_bytes_mismatches.is_empty(), "{v:?}");
 
     // Key 0 is deleted; then everything compactable is compacted again, more than once, so
     // any tombstone that is not needed goes.

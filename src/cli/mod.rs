@@ -704,6 +704,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                         m.hash, m.recorded, m.actual
                     );
                 }
+                for m in &report.live_bytes_mismatches {
+                    println!(
+                        "live bytes mismatch in chunk {}: recorded {} actual {}",
+                        m.chunk, m.recorded, m.actual
+                    );
+                }
+                for k in &report.missing_record_frames {
+                    println!("record frame missing for {k} (rebuild-index could not restore it)");
+                }
+                for c in &report.orphan_chunk_files {
+                    println!("orphan chunk file {c}");
+                }
                 for k in &report.damaged_keys {
                     println!("damaged key {k}");
                 }

@@ -54,5 +54,5 @@ pub use rebuild::RebuildReport;
 pub use stats::{CounterSnapshot, Stats};
 pub use store::{MARKER_FILE, STORE_VERSION, Store};
 pub use tier::{CacheBackend, CacheConfig, CacheManager};
-pub use verify::{DamagedBlob, RefcountMismatch, RepairReport, VerifyReport};
+pub use verify::{DamagedBlob, LiveBytesMismatch, RefcountMismatch, RepairReport, VerifyReport};
 pub use writer::{RelocOutcome, RemovalReason};

@@ -1,8 +1,8 @@
 //! `verify`: reads every chunk file front to back, checks every frame (header checksum, blake3
 //! of the decoded payload) and reconciles what it finds with the index: live blobs and record
 //! frames the index names, frames the index does not name (dead or unindexed data), index
-//! entries whose bytes are damaged or whose chunk file is gone, and refcounts that do not match
-//! the artifact records. `repair` acts on the report.
+//! entries whose bytes are damaged or whose chunk file is gone, and refcounts and chunk live
+//! bytes that do not match the artifact records. `repair` acts on the report.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -37,6 +37,19 @@ pub struct RefcountMismatch {
     pub actual: u64,
 }
 
+/// A chunk whose recorded live bytes differ from the frames live artifacts and blobs hold
+/// in it. Compaction decides from live bytes: an over-count keeps a chunk of dead data
+/// forever, an under-count compacts too early.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LiveBytesMismatch {
+    /// Chunk id.
+    pub chunk: u64,
+    /// Live bytes in the chunk record.
+    pub recorded: u64,
+    /// Bytes of the frames of referenced blobs and of artifact records in the chunk.
+    pub actual: u64,
+}
+
 /// Result of [`crate::Store::verify`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct VerifyReport {
@@ -54,6 +67,8 @@ pub struct VerifyReport {
     pub damaged_keys: Vec<String>,
     /// Blobs whose refcount is wrong.
     pub refcount_mismatches: Vec<RefcountMismatch>,
+    /// Chunks whose live-byte count is wrong (by chunk id).
+    pub live_bytes_mismatches: Vec<LiveBytesMismatch>,
     /// Chunk files the index knows but the disk lacks (or that are shorter than committed).
     pub missing_chunk_files: Vec<u64>,
     /// Keys whose record copy in the chunk files is missing or damaged: they read fine, but
@@ -74,6 +89,7 @@ impl VerifyReport {
         self.damaged_blobs.is_empty()
             && self.damaged_keys.is_empty()
             && self.refcount_mismatches.is_empty()
+            && self.live_bytes_mismatches.is_empty()
             && self.missing_chunk_files.is_empty()
             && self.missing_record_frames.is_empty()
             && self.orphan_chunk_files.is_empty()
@@ -117,6 +133,9 @@ pub(crate) fn run(shared: &Shared, progress: &dyn Fn(u64, u64)) -> Result<Verify
     let mut records_by_chunk: HashMap<u64, HashMap<u64, String>> = HashMap::new();
     let mut actual_refs: HashMap<BlobHash, u64> = HashMap::new();
     let mut part_lists: Vec<(String, Vec<BlobHash>)> = Vec::new();
+    // What each chunk's live bytes should be: the frames of artifact records and of blobs
+    // that artifacts reference (as `repair` recounts them).
+    let mut live_bytes: HashMap<u64, u64> = HashMap::new();
     for item in shared.index.scan_artifacts("") {
         let (key, rec) = item?;
         report.artifacts_checked += 1;
@@ -125,6 +144,7 @@ pub(crate) fn run(shared: &Shared, progress: &dyn Fn(u64, u64)) -> Result<Verify
         }
         match rec.frame {
             Some(f) => {
+                *live_bytes.entry(f.chunk).or_default() += f.len;
                 records_by_chunk
                     .entry(f.chunk)
                     .or_default()
@@ -258,6 +278,9 @@ pub(crate) fn run(shared: &Shared, progress: &dyn Fn(u64, u64)) -> Result<Verify
     report.damaged_keys = damaged_keys.into_iter().collect();
     for (hash, rec) in &blobs {
         let real = actual_refs.get(hash).copied().unwrap_or(0);
+        if real > 0 {
+            *live_bytes.entry(rec.chunk).or_default() += rec.frame_len();
+        }
         if real != rec.refs {
             report.refcount_mismatches.push(RefcountMismatch {
                 hash: hash.to_hex(),
@@ -278,6 +301,16 @@ pub(crate) fn run(shared: &Shared, progress: &dyn Fn(u64, u64)) -> Result<Verify
     report
         .refcount_mismatches
         .sort_by(|a, b| a.hash.cmp(&b.hash));
+    for (id, crec) in &chunks {
+        let actual = live_bytes.get(id).copied().unwrap_or(0);
+        if actual != crec.live_bytes {
+            report.live_bytes_mismatches.push(LiveBytesMismatch {
+                chunk: *id,
+                recorded: crec.live_bytes,
+                actual,
+            });
+        }
+    }
     report.missing_record_frames.sort();
     report.damaged_blobs.sort_by_key(|b| (b.chunk, b.offset));
     Ok(report)

@@ -464,14 +464,7 @@ impl ManagerBuilder {
 
     /// Starts the manager: loads queue lengths and starts the write-back workers.
     pub async fn build(mut self) -> Result<CacheManager> {
-        if self.tiers.iter().any(|t| t.priority == 0) {
-            return Err(Error::InvalidOption {
-                reason:
-                    "priority 0 belongs to the local (filesystem) tier; give remote tiers 1 or more"
-                        .into(),
-            });
-        }
-        check_names(&self.tiers)?;
+        check_tiers(&self.tiers)?;
         self.tiers.sort_by_key(|t| t.priority);
         self.tiers.insert(0, local_tier(&self.local));
         for t in &self.tiers {
@@ -535,8 +528,16 @@ impl From<Store> for CacheManager {
     }
 }
 
-/// Remote tier names are unique, never `local`, and usable in queue names.
-fn check_names(tiers: &[Tier]) -> Result<()> {
+/// Remote tiers sit behind the local one (priority 1 or more); their names are unique,
+/// never `local`, and usable in queue names.
+fn check_tiers(tiers: &[Tier]) -> Result<()> {
+    if tiers.iter().any(|t| t.priority == 0) {
+        return Err(Error::InvalidOption {
+            reason:
+                "priority 0 belongs to the local (filesystem) tier; give remote tiers 1 or more"
+                    .into(),
+        });
+    }
     let mut names = std::collections::HashSet::new();
     names.insert("local");
     for t in tiers {
@@ -549,7 +550,8 @@ fn check_names(tiers: &[Tier]) -> Result<()> {
     Ok(())
 }
 
-/// The remote tiers `config` describes, built but not contacted.
+/// The remote tiers `config` describes, built and checked ([`check_tiers`]) but not
+/// contacted.
 fn remote_tiers(config: &CacheConfig, options: &StoreOptions) -> Result<Vec<Tier>> {
     let compression = options.compression;
     let clock = options.clock.clone();
@@ -625,6 +627,7 @@ fn remote_tiers(config: &CacheConfig, options: &StoreOptions) -> Result<Vec<Tier
         let tier = PackTier::new(&name, kind, store, compression, clock.clone(), grace);
         tiers.push(Tier::pack(tier, priority, policy, capacity));
     }
+    check_tiers(&tiers)?;
     Ok(tiers)
 }
 
@@ -673,9 +676,7 @@ impl CacheManager {
         let mut options = StoreOptions::default();
         config.apply(&mut options, origin)?;
         config.local_path(origin)?;
-        let tiers = remote_tiers(config, &options)?;
-        check_names(&tiers)?;
-        for t in &tiers {
+        for t in &remote_tiers(config, &options)? {
             t.check().await?;
         }
         Ok(())
