@@ -29,7 +29,7 @@ async fn a_wrong_live_byte_count_is_reported_and_repaired() {
 
     let (chunk, recorded) = {
         let index = Index::open(&ts.path().join("index"), &IndexOptions::default()).unwrap();
-        let (id, rec) = index.chunks().unwrap()[0].clone();
+        let (id, rec) = index.chunks().unwrap()[0];
         let altered = ChunkRecord {
             live_bytes: rec.live_bytes + 4_096,
             ..rec
