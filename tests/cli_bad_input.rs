@@ -3,7 +3,7 @@
 use std::os::unix::fs::PermissionsExt;
 
 use pipecache_format::chunk::CHUNK_HEADER_LEN;
-use pipecache_test_support::{chunk_files, pipecache_bin, run_cli};
+use pipecache_test_support::{assert_success, chunk_files, pipecache_bin, run_cli};
 
 fn assert_error(out: &std::process::Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -131,7 +131,7 @@ fn chunk_from_a_newer_format_version_is_refused() {
         &["put", "k", "-"],
         Some(b"payload"),
     );
-    assert!(out.status.success());
+    assert_success(&out);
     // Rewrite the chunk header as version 2 with a valid checksum: a file from the future.
     let chunk = chunk_files(&store).pop().unwrap();
     let mut bytes = std::fs::read(&chunk).unwrap();

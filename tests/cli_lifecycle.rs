@@ -70,7 +70,7 @@ fn gc_compact_budget_and_rebuild_from_the_cli() {
     assert_eq!(after["max_size"], 500_000);
     assert!(after["evicted"].as_u64().unwrap() >= 6);
     let out = run_cli(pipecache_bin!(), &store, &["compact", "--json"], None);
-    assert!(out.status.success());
+    assert_success(&out);
     assert!(stdout_json(&out)["chunks_compacted"].is_array());
 
     // The index is lost: reads fail clearly, rebuild-index restores the survivors.

@@ -51,7 +51,7 @@ fn push_pull_and_read_through_from_the_command_line() {
         ],
         None,
     );
-    assert!(out.status.success());
+    assert_success(&out);
 
     let out = run_cli(
         pipecache_bin!(),
@@ -127,7 +127,7 @@ fn push_pull_and_read_through_from_the_command_line() {
 
     let out = run_cli(pipecache_bin!(), &b, &["--config", c, "config"], None);
     let shown = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success());
+    assert_success(&out);
     assert!(
         !shown.contains("s3cr3t-value") && shown.contains("***"),
         "{shown}"

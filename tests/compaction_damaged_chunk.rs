@@ -2,9 +2,8 @@
 //! `verify` to name), every other candidate is still compacted, and the pass succeeds.
 
 use pipecache::{Artifact, ManualClock};
-use pipecache_format::parse_chunk_file_name;
 use pipecache_test_support::{
-    TempStore, assert_reads_back, chunk_files, flip_byte, lifecycle_options, random_bytes,
+    TempStore, assert_reads_back, chunk_files, chunk_id, flip_byte, lifecycle_options, random_bytes,
 };
 
 fn key(i: u64) -> String {
@@ -26,10 +25,7 @@ async fn a_damaged_chunk_is_skipped_and_the_rest_compacted() {
     }
     let files = chunk_files(ts.path());
     assert_eq!(files.len(), 3, "{files:?}");
-    let id = |p: &std::path::Path| {
-        parse_chunk_file_name(&p.file_name().unwrap().to_string_lossy()).unwrap()
-    };
-    let (damaged, healthy) = (id(&files[0]), id(&files[1]));
+    let (damaged, healthy) = (chunk_id(&files[0]), chunk_id(&files[1]));
     for i in [1, 2, 4, 5] {
         assert!(store.delete(&key(i)).await.unwrap());
     }

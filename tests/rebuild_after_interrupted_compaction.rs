@@ -5,8 +5,10 @@
 //! the tombstone that shadows it survives compaction.
 
 use pipecache::{Artifact, ManualClock, Store, StoreOptions};
-use pipecache_format::{ChunkScanner, FrameKind, parse_chunk_file_name};
-use pipecache_test_support::{TempStore, chunk_files, flip_byte, lifecycle_options, random_bytes};
+use pipecache_format::{ChunkScanner, FrameKind};
+use pipecache_test_support::{
+    TempStore, chunk_files, chunk_id, flip_byte, lifecycle_options, random_bytes,
+};
 
 fn key(i: u64) -> String {
     format!("clip:{i}:embeddings")
@@ -36,7 +38,7 @@ async fn a_key_deleted_after_an_interrupted_compaction_stays_deleted_after_rebui
         store.put(&key(i), artifact(i)).await.unwrap();
     }
     let a = chunk_files(ts.path())[0].clone();
-    let a_id = parse_chunk_file_name(&a.file_name().unwrap().to_string_lossy()).unwrap();
+    let a_id = chunk_id(&a);
     assert!(store.delete(&key(1)).await.unwrap());
     // Damage the header of A's last blob frame (key 2's): compaction moves key 0's blob in
     // an early batch, then stops there.

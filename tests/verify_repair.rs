@@ -4,7 +4,7 @@
 
 use pipecache::{Artifact, CompressionPolicy, StoreOptions};
 use pipecache_format::{ChunkScanner, FRAME_HEADER_LEN, chunk_file_name};
-use pipecache_test_support::{TempStore, chunk_files, flip_byte, random_bytes};
+use pipecache_test_support::{TempStore, chunk_files, chunk_id, flip_byte, random_bytes};
 
 fn options() -> StoreOptions {
     StoreOptions {
@@ -69,9 +69,7 @@ async fn repair_drops_lost_artifacts_and_keeps_the_rest() {
         .expect("a chunk without the shared blob")
         .clone();
     std::fs::remove_file(&victim).unwrap();
-    let victim_id =
-        pipecache_format::parse_chunk_file_name(victim.file_name().unwrap().to_str().unwrap())
-            .unwrap();
+    let victim_id = chunk_id(&victim);
     assert_eq!(
         victim,
         ts.path().join("chunks").join(chunk_file_name(victim_id))

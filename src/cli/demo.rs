@@ -132,6 +132,26 @@ struct StageTally {
     simulated_s: f64,
 }
 
+/// One stage for one video, timed: a hit is counted; a miss is counted, "computed" (its
+/// simulated cost added) and stored.
+async fn stage(
+    tally: &mut StageTally,
+    kind: ArtifactKind,
+    hit: impl std::future::Future<Output = Result<bool>>,
+    compute_and_store: impl AsyncFnOnce() -> Result<()>,
+) -> Result<()> {
+    let start = Instant::now();
+    if hit.await? {
+        tally.hits += 1;
+    } else {
+        tally.misses += 1;
+        tally.simulated_s += simulated_cost(kind);
+        compute_and_store().await?;
+    }
+    tally.cache_time += start.elapsed();
+    Ok(())
+}
+
 /// One pass over every video: returns per-stage tallies.
 async fn pass(
     cache: &PipelineArtifactCache,
@@ -148,72 +168,72 @@ async fn pass(
     let bar = Bar::new(label);
     for (v, path) in videos.iter().enumerate() {
         bar.set(v as u64, videos.len() as u64);
-        // Keyframes
-        let start = Instant::now();
-        if cache
-            .get_keyframes(path, kf.threshold, kf.max_frames)
-            .await?
-            .is_some()
-        {
-            t[0].hits += 1;
-        } else {
-            t[0].misses += 1;
-            t[0].simulated_s += simulated_cost(ArtifactKind::Keyframes);
-            let (info, images) = compute_keyframes(v, frames);
-            cache
-                .set_keyframes(path, info, images, kf.threshold, kf.max_frames)
-                .await?;
-        }
-        t[0].cache_time += start.elapsed();
-        // Transcript
-        let start = Instant::now();
-        if cache
-            .get_transcript(path, &tr.model_size, &tr.language)
-            .await?
-            .is_some()
-        {
-            t[1].hits += 1;
-        } else {
-            t[1].misses += 1;
-            t[1].simulated_s += simulated_cost(ArtifactKind::Transcript);
-            cache
-                .set_transcript(path, &compute_transcript(v), &tr.model_size, &tr.language)
-                .await?;
-        }
-        t[1].cache_time += start.elapsed();
-        // Descriptions
-        let start = Instant::now();
-        if cache
-            .get_descriptions(path, &de.model, de.batch_size)
-            .await?
-            .is_some()
-        {
-            t[2].hits += 1;
-        } else {
-            t[2].misses += 1;
-            t[2].simulated_s += simulated_cost(ArtifactKind::Descriptions);
-            cache
-                .set_descriptions(
-                    path,
-                    &compute_descriptions(v, frames),
-                    &de.model,
-                    de.batch_size,
-                )
-                .await?;
-        }
-        t[2].cache_time += start.elapsed();
-        // Embeddings
-        let start = Instant::now();
-        if cache.get_embeddings(path, &em.model).await?.is_some() {
-            t[3].hits += 1;
-        } else {
-            t[3].misses += 1;
-            t[3].simulated_s += simulated_cost(ArtifactKind::Embeddings);
-            cache
-                .set_embeddings(path, &compute_embeddings(v, frames), &em.model)
-                .await?;
-        }
-        t[3].cache_time += start.elapsed();
+        let [kf_t, tr_t, de_t, em_t] = &mut t;
+        stage(
+            kf_t,
+            ArtifactKind::Keyframes,
+            async {
+                Ok(cache
+                    .get_keyframes(path, kf.threshold, kf.max_frames)
+                    .await?
+                    .is_some())
+            },
+            async || {
+                let (info, images) = compute_keyframes(v, frames);
+                cache
+                    .set_keyframes(path, info, images, kf.threshold, kf.max_frames)
+                    .await?;
+                Ok(())
+            },
+        )
+        .await?;
+        stage(
+            tr_t,
+            ArtifactKind::Transcript,
+            async {
+                Ok(cache
+                    .get_transcript(path, &tr.model_size, &tr.language)
+                    .await?
+                    .is_some())
+            },
+            async || {
+                let transcript = compute_transcript(v);
+                cache
+                    .set_transcript(path, &transcript, &tr.model_size, &tr.language)
+                    .await?;
+                Ok(())
+            },
+        )
+        .await?;
+        stage(
+            de_t,
+            ArtifactKind::Descriptions,
+            async {
+                Ok(cache
+                    .get_descriptions(path, &de.model, de.batch_size)
+                    .await?
+                    .is_some())
+            },
+            async || {
+                let descriptions = compute_descriptions(v, frames);
+                cache
+                    .set_descriptions(path, &descriptions, &de.model, de.batch_size)
+                    .await?;
+                Ok(())
+            },
+        )
+        .await?;
+        stage(
+            em_t,
+            ArtifactKind::Embeddings,
+            async { Ok(cache.get_embeddings(path, &em.model).await?.is_some()) },
+            async || {
+                let embeddings = compute_embeddings(v, frames);
+                cache.set_embeddings(path, &embeddings, &em.model).await?;
+                Ok(())
+            },
+        )
+        .await?;
     }
     Ok(t)
 }

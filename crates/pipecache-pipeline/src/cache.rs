@@ -252,6 +252,18 @@ impl PipelineArtifactCache {
         self.memo.hashed()
     }
 
+    /// [`Self::get_typed`] for a stage the pipeline config may leave out (`None`: not
+    /// configured, nothing to read).
+    async fn get_configured<T: TypedArtifact>(
+        &self,
+        key: Option<&ArtifactKey>,
+    ) -> Result<Option<T>> {
+        match key {
+            Some(k) => self.get_typed::<T>(k).await,
+            None => Ok(None),
+        }
+    }
+
     /// Reads a typed artifact by key.
     pub async fn get_typed<T: TypedArtifact>(&self, key: &ArtifactKey) -> Result<Option<T>> {
         check_kind::<T>(key)?;
@@ -433,30 +445,10 @@ impl PipelineArtifactCache {
         let de = config.key(&fp, ArtifactKind::Descriptions)?;
         let em = config.key(&fp, ArtifactKind::Embeddings)?;
         let (keyframes, transcript, descriptions, embeddings) = tokio::join!(
-            async {
-                match &kf {
-                    Some(k) => self.get_typed::<Keyframes>(k).await,
-                    None => Ok(None),
-                }
-            },
-            async {
-                match &tr {
-                    Some(k) => self.get_typed::<Transcript>(k).await,
-                    None => Ok(None),
-                }
-            },
-            async {
-                match &de {
-                    Some(k) => self.get_typed::<FrameDescriptions>(k).await,
-                    None => Ok(None),
-                }
-            },
-            async {
-                match &em {
-                    Some(k) => self.get_typed::<Embeddings>(k).await,
-                    None => Ok(None),
-                }
-            },
+            self.get_configured::<Keyframes>(kf.as_ref()),
+            self.get_configured::<Transcript>(tr.as_ref()),
+            self.get_configured::<FrameDescriptions>(de.as_ref()),
+            self.get_configured::<Embeddings>(em.as_ref()),
         );
         Ok(PipelineArtifacts {
             keyframes: keyframes?,

@@ -97,6 +97,18 @@ enum ParamType {
     Segment,
 }
 
+impl ParamType {
+    /// What a value must be, for error messages.
+    fn expected(self) -> &'static str {
+        match self {
+            Self::Int => "an integer",
+            Self::Float => "a number",
+            Self::Str => "text",
+            Self::Segment => "a segment <start_ms>-<end_ms>",
+        }
+    }
+}
+
 /// A typed parameter value.
 #[derive(Clone, Debug)]
 pub enum ParamValue {
@@ -247,35 +259,18 @@ impl ParamValue {
     /// `kind` are type-checked, unknown ones inferred. The result is canonicalized by
     /// [`ParamValue::canonical`].
     pub fn from_user(kind: ArtifactKind, name: &str, text: &str) -> Result<Self> {
-        let bad = |want: &str| {
-            invalid(
-                "parameter",
-                format!("{name}={text:?}: {name} must be {want}"),
-            )
-        };
         let value = match kind.param_type(name) {
-            Some(ParamType::Int) => match text.trim().parse::<i64>() {
-                Ok(i) => Self::Int(i),
-                // `3000.0` is the integer 3000 and gets the key text `3000`.
-                Err(_) => match text.trim().parse::<f64>() {
-                    Ok(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15 => {
-                        Self::Int(f as i64)
-                    }
-                    _ => return Err(bad("an integer")),
-                },
-            },
-            Some(ParamType::Float) => {
-                let f: f64 = text.trim().parse().map_err(|_| bad("a number"))?;
-                if !f.is_finite() {
-                    return Err(bad("a finite number"));
-                }
-                Self::Float(f)
-            }
-            Some(ParamType::Segment) => match infer(text) {
-                Some(Self::Segment(s, e)) => Self::Segment(s, e),
-                _ => return Err(bad("a range <start_ms>-<end_ms>")),
-            },
+            // Text as typed: a model named `7` is text, not a number.
             Some(ParamType::Str) => Self::Str(text.to_owned()),
+            Some(want) => {
+                let inferred = infer(text.trim()).ok_or_else(|| {
+                    invalid(
+                        "parameter",
+                        format!("{name}={text:?}: {name} must be {}", want.expected()),
+                    )
+                })?;
+                coerce(kind, name, inferred)?
+            }
             None => infer(text).unwrap_or_else(|| Self::Str(text.to_owned())),
         };
         value.validate(name)?;
@@ -307,27 +302,32 @@ pub struct ArtifactKey {
     pub params: BTreeMap<String, ParamValue>,
 }
 
+/// `value` as the type `kind` gives parameter `name` (unknown parameters keep theirs): an
+/// integer is a valid float and an integral float a valid integer (`3000.0` keys as `3000`);
+/// anything else of the wrong type is an error.
 fn coerce(kind: ArtifactKind, name: &str, value: ParamValue) -> Result<ParamValue> {
-    let bad = |want: &str| {
-        invalid(
-            "parameter",
-            format!("{name}={}: {name} must be {want}", value.canonical()),
-        )
+    let Some(want) = kind.param_type(name) else {
+        return Ok(value);
     };
-    Ok(match (kind.param_type(name), &value) {
-        (None, _) => value,
-        (Some(ParamType::Float), ParamValue::Float(_)) => value,
-        (Some(ParamType::Float), ParamValue::Int(i)) => ParamValue::Float(*i as f64),
-        (Some(ParamType::Float), _) => return Err(bad("a number")),
-        (Some(ParamType::Int), ParamValue::Int(_)) => value,
-        (Some(ParamType::Int), ParamValue::Float(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
-            ParamValue::Int(*f as i64)
+    Ok(match (want, value) {
+        (ParamType::Float, v @ ParamValue::Float(_)) => v,
+        (ParamType::Float, ParamValue::Int(i)) => ParamValue::Float(i as f64),
+        (ParamType::Int, v @ ParamValue::Int(_)) => v,
+        (ParamType::Int, ParamValue::Float(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+            ParamValue::Int(f as i64)
         }
-        (Some(ParamType::Int), _) => return Err(bad("an integer")),
-        (Some(ParamType::Str), ParamValue::Str(_)) => value,
-        (Some(ParamType::Str), _) => return Err(bad("text")),
-        (Some(ParamType::Segment), ParamValue::Segment(..)) => value,
-        (Some(ParamType::Segment), _) => return Err(bad("a segment <start_ms>-<end_ms>")),
+        (ParamType::Str, v @ ParamValue::Str(_)) => v,
+        (ParamType::Segment, v @ ParamValue::Segment(..)) => v,
+        (want, v) => {
+            return Err(invalid(
+                "parameter",
+                format!(
+                    "{name}={}: {name} must be {}",
+                    v.canonical(),
+                    want.expected()
+                ),
+            ));
+        }
     })
 }
 

@@ -134,6 +134,12 @@ pub fn chunk_files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// The chunk id a chunk file is named by.
+pub fn chunk_id(path: &Path) -> u64 {
+    let name = path.file_name().expect("chunk file name").to_string_lossy();
+    pipecache_format::parse_chunk_file_name(&name).expect("a chunk file name")
+}
+
 /// Runs the `pipecache` binary at `bin` with `--dir dir` and `args`, feeding `stdin`.
 pub fn run_cli(bin: &Path, dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut with_dir: Vec<&std::ffi::OsStr> = vec!["--dir".as_ref(), dir.as_os_str()];

@@ -610,6 +610,8 @@ impl Prescan {
     fn read(shared: &Shared, wanted: &[u64]) -> Result<Self> {
         let max = shared.options.gc_prescan_max_blobs;
         let before = shared.epoch();
+        // Read here, not taken from `compact`'s plan: a later round runs after earlier
+        // chunks moved their blobs, and each chunk's covered length must be current.
         let lens: HashMap<u64, u64> = shared
             .index
             .chunks()?
@@ -830,10 +832,9 @@ fn relocate_chunk(
     }
 }
 
-/// Marks a blob frame the prescan located here: its record travels with it, its bytes only
-/// if it is live.
+/// Marks a blob frame the prescan located here (see [`keep_seen`]).
 fn keep_located(item: &mut RelocItem, chunk: u64, refs: u64) {
-    item.seen = Some(pipecache_format::record::BlobRecord {
+    let rec = pipecache_format::record::BlobRecord {
         v: pipecache_format::record::RECORD_VERSION,
         chunk,
         offset: item.offset,
@@ -841,8 +842,15 @@ fn keep_located(item: &mut RelocItem, chunk: u64, refs: u64) {
         raw_len: item.header.raw_len,
         codec: item.header.codec as u8,
         refs,
-    });
-    if refs == 0 {
+    };
+    keep_seen(item, rec);
+}
+
+/// Marks a blob frame the index locates here: its record travels with it to the writer, its
+/// bytes only if it is live (the writer needs only the hash of a dead one to drop it).
+fn keep_seen(item: &mut RelocItem, rec: pipecache_format::record::BlobRecord) {
+    item.seen = Some(rec);
+    if rec.refs == 0 {
         item.stored = Vec::new();
         item.dead_at_scan = true;
     }
@@ -858,13 +866,7 @@ fn filter_blob_items(shared: &Shared, id: u64, items: &mut Vec<RelocItem>) -> Re
     let mut keep = vec![true; items.len()];
     for (&i, rec) in blob_idx.iter().zip(shared.index.blobs(&hashes)?) {
         match rec {
-            Some(b) if b.chunk == id && b.offset == items[i].offset => {
-                items[i].seen = Some(b);
-                if b.refs == 0 {
-                    items[i].stored = Vec::new();
-                    items[i].dead_at_scan = true;
-                }
-            }
+            Some(b) if b.chunk == id && b.offset == items[i].offset => keep_seen(&mut items[i], b),
             _ => keep[i] = false, // the index uses another copy, or none
         }
     }

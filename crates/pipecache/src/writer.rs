@@ -613,11 +613,17 @@ impl Writer {
             }
             st.artifact_reads.insert((*key).to_owned(), rec);
         }
+        self.load_blobs(st, hashes)
+    }
+
+    /// Loads the records of the blobs in `hashes` this batch has not touched yet, with
+    /// multi-gets instead of a point lookup each.
+    fn load_blobs(&self, st: &mut BatchState, mut hashes: Vec<BlobHash>) -> Result<()> {
         hashes.sort_unstable();
         hashes.dedup();
         hashes.retain(|h| !st.blobs.contains_key(h) && !st.blob_deletes.contains(h));
         for batch in hashes.chunks(4096) {
-            for (h, rec) in batch.iter().zip(index.blobs(batch)?) {
+            for (h, rec) in batch.iter().zip(self.shared.index.blobs(batch)?) {
                 if let Some(rec) = rec {
                     st.blobs.insert(*h, rec);
                 }
@@ -973,19 +979,12 @@ impl Writer {
                 }
             }
         }
-        // One multi-get for every blob item instead of a get each.
-        let wanted: Vec<BlobHash> = items
+        let blobs = items
             .iter()
-            .filter(|i| i.header.kind == FrameKind::Blob && !st.blobs.contains_key(&i.header.hash))
+            .filter(|i| i.header.kind == FrameKind::Blob)
             .map(|i| i.header.hash)
             .collect();
-        for batch in wanted.chunks(4096) {
-            for (h, rec) in batch.iter().zip(self.shared.index.blobs(batch)?) {
-                if let Some(rec) = rec {
-                    st.blobs.insert(*h, rec);
-                }
-            }
-        }
+        self.load_blobs(st, blobs)?;
         // A blob dead at scan time (its bytes not carried) that a put revived since: the
         // chunk must wait for the next pass. Checked before any mutation of this batch.
         let revived = items.iter().any(|i| {
