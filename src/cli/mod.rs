@@ -724,9 +724,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             } else {
                 eprintln!(
-                    "pipecache: verify found damage: {} blob(s), {} key(s)",
+                    "pipecache: verify found damage: {} blob(s), {} key(s), {} refcount and {} live-byte mismatch(es), {} missing and {} orphan chunk file(s), {} missing record frame(s)",
                     report.damaged_blobs.len(),
-                    report.damaged_keys.len()
+                    report.damaged_keys.len(),
+                    report.refcount_mismatches.len(),
+                    report.live_bytes_mismatches.len(),
+                    report.missing_chunk_files.len(),
+                    report.orphan_chunk_files.len(),
+                    report.missing_record_frames.len()
                 );
                 ExitCode::from(1)
             }

@@ -61,6 +61,10 @@ pub struct ObjectStore {
     stats: Arc<TransferStats>,
 }
 
+/// Directory under a filesystem store's root where objects are written before their rename
+/// into place (outside every listed prefix).
+const ATOMIC_WRITE_DIR: &str = ".pipecache-tmp";
+
 impl ObjectStore {
     /// A directory on a filesystem (a mounted share, say), created when missing.
     pub fn filesystem(path: &Path, deadline: Duration) -> Result<Self> {
@@ -73,7 +77,11 @@ impl ObjectStore {
             target: target.clone(),
             reason: format!("cannot create {}: {e}", path.display()),
         })?;
-        let builder = opendal::services::Fs::default().root(root);
+        // Written to a temporary file and renamed into place: a reader on another machine
+        // never sees a half-written object (records are rewritten in place otherwise).
+        let builder = opendal::services::Fs::default()
+            .root(root)
+            .atomic_write_dir(&format!("{root}/{ATOMIC_WRITE_DIR}"));
         let op = Operator::new(builder).map_err(|e| RemoteError::Config {
             target: target.clone(),
             reason: e.to_string(),
@@ -145,6 +153,8 @@ impl ObjectStore {
         &self.stats
     }
 
+    /// Runs `fut` under the deadline. Not-found and failed-condition answers come back as
+    /// `Ok(Err(_))` for the caller to read; every other error is classified.
     async fn call<T>(
         &self,
         op: &str,
@@ -153,7 +163,11 @@ impl ObjectStore {
     ) -> Result<std::result::Result<T, opendal::Error>> {
         match tokio::time::timeout(self.deadline, fut).await {
             Ok(Ok(v)) => Ok(Ok(v)),
-            Ok(Err(e)) if e.kind() == ErrorKind::NotFound => Ok(Err(e)),
+            Ok(Err(e))
+                if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConditionNotMatch) =>
+            {
+                Ok(Err(e))
+            }
             Ok(Err(e)) => Err(self.classify(op, path, &e)),
             Err(_) => Err(RemoteError::Timeout {
                 target: self.target.to_string(),
@@ -217,6 +231,27 @@ impl ObjectStore {
                 TransferStats::add(&self.stats.bytes_up, len);
                 Ok(())
             }
+            Err(_) => Err(self.not_found(path)),
+        }
+    }
+
+    /// Writes `bytes` at `path` only if no object is there; `Ok(false)` when one is. On S3
+    /// the condition is the server's (`If-None-Match: *`); on a filesystem it is checked
+    /// just before the rename that publishes the object, a narrow window, not none.
+    pub async fn put_if_absent(&self, path: &str, bytes: Vec<u8>) -> Result<bool> {
+        let len = bytes.len() as u64;
+        TransferStats::add(&self.stats.puts, 1);
+        let opts = options::WriteOptions {
+            if_not_exists: true,
+            ..Default::default()
+        };
+        let write = self.op.write_options(path, bytes, opts);
+        match self.call("put", path, write).await? {
+            Ok(_) => {
+                TransferStats::add(&self.stats.bytes_up, len);
+                Ok(true)
+            }
+            Err(e) if e.kind() == ErrorKind::ConditionNotMatch => Ok(false),
             Err(_) => Err(self.not_found(path)),
         }
     }

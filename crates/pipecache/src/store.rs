@@ -870,7 +870,9 @@ impl Store {
     }
 
     /// Reads and blake3-checks every live blob and cross-checks the index (missing blobs, chunk
-    /// files and refcounts). Meant for a quiet store: concurrent puts can show as refcount noise.
+    /// files, refcounts and chunk live bytes). Meant for a quiet store: the accounting checks
+    /// come from one index read no commit interleaved with (retried while commits land), but
+    /// chunk scans racing puts or compaction can still report frames in flux.
     pub async fn verify(&self) -> Result<VerifyReport> {
         self.verify_with_progress(|_, _| {}).await
     }

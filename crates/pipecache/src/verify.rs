@@ -131,20 +131,12 @@ pub(crate) fn run(shared: &Shared, progress: &dyn Fn(u64, u64)) -> Result<Verify
         blobs.insert(hash, rec);
     }
     let mut records_by_chunk: HashMap<u64, HashMap<u64, String>> = HashMap::new();
-    let mut actual_refs: HashMap<BlobHash, u64> = HashMap::new();
     let mut part_lists: Vec<(String, Vec<BlobHash>)> = Vec::new();
-    // What each chunk's live bytes should be: the frames of artifact records and of blobs
-    // that artifacts reference (as `repair` recounts them).
-    let mut live_bytes: HashMap<u64, u64> = HashMap::new();
     for item in shared.index.scan_artifacts("") {
         let (key, rec) = item?;
         report.artifacts_checked += 1;
-        for p in &rec.parts {
-            *actual_refs.entry(p.hash).or_default() += 1;
-        }
         match rec.frame {
             Some(f) => {
-                *live_bytes.entry(f.chunk).or_default() += f.len;
                 records_by_chunk
                     .entry(f.chunk)
                     .or_default()
@@ -276,44 +268,72 @@ pub(crate) fn run(shared: &Shared, progress: &dyn Fn(u64, u64)) -> Result<Verify
         }
     }
     report.damaged_keys = damaged_keys.into_iter().collect();
-    for (hash, rec) in &blobs {
-        let real = actual_refs.get(hash).copied().unwrap_or(0);
+    // Commits during the chunk scans (background GC, concurrent puts) would show as
+    // accounting noise: these come from one index read no commit interleaved with, retried
+    // a few times while the store is busy.
+    for _ in 0..5 {
+        let before = shared.epoch();
+        (report.refcount_mismatches, report.live_bytes_mismatches) = accounting(shared)?;
+        if shared.epoch() == before {
+            break;
+        }
+    }
+    report.missing_record_frames.sort();
+    report.damaged_blobs.sort_by_key(|b| (b.chunk, b.offset));
+    Ok(report)
+}
+
+/// Refcounts and chunk live bytes recounted from the artifact records (as `repair` recounts
+/// them) and compared with the blob and chunk records. A chunk's live bytes are the frames of
+/// the artifact records in it and of the blobs in it that artifacts reference.
+fn accounting(shared: &Shared) -> Result<(Vec<RefcountMismatch>, Vec<LiveBytesMismatch>)> {
+    let mut actual_refs: HashMap<BlobHash, u64> = HashMap::new();
+    let mut live_bytes: HashMap<u64, u64> = HashMap::new();
+    for item in shared.index.scan_artifacts("") {
+        let (_, rec) = item?;
+        for p in &rec.parts {
+            *actual_refs.entry(p.hash).or_default() += 1;
+        }
+        if let Some(f) = rec.frame {
+            *live_bytes.entry(f.chunk).or_default() += f.len;
+        }
+    }
+    let mut refcounts = Vec::new();
+    for item in shared.index.scan_blobs() {
+        let (hash, rec) = item?;
+        let real = actual_refs.remove(&hash).unwrap_or(0);
         if real > 0 {
             *live_bytes.entry(rec.chunk).or_default() += rec.frame_len();
         }
         if real != rec.refs {
-            report.refcount_mismatches.push(RefcountMismatch {
+            refcounts.push(RefcountMismatch {
                 hash: hash.to_hex(),
                 recorded: rec.refs,
                 actual: real,
             });
         }
     }
-    for (hash, real) in &actual_refs {
-        if !blobs.contains_key(hash) {
-            report.refcount_mismatches.push(RefcountMismatch {
-                hash: hash.to_hex(),
-                recorded: 0,
-                actual: *real,
-            });
-        }
+    // Referenced blobs the index has no record of.
+    for (hash, real) in actual_refs {
+        refcounts.push(RefcountMismatch {
+            hash: hash.to_hex(),
+            recorded: 0,
+            actual: real,
+        });
     }
-    report
-        .refcount_mismatches
-        .sort_by(|a, b| a.hash.cmp(&b.hash));
-    for (id, crec) in &chunks {
-        let actual = live_bytes.get(id).copied().unwrap_or(0);
+    refcounts.sort_by(|a, b| a.hash.cmp(&b.hash));
+    let mut live = Vec::new();
+    for (id, crec) in shared.index.chunks()? {
+        let actual = live_bytes.get(&id).copied().unwrap_or(0);
         if actual != crec.live_bytes {
-            report.live_bytes_mismatches.push(LiveBytesMismatch {
-                chunk: *id,
+            live.push(LiveBytesMismatch {
+                chunk: id,
                 recorded: crec.live_bytes,
                 actual,
             });
         }
     }
-    report.missing_record_frames.sort();
-    report.damaged_blobs.sort_by_key(|b| (b.chunk, b.offset));
-    Ok(report)
+    Ok((refcounts, live))
 }
 
 /// Keys to drop, blob records to drop, chunk records to drop, keys whose record frame must be

@@ -101,6 +101,16 @@ impl Queue {
         self.pending.lock().expect("pending keys poisoned")
     }
 
+    /// Uncounts `n` entries (never below zero: a length that wrapped would refuse every
+    /// later reservation).
+    fn settled(&self, n: u64) {
+        let _ = self
+            .len
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |len| {
+                Some(len.saturating_sub(n))
+            });
+    }
+
     /// True while `key` has an entry waiting in this queue.
     fn is_pending(&self, key: &str) -> bool {
         self.pending().contains_key(key)
@@ -199,7 +209,7 @@ impl<'a> Reservations<'a> {
             if written {
                 q.notify.notify_one();
             } else {
-                q.len.fetch_sub(1, Ordering::Relaxed);
+                q.settled(1);
                 q.remove_pending([self.key]);
             }
         }
@@ -251,6 +261,11 @@ impl Tier {
         if self.degraded.swap(false, Ordering::Relaxed) {
             tracing::info!(tier = self.backend.name(), "tier recovered");
         }
+    }
+
+    /// True while this tier's write-back queue holds an entry for `key`.
+    fn is_pending(&self, key: &str) -> bool {
+        self.queue.as_ref().is_some_and(|q| q.is_pending(key))
     }
 
     fn fits(&self, item: &StoredArtifact) -> bool {
@@ -708,7 +723,7 @@ impl CacheManager {
         for (i, tier) in self.inner.tiers.iter().enumerate() {
             // Reached only when the local tier missed: a tier still owed this key's upload
             // may answer with the value the local put replaced.
-            if tier.queue.as_ref().is_some_and(|q| q.is_pending(key)) {
+            if tier.is_pending(key) {
                 continue;
             }
             match tier.backend.get(key).await {
@@ -742,6 +757,11 @@ impl CacheManager {
         inner.promotions_in_flight.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             for tier in inner.tiers[..from].iter().rev() {
+                // A put or delete queued for the source tier since the read: the copy is
+                // older than what this machine now holds (or deleted).
+                if inner.tiers[from].is_pending(&key) {
+                    break;
+                }
                 if !tier.fits(&item) {
                     bump(&tier.counters.skipped_too_large);
                     continue;
@@ -1112,25 +1132,35 @@ impl CacheManager {
             Local,
             Pulled,
             Gone,
+            Pending,
         }
         let mut done = 0u64;
         let (local, backend) = (&self.inner.local, &t.backend);
-        let (keys, pending): (Vec<String>, Vec<String>) = keys
-            .into_iter()
-            .partition(|k| !t.queue.as_ref().is_some_and(|q| q.is_pending(k)));
-        report.pending_upload = pending.len() as u64;
-        done += report.pending_upload;
+        // Keys this machine still owes the tier are left: their copy there may be older than
+        // a local put or delete. Checked before the read and again before the copy.
+        let tier_index = self
+            .inner
+            .tiers
+            .iter()
+            .position(|x| std::ptr::eq(x, t))
+            .expect("a tier of this manager");
         for_each_bounded(
             keys,
             PULL_CONCURRENCY,
             |key| {
                 let (local, backend) = (local.clone(), backend.clone());
+                let inner = self.inner.clone();
                 async move {
+                    let pending = || inner.tiers[tier_index].is_pending(&key);
                     let r: Result<Outcome> = async {
+                        if pending() {
+                            return Ok(Outcome::Pending);
+                        }
                         if local.contains(&key).await? {
                             return Ok(Outcome::Local);
                         }
                         match backend.get(&key).await? {
+                            Some(_) if pending() => Ok(Outcome::Pending),
                             Some(f) => {
                                 CacheBackend::put_copy(&local, &key, &f.stored).await?;
                                 Ok(Outcome::Pulled)
@@ -1149,6 +1179,7 @@ impl CacheManager {
                     Ok(Outcome::Local) => report.already_local += 1,
                     Ok(Outcome::Pulled) => report.pulled += 1,
                     Ok(Outcome::Gone) => report.gone += 1,
+                    Ok(Outcome::Pending) => report.pending_upload += 1,
                     Err(e) if e.is_corruption() => {
                         t.failed("pull", &key, &e);
                         report.corrupt.push(key);
@@ -1284,6 +1315,16 @@ fn plan_write_back(
     plan
 }
 
+/// Sleeps `backoff`, then doubles it (up to [`MAX_BACKOFF`]); false when shutdown came first.
+async fn wait(shutdown: &mut watch::Receiver<bool>, backoff: &mut Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(*backoff) => {}
+        _ = shutdown.changed() => return false,
+    }
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+    true
+}
+
 async fn write_back_worker(inner: Arc<Inner>, index: usize, mut shutdown: watch::Receiver<bool>) {
     let tier = &inner.tiers[index];
     let q = tier.queue.as_ref().expect("write-back tier has a queue");
@@ -1292,11 +1333,17 @@ async fn write_back_worker(inner: Arc<Inner>, index: usize, mut shutdown: watch:
         if *shutdown.borrow() {
             return;
         }
+        // Local failures (reading or settling the queue, reading artifacts) are retried
+        // like remote ones, not counted against the tier: a worker that stopped would leave
+        // its keys pending until a restart.
         let entries = match inner.local.queue_peek(&q.name, QUEUE_BATCH).await {
             Ok(e) => e,
             Err(e) => {
-                tracing::error!(tier = tier.backend.name(), error = %e, "cannot read the write-back queue");
-                return;
+                tracing::error!(tier = tier.backend.name(), error = %e, "cannot read the write-back queue; retrying");
+                if !wait(&mut shutdown, &mut backoff).await {
+                    return;
+                }
+                continue;
             }
         };
         if entries.is_empty() {
@@ -1316,11 +1363,9 @@ async fn write_back_worker(inner: Arc<Inner>, index: usize, mut shutdown: watch:
                 // Not knowing the local state, neither upload nor delete: retry the batch. A
                 // local failure, not the tier's: not counted against it.
                 tracing::error!(tier = tier.backend.name(), error = %e, "cannot read queued artifacts locally; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.changed() => return,
+                if !wait(&mut shutdown, &mut backoff).await {
+                    return;
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
         };
@@ -1340,20 +1385,22 @@ async fn write_back_worker(inner: Arc<Inner>, index: usize, mut shutdown: watch:
                 bump_by(&tier.counters.puts, uploads.len() as u64);
                 let seqs = done.iter().map(|e| e.seq).collect();
                 if let Err(e) = inner.local.queue_remove(&q.name, seqs).await {
-                    tracing::error!(error = %e, "cannot update the write-back queue");
-                    return;
+                    // The batch is applied again after the wait: idempotent.
+                    tracing::error!(tier = tier.backend.name(), error = %e, "cannot update the write-back queue; retrying");
+                    if !wait(&mut shutdown, &mut backoff).await {
+                        return;
+                    }
+                    continue;
                 }
-                q.len.fetch_sub(done.len() as u64, Ordering::Relaxed);
+                q.settled(done.len() as u64);
                 q.remove_pending(done.iter().map(|e| e.key.as_str()));
                 backoff = Duration::from_millis(100);
             }
             Err(e) => {
                 tier.failed("write-back", "", &e);
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.changed() => return,
+                if !wait(&mut shutdown, &mut backoff).await {
+                    return;
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }

@@ -319,6 +319,17 @@ impl PackTier {
     /// Uploads `items` as one batch: one pack of the blobs the remote lacks, one index, then
     /// one record per artifact.
     pub async fn put_batch(&self, items: &[(String, StoredArtifact)]) -> Result<BatchReport> {
+        self.put_batch_with(items, false).await
+    }
+
+    /// [`PackTier::put_batch`]; with `if_absent`, a record is written only where none is
+    /// (copies from another tier must never replace a put that landed meanwhile; a pack
+    /// whose records all lose stays unreferenced until remote GC).
+    async fn put_batch_with(
+        &self,
+        items: &[(String, StoredArtifact)],
+        if_absent: bool,
+    ) -> Result<BatchReport> {
         let started = self.clock.now_ms();
         let reuse_window = (self.grace / 2).as_millis() as u64;
         let mut report = BatchReport::default();
@@ -415,24 +426,35 @@ impl PackTier {
                 }
             }
         }
-        self.put_records(&records).await?;
-        report.records = records.len() as u64;
+        report.records = self.put_records(&records, if_absent).await?;
         Ok(report)
     }
 
-    async fn put_records(&self, records: &[RemoteRecord]) -> Result<()> {
+    /// Writes `records` (with `if_absent`, only where none is); returns how many were written.
+    async fn put_records(&self, records: &[RemoteRecord], if_absent: bool) -> Result<u64> {
         let store = &self.store;
+        let mut written = 0;
         for_each_bounded(
             records,
             CONCURRENCY,
             |rec| {
                 let store = store.clone();
                 let (path, bytes) = (record_path(&rec.key), rec.encode());
-                async move { store.put(&path, bytes).await }
+                async move {
+                    if if_absent {
+                        store.put_if_absent(&path, bytes).await
+                    } else {
+                        store.put(&path, bytes).await.map(|()| true)
+                    }
+                }
             },
-            |r| r.map_err(|e| self.remote(e)),
+            |r| {
+                written += u64::from(r.map_err(|e| self.remote(e))?);
+                Ok(())
+            },
         )
-        .await
+        .await?;
+        Ok(written)
     }
 
     /// Reads every part of `rec`, merging nearby frames of one pack into one ranged read.
@@ -708,6 +730,17 @@ impl CacheBackend for PackTier {
 
     async fn put(&self, key: &str, item: &StoredArtifact) -> Result<()> {
         self.put_batch(&[(key.to_owned(), item.clone())]).await?;
+        Ok(())
+    }
+
+    /// A copy never replaces a record: checked first (no upload when one is there), then
+    /// made a condition of the record write, so a put landing in between wins.
+    async fn put_copy(&self, key: &str, item: &StoredArtifact) -> Result<()> {
+        if self.exists(key).await? {
+            return Ok(());
+        }
+        self.put_batch_with(&[(key.to_owned(), item.clone())], true)
+            .await?;
         Ok(())
     }
 
