@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use pipecache_remote::{ObjectStore, S3Options};
-use pipecache_test_support::servers::{S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY, S3Server};
+use pipecache_remote::ObjectStore;
+use pipecache_test_support::servers::S3Server;
 
 async fn write_once(store: &ObjectStore) {
     let path = "records/ab/abcdef";
@@ -39,19 +39,7 @@ async fn write_once(store: &ObjectStore) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_refuses_a_second_conditional_write() {
     let s3 = S3Server::start();
-    let store = ObjectStore::s3(
-        &S3Options {
-            bucket: s3.bucket().into(),
-            prefix: "cache".into(),
-            endpoint: Some(s3.endpoint()),
-            region: S3_REGION.into(),
-            access_key_id: Some(S3_ACCESS_KEY.into()),
-            secret_access_key: Some(S3_SECRET_KEY.into()),
-        },
-        Duration::from_secs(5),
-    )
-    .unwrap();
-    write_once(&store).await;
+    write_once(&s3.raw_store()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

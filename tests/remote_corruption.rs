@@ -3,15 +3,11 @@
 
 use pipecache::Artifact;
 use pipecache::tier::{RedisTier, WritePolicy};
-use pipecache_remote::{ObjectStore, S3Options};
 use pipecache_test_support::random_bytes;
-use pipecache_test_support::servers::{
-    RedisServer, S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY, S3Server,
-};
+use pipecache_test_support::servers::{RedisServer, S3Server};
 use pipecache_test_support::tiers::{
     open_s3_manager, open_s3_reader, open_temp_manager, redis_backend,
 };
-use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn altered_pack_bytes_are_rejected_counted_and_not_promoted() {
@@ -25,18 +21,7 @@ async fn altered_pack_bytes_are_rejected_counted_and_not_promoted() {
     a.close().await.unwrap();
 
     // Flip one byte inside the second frame's payload, in the bucket itself.
-    let raw = ObjectStore::s3(
-        &S3Options {
-            bucket: s3.bucket().into(),
-            prefix: "cache".into(),
-            endpoint: Some(s3.endpoint()),
-            region: S3_REGION.into(),
-            access_key_id: Some(S3_ACCESS_KEY.into()),
-            secret_access_key: Some(S3_SECRET_KEY.into()),
-        },
-        Duration::from_secs(5),
-    )
-    .unwrap();
+    let raw = s3.raw_store();
     let packs = raw.list("packs/").await.unwrap();
     assert_eq!(packs.len(), 1);
     let mut bytes = raw.get(&packs[0].path).await.unwrap().unwrap();

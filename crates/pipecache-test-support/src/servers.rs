@@ -90,6 +90,23 @@ impl S3Server {
         &self.bucket
     }
 
+    /// A direct connection to the bucket under the test tiers' prefix (`cache`), for looking
+    /// at (or damaging) what a pack tier wrote.
+    pub fn raw_store(&self) -> pipecache_remote::ObjectStore {
+        pipecache_remote::ObjectStore::s3(
+            &pipecache_remote::S3Options {
+                bucket: self.bucket.clone(),
+                prefix: "cache".into(),
+                endpoint: Some(self.endpoint()),
+                region: S3_REGION.into(),
+                access_key_id: Some(S3_ACCESS_KEY.into()),
+                secret_access_key: Some(S3_SECRET_KEY.into()),
+            },
+            Duration::from_secs(5),
+        )
+        .expect("a store over the test bucket")
+    }
+
     /// Creates bucket `name` with a raw `PUT /name`; panics unless the server answers 200.
     pub fn create_bucket(&self, name: &str) {
         let (status, response) = http_request(self.port, "PUT", &format!("/{name}"))
