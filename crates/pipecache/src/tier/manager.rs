@@ -170,47 +170,75 @@ impl Queue {
 }
 
 /// Queue entries reserved for one local commit of `key`: released if the commit fails,
-/// announced to the workers if it succeeds.
-struct Reservations<'a> {
-    key: &'a str,
-    taken: Vec<(&'a Queue, QueueSlot)>,
+/// announced to the workers if it succeeds. Owned (not borrowed from the manager) so the
+/// commit and its settling can run in a task of their own ([`Reservations::commit`]).
+struct Reservations {
+    inner: Arc<Inner>,
+    key: String,
+    /// Tier index and slot.
+    taken: Vec<(usize, QueueSlot)>,
 }
 
-impl<'a> Reservations<'a> {
-    fn new(key: &'a str) -> Self {
+impl Reservations {
+    fn new(inner: &Arc<Inner>, key: &str) -> Self {
         Self {
-            key,
+            inner: inner.clone(),
+            key: key.to_owned(),
             taken: Vec::new(),
         }
     }
 
-    /// Reserves an entry in `tier`'s queue; false when the tier has none or it is full (see
-    /// [`Queue::reserve`] for `always`).
-    fn reserve(&mut self, tier: &'a Tier, always: bool) -> bool {
-        let Some(q) = &tier.queue else {
+    /// Reserves an entry in the queue of tier `index`; false when the tier has none or it
+    /// is full (see [`Queue::reserve`] for `always`).
+    fn reserve(&mut self, index: usize, always: bool) -> bool {
+        let Some(q) = &self.inner.tiers[index].queue else {
             return false;
         };
-        let Some(slot) = q.reserve(self.key, always) else {
+        let Some(slot) = q.reserve(&self.key, always) else {
             return false;
         };
-        self.taken.push((q, slot));
+        self.taken.push((index, slot));
         true
     }
 
-    /// The reserved slots, for the local commit to write.
-    fn slots(&self) -> Vec<QueueSlot> {
-        self.taken.iter().map(|(_, slot)| slot.clone()).collect()
+    /// Runs the local commit `commit` (given the reserved slots) to its end in a task of its
+    /// own, then settles: `written` says from its result whether the entries were committed.
+    /// A caller that stops waiting (a timeout around a put) cannot leave slots counted and
+    /// keys pending without an entry.
+    async fn commit<T, F>(
+        self,
+        commit: impl FnOnce(Vec<QueueSlot>) -> F,
+        written: impl FnOnce(&Result<T>) -> bool + Send + 'static,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T>> + Send + 'static,
+    {
+        let slots = self.taken.iter().map(|(_, slot)| slot.clone()).collect();
+        let fut = commit(slots);
+        let task = tokio::spawn(async move {
+            let r = fut.await;
+            self.settle(written(&r));
+            r
+        });
+        match task.await {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(Error::Closed),
+        }
     }
 
-    /// Settles the reservations once the local commit answered: `written` means the queue
-    /// entries were committed with it (announce them), otherwise release them.
     fn settle(self, written: bool) {
-        for (q, _) in self.taken {
+        for (index, _) in &self.taken {
+            let q = self.inner.tiers[*index]
+                .queue
+                .as_ref()
+                .expect("reserved in a queue");
             if written {
                 q.notify.notify_one();
             } else {
                 q.settled(1);
-                q.remove_pending([self.key]);
+                q.remove_pending([self.key.as_str()]);
             }
         }
     }
@@ -821,17 +849,17 @@ impl CacheManager {
         // queue entry or one delete per oversized put, next to a put that took seconds of
         // pipeline work (keyframe sets are routinely over a Redis tier's limit).
         let size = artifact.logical_size();
-        let mut reserved = Reservations::new(key);
+        let mut reserved = Reservations::new(&self.inner, key);
         let mut write_through = Vec::new();
         let mut too_large = Vec::new();
-        for tier in remotes {
+        for (i, tier) in remotes.iter().enumerate() {
             let fits = tier.fits_size(size);
             if !fits {
                 bump(&tier.counters.skipped_too_large);
             }
             if let Some(q) = &tier.queue {
                 // Removing a stale copy queues like a delete: never dropped.
-                if !reserved.reserve(tier, !fits) {
+                if !reserved.reserve(i + 1, !fits) {
                     q.count_drop(tier.backend.name());
                 }
             } else if fits {
@@ -840,10 +868,17 @@ impl CacheManager {
                 too_large.push(tier);
             }
         }
-        let slots = reserved.slots();
         let copy = (!write_through.is_empty()).then(|| artifact.clone());
-        let written = local.put_queued(key, artifact, options, slots).await;
-        reserved.settle(matches!(written, Ok(true)));
+        let (store, owned_key) = (local.clone(), key.to_owned());
+        let written =
+            reserved
+                .commit(
+                    move |slots| async move {
+                        store.put_queued(&owned_key, artifact, options, slots).await
+                    },
+                    |w| matches!(w, Ok(true)),
+                )
+                .await;
         // Refused by `if_absent`: nothing was written locally, so nothing goes anywhere else.
         if !written? {
             return Ok(());
@@ -911,17 +946,20 @@ impl CacheManager {
         let remotes = &self.inner.tiers[1..];
         // A write-back tier deletes through its queue, in order with the uploads before it:
         // deleting directly could race an upload of the old value already under way.
-        let mut reserved = Reservations::new(key);
+        let mut reserved = Reservations::new(&self.inner, key);
         let mut direct = Vec::new();
-        for tier in remotes {
-            if !reserved.reserve(tier, true) {
+        for (i, tier) in remotes.iter().enumerate() {
+            if !reserved.reserve(i + 1, true) {
                 direct.push(tier);
             }
         }
-        let slots = reserved.slots();
-        let deleted = self.inner.local.delete_queued(key, slots).await;
-        reserved.settle(deleted.is_ok());
-        let mut existed = deleted?;
+        let (store, owned_key) = (self.inner.local.clone(), key.to_owned());
+        let mut existed = reserved
+            .commit(
+                move |slots| async move { store.delete_queued(&owned_key, slots).await },
+                Result::is_ok,
+            )
+            .await?;
         let mut failure = None;
         for tier in direct {
             match tier.backend.delete(key).await {
