@@ -114,42 +114,19 @@ fn assert_invalid<T>(r: Result<T, Error>, needle: &str) {
 async fn the_builder_refuses_a_misshapen_tier_list() {
     let share = tempfile::tempdir().unwrap();
     let (_dir, store) = temp_store().await;
-    let at_zero = CacheManager::builder(store.clone())
-        .pack_tier(
-            pack_tier("share", share.path()),
-            0,
-            WritePolicy::WriteThrough,
-            100,
-        )
-        .build()
-        .await;
-    assert_invalid(at_zero, "priority 0");
-    let twice = CacheManager::builder(store.clone())
-        .pack_tier(
-            pack_tier("share", share.path()),
-            1,
-            WritePolicy::WriteThrough,
-            100,
-        )
-        .pack_tier(
-            pack_tier("share", share.path()),
-            2,
-            WritePolicy::WriteBack,
-            100,
-        )
-        .build()
-        .await;
+    // Builds a manager over fs-remote tiers given as (name, priority).
+    let build = |tiers: &[(&str, u32)]| {
+        let mut b = CacheManager::builder(store.clone());
+        for (name, priority) in tiers {
+            let tier = pack_tier(name, share.path());
+            b = b.pack_tier(tier, *priority, WritePolicy::WriteThrough, 100);
+        }
+        b.build()
+    };
+    assert_invalid(build(&[("share", 0)]).await, "priority 0");
+    let twice = build(&[("share", 1), ("share", 2)]).await;
     assert_invalid(twice, "\"share\" is used twice");
-    let local = CacheManager::builder(store)
-        .pack_tier(
-            pack_tier("local", share.path()),
-            1,
-            WritePolicy::WriteThrough,
-            100,
-        )
-        .build()
-        .await;
-    assert_invalid(local, "\"local\" is used twice");
+    assert_invalid(build(&[("local", 1)]).await, "\"local\" is used twice");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
