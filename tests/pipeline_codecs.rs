@@ -1,6 +1,7 @@
 //! Each artifact kind chooses its codec: keyframe images are stored raw even when they would
 //! compress (JPEG does not, and the trial would be wasted), transcripts are zstd'd; a store
-//! configured with compression off keeps it off for every kind.
+//! configured with compression off keeps it off even for a kind whose own policy asks for
+//! zstd (transcripts; the store's setting is applied to every kind's policy alike).
 
 use pipecache::CompressionPolicy;
 use pipecache_pipeline::FrameInfo;

@@ -52,7 +52,8 @@ async fn a_video_is_read_once_per_version() {
     );
     assert_eq!(cache.videos_hashed(), 4);
 
-    // Replaced by rename with the same bytes, size and mtime: another inode, read again.
+    // Replaced by rename with the same bytes, size and mtime: a new file (new inode and change
+    // time), read again.
     clock.advance(Duration::from_secs(10));
     assert_eq!(cache.fingerprint(&video).await.unwrap(), fp1);
     assert_eq!(cache.videos_hashed(), 4);

@@ -6,60 +6,40 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pipecache::tier::{
-    BackendConfig, BackendKind, CacheConfig, DEFAULT_GRACE, PackTier, RedisTier, WritePolicy,
-};
-use pipecache::{Artifact, CacheManager, CompressionPolicy, Error, Store, SystemClock};
-use pipecache_remote::{ObjectStore, RedisStore};
+use pipecache::tier::{BackendConfig, CacheConfig, RedisTier, WritePolicy};
+use pipecache::{Artifact, CacheManager, CompressionPolicy, Error, SystemClock};
 use pipecache_test_support::servers::RedisServer;
 use pipecache_test_support::tiers::{
-    fs_remote_backend, open_temp_manager, redis_backend, tier_options,
+    fs_pack_tier, fs_remote_backend, open_temp_manager, redis_backend, tier_options,
 };
-use pipecache_test_support::{json_like, random_bytes};
+use pipecache_test_support::{TempStore, json_like, random_bytes};
 
-fn redis_tier(name: &str, url: &str) -> RedisTier {
-    let store = RedisStore::new(url, RedisTier::KEY_PREFIX, Duration::from_secs(3)).unwrap();
+fn redis_tier(name: &str, redis: &RedisServer) -> RedisTier {
+    let (max, compression) = (64 << 10, CompressionPolicy::DEFAULT);
     RedisTier::new(
         name,
-        store,
-        64 << 10,
-        CompressionPolicy::DEFAULT,
+        redis.raw_store(),
+        max,
+        compression,
         Arc::new(SystemClock),
     )
-}
-
-fn pack_tier(name: &str, path: &std::path::Path) -> PackTier {
-    let store = ObjectStore::filesystem(path, Duration::from_secs(30)).unwrap();
-    PackTier::new(
-        name,
-        BackendKind::FsRemote,
-        store,
-        CompressionPolicy::DEFAULT,
-        Arc::new(SystemClock),
-        DEFAULT_GRACE,
-    )
-}
-
-async fn temp_store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), tier_options(None)).await.unwrap();
-    (dir, store)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_built_manager_writes_where_a_configured_one_reads() {
     let redis = RedisServer::start();
     let share = tempfile::tempdir().unwrap();
-    let (_dir, store) = temp_store().await;
+    let ts = TempStore::new(tier_options(None)).await;
+    let store = ts.store().clone();
     let m = CacheManager::builder(store)
         .redis_tier(
-            redis_tier("redis", &redis.url()),
+            redis_tier("redis", &redis),
             1,
             WritePolicy::WriteThrough,
             100,
         )
         .pack_tier(
-            pack_tier("share", share.path()),
+            fs_pack_tier("share", share.path()),
             2,
             WritePolicy::WriteBack,
             100,
@@ -113,12 +93,13 @@ fn assert_invalid<T>(r: Result<T, Error>, needle: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_builder_refuses_a_misshapen_tier_list() {
     let share = tempfile::tempdir().unwrap();
-    let (_dir, store) = temp_store().await;
+    let ts = TempStore::new(tier_options(None)).await;
+    let store = ts.store().clone();
     // Builds a manager over fs-remote tiers given as (name, priority).
     let build = |tiers: &[(&str, u32)]| {
         let mut b = CacheManager::builder(store.clone());
         for (name, priority) in tiers {
-            let tier = pack_tier(name, share.path());
+            let tier = fs_pack_tier(name, share.path());
             b = b.pack_tier(tier, *priority, WritePolicy::WriteThrough, 100);
         }
         b.build()

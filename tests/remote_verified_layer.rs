@@ -3,31 +3,15 @@
 //! tier (every blob on its own is intact) and rejected, counted, by `Verified`. The same tier
 //! also serves as a `fs-remote` backend from a config.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use pipecache::tier::{
     BackendConfig, BackendKind, CacheBackend, CacheConfig, PackTier, Verified, WritePolicy,
 };
-use pipecache::{Artifact, CacheManager, CompressionPolicy, StoredArtifact, SystemClock};
+use pipecache::{Artifact, CacheManager, StoredArtifact};
 use pipecache_format::BlobHash;
 use pipecache_format::record::Record;
 use pipecache_format::remote::RemoteRecord;
-use pipecache_remote::ObjectStore;
 use pipecache_test_support::random_bytes;
-use pipecache_test_support::tiers::tier_options;
-
-fn tier(root: &std::path::Path) -> PackTier {
-    let store = ObjectStore::filesystem(root, Duration::from_secs(5)).unwrap();
-    PackTier::new(
-        "share",
-        BackendKind::FsRemote,
-        store,
-        CompressionPolicy::default(),
-        Arc::new(SystemClock),
-        Duration::from_secs(3600),
-    )
-}
+use pipecache_test_support::tiers::{fs_pack_tier, tier_options};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verified_rejects_what_the_bare_tier_would_return() {
@@ -39,9 +23,9 @@ async fn verified_rejects_what_the_bare_tier_would_return() {
         created_ms: 1,
         expires_ms: None,
     };
-    let bare = tier(share.path());
+    let bare = fs_pack_tier("share", share.path());
     bare.put(key, &item).await.unwrap();
-    let checked = Verified::new(tier(share.path()));
+    let checked = Verified::new(fs_pack_tier("share", share.path()));
     assert_eq!(
         checked.get(key).await.unwrap().map(|f| f.stored.artifact),
         Some(art.clone())

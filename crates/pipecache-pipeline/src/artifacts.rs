@@ -124,10 +124,7 @@ pub trait TypedArtifact: Sized {
     /// To store parts.
     fn to_artifact(&self) -> Result<Artifact>;
     /// [`TypedArtifact::to_artifact`] that may move its bytes instead of copying them.
-    fn into_artifact(self) -> Result<Artifact>
-    where
-        Self: Sized,
-    {
+    fn into_artifact(self) -> Result<Artifact> {
         self.to_artifact()
     }
     /// From store parts; `key` names it in errors.

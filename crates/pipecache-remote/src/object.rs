@@ -153,28 +153,35 @@ impl ObjectStore {
         &self.stats
     }
 
-    /// Runs `fut` under the deadline. Not-found and failed-condition answers come back as
-    /// `Ok(Err(_))` for the caller to read; every other error is classified.
+    /// Runs `fut` under the deadline. A not-found answer comes back as `Ok(Err(_))` for the
+    /// caller to read; every other error is classified.
     async fn call<T>(
         &self,
         op: &str,
         path: &str,
         fut: impl Future<Output = opendal::Result<T>>,
     ) -> Result<std::result::Result<T, opendal::Error>> {
-        match tokio::time::timeout(self.deadline, fut).await {
-            Ok(Ok(v)) => Ok(Ok(v)),
-            Ok(Err(e))
-                if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConditionNotMatch) =>
-            {
-                Ok(Err(e))
-            }
-            Ok(Err(e)) => Err(self.classify(op, path, &e)),
-            Err(_) => Err(RemoteError::Timeout {
+        match self.within_deadline(op, path, fut).await? {
+            Ok(v) => Ok(Ok(v)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Err(e)),
+            Err(e) => Err(self.classify(op, path, &e)),
+        }
+    }
+
+    /// Runs `fut` under the deadline, leaving its errors to the caller.
+    async fn within_deadline<T>(
+        &self,
+        op: &str,
+        path: &str,
+        fut: impl Future<Output = opendal::Result<T>>,
+    ) -> Result<opendal::Result<T>> {
+        tokio::time::timeout(self.deadline, fut)
+            .await
+            .map_err(|_| RemoteError::Timeout {
                 target: self.target.to_string(),
                 op: format!("{op} {path}"),
                 after: self.deadline,
-            }),
-        }
+            })
     }
 
     fn classify(&self, op: &str, path: &str, e: &opendal::Error) -> RemoteError {
@@ -236,8 +243,9 @@ impl ObjectStore {
     }
 
     /// Writes `bytes` at `path` only if no object is there; `Ok(false)` when one is. On S3
-    /// the condition is the server's (`If-None-Match: *`); on a filesystem it is checked
-    /// just before the rename that publishes the object, a narrow window, not none.
+    /// the condition is the server's (`If-None-Match: *`); on a filesystem opendal checks it
+    /// when the write starts and the final rename replaces whatever is there by then (the
+    /// window is one object write).
     pub async fn put_if_absent(&self, path: &str, bytes: Vec<u8>) -> Result<bool> {
         let len = bytes.len() as u64;
         TransferStats::add(&self.stats.puts, 1);
@@ -246,13 +254,13 @@ impl ObjectStore {
             ..Default::default()
         };
         let write = self.op.write_options(path, bytes, opts);
-        match self.call("put", path, write).await? {
+        match self.within_deadline("put", path, write).await? {
             Ok(_) => {
                 TransferStats::add(&self.stats.bytes_up, len);
                 Ok(true)
             }
             Err(e) if e.kind() == ErrorKind::ConditionNotMatch => Ok(false),
-            Err(_) => Err(self.not_found(path)),
+            Err(e) => Err(self.classify("put", path, &e)),
         }
     }
 

@@ -9,6 +9,21 @@ use pipecache::{Artifact, CacheManager, ManualClock, StoreOptions};
 use crate::random_bytes;
 use crate::servers::{S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY};
 
+/// A bare fs-remote pack tier named `name` over the directory `root` (the builder API's
+/// way in, and for layers tested alone): default compression and grace, 5 s deadline.
+pub fn fs_pack_tier(name: &str, root: &Path) -> pipecache::tier::PackTier {
+    let store = pipecache_remote::ObjectStore::filesystem(root, std::time::Duration::from_secs(5))
+        .expect("an fs-remote directory");
+    pipecache::tier::PackTier::new(
+        name,
+        pipecache::tier::BackendKind::FsRemote,
+        store,
+        pipecache::CompressionPolicy::DEFAULT,
+        Arc::new(pipecache::SystemClock),
+        pipecache::tier::DEFAULT_GRACE,
+    )
+}
+
 /// An `s3` backend at `endpoint`/`bucket` with test credentials and a short deadline.
 pub fn s3_backend(endpoint: &str, bucket: &str, policy: WritePolicy) -> BackendConfig {
     BackendConfig::S3 {

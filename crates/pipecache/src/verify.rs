@@ -283,21 +283,50 @@ pub(crate) fn run(shared: &Shared, progress: &dyn Fn(u64, u64)) -> Result<Verify
     Ok(report)
 }
 
-/// Refcounts and chunk live bytes recounted from the artifact records (as `repair` recounts
-/// them) and compared with the blob and chunk records. A chunk's live bytes are the frames of
-/// the artifact records in it and of the blobs in it that artifacts reference.
-fn accounting(shared: &Shared) -> Result<(Vec<RefcountMismatch>, Vec<LiveBytesMismatch>)> {
-    let mut actual_refs: HashMap<BlobHash, u64> = HashMap::new();
-    let mut live_bytes: HashMap<u64, u64> = HashMap::new();
-    for item in shared.index.scan_artifacts("") {
+/// What the artifact records say the index should hold; `verify` compares with it and
+/// `repair` writes it.
+pub(crate) struct RecordCounts {
+    /// References per blob.
+    pub refs: HashMap<BlobHash, u64>,
+    /// Live bytes per chunk from artifact-record frames alone; the frames of blobs with at
+    /// least one reference are added from their blob records.
+    pub live: HashMap<u64, u64>,
+    /// Artifact records.
+    pub artifacts: u64,
+    /// Sum of their logical sizes.
+    pub logical: u64,
+}
+
+pub(crate) fn record_counts(index: &pipecache_index::Index) -> Result<RecordCounts> {
+    let mut counts = RecordCounts {
+        refs: HashMap::new(),
+        live: HashMap::new(),
+        artifacts: 0,
+        logical: 0,
+    };
+    for item in index.scan_artifacts("") {
         let (_, rec) = item?;
+        counts.artifacts += 1;
+        counts.logical += rec.logical_size;
         for p in &rec.parts {
-            *actual_refs.entry(p.hash).or_default() += 1;
+            *counts.refs.entry(p.hash).or_default() += 1;
         }
         if let Some(f) = rec.frame {
-            *live_bytes.entry(f.chunk).or_default() += f.len;
+            *counts.live.entry(f.chunk).or_default() += f.len;
         }
     }
+    Ok(counts)
+}
+
+/// Refcounts and chunk live bytes from the artifact records ([`record_counts`], as `repair`
+/// recounts them) compared with the blob and chunk records. A chunk's live bytes are the
+/// frames of the artifact records in it and of the blobs in it that artifacts reference.
+fn accounting(shared: &Shared) -> Result<(Vec<RefcountMismatch>, Vec<LiveBytesMismatch>)> {
+    let RecordCounts {
+        refs: mut actual_refs,
+        live: mut live_bytes,
+        ..
+    } = record_counts(&shared.index)?;
     let mut refcounts = Vec::new();
     for item in shared.index.scan_blobs() {
         let (hash, rec) = item?;

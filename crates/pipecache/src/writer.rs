@@ -1078,20 +1078,12 @@ impl Writer {
     /// Recomputes refcounts, chunk live bytes and totals from the artifact records (repair).
     fn recount(&mut self, st: &mut BatchState) -> Result<u64> {
         let index = &self.shared.index;
-        let mut refs: HashMap<BlobHash, u64> = HashMap::new();
-        let mut live: HashMap<u64, u64> = HashMap::new();
-        let (mut artifacts, mut logical) = (0u64, 0u64);
-        for item in index.scan_artifacts("") {
-            let (_, rec) = item?;
-            artifacts += 1;
-            logical += rec.logical_size;
-            for p in &rec.parts {
-                *refs.entry(p.hash).or_default() += 1;
-            }
-            if let Some(f) = rec.frame {
-                *live.entry(f.chunk).or_default() += f.len;
-            }
-        }
+        let crate::verify::RecordCounts {
+            refs,
+            mut live,
+            artifacts,
+            logical,
+        } = crate::verify::record_counts(index)?;
         let mut fixed = 0;
         let (mut blobs, mut unique, mut stored, mut dead) = (0u64, 0u64, 0u64, 0u64);
         let mut updates = Vec::new();

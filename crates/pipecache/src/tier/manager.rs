@@ -214,7 +214,11 @@ impl Reservations {
         T: Send + 'static,
         F: std::future::Future<Output = Result<T>> + Send + 'static,
     {
-        let slots = self.taken.iter().map(|(_, slot)| slot.clone()).collect();
+        let slots: Vec<QueueSlot> = self.taken.iter().map(|(_, slot)| slot.clone()).collect();
+        if slots.is_empty() {
+            // Nothing to settle: no task needed.
+            return commit(slots).await;
+        }
         let fut = commit(slots);
         let task = tokio::spawn(async move {
             let r = fut.await;
@@ -1024,13 +1028,15 @@ impl CacheManager {
             .collect()
     }
 
-    fn pack_tier(&self, name: Option<&str>) -> Result<(&Tier, &PackTier)> {
+    /// The pack tier `name` (default: the first), with its index in the tier list.
+    fn pack_tier(&self, name: Option<&str>) -> Result<(usize, &Tier, &PackTier)> {
         self.inner
             .tiers
             .iter()
-            .find_map(|t| match &t.remote {
+            .enumerate()
+            .find_map(|(i, t)| match &t.remote {
                 Remote::Pack(p) if name.is_none_or(|n| n == t.backend.name()) => {
-                    Some((t, p.inner()))
+                    Some((i, t, p.inner()))
                 }
                 _ => None,
             })
@@ -1047,7 +1053,7 @@ impl CacheManager {
     /// The pack tier `name` (default: the first s3 or fs-remote tier), for tools and tests
     /// that look at the remote layout directly.
     pub fn remote_packs(&self, name: Option<&str>) -> Result<&PackTier> {
-        self.pack_tier(name).map(|(_, p)| p)
+        self.pack_tier(name).map(|(_, _, p)| p)
     }
 
     /// Uploads every local artifact the pack tier `tier` (default: the first) lacks, in
@@ -1059,7 +1065,7 @@ impl CacheManager {
         batch_bytes: Option<u64>,
         progress: &(dyn Fn(u64, u64) + Send + Sync),
     ) -> Result<PushReport> {
-        let (t, pack) = self.pack_tier(tier)?;
+        let (_, t, pack) = self.pack_tier(tier)?;
         let name = t.backend.name().to_owned();
         let before = pack.store().stats().snapshot();
         let batch_bytes = batch_bytes.unwrap_or(DEFAULT_PUSH_BATCH).max(1);
@@ -1153,7 +1159,7 @@ impl CacheManager {
         prefix: &str,
         progress: &(dyn Fn(u64, u64) + Send + Sync),
     ) -> Result<PullReport> {
-        let (t, pack) = self.pack_tier(tier)?;
+        let (tier_index, t, pack) = self.pack_tier(tier)?;
         let before = pack.store().stats().snapshot();
         let keys = pack
             .candidate_keys(prefix)
@@ -1176,12 +1182,6 @@ impl CacheManager {
         let (local, backend) = (&self.inner.local, &t.backend);
         // Keys this machine still owes the tier are left: their copy there may be older than
         // a local put or delete. Checked before the read and again before the copy.
-        let tier_index = self
-            .inner
-            .tiers
-            .iter()
-            .position(|x| std::ptr::eq(x, t))
-            .expect("a tier of this manager");
         for_each_bounded(
             keys,
             PULL_CONCURRENCY,
@@ -1245,7 +1245,7 @@ impl CacheManager {
         grace: Option<Duration>,
         dry_run: bool,
     ) -> Result<RemoteGcReport> {
-        let (t, pack) = self.pack_tier(tier)?;
+        let (_, t, pack) = self.pack_tier(tier)?;
         // Pushers reuse blobs of packs younger than half *their* grace: a shorter one here
         // could delete a pack a record is about to name.
         if let Some(g) = grace

@@ -733,10 +733,12 @@ impl CacheBackend for PackTier {
         Ok(())
     }
 
-    /// A copy never replaces a record: checked first (no upload when one is there), then
-    /// made a condition of the record write, so a put landing in between wins.
+    /// A copy never replaces a record: checked first (no upload when one is there, live or
+    /// expired: the conditional write below would refuse either), then made a condition of
+    /// the record write, so a put landing in between wins. An expired record blocks copies
+    /// until remote GC removes it.
     async fn put_copy(&self, key: &str, item: &StoredArtifact) -> Result<()> {
-        if self.exists(key).await? {
+        if self.record(key).await?.is_some() {
             return Ok(());
         }
         self.put_batch_with(&[(key.to_owned(), item.clone())], true)
