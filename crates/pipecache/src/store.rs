@@ -301,6 +301,32 @@ pub(crate) fn remove_orphan_chunks(shared: &Shared) -> Result<Vec<u64>> {
     Ok(removed)
 }
 
+/// Counts the chunk files in a directory listing and their bytes. A file that is gone by the time
+/// it is stat'ed was deleted by a concurrent compaction: it occupies nothing, so it is not counted
+/// (failing `stats` would turn a routine race into an error for the caller).
+fn chunk_files_on_disk(
+    listing: impl IntoIterator<Item = std::io::Result<fs::DirEntry>>,
+) -> Result<(u64, u64)> {
+    let (mut files, mut bytes) = (0u64, 0u64);
+    for entry in listing {
+        let entry = entry.map_err(|e| Error::io("list chunk dir", e))?;
+        let Some(id) = entry.file_name().to_str().and_then(parse_chunk_file_name) else {
+            continue;
+        };
+        match entry.metadata() {
+            Ok(meta) => {
+                files += 1;
+                bytes += meta.len();
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                tracing::debug!(chunk = id, "chunk file removed while listing; not counted");
+            }
+            Err(e) => return Err(Error::io(format!("stat chunk file {id}"), e)),
+        }
+    }
+    Ok((files, bytes))
+}
+
 /// Reconciles chunk files with the index: creates the store meta on a fresh index, removes chunk
 /// files the index does not reference (left by a crash before their batch committed), and
 /// reopens the open chunk after its committed length (dropping any uncommitted tail).
@@ -816,24 +842,10 @@ impl Store {
                 .index
                 .meta()?
                 .ok_or_else(|| Error::corruption(None, None, "store meta record is missing"))?;
-            let (mut chunk_files, mut disk_bytes) = (0u64, 0u64);
-            for entry in fs::read_dir(&shared.chunk_dir)
-                .map_err(|e| Error::io(format!("list {}", shared.chunk_dir.display()), e))?
-            {
-                let entry = entry.map_err(|e| Error::io("list chunk dir", e))?;
-                if entry
-                    .file_name()
-                    .to_str()
-                    .and_then(parse_chunk_file_name)
-                    .is_some()
-                {
-                    chunk_files += 1;
-                    disk_bytes += entry
-                        .metadata()
-                        .map_err(|e| Error::io("stat chunk file", e))?
-                        .len();
-                }
-            }
+            let (chunk_files, disk_bytes) = chunk_files_on_disk(
+                fs::read_dir(&shared.chunk_dir)
+                    .map_err(|e| Error::io(format!("list {}", shared.chunk_dir.display()), e))?,
+            )?;
             let c = &shared.counters;
             let dead_bytes = shared
                 .index
@@ -983,5 +995,28 @@ impl Store {
             .await
             .map_err(|_| Error::Closed)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipecache_format::chunk_file_name;
+
+    #[test]
+    fn a_chunk_file_deleted_after_listing_is_not_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        for id in [1u64, 2, 3] {
+            fs::write(
+                dir.path().join(chunk_file_name(id)),
+                vec![0u8; 100 * id as usize],
+            )
+            .unwrap();
+        }
+        fs::write(dir.path().join("LOCK"), b"not a chunk").unwrap();
+        // The listing is taken first, then a compaction deletes chunk 2 before it is stat'ed.
+        let listing: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        fs::remove_file(dir.path().join(chunk_file_name(2))).unwrap();
+        assert_eq!(chunk_files_on_disk(listing).unwrap(), (2, 400));
     }
 }
