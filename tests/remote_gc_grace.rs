@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use pipecache::tier::{BackendConfig, WritePolicy};
-use pipecache::{Artifact, PutOptions};
+use pipecache::{Artifact, ManualClock, PutOptions};
 use pipecache_format::remote::PackBuilder;
 use pipecache_format::{BlobHash, Codec};
 use pipecache_test_support::random_bytes;
@@ -18,11 +18,14 @@ use pipecache_test_support::tiers::{
 async fn gc_keeps_referenced_and_young_packs_and_deletes_the_rest() {
     let s3 = S3Server::start();
     // A runs GC with a 2 s grace, configured (a shorter `--grace` than configured is refused).
+    // A's clock stands still between the GC passes, so a slow server cannot age a pack past
+    // the grace period between two of its requests (S3 timestamps are whole seconds).
     let mut short_grace = s3_backend(&s3.endpoint(), s3.bucket(), WritePolicy::WriteThrough);
     if let BackendConfig::S3 { gc_grace, .. } = &mut short_grace {
         *gc_grace = Some("2s".into());
     }
-    let (_da, a) = open_temp_manager(vec![short_grace], None).await;
+    let clock = ManualClock::new(wall_ms());
+    let (_da, a) = open_temp_manager(vec![short_grace], Some(clock.clone())).await;
     let (_db, b) = open_s3_reader(&s3).await;
     let intro: Vec<Vec<u8>> = (0..4).map(|i| random_bytes(50 + i, 10_000)).collect();
     let live_a = (
@@ -80,6 +83,10 @@ async fn gc_keeps_referenced_and_young_packs_and_deletes_the_rest() {
     let r = a.remote_gc(None, None, false).await.unwrap();
     assert_eq!((r.packs_deleted, r.packs_in_grace), (0, 1), "{r:?}");
 
+    // 3 s after everything so far: A's packs are past the grace period, B's short artifact
+    // expired. The in-flight pack below is uploaded after the 3.2 s sleep, so even with its
+    // timestamp truncated to the second it is at most 0.8 s old at A's now.
+    clock.set(wall_ms() + 3_000);
     tokio::time::sleep(Duration::from_millis(3_200)).await;
     // Another machine's push in flight: its pack is up, its records are not yet.
     let mut pack = PackBuilder::new(wall_ms());

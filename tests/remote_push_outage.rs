@@ -57,9 +57,19 @@ async fn push_fails_cleanly_and_resumes_without_reuploading() {
         matches!(err, pipecache::Error::Remote { ref tier, .. } if tier == "s3"),
         "{err}"
     );
-    // A request the server received before the cut may still complete: let it.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let arrived = count_records(&direct).await;
+    // A request the server received before the cut may still complete: wait until the
+    // count holds still for half a second.
+    let mut arrived = count_records(&direct).await;
+    let settle_deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = count_records(&direct).await;
+        if now == arrived || Instant::now() > settle_deadline {
+            arrived = now;
+            break;
+        }
+        arrived = now;
+    }
     assert!(arrived < N, "the push finished before the outage");
 
     // The local tier keeps serving and putting.

@@ -1,14 +1,17 @@
 //! A key whose upload to a write-back tier is still queued is not read from that tier: its
 //! copy there is the value the local put replaced. Here the new value expires locally
 //! before the worker can send it (Redis is down), Redis comes back, and a read in the
-//! window before the worker's next attempt is a miss, not the old value.
+//! window before the worker's next attempt is a miss, not the old value. The same holds
+//! when the manager was closed and reopened in between (pending keys rebuilt from the queue).
 
 use std::time::{Duration, Instant};
 
 use pipecache::tier::{RedisTier, WritePolicy};
 use pipecache::{Artifact, ManualClock, PutOptions};
 use pipecache_test_support::servers::{RedisServer, TcpProxy};
-use pipecache_test_support::tiers::{open_manager, open_temp_manager, redis_backend, wall_ms};
+use pipecache_test_support::tiers::{
+    open_manager, open_temp_manager, redis_backend, wait_for_tier_failures, wall_ms,
+};
 use pipecache_test_support::{json_like, random_bytes};
 
 const KEY: &str = "video:p-00000000000000b1:transcript:model_size=base";
@@ -16,16 +19,27 @@ const PROBE: &str = "video:p-00000000000000b2:transcript:model_size=base";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_key_is_not_read_from_its_tier() {
+    queued_key_is_not_read(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_queued_before_a_restart_is_not_read_from_its_tier() {
+    queued_key_is_not_read(true).await;
+}
+
+async fn queued_key_is_not_read(reopen: bool) {
     let redis = RedisServer::start();
     let proxy = TcpProxy::start(redis.port());
     let clock = ManualClock::new(wall_ms());
     let dir = tempfile::tempdir().unwrap();
-    let m = open_manager(
-        dir.path(),
-        vec![redis_backend(&proxy.redis_url(), WritePolicy::WriteBack)],
-        Some(clock.clone()),
-    )
-    .await;
+    let open = || {
+        open_manager(
+            dir.path(),
+            vec![redis_backend(&proxy.redis_url(), WritePolicy::WriteBack)],
+            Some(clock.clone()),
+        )
+    };
+    let mut m = open().await;
     let old = Artifact::single(random_bytes(1, 3_000)).with_kind("transcript");
     m.put(KEY, old.clone()).await.unwrap();
     m.drain_queues(Duration::from_secs(30)).await.unwrap();
@@ -46,22 +60,19 @@ async fn a_queued_key_is_not_read_from_its_tier() {
         ..PutOptions::default()
     };
     m.put_with(KEY, new.clone(), short).await.unwrap();
-    // The worker's retries back off (0.1 s, doubling): after seven failures it waits 6.4 s,
-    // time enough for the Redis client to reconnect and the read below.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let s = &m.tier_stats()[1];
-        if s.errors + s.timeouts >= 7 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the worker never failed: {s:?}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    if reopen {
+        m.close().await.unwrap();
+        m = open().await;
+        assert_eq!(m.tier_stats()[1].queue_length, 1, "the entry survived");
     }
+    // After seven failures the worker waits 6.4 s: time enough for the Redis client to
+    // reconnect and the read below.
+    wait_for_tier_failures(&m, 1, 7).await;
     clock.advance(Duration::from_secs(120));
     proxy.set_down(false);
 
     // Redis answers reads again (a probe only Redis holds), the queue still waits.
-    let probe_deadline = Instant::now() + Duration::from_secs(2);
+    let probe_deadline = Instant::now() + Duration::from_secs(5);
     while m.get(PROBE).await.unwrap().is_none() {
         assert!(Instant::now() < probe_deadline, "Redis never answered");
         tokio::time::sleep(Duration::from_millis(5)).await;

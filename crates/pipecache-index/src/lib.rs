@@ -48,9 +48,12 @@ const QUEUE_DELETE_TAG: u8 = 0xFF;
 /// What a write-back queue entry asks the remote tier to do with its key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QueueOp {
-    /// Make the remote hold the key's current local artifact.
+    /// Make the remote hold the key's current local artifact (or nothing, when it is gone
+    /// here or too large for the tier).
     Upload,
-    /// The key was deleted locally: delete it remotely too (unless it came back since).
+    /// Remove the remote's copy: the key was deleted here, its value is too large for the
+    /// tier, or its upload was dropped on a full queue. An upload entry of the same key in
+    /// the same worker batch wins (the local state then decides).
     Delete,
 }
 

@@ -65,6 +65,40 @@ pub struct ObjectStore {
 /// into place (outside every listed prefix).
 const ATOMIC_WRITE_DIR: &str = ".pipecache-tmp";
 
+/// A file in [`ATOMIC_WRITE_DIR`] untouched for this long is a crashed write's leftover (a
+/// live write ends within its deadline, far sooner; machines sharing the directory may be
+/// writing right now, so nothing younger is touched). Removed when a store opens.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(60 * 60);
+
+/// Removes leftovers of crashed writes from `dir` (see [`STALE_TEMP_AGE`]); returns how many.
+/// Housekeeping: a file it cannot remove is logged and left, never an error.
+fn remove_stale_temp_files(dir: &Path, min_age: Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0; // no write has happened yet
+    };
+    let now = SystemTime::now();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age >= min_age));
+        if !stale {
+            continue;
+        }
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => removed += 1,
+            Err(e) => {
+                tracing::warn!(path = %entry.path().display(), error = %e, "cannot remove a leftover temporary object file")
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::info!(dir = %dir.display(), removed, "removed leftover temporary object files of crashed writes");
+    }
+    removed
+}
+
 impl ObjectStore {
     /// A directory on a filesystem (a mounted share, say), created when missing.
     pub fn filesystem(path: &Path, deadline: Duration) -> Result<Self> {
@@ -79,6 +113,10 @@ impl ObjectStore {
         })?;
         // Written to a temporary file and renamed into place: a reader on another machine
         // never sees a half-written object (records are rewritten in place otherwise).
+        remove_stale_temp_files(
+            &path.join(ATOMIC_WRITE_DIR),
+            STALE_TEMP_AGE.max(deadline * 2),
+        );
         let builder = opendal::services::Fs::default()
             .root(root)
             .atomic_write_dir(&format!("{root}/{ATOMIC_WRITE_DIR}"));

@@ -325,7 +325,9 @@ impl AckLog {
     }
 }
 
-/// Runs `pipecache <args>` with `--dir dir`, SIGKILLs it after `after`, returns its stdout lines.
+/// Runs `pipecache <args>` with `--dir dir`, SIGKILLs it `after` its first line of output
+/// (so a slow start, exec and store open, does not eat the time the child works), and
+/// returns its stdout lines. A child that prints nothing for 60 s is killed then.
 pub fn run_and_kill(
     bin: &Path,
     dir: &Path,
@@ -334,6 +336,7 @@ pub fn run_and_kill(
 ) -> Vec<String> {
     use std::io::BufRead;
     use std::process::Stdio;
+    use std::sync::mpsc;
     let mut child = Command::new(bin)
         .arg("--dir")
         .arg(dir)
@@ -344,12 +347,21 @@ pub fn run_and_kill(
         .spawn()
         .expect("spawn child");
     let stdout = child.stdout.take().expect("stdout");
+    let (started_tx, started) = mpsc::channel();
     let reader = std::thread::spawn(move || {
-        std::io::BufReader::new(stdout)
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(stdout)
             .lines()
             .map_while(Result::ok)
-            .collect::<Vec<String>>()
+        {
+            if lines.is_empty() {
+                let _ = started_tx.send(());
+            }
+            lines.push(line);
+        }
+        lines
     });
+    let _ = started.recv_timeout(std::time::Duration::from_secs(60));
     std::thread::sleep(after);
     child.kill().expect("SIGKILL child");
     child.wait().expect("reap child");

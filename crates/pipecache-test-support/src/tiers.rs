@@ -24,7 +24,38 @@ pub fn fs_pack_tier(name: &str, root: &Path) -> pipecache::tier::PackTier {
     )
 }
 
-/// An `s3` backend at `endpoint`/`bucket` with test credentials and a short deadline.
+/// Waits until tier `tier` of `m` has counted `failures` errors or timeouts (a write-back
+/// worker against a down tier: its retries back off from 0.1 s, doubling, so after seven
+/// failures the next attempt is 6.4 s away). Panics after 60 s.
+pub async fn wait_for_tier_failures(m: &CacheManager, tier: usize, failures: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let s = &m.tier_stats()[tier];
+        if s.errors + s.timeouts >= failures {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tier {tier} failed fewer than {failures} times in 60 s: {s:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// `backend` (a remote one) with a write-back queue of `capacity` entries.
+pub fn with_queue_capacity(mut backend: BackendConfig, capacity: u64) -> BackendConfig {
+    match &mut backend {
+        BackendConfig::S3 { queue_capacity, .. }
+        | BackendConfig::FsRemote { queue_capacity, .. }
+        | BackendConfig::Redis { queue_capacity, .. } => *queue_capacity = Some(capacity),
+        other => panic!("not a remote backend: {other:?}"),
+    }
+    backend
+}
+
+/// An `s3` backend at `endpoint`/`bucket` with test credentials and a 10 s deadline: moto
+/// can take seconds for a multi-MB pack on a loaded machine, and the outages tests make are
+/// closed connections, which fail at once (deadline tests set their own).
 pub fn s3_backend(endpoint: &str, bucket: &str, policy: WritePolicy) -> BackendConfig {
     BackendConfig::S3 {
         name: None,
@@ -36,7 +67,7 @@ pub fn s3_backend(endpoint: &str, bucket: &str, policy: WritePolicy) -> BackendC
         access_key_id: Some(S3_ACCESS_KEY.into()),
         secret_access_key: Some(S3_SECRET_KEY.into()),
         write_policy: policy,
-        timeout: Some("3s".into()),
+        timeout: Some("10s".into()),
         gc_grace: None,
         queue_capacity: None,
     }

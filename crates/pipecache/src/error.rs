@@ -120,6 +120,15 @@ pub enum Error {
     /// The store was closed or its writer thread stopped.
     #[error("store is closed")]
     Closed,
+    /// Another manager on this store already serves the write-back queue (a tier name used
+    /// by two managers at once: each would upload and count the other's entries).
+    #[error(
+        "write-back queue {queue:?} is already served by another manager on this store; close it first, or clone that manager to share it"
+    )]
+    QueueInUse {
+        /// Queue name (`write-back:<tier name>`).
+        queue: String,
+    },
 }
 
 /// Result alias for this crate.
@@ -236,6 +245,9 @@ impl Error {
                 source: source.clone(),
             },
             Self::Closed => Self::Closed,
+            Self::QueueInUse { queue } => Self::QueueInUse {
+                queue: queue.clone(),
+            },
         }
     }
 }

@@ -75,6 +75,8 @@ pub(crate) struct Shared {
     commit_epoch: std::sync::atomic::AtomicU64,
     /// Wakes the background GC thread early (a commit took the store over budget).
     gc_wake: Option<Sender<()>>,
+    /// Write-back queues a manager serves (see [`Store::claim_queue`]).
+    claimed_queues: Mutex<HashSet<String>>,
     // Declared last so it is released after RocksDB is closed.
     _lock: File,
 }
@@ -185,7 +187,21 @@ impl Shared {
                             if now.refs > 0
                                 && (now.chunk, now.offset) != (blob.chunk, blob.offset) =>
                         {
-                            self.read_blob(Some(key), part.hash, &now)?
+                            match self.read_blob_quiet(part.hash, &now) {
+                                Ok(data) => data,
+                                // Moved again (and its chunk removed) before this read: start
+                                // over from the index rather than call a race corruption.
+                                Err(_) if attempt < 3 => {
+                                    return self.get_attempt(key, attempt + 1);
+                                }
+                                Err(e) => {
+                                    return Err(self.count(Error::from_format(
+                                        e,
+                                        Some(key),
+                                        Some(part.hash),
+                                    )));
+                                }
+                            }
                         }
                         _ if attempt < 3 && self.record_changed(key, rec.seq)? => {
                             return self.get_attempt(key, attempt + 1);
@@ -299,6 +315,26 @@ pub(crate) fn remove_orphan_chunks(shared: &Shared) -> Result<Vec<u64>> {
         sync_dir(&shared.chunk_dir)?;
     }
     Ok(removed)
+}
+
+/// A manager's hold on a write-back queue ([`Store::claim_queue`]); released on drop.
+#[derive(Debug)]
+pub(crate) struct QueueClaim {
+    /// Weak: a claim must not keep a closed store's index open.
+    shared: std::sync::Weak<Shared>,
+    queue: String,
+}
+
+impl Drop for QueueClaim {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared
+                .claimed_queues
+                .lock()
+                .expect("queue claims poisoned")
+                .remove(&self.queue);
+        }
+    }
 }
 
 /// Counts the chunk files in a directory listing and their bytes. A file that is gone by the time
@@ -578,6 +614,7 @@ impl Store {
             readers: RwLock::new(HashMap::new()),
             gc_wake: gc_interval.map(|_| wake_tx),
             commit_epoch: std::sync::atomic::AtomicU64::new(0),
+            claimed_queues: Mutex::default(),
             _lock: lock,
         });
         let (meta, chunk) = recover_chunks(&shared)?;
@@ -766,6 +803,26 @@ impl Store {
     pub(crate) async fn queue_remove(&self, queue: &str, seqs: Vec<u64>) -> Result<()> {
         let (shared, queue) = (self.shared.clone(), queue.to_owned());
         blocking(move || Ok(shared.index.queue_remove(&queue, &seqs)?)).await
+    }
+
+    /// Claims write-back queue `queue` for one manager until the claim drops: a second
+    /// manager serving it would upload its entries twice and count them wrong.
+    pub(crate) fn claim_queue(&self, queue: &str) -> Result<QueueClaim> {
+        if !self
+            .shared
+            .claimed_queues
+            .lock()
+            .expect("queue claims poisoned")
+            .insert(queue.to_owned())
+        {
+            return Err(Error::QueueInUse {
+                queue: queue.to_owned(),
+            });
+        }
+        Ok(QueueClaim {
+            shared: Arc::downgrade(&self.shared),
+            queue: queue.to_owned(),
+        })
     }
 
     /// The oldest `limit` entries of `queue`.

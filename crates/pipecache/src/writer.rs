@@ -73,6 +73,8 @@ pub(crate) struct QueueSlot {
     pub queue: String,
     /// Sequence number reserved by the manager.
     pub seq: u64,
+    /// What the entry asks of the tier (see [`QueueOp`]).
+    pub op: QueueOp,
 }
 
 /// What a maintenance request expects to find, re-checked when it applies.
@@ -354,7 +356,8 @@ impl Writer {
                         // Queued even when nothing was here locally: a remote tier may hold
                         // the key (evicted here, or put by another machine).
                         for slot in queue {
-                            st.queue_entries.push((slot, key.clone(), QueueOp::Delete));
+                            let op = slot.op;
+                            st.queue_entries.push((slot, key.clone(), op));
                         }
                     }
                     delete_replies.push((reply, existed));
@@ -921,7 +924,7 @@ impl Writer {
         st.artifacts.insert(p.key.clone(), Some(rec));
         for slot in &p.queue {
             st.queue_entries
-                .push((slot.clone(), p.key.clone(), QueueOp::Upload));
+                .push((slot.clone(), p.key.clone(), slot.op));
         }
         Ok(true)
     }

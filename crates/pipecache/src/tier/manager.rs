@@ -27,11 +27,12 @@ use super::pack::{BatchReport, DEFAULT_GRACE, PackGcReport, PackTier};
 use super::redis::{DEFAULT_REDIS_MAX_OBJECT, RedisTier};
 use super::{BackendKind, CacheBackend, Capabilities, Verified, for_each_bounded};
 use crate::artifact::validate_key;
+use crate::store::QueueClaim;
 use crate::writer::QueueSlot;
 use crate::{Artifact, Error, PutOptions, Result, Store, StoreOptions, StoredArtifact};
 use pipecache_format::record::ArtifactRecord;
 use pipecache_format::remote::RemoteRecord;
-use pipecache_index::QueueEntry;
+use pipecache_index::{QueueEntry, QueueOp};
 
 /// Report of a remote GC pass.
 pub type RemoteGcReport = PackGcReport;
@@ -132,14 +133,15 @@ impl Queue {
         }
     }
 
-    /// Reserves the next entry of this queue for a put or delete of `key` about to commit;
-    /// `None` when the queue is full, unless `always` (deletes: bypassing the queue could
-    /// race an upload of the old value already under way).
-    fn reserve(&self, key: &str, always: bool) -> Option<QueueSlot> {
+    /// Reserves the next entry of this queue for a put or delete of `key` about to commit.
+    /// An upload gets `None` when the queue is full; a removal always gets its entry
+    /// (bypassing the queue could race an upload of an older value already under way, and
+    /// removals cost the tier no upload, so the capacity bounds uploads only).
+    fn reserve(&self, key: &str, op: QueueOp) -> Option<QueueSlot> {
         // Counted before the entry exists: the worker may upload and uncount it before the
         // commit's reply arrives, and the length must never wrap below zero. Checked and
         // counted in one step, so concurrent puts cannot pass the capacity together.
-        if always {
+        if op == QueueOp::Delete {
             self.len.fetch_add(1, Ordering::Relaxed);
         } else {
             self.len
@@ -154,6 +156,7 @@ impl Queue {
         Some(QueueSlot {
             queue: self.name.clone(),
             seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+            op,
         })
     }
 
@@ -163,7 +166,7 @@ impl Queue {
             tracing::warn!(
                 tier,
                 capacity = self.capacity,
-                "write-back queue full; uploads are dropped and counted"
+                "write-back queue full; uploads are dropped and counted (the tier's copies of their keys are removed)"
             );
         }
     }
@@ -188,13 +191,13 @@ impl Reservations {
         }
     }
 
-    /// Reserves an entry in the queue of tier `index`; false when the tier has none or it
-    /// is full (see [`Queue::reserve`] for `always`).
-    fn reserve(&mut self, index: usize, always: bool) -> bool {
+    /// Reserves an entry in the queue of tier `index`; false when the tier has none or, for
+    /// an upload, it is full (see [`Queue::reserve`]).
+    fn reserve(&mut self, index: usize, op: QueueOp) -> bool {
         let Some(q) = &self.inner.tiers[index].queue else {
             return false;
         };
-        let Some(slot) = q.reserve(&self.key, always) else {
+        let Some(slot) = q.reserve(&self.key, op) else {
             return false;
         };
         self.taken.push((index, slot));
@@ -406,14 +409,24 @@ pub struct PullReport {
     pub bytes_down: u64,
 }
 
+/// Background promotions in flight, and their end.
+#[derive(Debug, Default)]
+struct Promotions {
+    in_flight: AtomicUsize,
+    done: Notify,
+}
+
 #[derive(Debug)]
 struct Inner {
     local: Store,
     tiers: Vec<Tier>,
     shutdown: watch::Sender<bool>,
     workers: std::sync::Mutex<Vec<JoinHandle<()>>>,
-    promotions_in_flight: AtomicUsize,
-    promotions_done: Notify,
+    /// Background promotions; shared with their tasks, which drop their `Inner` handle
+    /// before counting themselves done, so `close` never finds one still holding it.
+    promotions: Arc<Promotions>,
+    /// This manager's write-back queues, held until the last handle and worker are gone.
+    _queue_claims: Vec<QueueClaim>,
 }
 
 /// The tiers of a cache, walked by priority: the local store first, then remote tiers.
@@ -514,6 +527,12 @@ impl ManagerBuilder {
         check_tiers(&self.tiers)?;
         self.tiers.sort_by_key(|t| t.priority);
         self.tiers.insert(0, local_tier(&self.local));
+        let queue_claims = self
+            .tiers
+            .iter()
+            .filter_map(|t| t.queue.as_ref())
+            .map(|q| self.local.claim_queue(&q.name))
+            .collect::<Result<Vec<_>>>()?;
         for t in &self.tiers {
             if let Some(q) = &t.queue {
                 let entries = self.local.queue_peek(&q.name, usize::MAX).await?;
@@ -531,8 +550,8 @@ impl ManagerBuilder {
             tiers: self.tiers,
             shutdown,
             workers: std::sync::Mutex::default(),
-            promotions_in_flight: AtomicUsize::new(0),
-            promotions_done: Notify::new(),
+            promotions: Arc::default(),
+            _queue_claims: queue_claims,
         });
         let mut workers = Vec::new();
         for i in 0..inner.tiers.len() {
@@ -568,8 +587,8 @@ impl From<Store> for CacheManager {
                 local: store,
                 shutdown,
                 workers: std::sync::Mutex::default(),
-                promotions_in_flight: AtomicUsize::new(0),
-                promotions_done: Notify::new(),
+                promotions: Arc::default(),
+                _queue_claims: Vec::new(),
             }),
         }
     }
@@ -786,7 +805,8 @@ impl CacheManager {
     fn promote(&self, from: usize, key: &str, item: StoredArtifact) {
         let inner = self.inner.clone();
         let key = key.to_owned();
-        inner.promotions_in_flight.fetch_add(1, Ordering::SeqCst);
+        let promotions = inner.promotions.clone();
+        promotions.in_flight.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             for tier in inner.tiers[..from].iter().rev() {
                 // A put or delete queued for the source tier since the read: the copy is
@@ -803,8 +823,9 @@ impl CacheManager {
                     Err(e) => tier.failed("promote", &key, &e),
                 }
             }
-            if inner.promotions_in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-                inner.promotions_done.notify_waiters();
+            drop(inner);
+            if promotions.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+                promotions.done.notify_waiters();
             }
         });
     }
@@ -812,8 +833,8 @@ impl CacheManager {
     /// Waits until every background promotion started so far has finished.
     pub async fn wait_promotions(&self) {
         loop {
-            let done = self.inner.promotions_done.notified();
-            if self.inner.promotions_in_flight.load(Ordering::SeqCst) == 0 {
+            let done = self.inner.promotions.done.notified();
+            if self.inner.promotions.in_flight.load(Ordering::SeqCst) == 0 {
                 return;
             }
             done.await;
@@ -845,8 +866,10 @@ impl CacheManager {
         //
         // An artifact too large for a tier is not sent there, but the tier's copy of an older
         // value under the key must go: after a local eviction it would come back through
-        // read-through. A write-back tier queues the key like a delete (never dropped, and the
-        // worker removes what it cannot send); a write-through tier deletes it directly.
+        // read-through, and other machines would read it. A write-back tier queues a removal
+        // (never dropped); a write-through tier deletes it directly. An upload dropped because
+        // the queue is full queues a removal the same way: the tier ends up without the key
+        // rather than with the value this put replaced.
         //
         // Every oversized put does so, a new key included: the tier may hold a value this
         // machine never had (another machine's put, or one evicted here). The cost is one
@@ -862,9 +885,11 @@ impl CacheManager {
                 bump(&tier.counters.skipped_too_large);
             }
             if let Some(q) = &tier.queue {
-                // Removing a stale copy queues like a delete: never dropped.
-                if !reserved.reserve(i + 1, !fits) {
+                if !fits {
+                    reserved.reserve(i + 1, QueueOp::Delete);
+                } else if !reserved.reserve(i + 1, QueueOp::Upload) {
                     q.count_drop(tier.backend.name());
+                    reserved.reserve(i + 1, QueueOp::Delete);
                 }
             } else if fits {
                 write_through.push(tier);
@@ -953,7 +978,7 @@ impl CacheManager {
         let mut reserved = Reservations::new(&self.inner, key);
         let mut direct = Vec::new();
         for (i, tier) in remotes.iter().enumerate() {
-            if !reserved.reserve(i + 1, true) {
+            if !reserved.reserve(i + 1, QueueOp::Delete) {
                 direct.push(tier);
             }
         }
@@ -1320,9 +1345,11 @@ struct WriteBackPlan {
 /// Plans a batch over `entries` (in queue order) from each key's current local size
 /// (`sizes`: `None` when absent or expired here). The tier must end up holding the key's
 /// current local value or nothing: a queued key means the tier's copy, if any, may be older.
-/// So a key present here and fitting the tier is uploaded, and every other key (deleted,
-/// evicted or expired here, too large for the tier) is deleted there, whatever operation
-/// was queued.
+/// A key with an upload entry in the batch follows its local state: present here and fitting
+/// the tier is uploaded, anything else (deleted, evicted or expired here, too large for the
+/// tier) is deleted there. A key queued only for removal (deleted, too large, or its upload
+/// dropped on a full queue) is deleted there even if present here: sending it would spend
+/// the upload the full queue refused, and nothing is the other answer the tier may give.
 ///
 /// Entries of a key already planned are settled with it. The batch stops taking entries once
 /// its uploads hold `max_bytes` (the first upload always goes, however large).
@@ -1332,6 +1359,11 @@ fn plan_write_back(
     fits: impl Fn(u64) -> bool,
     max_bytes: u64,
 ) -> WriteBackPlan {
+    let wants_upload: std::collections::HashSet<String> = entries
+        .iter()
+        .filter(|e| e.op == QueueOp::Upload)
+        .map(|e| e.key.clone())
+        .collect();
     let mut plan = WriteBackPlan::default();
     let mut planned = std::collections::HashSet::new();
     let mut bytes = 0u64;
@@ -1340,7 +1372,8 @@ fn plan_write_back(
             break;
         }
         if planned.insert(entry.key.clone()) {
-            match sizes.get(&entry.key).copied().flatten() {
+            let size = sizes.get(&entry.key).copied().flatten();
+            match size.filter(|_| wants_upload.contains(&entry.key)) {
                 Some(size) if fits(size) => {
                     bytes += size;
                     plan.uploads.push(entry.key.clone());
@@ -1486,10 +1519,9 @@ async fn read_write_back_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pipecache_index::QueueOp;
 
     /// Concurrent reservations never pass the capacity: the check and the count are one
-    /// atomic step. Deletes (`always`) may.
+    /// atomic step. Removals may.
     #[test]
     fn queue_reservations_stop_exactly_at_capacity() {
         let q = Queue::new("write-back:t".into(), 1_000);
@@ -1498,7 +1530,7 @@ mod tests {
             for _ in 0..8 {
                 s.spawn(|| {
                     for _ in 0..1_000 {
-                        if q.reserve("k", false).is_some() {
+                        if q.reserve("k", QueueOp::Upload).is_some() {
                             granted.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -1507,10 +1539,10 @@ mod tests {
         });
         assert_eq!(granted.load(Ordering::Relaxed), 1_000);
         assert_eq!(q.len.load(Ordering::Relaxed), 1_000);
-        assert!(q.reserve("k", false).is_none());
+        assert!(q.reserve("k", QueueOp::Upload).is_none());
         assert!(
-            q.reserve("k", true).is_some(),
-            "deletes queue past capacity"
+            q.reserve("k", QueueOp::Delete).is_some(),
+            "removals queue past capacity"
         );
         assert_eq!(q.len.load(Ordering::Relaxed), 1_001);
     }
@@ -1531,9 +1563,10 @@ mod tests {
         of.iter().map(|(k, s)| ((*k).to_owned(), *s)).collect()
     }
 
-    /// Each key's local state decides, whatever was queued: present and fitting uploads,
-    /// anything else (oversized, deleted, evicted) deletes the tier's copy. A key queued
-    /// twice is planned once and both entries are settled.
+    /// A key with an upload entry follows its local state: present and fitting uploads,
+    /// anything else (oversized, deleted, evicted) deletes the tier's copy. A key queued only
+    /// for removal is deleted there even when present here (its upload was dropped). A key
+    /// queued twice is planned once and both entries are settled.
     #[test]
     fn write_back_plan_follows_local_state() {
         let entries = vec![
@@ -1543,22 +1576,30 @@ mod tests {
             entry(4, "evicted", QueueOp::Upload),
             entry(5, "fits", QueueOp::Delete),
             entry(6, "evicted", QueueOp::Delete),
-            entry(7, "came-back", QueueOp::Delete),
+            entry(7, "dropped", QueueOp::Delete),
+            entry(8, "removed-then-put", QueueOp::Delete),
+            entry(9, "removed-then-put", QueueOp::Upload),
         ];
         let local = sizes(&[
             ("fits", Some(10)),
             ("oversized", Some(1_000)),
             ("deleted", None),
             ("evicted", None),
-            ("came-back", Some(5)),
+            ("dropped", Some(5)),
+            ("removed-then-put", Some(5)),
         ]);
         let plan = plan_write_back(entries.clone(), &local, |s| s <= 100, u64::MAX);
         assert_eq!(
             plan,
             WriteBackPlan {
                 done: entries,
-                uploads: vec!["fits".into(), "came-back".into()],
-                deletes: vec!["oversized".into(), "deleted".into(), "evicted".into()],
+                uploads: vec!["fits".into(), "removed-then-put".into()],
+                deletes: vec![
+                    "oversized".into(),
+                    "deleted".into(),
+                    "evicted".into(),
+                    "dropped".into()
+                ],
             }
         );
     }
