@@ -380,7 +380,7 @@ impl Index {
             IteratorMode::From(prefix, Direction::Forward),
         );
         for item in iter {
-            let (k, v) = item.map_err(rocks(format!("scan queue {queue}")))?;
+            let (k, v) = item.map_err(|e| rocks(format!("scan queue {queue}"))(e))?;
             if !k.starts_with(prefix) || out.len() >= limit {
                 break;
             }

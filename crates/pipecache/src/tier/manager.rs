@@ -430,9 +430,36 @@ struct Inner {
 }
 
 /// The tiers of a cache, walked by priority: the local store first, then remote tiers.
+///
+/// Clones share one manager. [`CacheManager::close`] stops it and closes the local store;
+/// dropping the last clone without it stops the write-back workers too (queued entries stay
+/// queued), and the store closes once they have exited.
 #[derive(Clone, Debug)]
 pub struct CacheManager {
     inner: Arc<Inner>,
+    _handles: Arc<StopOnDrop>,
+}
+
+/// Held by every clone of a [`CacheManager`] (never by its own tasks): the last one dropped
+/// stops the workers, which would otherwise keep the manager and its store alive for good.
+#[derive(Debug)]
+struct StopOnDrop(std::sync::Weak<Inner>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade() {
+            let _ = inner.shutdown.send(true);
+        }
+    }
+}
+
+impl CacheManager {
+    fn with_inner(inner: Arc<Inner>) -> Self {
+        CacheManager {
+            _handles: Arc::new(StopOnDrop(Arc::downgrade(&inner))),
+            inner,
+        }
+    }
 }
 
 /// Builds a [`CacheManager`] tier by tier.
@@ -561,7 +588,7 @@ impl ManagerBuilder {
             }
         }
         *inner.workers.lock().expect("workers poisoned") = workers;
-        Ok(CacheManager { inner })
+        Ok(CacheManager::with_inner(inner))
     }
 }
 
@@ -581,16 +608,14 @@ impl From<Store> for CacheManager {
     /// A manager with only the local tier.
     fn from(store: Store) -> Self {
         let (shutdown, _) = watch::channel(false);
-        CacheManager {
-            inner: Arc::new(Inner {
-                tiers: vec![local_tier(&store)],
-                local: store,
-                shutdown,
-                workers: std::sync::Mutex::default(),
-                promotions: Arc::default(),
-                _queue_claims: Vec::new(),
-            }),
-        }
+        CacheManager::with_inner(Arc::new(Inner {
+            tiers: vec![local_tier(&store)],
+            local: store,
+            shutdown,
+            workers: std::sync::Mutex::default(),
+            promotions: Arc::default(),
+            _queue_claims: Vec::new(),
+        }))
     }
 }
 
@@ -1300,7 +1325,12 @@ impl CacheManager {
         for w in workers {
             let _ = w.await;
         }
-        match Arc::try_unwrap(self.inner) {
+        let CacheManager {
+            inner,
+            _handles: handles,
+        } = self;
+        drop(handles);
+        match Arc::try_unwrap(inner) {
             Ok(inner) => {
                 let Inner { local, tiers, .. } = inner;
                 drop(tiers);
