@@ -1,6 +1,6 @@
 //! A manager dropped without `close` does not keep its store open for good: the last clone
 //! dropped stops the write-back workers, the store closes once they exit, and the directory
-//! opens again in the same process with the queued uploads still queued.
+//! opens again in the same process; whatever was still queued is uploaded from there.
 
 use std::time::{Duration, Instant};
 

@@ -615,11 +615,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                         println!("{}", serde_json::to_string_pretty(&r)?);
                     } else {
                         println!(
-                            "pushed {} of {} artifact(s) to {} ({} already there): {} blob(s) in {} pack(s), {} reused, {} bytes up in {} request(s)",
+                            "pushed {} of {} artifact(s) to {} ({} already there, {} left to the write-back queue): {} blob(s) in {} pack(s), {} reused, {} bytes up in {} request(s)",
                             r.pushed,
                             r.artifacts,
                             r.tier,
                             r.already_remote,
+                            r.pending_upload,
                             r.blobs_uploaded,
                             r.packs,
                             r.blobs_reused,

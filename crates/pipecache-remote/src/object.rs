@@ -59,6 +59,8 @@ pub struct ObjectStore {
     target: Arc<str>,
     deadline: Duration,
     stats: Arc<TransferStats>,
+    /// A filesystem store's temporary-write directory ([`ATOMIC_WRITE_DIR`]).
+    temp_dir: Option<Arc<Path>>,
 }
 
 /// Directory under a filesystem store's root where objects are written before their rename
@@ -67,7 +69,8 @@ const ATOMIC_WRITE_DIR: &str = ".pipecache-tmp";
 
 /// A file in [`ATOMIC_WRITE_DIR`] untouched for this long is a crashed write's leftover (a
 /// live write ends within its deadline, far sooner; machines sharing the directory may be
-/// writing right now, so nothing younger is touched). Removed when a store opens.
+/// writing right now, so nothing younger is touched). See
+/// [`ObjectStore::remove_stale_temp_files`].
 const STALE_TEMP_AGE: Duration = Duration::from_secs(60 * 60);
 
 /// Removes leftovers of crashed writes from `dir` (see [`STALE_TEMP_AGE`]); returns how many.
@@ -113,10 +116,6 @@ impl ObjectStore {
         })?;
         // Written to a temporary file and renamed into place: a reader on another machine
         // never sees a half-written object (records are rewritten in place otherwise).
-        remove_stale_temp_files(
-            &path.join(ATOMIC_WRITE_DIR),
-            STALE_TEMP_AGE.max(deadline * 2),
-        );
         let builder = opendal::services::Fs::default()
             .root(root)
             .atomic_write_dir(&format!("{root}/{ATOMIC_WRITE_DIR}"));
@@ -124,7 +123,25 @@ impl ObjectStore {
             target: target.clone(),
             reason: e.to_string(),
         })?;
-        Ok(Self::with_operator(op, target, deadline))
+        Ok(Self {
+            temp_dir: Some(path.join(ATOMIC_WRITE_DIR).into()),
+            ..Self::with_operator(op, target, deadline)
+        })
+    }
+
+    /// Removes what crashed writes left in a filesystem store's temporary-write directory:
+    /// files untouched for an hour, or twice the deadline if longer (younger ones may be a
+    /// live write of another machine sharing the directory). Returns how many; a no-op for
+    /// other stores. Housekeeping: a file it cannot remove is logged and left.
+    pub async fn remove_stale_temp_files(&self) -> usize {
+        let Some(dir) = self.temp_dir.clone() else {
+            return 0;
+        };
+        let min_age = STALE_TEMP_AGE.max(self.deadline.saturating_mul(2));
+        // A directory listing on a possibly slow network share: off the async threads.
+        tokio::task::spawn_blocking(move || remove_stale_temp_files(&dir, min_age))
+            .await
+            .unwrap_or(0)
     }
 
     /// An S3-protocol bucket. Does not touch the network; call [`ObjectStore::check`].
@@ -178,6 +195,7 @@ impl ObjectStore {
             target: target.into(),
             deadline,
             stats: Arc::default(),
+            temp_dir: None,
         }
     }
 

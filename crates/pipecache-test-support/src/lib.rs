@@ -327,7 +327,7 @@ impl AckLog {
 
 /// Runs `pipecache <args>` with `--dir dir`, SIGKILLs it `after` its first line of output
 /// (so a slow start, exec and store open, does not eat the time the child works), and
-/// returns its stdout lines. A child that prints nothing for 60 s is killed then.
+/// returns its stdout lines. A child that prints nothing for 60 s is killed `after` that.
 pub fn run_and_kill(
     bin: &Path,
     dir: &Path,

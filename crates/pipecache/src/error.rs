@@ -123,7 +123,7 @@ pub enum Error {
     /// Another manager on this store already serves the write-back queue (a tier name used
     /// by two managers at once: each would upload and count the other's entries).
     #[error(
-        "write-back queue {queue:?} is already served by another manager on this store; close it first, or clone that manager to share it"
+        "write-back queue {queue:?} is already served by another manager on this store; close it first (a dropped one lets go once its workers stop), or clone that manager to share it"
     )]
     QueueInUse {
         /// Queue name (`write-back:<tier name>`).

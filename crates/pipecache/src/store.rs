@@ -194,13 +194,7 @@ impl Shared {
                                 Err(_) if attempt < 3 => {
                                     return self.get_attempt(key, attempt + 1);
                                 }
-                                Err(e) => {
-                                    return Err(self.count(Error::from_format(
-                                        e,
-                                        Some(key),
-                                        Some(part.hash),
-                                    )));
-                                }
+                                Err(_) => self.read_blob(Some(key), part.hash, &now)?,
                             }
                         }
                         _ if attempt < 3 && self.record_changed(key, rec.seq)? => {

@@ -245,7 +245,7 @@ struct BatchState {
     access: Vec<(String, u64)>,
     expiry_put: Vec<(u64, String)>,
     expiry_del: Vec<(u64, String)>,
-    queue_entries: Vec<(QueueSlot, String, QueueOp)>,
+    queue_entries: Vec<(QueueSlot, String)>,
     blobs_written: u64,
     blobs_deduped: u64,
     bytes_written: u64,
@@ -356,8 +356,7 @@ impl Writer {
                         // Queued even when nothing was here locally: a remote tier may hold
                         // the key (evicted here, or put by another machine).
                         for slot in queue {
-                            let op = slot.op;
-                            st.queue_entries.push((slot, key.clone(), op));
+                            st.queue_entries.push((slot, key.clone()));
                         }
                     }
                     delete_replies.push((reply, existed));
@@ -923,8 +922,7 @@ impl Writer {
         st.access.push((p.key.clone(), now));
         st.artifacts.insert(p.key.clone(), Some(rec));
         for slot in &p.queue {
-            st.queue_entries
-                .push((slot.clone(), p.key.clone(), slot.op));
+            st.queue_entries.push((slot.clone(), p.key.clone()));
         }
         Ok(true)
     }
@@ -1182,8 +1180,8 @@ impl Writer {
                 );
             }
         }
-        for (slot, key, op) in &st.queue_entries {
-            b.put_queue_entry(&slot.queue, slot.seq, key, *op);
+        for (slot, key) in &st.queue_entries {
+            b.put_queue_entry(&slot.queue, slot.seq, key, slot.op);
         }
         b.put_meta(&st.meta);
         index.commit(b, sync)?;

@@ -46,6 +46,8 @@ const QUEUE_BATCH: usize = 64;
 /// A write-back batch stops taking entries once its artifacts hold this many bytes, so 64
 /// keyframe sets never sit in memory at once.
 const QUEUE_BATCH_BYTES: u64 = 64 << 20;
+/// Removals a write-back worker sends at once.
+const WRITE_BACK_DELETES: usize = 8;
 /// Longest wait between retries of a failing write-back upload.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Artifacts fetched at once by `sync pull`.
@@ -76,7 +78,10 @@ struct Queue {
     name: String,
     capacity: u64,
     next_seq: AtomicU64,
+    /// Entries waiting, uploads and removals.
     len: AtomicU64,
+    /// Upload entries waiting: what the capacity bounds.
+    uploads: AtomicU64,
     dropped: AtomicU64,
     notify: Notify,
     /// Keys with entries waiting (reserved or committed), with their entry counts. The
@@ -92,6 +97,7 @@ impl Queue {
             capacity,
             next_seq: AtomicU64::new(1),
             len: AtomicU64::new(0),
+            uploads: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             notify: Notify::new(),
             pending: std::sync::Mutex::default(),
@@ -102,14 +108,30 @@ impl Queue {
         self.pending.lock().expect("pending keys poisoned")
     }
 
-    /// Uncounts `n` entries (never below zero: a length that wrapped would refuse every
-    /// later reservation).
-    fn settled(&self, n: u64) {
-        let _ = self
-            .len
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |len| {
-                Some(len.saturating_sub(n))
+    /// Counts entries with operations `ops` as queued (a queue loaded at open).
+    fn counted<'o>(&self, ops: impl IntoIterator<Item = &'o QueueOp>) {
+        for op in ops {
+            self.len.fetch_add(1, Ordering::Relaxed);
+            if *op == QueueOp::Upload {
+                self.uploads.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Uncounts entries with operations `ops` (never below zero: a count that wrapped
+    /// would refuse every later reservation).
+    fn settled<'o>(&self, ops: impl IntoIterator<Item = &'o QueueOp>) {
+        let down = |c: &AtomicU64| {
+            let _ = c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(1))
             });
+        };
+        for op in ops {
+            down(&self.len);
+            if *op == QueueOp::Upload {
+                down(&self.uploads);
+            }
+        }
     }
 
     /// True while `key` has an entry waiting in this queue.
@@ -139,17 +161,16 @@ impl Queue {
     /// removals cost the tier no upload, so the capacity bounds uploads only).
     fn reserve(&self, key: &str, op: QueueOp) -> Option<QueueSlot> {
         // Counted before the entry exists: the worker may upload and uncount it before the
-        // commit's reply arrives, and the length must never wrap below zero. Checked and
+        // commit's reply arrives, and the counts must never wrap below zero. Checked and
         // counted in one step, so concurrent puts cannot pass the capacity together.
-        if op == QueueOp::Delete {
-            self.len.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.len
+        if op == QueueOp::Upload {
+            self.uploads
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                     (n < self.capacity).then_some(n + 1)
                 })
                 .ok()?;
         }
+        self.len.fetch_add(1, Ordering::Relaxed);
         // Pending from the reservation on: the worker settles an entry only after it
         // commits, so the count never goes below zero.
         self.add_pending(key);
@@ -236,7 +257,7 @@ impl Reservations {
     }
 
     fn settle(self, written: bool) {
-        for (index, _) in &self.taken {
+        for (index, slot) in &self.taken {
             let q = self.inner.tiers[*index]
                 .queue
                 .as_ref()
@@ -244,7 +265,7 @@ impl Reservations {
             if written {
                 q.notify.notify_one();
             } else {
-                q.settled(1);
+                q.settled([&slot.op]);
                 q.remove_pending([self.key.as_str()]);
             }
         }
@@ -354,7 +375,8 @@ pub struct TierStats {
     pub skipped_too_large: u64,
     /// Write-back entries waiting.
     pub queue_length: u64,
-    /// Write-back entries dropped because the queue was full.
+    /// Uploads dropped because the queue was full (each queued a removal of the tier's
+    /// copy instead).
     pub queue_dropped: u64,
     /// Bytes uploaded.
     pub bytes_up: u64,
@@ -375,6 +397,9 @@ pub struct PushReport {
     pub pushed: u64,
     /// Artifacts the remote already had (same kind, metadata, parts and expiry).
     pub already_remote: u64,
+    /// Keys left to the tier's write-back queue (entries not yet applied): a push could be
+    /// undone by a queued removal or repeat a queued upload. Push again once it drained.
+    pub pending_upload: u64,
     /// Blobs uploaded.
     pub blobs_uploaded: u64,
     /// Blobs already remote and reused.
@@ -560,10 +585,17 @@ impl ManagerBuilder {
             .filter_map(|t| t.queue.as_ref())
             .map(|q| self.local.claim_queue(&q.name))
             .collect::<Result<Vec<_>>>()?;
+        // Leftovers of crashed fs-remote writes (never on a config check, which builds no
+        // manager).
+        for t in &self.tiers {
+            if let Remote::Pack(p) = &t.remote {
+                p.inner().store().remove_stale_temp_files().await;
+            }
+        }
         for t in &self.tiers {
             if let Some(q) = &t.queue {
                 let entries = self.local.queue_peek(&q.name, usize::MAX).await?;
-                q.len.store(entries.len() as u64, Ordering::Relaxed);
+                q.counted(entries.iter().map(|e| &e.op));
                 let last = entries.last().map_or(0, |e| e.seq);
                 q.next_seq.store(last + 1, Ordering::Relaxed);
                 for e in &entries {
@@ -584,7 +616,11 @@ impl ManagerBuilder {
         for i in 0..inner.tiers.len() {
             if inner.tiers[i].queue.is_some() {
                 let rx = inner.shutdown.subscribe();
-                workers.push(tokio::spawn(write_back_worker(inner.clone(), i, rx)));
+                let inner = inner.clone();
+                workers.push(tokio::spawn(async move {
+                    write_back_worker(&inner, i, rx).await;
+                    release_off_runtime(inner).await;
+                }));
             }
         }
         *inner.workers.lock().expect("workers poisoned") = workers;
@@ -848,7 +884,7 @@ impl CacheManager {
                     Err(e) => tier.failed("promote", &key, &e),
                 }
             }
-            drop(inner);
+            release_off_runtime(inner).await;
             if promotions.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
                 promotions.done.notify_waiters();
             }
@@ -1160,6 +1196,10 @@ impl CacheManager {
                 done += 1;
                 // Deleted or expired since the listing.
                 let Some(rec) = rec else { continue };
+                if t.is_pending(&key) {
+                    report.pending_upload += 1;
+                    continue;
+                }
                 // A remote record that differs (or expired there) is replaced: the push
                 // makes the remote hold this machine's value (last push wins).
                 let now = self.inner.local.options().clock.now_ms();
@@ -1426,7 +1466,14 @@ async fn wait(shutdown: &mut watch::Receiver<bool>, backoff: &mut Duration) -> b
     true
 }
 
-async fn write_back_worker(inner: Arc<Inner>, index: usize, mut shutdown: watch::Receiver<bool>) {
+/// Drops a task's manager handle on a blocking thread: after the last user handle is gone
+/// (dropped without `close`) a task may hold the last one, and dropping it closes the local
+/// store, which joins its writer and GC threads.
+async fn release_off_runtime(inner: Arc<Inner>) {
+    let _ = tokio::task::spawn_blocking(move || drop(inner)).await;
+}
+
+async fn write_back_worker(inner: &Inner, index: usize, mut shutdown: watch::Receiver<bool>) {
     let tier = &inner.tiers[index];
     let q = tier.queue.as_ref().expect("write-back tier has a queue");
     let mut backoff = Duration::from_millis(100);
@@ -1474,10 +1521,19 @@ async fn write_back_worker(inner: Arc<Inner>, index: usize, mut shutdown: watch:
             if !uploads.is_empty() {
                 tier.backend.put_many(&uploads).await?;
             }
-            for key in &deletes {
-                tier.backend.delete(key).await?;
-            }
-            Ok(())
+            // Distinct keys (one plan per key): their order does not matter, so a backlog of
+            // removals after an outage drains several at a time.
+            let backend = &tier.backend;
+            for_each_bounded(
+                deletes.iter().cloned(),
+                WRITE_BACK_DELETES,
+                |key| {
+                    let backend = backend.clone();
+                    async move { backend.delete(&key).await }
+                },
+                |r| r.map(drop),
+            )
+            .await
         }
         .await;
         match result {
@@ -1493,7 +1549,7 @@ async fn write_back_worker(inner: Arc<Inner>, index: usize, mut shutdown: watch:
                     }
                     continue;
                 }
-                q.settled(done.len() as u64);
+                q.settled(done.iter().map(|e| &e.op));
                 q.remove_pending(done.iter().map(|e| e.key.as_str()));
                 backoff = Duration::from_millis(100);
             }
@@ -1575,6 +1631,18 @@ mod tests {
             "removals queue past capacity"
         );
         assert_eq!(q.len.load(Ordering::Relaxed), 1_001);
+        // Settling a removal frees no upload slot; settling an upload does.
+        q.settled([&QueueOp::Delete]);
+        assert!(q.reserve("k", QueueOp::Upload).is_none());
+        q.settled([&QueueOp::Upload]);
+        assert!(q.reserve("k", QueueOp::Upload).is_some());
+        assert_eq!(
+            (
+                q.len.load(Ordering::Relaxed),
+                q.uploads.load(Ordering::Relaxed)
+            ),
+            (1_000, 1_000)
+        );
     }
 
     fn entry(seq: u64, key: &str, op: QueueOp) -> QueueEntry {
