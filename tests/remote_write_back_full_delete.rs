@@ -1,7 +1,8 @@
-//! A delete on a write-back tier whose queue is full still goes through the queue (never
-//! dropped, never a direct delete racing an upload): with the tier down and the queue at
-//! capacity, the delete succeeds locally, and once the tier is back the remote copy is gone
-//! while the queued upload arrives.
+//! A full write-back queue refuses uploads, never removals: with the tier down and the queue
+//! at capacity, a delete still goes through the queue (never dropped, never a direct delete
+//! racing an upload), and a put whose upload is dropped queues the removal of the tier's
+//! copy, so other machines read nothing rather than the value it replaced. Once the tier is
+//! back, the deleted and the replaced copies are gone and the queued upload arrives.
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use pipecache_test_support::servers::{RedisServer, TcpProxy};
 use pipecache_test_support::tiers::{open_temp_manager, redis_backend, with_queue_capacity};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_delete_on_a_full_queue_is_queued_not_dropped() {
+async fn a_full_queue_queues_removals_not_uploads() {
     let redis = RedisServer::start();
     let proxy = TcpProxy::start(redis.port());
     let backend = with_queue_capacity(redis_backend(&proxy.redis_url(), WritePolicy::WriteBack), 1);
@@ -25,6 +26,8 @@ async fn a_delete_on_a_full_queue_is_queued_not_dropped() {
     );
     m.put(old, art(0)).await.unwrap();
     m.drain_queues(Duration::from_secs(30)).await.unwrap();
+    m.put(dropped, art(9)).await.unwrap();
+    m.drain_queues(Duration::from_secs(30)).await.unwrap();
 
     proxy.set_down(true);
     m.put(new, art(1)).await.unwrap();
@@ -35,6 +38,7 @@ async fn a_delete_on_a_full_queue_is_queued_not_dropped() {
         (2, 1),
         "the dropped upload queues a removal past capacity: {s:?}"
     );
+    assert_eq!(m.get(dropped).await.unwrap(), Some(art(2)), "kept locally");
     assert!(
         m.delete(old).await.unwrap(),
         "the delete succeeds while the tier is down"
@@ -67,7 +71,7 @@ async fn a_delete_on_a_full_queue_is_queued_not_dropped() {
     assert_eq!(
         other.get(dropped).await.unwrap(),
         None,
-        "the dropped upload never did"
+        "neither the dropped upload nor the value it replaced is there"
     );
     other.close().await.unwrap();
 }
