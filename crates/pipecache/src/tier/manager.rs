@@ -78,8 +78,6 @@ struct Queue {
     name: String,
     capacity: u64,
     next_seq: AtomicU64,
-    /// Entries waiting, uploads and removals.
-    len: AtomicU64,
     /// Upload entries waiting: what the capacity bounds.
     uploads: AtomicU64,
     dropped: AtomicU64,
@@ -96,7 +94,6 @@ impl Queue {
             name,
             capacity,
             next_seq: AtomicU64::new(1),
-            len: AtomicU64::new(0),
             uploads: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             notify: Notify::new(),
@@ -108,28 +105,40 @@ impl Queue {
         self.pending.lock().expect("pending keys poisoned")
     }
 
-    /// Counts entries with operations `ops` as queued (a queue loaded at open).
-    fn counted<'o>(&self, ops: impl IntoIterator<Item = &'o QueueOp>) {
-        for op in ops {
-            self.len.fetch_add(1, Ordering::Relaxed);
-            if *op == QueueOp::Upload {
+    /// Entries waiting, uploads and removals (the pending keys' counts).
+    fn len(&self) -> u64 {
+        self.pending().values().sum()
+    }
+
+    /// Takes in the entries found in the index when the manager opens.
+    fn load(&self, entries: &[QueueEntry]) {
+        let last = entries.last().map_or(0, |e| e.seq);
+        self.next_seq.store(last + 1, Ordering::Relaxed);
+        for e in entries {
+            if e.op == QueueOp::Upload {
                 self.uploads.fetch_add(1, Ordering::Relaxed);
             }
+            self.add_pending(&e.key);
         }
     }
 
-    /// Uncounts entries with operations `ops` (never below zero: a count that wrapped
-    /// would refuse every later reservation).
-    fn settled<'o>(&self, ops: impl IntoIterator<Item = &'o QueueOp>) {
-        let down = |c: &AtomicU64| {
-            let _ = c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                Some(n.saturating_sub(1))
-            });
-        };
-        for op in ops {
-            down(&self.len);
-            if *op == QueueOp::Upload {
-                down(&self.uploads);
+    /// Uncounts entries (applied, or reserved for a commit that failed). The upload count
+    /// never goes below zero: one that wrapped would refuse every later reservation.
+    fn settled<'e>(&self, entries: impl IntoIterator<Item = (&'e str, QueueOp)>) {
+        let mut pending = self.pending();
+        for (key, op) in entries {
+            if op == QueueOp::Upload {
+                let _ = self
+                    .uploads
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                        Some(n.saturating_sub(1))
+                    });
+            }
+            if let Some(n) = pending.get_mut(key) {
+                *n -= 1;
+                if *n == 0 {
+                    pending.remove(key);
+                }
             }
         }
     }
@@ -141,18 +150,6 @@ impl Queue {
 
     fn add_pending(&self, key: &str) {
         *self.pending().entry(key.to_owned()).or_default() += 1;
-    }
-
-    fn remove_pending<'k>(&self, keys: impl IntoIterator<Item = &'k str>) {
-        let mut pending = self.pending();
-        for key in keys {
-            if let Some(n) = pending.get_mut(key) {
-                *n -= 1;
-                if *n == 0 {
-                    pending.remove(key);
-                }
-            }
-        }
     }
 
     /// Reserves the next entry of this queue for a put or delete of `key` about to commit.
@@ -170,7 +167,6 @@ impl Queue {
                 })
                 .ok()?;
         }
-        self.len.fetch_add(1, Ordering::Relaxed);
         // Pending from the reservation on: the worker settles an entry only after it
         // commits, so the count never goes below zero.
         self.add_pending(key);
@@ -265,8 +261,7 @@ impl Reservations {
             if written {
                 q.notify.notify_one();
             } else {
-                q.settled([&slot.op]);
-                q.remove_pending([self.key.as_str()]);
+                q.settled([(self.key.as_str(), slot.op)]);
             }
         }
     }
@@ -594,13 +589,7 @@ impl ManagerBuilder {
         }
         for t in &self.tiers {
             if let Some(q) = &t.queue {
-                let entries = self.local.queue_peek(&q.name, usize::MAX).await?;
-                q.counted(entries.iter().map(|e| &e.op));
-                let last = entries.last().map_or(0, |e| e.seq);
-                q.next_seq.store(last + 1, Ordering::Relaxed);
-                for e in &entries {
-                    q.add_pending(&e.key);
-                }
+                q.load(&self.local.queue_peek(&q.name, usize::MAX).await?);
             }
         }
         let (shutdown, _) = watch::channel(false);
@@ -1015,7 +1004,7 @@ impl CacheManager {
                 .tiers
                 .iter()
                 .filter_map(|t| t.queue.as_ref())
-                .map(|q| q.len.load(Ordering::Relaxed))
+                .map(Queue::len)
                 .sum();
             if waiting == 0 {
                 return Ok(());
@@ -1104,7 +1093,7 @@ impl CacheManager {
                     promotions: r(&t.counters.promotions),
                     puts: r(&t.counters.puts),
                     skipped_too_large: r(&t.counters.skipped_too_large),
-                    queue_length: t.queue.as_ref().map_or(0, |q| r(&q.len)),
+                    queue_length: t.queue.as_ref().map_or(0, Queue::len),
                     queue_dropped: t.queue.as_ref().map_or(0, |q| r(&q.dropped)),
                     bytes_up: transfer.map_or(0, |s| s.bytes_up),
                     bytes_down: transfer.map_or(0, |s| s.bytes_down),
@@ -1549,8 +1538,7 @@ async fn write_back_worker(inner: &Inner, index: usize, mut shutdown: watch::Rec
                     }
                     continue;
                 }
-                q.settled(done.iter().map(|e| &e.op));
-                q.remove_pending(done.iter().map(|e| e.key.as_str()));
+                q.settled(done.iter().map(|e| (e.key.as_str(), e.op)));
                 backoff = Duration::from_millis(100);
             }
             Err(e) => {
@@ -1624,25 +1612,19 @@ mod tests {
             }
         });
         assert_eq!(granted.load(Ordering::Relaxed), 1_000);
-        assert_eq!(q.len.load(Ordering::Relaxed), 1_000);
+        assert_eq!(q.len(), 1_000);
         assert!(q.reserve("k", QueueOp::Upload).is_none());
         assert!(
             q.reserve("k", QueueOp::Delete).is_some(),
             "removals queue past capacity"
         );
-        assert_eq!(q.len.load(Ordering::Relaxed), 1_001);
+        assert_eq!(q.len(), 1_001);
         // Settling a removal frees no upload slot; settling an upload does.
-        q.settled([&QueueOp::Delete]);
+        q.settled([("k", QueueOp::Delete)]);
         assert!(q.reserve("k", QueueOp::Upload).is_none());
-        q.settled([&QueueOp::Upload]);
+        q.settled([("k", QueueOp::Upload)]);
         assert!(q.reserve("k", QueueOp::Upload).is_some());
-        assert_eq!(
-            (
-                q.len.load(Ordering::Relaxed),
-                q.uploads.load(Ordering::Relaxed)
-            ),
-            (1_000, 1_000)
-        );
+        assert_eq!((q.len(), q.uploads.load(Ordering::Relaxed)), (1_000, 1_000));
     }
 
     fn entry(seq: u64, key: &str, op: QueueOp) -> QueueEntry {
