@@ -102,10 +102,11 @@ fn key_status_and_demo() {
     let out = run_cli(
         pipecache_bin!(),
         &store,
+        // The form: the stage tables sit in the config file, next to cache settings.
         &[
             "status",
             v,
-            "--pipeline",
+            "--config",
             pipeline.to_str().unwrap(),
             "--json",
         ],
@@ -121,14 +122,33 @@ fn key_status_and_demo() {
         "[keyframes]\nthreshold = 0.999\nmax_frame = 3000\n",
     )
     .unwrap();
+    // A file of its own behaves the same; a misspelt field is an error either way.
+    for flag in ["--pipeline", "--config"] {
+        let out = run_cli(
+            pipecache_bin!(),
+            &store,
+            &["status", v, flag, pipeline.to_str().unwrap()],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("unknown field"), "{flag}: {stderr}");
+    }
+    // Stages from two places: refused, not merged or picked silently.
+    std::fs::write(
+        &pipeline,
+        "[keyframes]\nthreshold = 0.999\nmax_frames = 30\n",
+    )
+    .unwrap();
+    let p = pipeline.to_str().unwrap();
     let out = run_cli(
         pipecache_bin!(),
         &store,
-        &["status", v, "--pipeline", pipeline.to_str().unwrap()],
+        &["status", v, "--pipeline", p, "--config", p],
         None,
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("given twice"));
 
     let out = run_cli(
         pipecache_bin!(),
@@ -143,13 +163,29 @@ fn key_status_and_demo() {
         "simulated costs are labelled: {text}"
     );
     assert!(text.contains("3/3 videos complete"), "{text}");
+    // Per stage: cold hits and misses, warm hits and misses, and the stage's dedup ratio.
     for stage in ["keyframes", "transcript", "descriptions", "embeddings"] {
-        assert!(
-            text.lines()
-                .any(|l| l.starts_with(stage) && l.split_whitespace().nth(1) == Some("3")),
-            "{stage} row: {text}"
+        let row: Vec<&str> = text
+            .lines()
+            .find(|l| l.starts_with(stage))
+            .unwrap_or_else(|| panic!("no {stage} row: {text}"))
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            (row[1], row[2], row[5], row[6]),
+            ("0", "3", "3", "0"),
+            "{stage}: cold hits/misses, warm hits/misses: {text}"
         );
+        let dedup: f64 = row[9].trim_end_matches('x').parse().unwrap();
+        // 20 frames per video, the first and last 5 shared by all three: 60 images, 40
+        // distinct (plus one small metadata part each).
+        if stage == "keyframes" {
+            assert!(dedup > 1.3, "shared frames dedup: {text}");
+        } else {
+            assert_eq!(dedup, 1.0, "{stage} shares nothing: {text}");
+        }
     }
+    assert!(text.contains("demo artifacts: logical"), "{text}");
     // The demo cleans up after itself: only the transcript put above remains.
     let stats = stdout_json(&run_cli(
         pipecache_bin!(),

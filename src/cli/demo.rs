@@ -283,21 +283,51 @@ pub async fn run(store: &Store, videos: usize, frames: usize, keep: bool) -> Res
         n
     };
 
+    // Per stage, what the demo's own artifacts take after dedup (not the whole store's).
+    let mut footprints = Vec::with_capacity(ArtifactKind::ALL.len());
+    let mut all_keys = Vec::new();
+    for kind in ArtifactKind::ALL {
+        let mut keys = Vec::with_capacity(paths.len());
+        for p in &paths {
+            if let Some(key) = config.key(&cache.fingerprint(p).await?, kind)? {
+                keys.push(key.to_string());
+            }
+        }
+        all_keys.extend(keys.iter().cloned());
+        footprints.push(store.footprint(keys).await?);
+    }
+
     println!(
-        "{:<13} {:>6} {:>12} {:>18} {:>6} {:>10} {:>10}",
-        "stage", "misses", "cold cache", "compute SIMULATED", "hits", "warm", "per video"
+        "{:<13} {:>24} {:>18} {:>33} {:>7}",
+        "", "------ cold pass -------", "", "---------- warm pass ------------", ""
+    );
+    println!(
+        "{:<13} {:>5} {:>6} {:>11} {:>18} {:>5} {:>6} {:>9} {:>10} {:>7}",
+        "stage",
+        "hits",
+        "misses",
+        "time",
+        "compute SIMULATED",
+        "hits",
+        "misses",
+        "time",
+        "per video",
+        "dedup"
     );
     for (i, kind) in ArtifactKind::ALL.iter().enumerate() {
         let (c, w) = (cold[i], warm[i]);
         println!(
-            "{:<13} {:>6} {:>10.1}ms {:>17.0}s {:>6} {:>8.1}ms {:>8.2}ms",
+            "{:<13} {:>5} {:>6} {:>9.1}ms {:>17.0}s {:>5} {:>6} {:>7.1}ms {:>8.2}ms {:>6.2}x",
             kind.as_str(),
+            c.hits,
             c.misses,
             c.cache_time.as_secs_f64() * 1e3,
             c.simulated_s,
             w.hits,
+            w.misses,
             w.cache_time.as_secs_f64() * 1e3,
             w.cache_time.as_secs_f64() * 1e3 / videos as f64,
+            footprints[i].dedup_ratio,
         );
     }
     let simulated: f64 = cold.iter().map(|t| t.simulated_s).sum();
@@ -306,9 +336,16 @@ pub async fn run(store: &Store, videos: usize, frames: usize, keep: bool) -> Res
         "\nsecond run: {:.1} ms for all {videos} videos (vs {simulated:.0} s SIMULATED compute on the first); {complete}/{videos} videos complete",
         warm_total * 1e3
     );
+    let demo = store.footprint(all_keys).await?;
+    println!(
+        "demo artifacts: logical {:.1} MB, unique {:.1} MB after dedup ({:.2}x)",
+        demo.logical_bytes as f64 / 1e6,
+        demo.unique_bytes as f64 / 1e6,
+        demo.dedup_ratio
+    );
     let s = store.stats().await?;
     println!(
-        "store: {} artifacts, logical {:.1} MB, unique {:.1} MB, stored {:.1} MB on disk in {} chunk file(s); dedup {:.2}x, compression {:.2}x",
+        "whole store: {} artifacts, logical {:.1} MB, unique {:.1} MB, stored {:.1} MB on disk in {} chunk file(s); dedup {:.2}x, compression {:.2}x",
         s.artifacts,
         s.logical_bytes as f64 / 1e6,
         s.unique_bytes as f64 / 1e6,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use pipecache::tier::{CacheConfig, parse_duration, parse_size};
+use pipecache::tier::{parse_duration, parse_size};
 use pipecache::{Artifact, CacheManager, GcOptions, Part, PutOptions, Store, StoreOptions};
 
 mod config;
@@ -191,8 +191,11 @@ enum Command {
     Status {
         /// The source video.
         video: PathBuf,
-        /// Pipeline config (TOML: [keyframes] threshold, max_frames; [transcript] model_size,
-        /// language; [descriptions] model, batch_size; [embeddings] model). Default: all stages.
+        /// Stages to check, from a file of their own (TOML: [keyframes] threshold,
+        /// max_frames; [transcript] model_size, language; [descriptions] model, batch_size;
+        /// [embeddings] model). The same tables may instead sit in the --config file next to
+        /// the cache settings (`status VIDEO --config pipeline.toml`). Default: all stages at
+        /// the seed's defaults.
         #[arg(long = "pipeline")]
         pipeline: Option<PathBuf>,
         /// How the video is fingerprinted.
@@ -310,10 +313,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         _ => None,
     };
-    let (mut config, origin) = match &cli.config {
+    let (file, origin) = match &cli.config {
         Some(path) => (config::load(path)?, path.display().to_string()),
-        None => (CacheConfig::default(), "(defaults)".to_owned()),
+        None => (config::ConfigFile::default(), "(defaults)".to_owned()),
     };
+    let (mut config, configured_stages) = (file.cache, file.pipeline);
     // Reads create the local store only when remote tiers can fill it (read-through).
     let has_remotes = config
         .backends
@@ -667,7 +671,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             fingerprint,
             json,
         } => {
-            let config = pipeline::load_config(pipeline.as_deref())?;
+            let config = match (pipeline, configured_stages) {
+                (Some(_), Some(_)) => anyhow::bail!(
+                    "pipeline stages given twice: in --pipeline and in the config file {origin}"
+                ),
+                (Some(path), None) => pipeline::load_config(&path)?,
+                (None, Some(stages)) => stages,
+                (None, None) => pipecache_pipeline::PipelineConfig::full(),
+            };
             if pipeline::status(&store, &video, &config, fingerprint.parse()?, json).await? {
                 ExitCode::SUCCESS
             } else {

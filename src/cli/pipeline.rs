@@ -27,17 +27,13 @@ pub fn key(video: &Path, kind: &str, params: &[String], mode: FingerprintMode) -
     Ok(())
 }
 
-/// Loads a pipeline config (TOML, unknown fields are errors), or the full default pipeline.
-pub fn load_config(path: Option<&Path>) -> Result<PipelineConfig> {
-    match path {
-        None => Ok(PipelineConfig::full()),
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read pipeline config {}", p.display()))?;
-            toml::from_str(&text)
-                .map_err(|e| anyhow::anyhow!("pipeline config {}: {}", p.display(), e.message()))
-        }
-    }
+/// Loads a pipeline config file of its own (`status --pipeline`; TOML, unknown fields are
+/// errors).
+pub fn load_config(path: &Path) -> Result<PipelineConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read pipeline config {}", path.display()))?;
+    toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("pipeline config {}: {}", path.display(), e.message()))
 }
 
 #[derive(Serialize)]

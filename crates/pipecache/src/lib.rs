@@ -51,7 +51,7 @@ pub use options::{
 pub use pipecache_format::BlobHash;
 pub use pipecache_remote::RemoteError;
 pub use rebuild::RebuildReport;
-pub use stats::{CounterSnapshot, Stats};
+pub use stats::{CounterSnapshot, Footprint, Stats};
 pub use store::{MARKER_FILE, STORE_VERSION, Store};
 pub use tier::{CacheBackend, CacheConfig, CacheManager};
 pub use verify::{DamagedBlob, LiveBytesMismatch, RefcountMismatch, RepairReport, VerifyReport};

@@ -1,4 +1,4 @@
-use pipecache_format::record::Totals;
+use pipecache_format::record::{ArtifactRecord, Totals};
 use serde::Serialize;
 
 /// Counters of one open store handle (since open).
@@ -62,6 +62,38 @@ pub struct Stats {
     pub compression_ratio: f64,
     /// Counters of this handle.
     pub counters: CounterSnapshot,
+}
+
+/// What a set of artifacts takes after dedup ([`crate::Store::footprint`]): the figures of
+/// [`Stats`] for chosen keys, e.g. one pipeline stage's artifacts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Footprint {
+    /// Artifacts found (absent and expired keys are not counted).
+    pub artifacts: u64,
+    /// Sum of their parts' sizes.
+    pub logical_bytes: u64,
+    /// Sum of the sizes of the distinct blobs their parts reference.
+    pub unique_bytes: u64,
+    /// `logical_bytes / unique_bytes` (1.0 when nothing is shared).
+    pub dedup_ratio: f64,
+}
+
+impl Footprint {
+    pub(crate) fn of<'r>(records: impl IntoIterator<Item = &'r ArtifactRecord>) -> Self {
+        let mut seen = std::collections::HashSet::new();
+        let mut f = Footprint::default();
+        for r in records {
+            f.artifacts += 1;
+            for p in &r.parts {
+                f.logical_bytes += p.len;
+                if seen.insert(p.hash) {
+                    f.unique_bytes += p.len;
+                }
+            }
+        }
+        f.dedup_ratio = ratio(f.logical_bytes, f.unique_bytes);
+        f
+    }
 }
 
 fn ratio(a: u64, b: u64) -> f64 {

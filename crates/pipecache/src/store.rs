@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 
 use crate::artifact::{ListEntry, Part, PutOptions, StoredArtifact, validate_key};
 use crate::lifecycle::{CompactReport, GcOptions, GcReport};
-use crate::stats::{CounterSnapshot, Stats};
+use crate::stats::{CounterSnapshot, Footprint, Stats};
 use crate::verify::{self, RepairReport, VerifyReport};
 use crate::writer::{PreparedPart, PutRequest, QueueSlot, Request, Writer};
 use crate::{Artifact, Error, Result, StoreOptions};
@@ -791,6 +791,13 @@ impl Store {
                 .collect())
         })
         .await
+    }
+
+    /// What the live artifacts among `keys` take after dedup: logical bytes against the
+    /// distinct blobs they reference (index records only, no blob read).
+    pub async fn footprint(&self, keys: Vec<String>) -> Result<Footprint> {
+        let records = self.records(keys).await?;
+        Ok(Footprint::of(records.iter().flatten()))
     }
 
     /// Removes entries `seqs` of `queue`.
