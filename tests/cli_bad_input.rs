@@ -1,7 +1,5 @@
 //! Bad input gets a one-line error and exit status 2, and never a half-made store.
 
-use std::os::unix::fs::PermissionsExt;
-
 use pipecache_format::chunk::CHUNK_HEADER_LEN;
 use pipecache_test_support::{assert_success, chunk_files, pipecache_bin, run_cli};
 
@@ -102,23 +100,26 @@ fn bad_inputs_are_clear_errors() {
         "not found",
     );
 
-    // An unreadable input directory (root ignores permissions, so only check when it applies).
-    let locked = tmp.path().join("locked");
-    std::fs::create_dir(&locked).unwrap();
-    std::fs::write(locked.join("x"), b"x").unwrap();
-    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
-    if std::fs::read_dir(&locked).is_err() {
-        assert_error(
-            &run_cli(
-                pipecache_bin!(),
-                &store,
-                &["put", "k", locked.to_str().unwrap()],
-                None,
-            ),
-            "cannot read",
-        );
-    }
-    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A directory input holding something that is not a regular file (here a symlink to a
+    // readable file) is refused before any store is made. (An unreadable directory cannot be
+    // staged here: the tests run as root, which reads through any permission bits.)
+    let linked = tmp.path().join("linked");
+    std::fs::create_dir(&linked).unwrap();
+    std::fs::write(linked.join("a.jpg"), b"x").unwrap();
+    std::os::unix::fs::symlink(&file, linked.join("b.jpg")).unwrap();
+    assert_error(
+        &run_cli(
+            pipecache_bin!(),
+            &store,
+            &["put", "k", linked.to_str().unwrap()],
+            None,
+        ),
+        "not a regular file",
+    );
+    assert!(
+        !store.exists(),
+        "a refused directory put must not create the store"
+    );
 }
 
 #[test]

@@ -1,9 +1,12 @@
 //! Which store directory the CLI uses, and how the config's tier structure is checked: one
 //! directory for every command (`--dir` or `$PIPECACHE_DIR`, else the config's filesystem
-//! `path`, else the default); `config --check` contacts the remote tiers without opening the
-//! local store; a misshapen local tier is an error, not ignored.
+//! `path`, else the user cache dir's `pipecache`, e.g. `$XDG_CACHE_HOME/pipecache`);
+//! `config --check` contacts the remote tiers without opening the local store; a misshapen
+//! local tier is an error, not ignored.
 
-use pipecache_test_support::{assert_success, pipecache_bin, run_cli, run_cli_args, stdout_json};
+use pipecache_test_support::{
+    assert_success, chunk_files, pipecache_bin, random_bytes, run_cli, run_cli_args, stdout_json,
+};
 
 fn write(path: &std::path::Path, text: &str) -> String {
     std::fs::write(path, text).unwrap();
@@ -83,6 +86,47 @@ fn every_command_uses_one_store_directory() {
     assert_eq!(first_column(with_env(&["ls"])), ["k3"]);
     let out = run_cli_args(pipecache_bin!(), &["--config", &cfg, "ls"], None);
     assert_eq!(first_column(out), ["k1"]);
+}
+
+#[test]
+fn without_dir_env_or_config_the_store_is_in_the_user_cache_dir() {
+    let work = tempfile::tempdir().unwrap();
+    let home = work.path().join("home");
+    let xdg = work.path().join("xdg-cache");
+    std::fs::create_dir(&home).unwrap();
+    let input = work.path().join("input.bin");
+    let data = random_bytes(5, 10_000);
+    std::fs::write(&input, &data).unwrap();
+    // No --dir, no --config, and neither variable that stands for them.
+    let run = |args: &[&str]| {
+        std::process::Command::new(pipecache_bin!())
+            .args(args)
+            .env_remove("PIPECACHE_DIR")
+            .env_remove("PIPECACHE_CONFIG")
+            .env("HOME", &home)
+            .env("XDG_CACHE_HOME", &xdg)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    assert_success(&run(&["put", "k", input.to_str().unwrap()]));
+    let dir = xdg.join("pipecache");
+    assert!(dir.join("index").is_dir(), "no store in {}", dir.display());
+    assert!(
+        !chunk_files(&dir).is_empty(),
+        "no chunk files in {}",
+        dir.display()
+    );
+    assert!(
+        !home.join(".cache").exists(),
+        "$HOME/.cache used although $XDG_CACHE_HOME is set"
+    );
+    let out = run(&["get", "k"]);
+    assert_success(&out);
+    assert!(out.stdout == data, "get k read back different bytes");
+    let out = run(&["stats", "--json"]);
+    assert_success(&out);
+    assert_eq!(stdout_json(&out)["artifacts"], 1);
 }
 
 #[test]

@@ -22,8 +22,13 @@ async fn a_write_back_queue_is_served_by_one_manager_at_a_time() {
         Err(Error::QueueInUse { queue }) => assert_eq!(queue, "write-back:share"),
         other => panic!("a second manager on the same queue was not refused: {other:?}"),
     }
+    // A write-through tier has the same queue (its calls are recorded there until applied).
+    match build("share", WritePolicy::WriteThrough).await {
+        Err(Error::QueueInUse { queue }) => assert_eq!(queue, "write-back:share"),
+        other => panic!("a write-through manager on the same queue was not refused: {other:?}"),
+    }
     let other_name = build("mirror", WritePolicy::WriteBack).await.unwrap();
-    let write_through = build("share", WritePolicy::WriteThrough).await.unwrap();
+    let write_through = build("mirror2", WritePolicy::WriteThrough).await.unwrap();
     // A clone shares the first manager's queue and claim: it is not a second manager.
     let clone = first.clone();
     drop(clone);

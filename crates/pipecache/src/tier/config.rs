@@ -209,6 +209,22 @@ pub struct CacheConfig {
     pub backends: Vec<BackendConfig>,
 }
 
+/// The line to quote in a TOML error: the message alone may not name the field (a bad value
+/// inside a `[[backends]]` entry points at the entry, whose type decides its fields). The
+/// line holding the value the message quotes (`` `-5` ``) is preferred, within what the error
+/// points at (`spanned`), then anywhere in `text`; else the first line pointed at.
+fn offending_line<'t>(spanned: &'t str, text: &'t str, message: &str) -> Option<&'t str> {
+    let lines = |t: &'t str| t.lines().map(str::trim).filter(|l| !l.is_empty());
+    let quoted = message.split('`').nth(1).filter(|q| !q.is_empty());
+    quoted
+        .and_then(|q| {
+            lines(spanned)
+                .find(|l| l.contains(q))
+                .or_else(|| lines(text).find(|l| l.contains(q)))
+        })
+        .or_else(|| lines(spanned).next())
+}
+
 /// Parses `90s`, `15m`, `12h`, `7d` (or plain seconds); must be positive.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -316,8 +332,15 @@ impl CacheConfig {
 
     /// Parses TOML; `origin` (a file name) prefixes errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| Error::InvalidOption {
-            reason: format!("config {origin}: {}", e.message()),
+        toml::from_str(text).map_err(|e| {
+            let message = e.message().trim_end();
+            let spanned = e.span().and_then(|span| text.get(span)).unwrap_or("");
+            let at = offending_line(spanned, text, message)
+                .map(|line| format!(" (at `{line}`)"))
+                .unwrap_or_default();
+            Error::InvalidOption {
+                reason: format!("config {origin}: {message}{at}"),
+            }
         })
     }
 

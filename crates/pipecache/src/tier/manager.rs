@@ -3,11 +3,13 @@
 //! - `get` walks tiers by priority; a hit below the top is returned at once and promoted to
 //!   the faster tiers in the background. Remote errors and timeouts are counted apart from
 //!   misses and logged once per episode (first failure, then recovery).
-//! - `put` always writes the local tier first; a `write-through` tier has the artifact when
-//!   the put returns (or the put fails, naming the tier, with the local copy kept); a
-//!   `write-back` tier gets the key on a persistent queue (the local index's `queue` CF),
-//!   drained by a worker with retries and exponential backoff, surviving restarts. A full
-//!   queue drops the upload, never the put, and counts the drop.
+//! - `put` always writes the local tier first, with an entry per remote tier on a persistent
+//!   queue (the local index's `queue` CF) in the same commit. A `write-back` tier's worker
+//!   uploads it, with retries and exponential backoff, surviving restarts. A `write-through`
+//!   put uploads it itself and has the tier holding the artifact when it returns; when the
+//!   tier fails, the put still succeeds locally and the entry stays for the worker (counted
+//!   as deferred), so a tier that is down never stops puts and never keeps a replaced value.
+//!   A full queue drops the upload, never the put, and counts the drop.
 //! - `sync_push`, `sync_pull` and `remote_gc` are the jobs behind `pipecache sync` and
 //!   `gc --remote`.
 
@@ -67,10 +69,23 @@ struct TierCounters {
     promotions: AtomicU64,
     puts: AtomicU64,
     skipped_too_large: AtomicU64,
+    deferred: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A key's entries waiting in one queue.
+#[derive(Debug, Default)]
+struct PendingKey {
+    /// Entries reserved or committed and not settled yet.
+    seqs: std::collections::HashSet<u64>,
+    /// Those a write-through call is applying itself: the worker leaves them alone until
+    /// that call has ended (see [`SyncAttempts`]).
+    in_flight: std::collections::HashSet<u64>,
+    /// The highest entry reserved for the key while it has been pending.
+    last_seq: u64,
 }
 
 #[derive(Debug)]
@@ -82,10 +97,11 @@ struct Queue {
     uploads: AtomicU64,
     dropped: AtomicU64,
     notify: Notify,
-    /// Keys with entries waiting (reserved or committed), with their entry counts. The
-    /// tier's copy of such a key may be older than the local value, so reads skip the tier
-    /// for it when the local tier misses (evicted or damaged before the upload).
-    pending: std::sync::Mutex<HashMap<String, u64>>,
+    /// Keys with entries waiting (reserved or committed), with their entry counts and the
+    /// last entry reserved. The tier's copy of such a key may be older than the local value,
+    /// so reads skip the tier for it when the local tier misses (evicted or damaged before
+    /// the upload).
+    pending: std::sync::Mutex<HashMap<String, PendingKey>>,
 }
 
 impl Queue {
@@ -101,13 +117,43 @@ impl Queue {
         }
     }
 
-    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+    /// Marks entry `seq` of `key` as applied by its own call, or no longer.
+    fn set_in_flight(&self, key: &str, seq: u64, on: bool) {
+        if let Some(p) = self.pending().get_mut(key) {
+            if on {
+                p.in_flight.insert(seq);
+            } else {
+                p.in_flight.remove(&seq);
+            }
+        }
+    }
+
+    /// Keeps the entries the worker may apply: pending (a peek may still show an entry a
+    /// call has just settled) and not in flight, judged in one step under the lock.
+    fn retain_workable(&self, entries: &mut Vec<QueueEntry>) {
+        let pending = self.pending();
+        entries.retain(|e| {
+            pending
+                .get(&e.key)
+                .is_some_and(|p| p.seqs.contains(&e.seq) && !p.in_flight.contains(&e.seq))
+        });
+    }
+
+    /// True when entry `seq` is the only one waiting for `key` and no later one was
+    /// reserved: whatever this entry's call wrote to the tier is the key's last write.
+    fn is_last(&self, key: &str, seq: u64) -> bool {
+        self.pending()
+            .get(key)
+            .is_some_and(|p| p.seqs.len() == 1 && p.seqs.contains(&seq) && p.last_seq == seq)
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, PendingKey>> {
         self.pending.lock().expect("pending keys poisoned")
     }
 
     /// Entries waiting, uploads and removals (the pending keys' counts).
     fn len(&self) -> u64 {
-        self.pending().values().sum()
+        self.pending().values().map(|p| p.seqs.len() as u64).sum()
     }
 
     /// Takes in the entries found in the index when the manager opens.
@@ -118,27 +164,32 @@ impl Queue {
             if e.op == QueueOp::Upload {
                 self.uploads.fetch_add(1, Ordering::Relaxed);
             }
-            self.add_pending(&e.key);
+            self.add_pending(&e.key, e.seq);
         }
     }
 
     /// Uncounts entries (applied, or reserved for a commit that failed). The upload count
     /// never goes below zero: one that wrapped would refuse every later reservation.
-    fn settled<'e>(&self, entries: impl IntoIterator<Item = (&'e str, QueueOp)>) {
+    fn settled<'e>(&self, entries: impl IntoIterator<Item = (&'e str, u64, QueueOp)>) {
         let mut pending = self.pending();
-        for (key, op) in entries {
+        for (key, seq, op) in entries {
+            // Each entry is settled once: a second settling (none is expected) changes nothing.
+            let Some(p) = pending.get_mut(key) else {
+                continue;
+            };
+            if !p.seqs.remove(&seq) {
+                continue;
+            }
+            p.in_flight.remove(&seq);
+            if p.seqs.is_empty() {
+                pending.remove(key);
+            }
             if op == QueueOp::Upload {
                 let _ = self
                     .uploads
                     .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                         Some(n.saturating_sub(1))
                     });
-            }
-            if let Some(n) = pending.get_mut(key) {
-                *n -= 1;
-                if *n == 0 {
-                    pending.remove(key);
-                }
             }
         }
     }
@@ -148,15 +199,21 @@ impl Queue {
         self.pending().contains_key(key)
     }
 
-    fn add_pending(&self, key: &str) {
-        *self.pending().entry(key.to_owned()).or_default() += 1;
+    /// Counts entry `seq` of `key`; true when the key had no other entry waiting.
+    fn add_pending(&self, key: &str, seq: u64) -> bool {
+        let mut pending = self.pending();
+        let p = pending.entry(key.to_owned()).or_default();
+        p.seqs.insert(seq);
+        p.last_seq = p.last_seq.max(seq);
+        p.seqs.len() == 1
     }
 
     /// Reserves the next entry of this queue for a put or delete of `key` about to commit.
     /// An upload gets `None` when the queue is full; a removal always gets its entry
     /// (bypassing the queue could race an upload of an older value already under way, and
     /// removals cost the tier no upload, so the capacity bounds uploads only).
-    fn reserve(&self, key: &str, op: QueueOp) -> Option<QueueSlot> {
+    /// With the slot comes whether it is the key's only entry (see [`SyncAttempts::finish`]).
+    fn reserve(&self, key: &str, op: QueueOp) -> Option<(QueueSlot, bool)> {
         // Counted before the entry exists: the worker may upload and uncount it before the
         // commit's reply arrives, and the counts must never wrap below zero. Checked and
         // counted in one step, so concurrent puts cannot pass the capacity together.
@@ -169,12 +226,16 @@ impl Queue {
         }
         // Pending from the reservation on: the worker settles an entry only after it
         // commits, so the count never goes below zero.
-        self.add_pending(key);
-        Some(QueueSlot {
-            queue: self.name.clone(),
-            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
-            op,
-        })
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let sole = self.add_pending(key, seq);
+        Some((
+            QueueSlot {
+                queue: self.name.clone(),
+                seq,
+                op,
+            },
+            sole,
+        ))
     }
 
     /// Counts an upload dropped because the queue was full (logged once).
@@ -183,7 +244,7 @@ impl Queue {
             tracing::warn!(
                 tier,
                 capacity = self.capacity,
-                "write-back queue full; uploads are dropped and counted (the tier's copies of their keys are removed)"
+                "upload queue full; uploads are dropped and counted (the tier's copies of their keys are removed)"
             );
         }
     }
@@ -197,6 +258,8 @@ struct Reservations {
     key: String,
     /// Tier index and slot.
     taken: Vec<(usize, QueueSlot)>,
+    /// Write-through entries reserved while no other entry of the key was waiting.
+    sole: std::collections::HashSet<u64>,
 }
 
 impl Reservations {
@@ -205,20 +268,44 @@ impl Reservations {
             inner: inner.clone(),
             key: key.to_owned(),
             taken: Vec::new(),
+            sole: std::collections::HashSet::new(),
         }
     }
 
     /// Reserves an entry in the queue of tier `index`; false when the tier has none or, for
-    /// an upload, it is full (see [`Queue::reserve`]).
+    /// an upload, it is full (see [`Queue::reserve`]). On a write-through tier the entry is
+    /// marked in flight: the call applies it itself once the local commit is done, and the
+    /// worker takes it only if that fails (or the call is dropped, or the process dies).
     fn reserve(&mut self, index: usize, op: QueueOp) -> bool {
-        let Some(q) = &self.inner.tiers[index].queue else {
+        let tier = &self.inner.tiers[index];
+        let Some(q) = &tier.queue else {
             return false;
         };
-        let Some(slot) = q.reserve(&self.key, op) else {
+        let Some((slot, sole)) = q.reserve(&self.key, op) else {
             return false;
         };
+        if tier.policy == Some(WritePolicy::WriteThrough) {
+            q.set_in_flight(&self.key, slot.seq, true);
+            if sole {
+                self.sole.insert(slot.seq);
+            }
+        }
         self.taken.push((index, slot));
         true
+    }
+
+    /// The write-through entries among those reserved, to apply after the commit.
+    fn sync_attempts(&self) -> SyncAttempts {
+        SyncAttempts {
+            inner: self.inner.clone(),
+            key: self.key.clone(),
+            entries: self
+                .taken
+                .iter()
+                .filter(|(i, _)| self.inner.tiers[*i].policy == Some(WritePolicy::WriteThrough))
+                .map(|(i, slot)| (*i, slot.clone(), self.sole.contains(&slot.seq)))
+                .collect(),
+        }
     }
 
     /// Runs the local commit `commit` (given the reserved slots) to its end in a task of its
@@ -261,8 +348,111 @@ impl Reservations {
             if written {
                 q.notify.notify_one();
             } else {
-                q.settled([(self.key.as_str(), slot.op)]);
+                q.settled([(self.key.as_str(), slot.seq, slot.op)]);
             }
+        }
+    }
+}
+
+/// A put's or delete's entries on write-through tiers, applied by the call itself after the
+/// local commit. Each entry is queued in the same WriteBatch as the local change, so a
+/// failed or interrupted call leaves the worker to bring the tier to the key's local state:
+/// a tier that is down never fails a put (the local tier keeps putting), and never keeps the
+/// value the put replaced.
+struct SyncAttempts {
+    inner: Arc<Inner>,
+    key: String,
+    /// Tier index, entry, and whether it was the key's only entry when reserved; each
+    /// removed from here once its attempt has ended.
+    entries: Vec<(usize, QueueSlot, bool)>,
+}
+
+impl SyncAttempts {
+    /// Applies each entry on its tier: the upload of `item` (absent when nothing is
+    /// uploaded) or a delete. Returns whether some tier had the key (deletes).
+    async fn run(mut self, item: Option<&StoredArtifact>) -> bool {
+        let mut existed = false;
+        // Each entry leaves `entries` only once its attempt has ended: dropped midway, the
+        // guard hands the current one and the rest to the worker.
+        while let Some((index, slot, sole)) = self.entries.first().cloned() {
+            let tier = &self.inner.tiers[index];
+            let result = match (slot.op, item) {
+                (QueueOp::Upload, Some(item)) => tier.backend.put(&self.key, item).await,
+                (QueueOp::Upload, None) => unreachable!("an upload entry comes with its artifact"),
+                (QueueOp::Delete, _) => tier.backend.delete(&self.key).await.map(|e| {
+                    existed |= e;
+                }),
+            };
+            let applied = match result {
+                Ok(()) => {
+                    if slot.op == QueueOp::Upload {
+                        bump(&tier.counters.puts);
+                    }
+                    tier.succeeded();
+                    true
+                }
+                Err(e) => {
+                    tier.failed(
+                        if slot.op == QueueOp::Upload {
+                            "put"
+                        } else {
+                            "delete"
+                        },
+                        &self.key,
+                        &e,
+                    );
+                    bump(&tier.counters.deferred);
+                    false
+                }
+            };
+            self.finish(index, &slot, applied && sole).await;
+            self.entries.remove(0);
+        }
+        existed
+    }
+
+    /// Ends one attempt. An applied entry is removed only when no other write of the key
+    /// can have raced it: it was the key's only entry when reserved (no earlier write under
+    /// way, by a call or the worker) and still is, with no later one reserved since. Any
+    /// other entry of the key means this call's write may have landed after a newer one;
+    /// the worker, which follows the key's local state, settles it instead.
+    async fn finish(&self, index: usize, slot: &QueueSlot, applied_alone: bool) {
+        let q = self.inner.tiers[index]
+            .queue
+            .as_ref()
+            .expect("reserved in a queue");
+        // Still in flight while it is removed: the worker must never pick up an entry this
+        // call is settling (it would upload a value read now, which could land after a
+        // later put of the key, and settle the entry twice).
+        if applied_alone && q.is_last(&self.key, slot.seq) {
+            match self.inner.local.queue_remove(&q.name, vec![slot.seq]).await {
+                Ok(()) => {
+                    // Settled and out of flight in one step: the worker never sees it as
+                    // workable, even from a peek made before the removal.
+                    q.settled([(self.key.as_str(), slot.seq, slot.op)]);
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(tier = self.inner.tiers[index].backend.name(), error = %e, "cannot update the upload queue; the worker applies the entry again")
+                }
+            }
+        }
+        q.set_in_flight(&self.key, slot.seq, false);
+        q.notify.notify_one();
+    }
+}
+
+impl Drop for SyncAttempts {
+    /// A call dropped before its attempts ended (its caller stopped waiting): the worker
+    /// takes the entries left.
+    fn drop(&mut self) {
+        for (index, slot, _) in &self.entries {
+            let q = self.inner.tiers[*index]
+                .queue
+                .as_ref()
+                .expect("reserved in a queue");
+            q.set_in_flight(&self.key, slot.seq, false);
+            q.notify.notify_one();
         }
     }
 }
@@ -368,7 +558,11 @@ pub struct TierStats {
     pub puts: u64,
     /// Artifacts not written because they exceed the tier's max_object_size.
     pub skipped_too_large: u64,
-    /// Write-back entries waiting.
+    /// Write-through puts and deletes that failed on this tier and were left to its queue
+    /// (the call still succeeded locally; the worker retries them).
+    pub deferred: u64,
+    /// Queue entries waiting (write-back uploads and removals; write-through calls not yet
+    /// applied).
     pub queue_length: u64,
     /// Uploads dropped because the queue was full (each queued a removal of the tier's
     /// copy instead).
@@ -497,8 +691,13 @@ impl Tier {
         policy: WritePolicy,
         queue_capacity: u64,
     ) -> Self {
-        let queue = (policy == WritePolicy::WriteBack)
-            .then(|| Queue::new(format!("write-back:{}", backend.name()), queue_capacity));
+        // Every remote tier has a queue: write-back tiers upload through it; write-through
+        // tiers record each call in it and remove the entry once the call has applied it.
+        // One name for both policies, so entries survive a change of policy.
+        let queue = Some(Queue::new(
+            format!("write-back:{}", backend.name()),
+            queue_capacity,
+        ));
         Tier {
             backend,
             remote,
@@ -678,6 +877,12 @@ fn remote_tiers(config: &CacheConfig, options: &StoreOptions) -> Result<Vec<Tier
             continue;
         };
         let capacity = capacity.unwrap_or(DEFAULT_QUEUE_CAPACITY);
+        // Zero would drop every upload (and turn every put into a removal on the tier).
+        if capacity == 0 {
+            return Err(Error::InvalidOption {
+                reason: format!("tier {name}: queue_capacity must be at least 1"),
+            });
+        }
         let remote = |e| Error::remote(&name, e);
         // Pack tiers (S3, fs-remote) differ only in their object store.
         let (kind, store, gc_grace) = match backend {
@@ -842,8 +1047,9 @@ impl CacheManager {
                 }
                 Err(e) => {
                     tier.failed("get", key, &e);
-                    // A local failure that no remote tier can answer for is the caller's.
-                    if i == 0 && !e.is_corruption() {
+                    // A local failure that no remote tier can answer for is the caller's:
+                    // damage included (an error naming the key and blob, never a quiet miss).
+                    if i == 0 {
                         local_error = Some(e);
                     }
                 }
@@ -911,43 +1117,44 @@ impl CacheManager {
             expires_at_ms: expires_ms,
             ..options
         };
-        // Write-back tiers get their queue entries in the local put's own commit, so a crash
-        // can never keep the artifact and lose its upload.
+        // Every remote tier gets its queue entry in the local put's own commit, so a crash
+        // can never keep the artifact and lose its upload: a write-back tier's worker
+        // uploads it; a write-through put uploads it itself below and removes the entry, and
+        // when that fails (the tier is down) the entry stays for the worker. The local tier
+        // keeps putting through an outage, and the tier never keeps the value this put
+        // replaced.
         //
         // An artifact too large for a tier is not sent there, but the tier's copy of an older
         // value under the key must go: after a local eviction it would come back through
-        // read-through, and other machines would read it. A write-back tier queues a removal
-        // (never dropped); a write-through tier deletes it directly. An upload dropped because
-        // the queue is full queues a removal the same way: the tier ends up without the key
-        // rather than with the value this put replaced.
+        // read-through, and other machines would read it. The tier gets a removal entry
+        // (never dropped) instead of an upload. An upload dropped because the queue is full
+        // queues a removal the same way: the tier ends up without the key rather than with
+        // the value this put replaced.
         //
         // Every oversized put does so, a new key included: the tier may hold a value this
         // machine never had (another machine's put, or one evicted here). The cost is one
-        // queue entry or one delete per oversized put, next to a put that took seconds of
-        // pipeline work (keyframe sets are routinely over a Redis tier's limit).
+        // queue entry (and, write-through, one delete) per oversized put, next to a put that
+        // took seconds of pipeline work (keyframe sets are routinely over a Redis tier's
+        // limit).
         let size = artifact.logical_size();
         let mut reserved = Reservations::new(&self.inner, key);
-        let mut write_through = Vec::new();
-        let mut too_large = Vec::new();
         for (i, tier) in remotes.iter().enumerate() {
-            let fits = tier.fits_size(size);
-            if !fits {
+            let q = tier.queue.as_ref().expect("remote tiers have a queue");
+            if !tier.fits_size(size) {
                 bump(&tier.counters.skipped_too_large);
-            }
-            if let Some(q) = &tier.queue {
-                if !fits {
-                    reserved.reserve(i + 1, QueueOp::Delete);
-                } else if !reserved.reserve(i + 1, QueueOp::Upload) {
-                    q.count_drop(tier.backend.name());
-                    reserved.reserve(i + 1, QueueOp::Delete);
-                }
-            } else if fits {
-                write_through.push(tier);
-            } else {
-                too_large.push(tier);
+                reserved.reserve(i + 1, QueueOp::Delete);
+            } else if !reserved.reserve(i + 1, QueueOp::Upload) {
+                q.count_drop(tier.backend.name());
+                reserved.reserve(i + 1, QueueOp::Delete);
             }
         }
-        let copy = (!write_through.is_empty()).then(|| artifact.clone());
+        // Made before the commit: a caller that stops waiting leaves the entries to the worker.
+        let attempts = reserved.sync_attempts();
+        let uploads = attempts
+            .entries
+            .iter()
+            .any(|(_, slot, _)| slot.op == QueueOp::Upload);
+        let copy = uploads.then(|| artifact.clone());
         let (store, owned_key) = (local.clone(), key.to_owned());
         let written =
             reserved
@@ -962,36 +1169,13 @@ impl CacheManager {
         if !written? {
             return Ok(());
         }
-        let mut failure = None;
-        for tier in too_large {
-            match tier.backend.delete(key).await {
-                Ok(_) => tier.succeeded(),
-                Err(e) => {
-                    tier.failed("delete", key, &e);
-                    failure.get_or_insert(e);
-                }
-            }
-        }
-        if let Some(artifact) = copy {
-            let item = StoredArtifact {
-                artifact,
-                created_ms: now,
-                expires_ms,
-            };
-            for tier in write_through {
-                match tier.backend.put(key, &item).await {
-                    Ok(()) => {
-                        bump(&tier.counters.puts);
-                        tier.succeeded();
-                    }
-                    Err(e) => {
-                        tier.failed("put", key, &e);
-                        failure.get_or_insert(e);
-                    }
-                }
-            }
-        }
-        failure.map_or(Ok(()), Err)
+        let item = copy.map(|artifact| StoredArtifact {
+            artifact,
+            created_ms: now,
+            expires_ms,
+        });
+        attempts.run(item.as_ref()).await;
+        Ok(())
     }
 
     /// Waits until every write-back queue is empty, or `timeout` passes (then an error
@@ -1022,34 +1206,23 @@ impl CacheManager {
     /// read-through). Returns whether any tier had it.
     pub async fn delete(&self, key: &str) -> Result<bool> {
         validate_key(key)?;
-        let remotes = &self.inner.tiers[1..];
-        // A write-back tier deletes through its queue, in order with the uploads before it:
-        // deleting directly could race an upload of the old value already under way.
+        // Every remote tier deletes through its queue, in order with the uploads before it:
+        // deleting directly could race an upload of the old value already under way. A
+        // write-through delete is applied by this call once the local one committed (the
+        // worker retries it if the tier is down).
         let mut reserved = Reservations::new(&self.inner, key);
-        let mut direct = Vec::new();
-        for (i, tier) in remotes.iter().enumerate() {
-            if !reserved.reserve(i + 1, QueueOp::Delete) {
-                direct.push(tier);
-            }
+        for i in 1..self.inner.tiers.len() {
+            reserved.reserve(i, QueueOp::Delete);
         }
+        let attempts = reserved.sync_attempts();
         let (store, owned_key) = (self.inner.local.clone(), key.to_owned());
-        let mut existed = reserved
+        let existed = reserved
             .commit(
                 move |slots| async move { store.delete_queued(&owned_key, slots).await },
                 Result::is_ok,
             )
             .await?;
-        let mut failure = None;
-        for tier in direct {
-            match tier.backend.delete(key).await {
-                Ok(e) => existed |= e,
-                Err(e) => {
-                    tier.failed("delete", key, &e);
-                    failure.get_or_insert(e);
-                }
-            }
-        }
-        failure.map_or(Ok(existed), Err)
+        Ok(attempts.run(None).await || existed)
     }
 
     /// Live keys starting with `prefix` in any tier that can list (the local store and the
@@ -1093,6 +1266,7 @@ impl CacheManager {
                     promotions: r(&t.counters.promotions),
                     puts: r(&t.counters.puts),
                     skipped_too_large: r(&t.counters.skipped_too_large),
+                    deferred: r(&t.counters.deferred),
                     queue_length: t.queue.as_ref().map_or(0, Queue::len),
                     queue_dropped: t.queue.as_ref().map_or(0, |q| r(&q.dropped)),
                     bytes_up: transfer.map_or(0, |s| s.bytes_up),
@@ -1474,7 +1648,11 @@ async fn write_back_worker(inner: &Inner, index: usize, mut shutdown: watch::Rec
         // like remote ones, not counted against the tier: a worker that stopped would leave
         // its keys pending until a restart.
         let entries = match inner.local.queue_peek(&q.name, QUEUE_BATCH).await {
-            Ok(e) => e,
+            // Entries a write-through call is still applying are that call's.
+            Ok(mut e) => {
+                q.retain_workable(&mut e);
+                e
+            }
             Err(e) => {
                 tracing::error!(tier = tier.backend.name(), error = %e, "cannot read the write-back queue; retrying");
                 if !wait(&mut shutdown, &mut backoff).await {
@@ -1538,7 +1716,7 @@ async fn write_back_worker(inner: &Inner, index: usize, mut shutdown: watch::Rec
                     }
                     continue;
                 }
-                q.settled(done.iter().map(|e| (e.key.as_str(), e.op)));
+                q.settled(done.iter().map(|e| (e.key.as_str(), e.seq, e.op)));
                 backoff = Duration::from_millis(100);
             }
             Err(e) => {
@@ -1614,17 +1792,50 @@ mod tests {
         assert_eq!(granted.load(Ordering::Relaxed), 1_000);
         assert_eq!(q.len(), 1_000);
         assert!(q.reserve("k", QueueOp::Upload).is_none());
-        assert!(
-            q.reserve("k", QueueOp::Delete).is_some(),
-            "removals queue past capacity"
-        );
+        let (removal, _) = q
+            .reserve("k", QueueOp::Delete)
+            .expect("removals queue past capacity");
         assert_eq!(q.len(), 1_001);
-        // Settling a removal frees no upload slot; settling an upload does.
-        q.settled([("k", QueueOp::Delete)]);
+        // Settling a removal frees no upload slot; settling an upload does, once.
+        q.settled([("k", removal.seq, QueueOp::Delete)]);
         assert!(q.reserve("k", QueueOp::Upload).is_none());
-        q.settled([("k", QueueOp::Upload)]);
+        q.settled([("k", 1, QueueOp::Upload)]);
+        q.settled([("k", 1, QueueOp::Upload)]);
         assert!(q.reserve("k", QueueOp::Upload).is_some());
+        assert!(q.reserve("k", QueueOp::Upload).is_none());
         assert_eq!((q.len(), q.uploads.load(Ordering::Relaxed)), (1_000, 1_000));
+    }
+
+    /// The worker takes only entries still pending and not being applied by their own call,
+    /// and a call removes its entry only while no other write of the key was reserved.
+    #[test]
+    fn write_through_entries_are_the_calls_until_released() {
+        let q = Queue::new("write-back:t".into(), 10);
+        let (a, sole) = q.reserve("k", QueueOp::Upload).unwrap();
+        assert!(sole);
+        q.set_in_flight("k", a.seq, true);
+        let peek = || {
+            let mut e = vec![entry(a.seq, "k", QueueOp::Upload)];
+            q.retain_workable(&mut e);
+            e.len()
+        };
+        assert_eq!(peek(), 0, "in flight: the call's");
+        assert!(q.is_last("k", a.seq));
+        // A later write of the key: the first call must leave its entry to the worker.
+        let (b, sole) = q.reserve("k", QueueOp::Delete).unwrap();
+        assert!(!sole);
+        q.settled([("k", b.seq, QueueOp::Delete)]);
+        assert!(
+            !q.is_last("k", a.seq),
+            "a later write was reserved meanwhile"
+        );
+        q.set_in_flight("k", a.seq, false);
+        assert_eq!(peek(), 1, "released: the worker's");
+        // Settled by its call: a peek made before the removal must not offer it.
+        q.set_in_flight("k", a.seq, true);
+        q.settled([("k", a.seq, QueueOp::Upload)]);
+        assert_eq!(peek(), 0, "settled entries are never workable");
+        assert_eq!(q.len(), 0);
     }
 
     fn entry(seq: u64, key: &str, op: QueueOp) -> QueueEntry {
