@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use pipecache::{Artifact, ManualClock};
 use pipecache_format::chunk_file_name;
 use pipecache_test_support::{
-    TempStore, assert_reads_back, chunk_files, lifecycle_options, random_bytes,
+    TempStore, assert_reads_back, chunk_files, clip_artifact, clip_key, lifecycle_options,
 };
 
 const N: u64 = 200;
@@ -15,13 +15,11 @@ const SIZE: usize = 20_000;
 const CHUNK: u64 = 64 << 10;
 
 fn key(i: u64) -> String {
-    format!("clip:{i:03}:embeddings")
+    clip_key(i)
 }
 
 fn artifact(i: u64) -> Artifact {
-    Artifact::default()
-        .with_kind("embeddings")
-        .with_part("vec", random_bytes(i, SIZE))
+    clip_artifact(i, SIZE)
 }
 
 fn kept(i: u64) -> bool {

@@ -11,7 +11,8 @@ use pipecache_format::chunk::CHUNK_HEADER_LEN;
 use pipecache_format::record::{Record, RecordFrame};
 use pipecache_format::{ChunkScanner, FRAME_HEADER_LEN, FrameKind, chunk_file_name};
 use pipecache_test_support::{
-    TempStore, assert_reads_back, chunk_files, chunk_id, lifecycle_options, random_bytes,
+    TempStore, assert_reads_back, chunk_files, chunk_id, clip_artifact, clip_key,
+    lifecycle_options, random_bytes,
 };
 
 /// Payload of every artifact: equal-sized and incompressible, so every artifact occupies the
@@ -28,13 +29,11 @@ const CHUNK: u64 =
 const N: u64 = 3 * PER_CHUNK + 2;
 
 fn key(i: u64) -> String {
-    format!("clip:{i:03}:embeddings")
+    clip_key(i)
 }
 
 fn artifact(i: u64) -> Artifact {
-    Artifact::default()
-        .with_kind("embeddings")
-        .with_part("vec", random_bytes(i, SIZE))
+    clip_artifact(i, SIZE)
 }
 
 /// Deleted from the first chunk: 4 of 10 (60% live).

@@ -73,6 +73,19 @@ impl TempStore {
     }
 }
 
+/// Key of the `i`-th single-part embeddings artifact of the compaction tests.
+pub fn clip_key(i: u64) -> String {
+    format!("clip:{i:03}:embeddings")
+}
+
+/// The `i`-th embeddings artifact: one incompressible part of `size` bytes, so chunk fill and
+/// live fractions are exact.
+pub fn clip_artifact(i: u64, size: usize) -> pipecache::Artifact {
+    pipecache::Artifact::default()
+        .with_kind("embeddings")
+        .with_part("vec", random_bytes(i, size))
+}
+
 /// Deterministic incompressible bytes (stand-in for JPEG frames, embeddings).
 pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut rng = StdRng::seed_from_u64(seed);
