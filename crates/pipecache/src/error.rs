@@ -120,10 +120,10 @@ pub enum Error {
     /// The store was closed or its writer thread stopped.
     #[error("store is closed")]
     Closed,
-    /// Another manager on this store already serves the write-back queue (a tier name used
-    /// by two managers at once: each would upload and count the other's entries).
+    /// Another manager on this store already serves the tier's queue (a remote tier name
+    /// used by two managers at once: each would upload and count the other's entries).
     #[error(
-        "write-back queue {queue:?} is already served by another manager on this store; close it first (a dropped one lets go once its workers stop), or clone that manager to share it"
+        "upload queue {queue:?} is already served by another manager on this store; close it first (a dropped one lets go once its workers stop), or clone that manager to share it"
     )]
     QueueInUse {
         /// Queue name (`write-back:<tier name>`).

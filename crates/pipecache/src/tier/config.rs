@@ -105,7 +105,8 @@ pub enum BackendConfig {
         timeout: Option<String>,
         /// Remote GC grace period (default `24h`).
         gc_grace: Option<String>,
-        /// Write-back queue capacity (default 100000).
+        /// Upload queue capacity (default 100000): write-back uploads waiting, or
+        /// write-through ones not yet applied; a put past it removes the tier's copy instead.
         queue_capacity: Option<u64>,
     },
     /// Packs and records in a directory reached through opendal's fs service (a share).
@@ -123,7 +124,8 @@ pub enum BackendConfig {
         timeout: Option<String>,
         /// Remote GC grace period (default `24h`).
         gc_grace: Option<String>,
-        /// Write-back queue capacity (default 100000).
+        /// Upload queue capacity (default 100000): write-back uploads waiting, or
+        /// write-through ones not yet applied; a put past it removes the tier's copy instead.
         queue_capacity: Option<u64>,
     },
     /// Small artifacts whole in Redis, expiring with their TTL.
@@ -141,7 +143,8 @@ pub enum BackendConfig {
         write_policy: WritePolicy,
         /// Deadline of each call (default `5s`).
         timeout: Option<String>,
-        /// Write-back queue capacity (default 100000).
+        /// Upload queue capacity (default 100000): write-back uploads waiting, or
+        /// write-through ones not yet applied; a put past it removes the tier's copy instead.
         queue_capacity: Option<u64>,
     },
 }

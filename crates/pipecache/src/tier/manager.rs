@@ -128,6 +128,26 @@ impl Queue {
         }
     }
 
+    /// Entries of `entries` this queue does not count as pending.
+    fn uncounted(&self, entries: &[QueueEntry]) -> Vec<u64> {
+        let pending = self.pending();
+        entries
+            .iter()
+            .filter(|e| !pending.get(&e.key).is_some_and(|p| p.seqs.contains(&e.seq)))
+            .map(|e| e.seq)
+            .collect()
+    }
+
+    /// Counts an entry found in the index that no reservation counts (a commit that reported
+    /// an error although its batch landed): the worker applies it like any other.
+    fn adopt(&self, e: &QueueEntry) {
+        if e.op == QueueOp::Upload {
+            self.uploads.fetch_add(1, Ordering::Relaxed);
+        }
+        self.add_pending(&e.key, e.seq);
+        tracing::warn!(queue = %self.name, key = %e.key, seq = e.seq, "uncounted queue entry found; applying it");
+    }
+
     /// Keeps the entries the worker may apply: pending (a peek may still show an entry a
     /// call has just settled) and not in flight, judged in one step under the lock.
     fn retain_workable(&self, entries: &mut Vec<QueueEntry>) {
@@ -346,7 +366,11 @@ impl Reservations {
                 .as_ref()
                 .expect("reserved in a queue");
             if written {
-                q.notify.notify_one();
+                // A write-through entry is its call's until released (which wakes the
+                // worker then): waking it now would only read entries it must skip.
+                if self.inner.tiers[*index].policy != Some(WritePolicy::WriteThrough) {
+                    q.notify.notify_one();
+                }
             } else {
                 q.settled([(self.key.as_str(), slot.seq, slot.op)]);
             }
@@ -405,8 +429,10 @@ impl SyncAttempts {
                     false
                 }
             };
-            self.finish(index, &slot, applied && sole).await;
+            // Out of the guard's hands first: `finish` settles or releases it to the end,
+            // even if this call is dropped while it waits.
             self.entries.remove(0);
+            self.finish(index, slot, applied && sole).await;
         }
         existed
     }
@@ -416,29 +442,50 @@ impl SyncAttempts {
     /// way, by a call or the worker) and still is, with no later one reserved since. Any
     /// other entry of the key means this call's write may have landed after a newer one;
     /// the worker, which follows the key's local state, settles it instead.
-    async fn finish(&self, index: usize, slot: &QueueSlot, applied_alone: bool) {
-        let q = self.inner.tiers[index]
-            .queue
-            .as_ref()
-            .expect("reserved in a queue");
-        // Still in flight while it is removed: the worker must never pick up an entry this
-        // call is settling (it would upload a value read now, which could land after a
-        // later put of the key, and settle the entry twice).
-        if applied_alone && q.is_last(&self.key, slot.seq) {
-            match self.inner.local.queue_remove(&q.name, vec![slot.seq]).await {
-                Ok(()) => {
-                    // Settled and out of flight in one step: the worker never sees it as
-                    // workable, even from a peek made before the removal.
-                    q.settled([(self.key.as_str(), slot.seq, slot.op)]);
-                    return;
-                }
-                Err(e) => {
-                    tracing::error!(tier = self.inner.tiers[index].backend.name(), error = %e, "cannot update the upload queue; the worker applies the entry again")
+    async fn finish(&self, index: usize, slot: QueueSlot, applied_alone: bool) {
+        let (inner, key) = (self.inner.clone(), self.key.clone());
+        // In a task of its own: a caller that stops waiting during the removal must not leave
+        // the entry removed from the index but counted as pending (a drain would never end).
+        let task = tokio::spawn(async move {
+            Self::settle_or_release(&inner, index, &key, slot, applied_alone).await;
+            release_off_runtime(inner).await;
+        });
+        if let Err(e) = task.await
+            && e.is_panic()
+        {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+
+    async fn settle_or_release(
+        inner: &Inner,
+        index: usize,
+        key: &str,
+        slot: QueueSlot,
+        applied_alone: bool,
+    ) {
+        {
+            let tier = &inner.tiers[index];
+            let q = tier.queue.as_ref().expect("reserved in a queue");
+            // Still in flight while it is removed: the worker must never pick up an entry
+            // this call is settling (it would upload a value read now, which could land
+            // after a later put of the key).
+            if applied_alone && q.is_last(key, slot.seq) {
+                match inner.local.queue_remove(&q.name, vec![slot.seq]).await {
+                    Ok(()) => {
+                        // Settled and out of flight in one step: the worker never sees it
+                        // as workable, even from a peek made before the removal.
+                        q.settled([(key, slot.seq, slot.op)]);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::error!(tier = tier.backend.name(), error = %e, "cannot update the upload queue; the worker applies the entry again")
+                    }
                 }
             }
+            q.set_in_flight(key, slot.seq, false);
+            q.notify.notify_one();
         }
-        q.set_in_flight(&self.key, slot.seq, false);
-        q.notify.notify_one();
     }
 }
 
@@ -504,7 +551,8 @@ impl Tier {
         }
     }
 
-    /// True while this tier's write-back queue holds an entry for `key`.
+    /// True while this tier's queue holds an entry for `key` (a write-back upload or
+    /// removal, or a write-through call not applied yet).
     fn is_pending(&self, key: &str) -> bool {
         self.queue.as_ref().is_some_and(|q| q.is_pending(key))
     }
@@ -1195,7 +1243,9 @@ impl CacheManager {
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(Error::Timeout {
-                    what: format!("{waiting} write-back uploads still queued after {timeout:?}"),
+                    what: format!(
+                        "{waiting} queue entries (uploads and removals) still waiting after {timeout:?}"
+                    ),
                 });
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -1650,6 +1700,17 @@ async fn write_back_worker(inner: &Inner, index: usize, mut shutdown: watch::Rec
         let entries = match inner.local.queue_peek(&q.name, QUEUE_BATCH).await {
             // Entries a write-through call is still applying are that call's.
             Ok(mut e) => {
+                // An entry not counted is either one a call settled after this read (its
+                // removal landed first: a second read no longer shows it) or an orphan (a
+                // second read still does), which is adopted rather than skipped forever.
+                let uncounted = q.uncounted(&e);
+                if !uncounted.is_empty()
+                    && let Ok(again) = inner.local.queue_peek(&q.name, QUEUE_BATCH).await
+                {
+                    for orphan in again.iter().filter(|a| uncounted.contains(&a.seq)) {
+                        q.adopt(orphan);
+                    }
+                }
                 q.retain_workable(&mut e);
                 e
             }
@@ -1836,6 +1897,14 @@ mod tests {
         q.settled([("k", a.seq, QueueOp::Upload)]);
         assert_eq!(peek(), 0, "settled entries are never workable");
         assert_eq!(q.len(), 0);
+        // An entry found in the index that nothing counts (a commit that reported an error
+        // but landed): adopted, then workable, never skipped for good.
+        let orphan = entry(99, "o", QueueOp::Upload);
+        assert_eq!(q.uncounted(std::slice::from_ref(&orphan)), [99]);
+        q.adopt(&orphan);
+        let mut e = vec![orphan];
+        q.retain_workable(&mut e);
+        assert_eq!((e.len(), q.len()), (1, 1));
     }
 
     fn entry(seq: u64, key: &str, op: QueueOp) -> QueueEntry {
