@@ -10,7 +10,9 @@ use pipecache::Artifact;
 use pipecache::tier::WritePolicy;
 use pipecache_test_support::json_like;
 use pipecache_test_support::servers::{RedisServer, TcpProxy};
-use pipecache_test_support::tiers::{open_temp_manager, redis_backend, with_queue_capacity};
+use pipecache_test_support::tiers::{
+    assert_redis_holds, open_temp_manager, redis_backend, with_queue_capacity,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_queues_removals_not_uploads() {
@@ -53,25 +55,17 @@ async fn a_full_queue_queues_removals_not_uploads() {
     m.drain_queues(Duration::from_secs(60)).await.unwrap();
     m.close().await.unwrap();
 
-    let (_other_dir, other) = open_temp_manager(
-        vec![redis_backend(&redis.url(), WritePolicy::WriteThrough)],
-        None,
+    assert_redis_holds(
+        &redis.url(),
+        &[
+            (old, None, "the remote copy was deleted"),
+            (new, Some(art(1)), "the queued upload arrived"),
+            (
+                dropped,
+                None,
+                "neither the dropped upload nor the value it replaced is there",
+            ),
+        ],
     )
     .await;
-    assert_eq!(
-        other.get(old).await.unwrap(),
-        None,
-        "the remote copy was deleted"
-    );
-    assert_eq!(
-        other.get(new).await.unwrap(),
-        Some(art(1)),
-        "the queued upload arrived"
-    );
-    assert_eq!(
-        other.get(dropped).await.unwrap(),
-        None,
-        "neither the dropped upload nor the value it replaced is there"
-    );
-    other.close().await.unwrap();
 }

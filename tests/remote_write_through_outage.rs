@@ -8,7 +8,7 @@ use pipecache::Artifact;
 use pipecache::tier::WritePolicy;
 use pipecache_test_support::json_like;
 use pipecache_test_support::servers::{RedisServer, TcpProxy};
-use pipecache_test_support::tiers::{open_manager, open_temp_manager, redis_backend};
+use pipecache_test_support::tiers::{assert_redis_holds, open_manager, redis_backend};
 
 const KEY: &str = "video:o:transcript:n=1";
 const GONE: &str = "video:o:transcript:n=2";
@@ -45,13 +45,15 @@ async fn a_downed_write_through_tier_catches_up_after_a_restart() {
     m.close().await.unwrap();
 
     // Another machine still sees the old values until the queue is applied.
-    let (_other_dir, other) = open_temp_manager(
-        vec![redis_backend(&redis.url(), WritePolicy::WriteThrough)],
-        None,
+    assert_redis_holds(
+        &redis.url(),
+        &[(
+            KEY,
+            Some(art(1)),
+            "the old value until the queue is applied",
+        )],
     )
     .await;
-    assert_eq!(other.get(KEY).await.unwrap(), Some(art(1)));
-    other.close().await.unwrap();
 
     proxy.set_down(false);
     let m = open_manager(dir.path(), vec![backend()], None).await;
@@ -70,20 +72,16 @@ async fn a_downed_write_through_tier_catches_up_after_a_restart() {
     assert!(s.bytes_up > 0, "{s:?}");
     m.close().await.unwrap();
 
-    let (_other_dir, other) = open_temp_manager(
-        vec![redis_backend(&redis.url(), WritePolicy::WriteThrough)],
-        None,
+    assert_redis_holds(
+        &redis.url(),
+        &[
+            (
+                KEY,
+                Some(art(3)),
+                "the tier holds the put's value, not the one it replaced",
+            ),
+            (GONE, None, "the deleted key is gone from the tier"),
+        ],
     )
     .await;
-    assert_eq!(
-        other.get(KEY).await.unwrap(),
-        Some(art(3)),
-        "the tier holds the put's value, not the one it replaced"
-    );
-    assert_eq!(
-        other.get(GONE).await.unwrap(),
-        None,
-        "the deleted key is gone from the tier"
-    );
-    other.close().await.unwrap();
 }

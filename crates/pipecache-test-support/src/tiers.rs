@@ -179,3 +179,14 @@ pub async fn open_s3_reader(s3: &crate::servers::S3Server) -> (tempfile::TempDir
     let m = open_s3_manager(dir.path(), s3, None, WritePolicy::WriteThrough).await;
     (dir, m)
 }
+
+/// What another machine reads from the Redis tier at `url` (a fresh manager, empty local
+/// tier): each key's artifact is `expected` (`None`: absent), else the test fails with `why`.
+pub async fn assert_redis_holds(url: &str, expected: &[(&str, Option<Artifact>, &str)]) {
+    let (_dir, other) =
+        open_temp_manager(vec![redis_backend(url, WritePolicy::WriteThrough)], None).await;
+    for (key, want, why) in expected {
+        assert_eq!(&other.get(key).await.unwrap(), want, "{key}: {why}");
+    }
+    other.close().await.unwrap();
+}

@@ -276,10 +276,8 @@ impl Queue {
 struct Reservations {
     inner: Arc<Inner>,
     key: String,
-    /// Tier index and slot.
-    taken: Vec<(usize, QueueSlot)>,
-    /// Write-through entries reserved while no other entry of the key was waiting.
-    sole: std::collections::HashSet<u64>,
+    /// Tier index, slot, and whether it was the key's only entry when reserved.
+    taken: Vec<(usize, QueueSlot, bool)>,
 }
 
 impl Reservations {
@@ -288,7 +286,6 @@ impl Reservations {
             inner: inner.clone(),
             key: key.to_owned(),
             taken: Vec::new(),
-            sole: std::collections::HashSet::new(),
         }
     }
 
@@ -306,11 +303,8 @@ impl Reservations {
         };
         if tier.policy == Some(WritePolicy::WriteThrough) {
             q.set_in_flight(&self.key, slot.seq, true);
-            if sole {
-                self.sole.insert(slot.seq);
-            }
         }
-        self.taken.push((index, slot));
+        self.taken.push((index, slot, sole));
         true
     }
 
@@ -322,8 +316,8 @@ impl Reservations {
             entries: self
                 .taken
                 .iter()
-                .filter(|(i, _)| self.inner.tiers[*i].policy == Some(WritePolicy::WriteThrough))
-                .map(|(i, slot)| (*i, slot.clone(), self.sole.contains(&slot.seq)))
+                .filter(|(i, _, _)| self.inner.tiers[*i].policy == Some(WritePolicy::WriteThrough))
+                .cloned()
                 .collect(),
         }
     }
@@ -341,7 +335,7 @@ impl Reservations {
         T: Send + 'static,
         F: std::future::Future<Output = Result<T>> + Send + 'static,
     {
-        let slots: Vec<QueueSlot> = self.taken.iter().map(|(_, slot)| slot.clone()).collect();
+        let slots: Vec<QueueSlot> = self.taken.iter().map(|(_, slot, _)| slot.clone()).collect();
         if slots.is_empty() {
             // Nothing to settle: no task needed.
             return commit(slots).await;
@@ -360,7 +354,7 @@ impl Reservations {
     }
 
     fn settle(self, written: bool) {
-        for (index, slot) in &self.taken {
+        for (index, slot, _) in &self.taken {
             let q = self.inner.tiers[*index]
                 .queue
                 .as_ref()
@@ -464,28 +458,26 @@ impl SyncAttempts {
         slot: QueueSlot,
         applied_alone: bool,
     ) {
-        {
-            let tier = &inner.tiers[index];
-            let q = tier.queue.as_ref().expect("reserved in a queue");
-            // Still in flight while it is removed: the worker must never pick up an entry
-            // this call is settling (it would upload a value read now, which could land
-            // after a later put of the key).
-            if applied_alone && q.is_last(key, slot.seq) {
-                match inner.local.queue_remove(&q.name, vec![slot.seq]).await {
-                    Ok(()) => {
-                        // Settled and out of flight in one step: the worker never sees it
-                        // as workable, even from a peek made before the removal.
-                        q.settled([(key, slot.seq, slot.op)]);
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::error!(tier = tier.backend.name(), error = %e, "cannot update the upload queue; the worker applies the entry again")
-                    }
+        let tier = &inner.tiers[index];
+        let q = tier.queue.as_ref().expect("reserved in a queue");
+        // Still in flight while it is removed: the worker must never pick up an entry
+        // this call is settling (it would upload a value read now, which could land
+        // after a later put of the key).
+        if applied_alone && q.is_last(key, slot.seq) {
+            match inner.local.queue_remove(&q.name, vec![slot.seq]).await {
+                Ok(()) => {
+                    // Settled and out of flight in one step: the worker never sees it
+                    // as workable, even from a peek made before the removal.
+                    q.settled([(key, slot.seq, slot.op)]);
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(tier = tier.backend.name(), error = %e, "cannot update the upload queue; the worker applies the entry again")
                 }
             }
-            q.set_in_flight(key, slot.seq, false);
-            q.notify.notify_one();
         }
+        q.set_in_flight(key, slot.seq, false);
+        q.notify.notify_one();
     }
 }
 
