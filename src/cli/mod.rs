@@ -356,7 +356,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         },
     };
     if let Command::Config { check } = &cli.command {
-        print!("{}", config.to_masked_toml());
+        let (effective, notes) = config.effective(&dir, &origin)?;
+        println!(
+            "# pipecache: effective configuration of {origin}; defaults written out, secrets masked"
+        );
+        for note in notes {
+            println!("# {note}");
+        }
+        print!("{}", effective.to_masked_toml());
         if *check {
             // Without opening the local store: it may not exist yet, or be in use.
             CacheManager::check_config(&config, &origin).await?;

@@ -2,13 +2,25 @@
 //! values are errors that name the field; nothing is silently ignored.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::pack::DEFAULT_GRACE;
+use super::redis::DEFAULT_REDIS_MAX_OBJECT;
 use crate::{CostWeighted, Error, EvictionPolicy, Lru, Result, StoreOptions};
+
+/// Default deadline of each call to a pack tier (S3, fs-remote).
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
+/// Default deadline of each Redis call: a shared low-latency tier that answers fast or not at
+/// all.
+pub const DEFAULT_REDIS_DEADLINE: Duration = Duration::from_secs(5);
+/// Default capacity of a remote tier's queue.
+pub const DEFAULT_QUEUE_CAPACITY: u64 = 100_000;
+/// Default S3 region.
+pub const DEFAULT_REGION: &str = "us-east-1";
 
 /// When a put reaches a remote tier.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -296,6 +308,66 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// `d` in the largest unit that states it exactly (`7d`, `90s`), as [`parse_duration`] reads.
+pub fn format_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    [(86_400, "d"), (3600, "h"), (60, "m")]
+        .into_iter()
+        .find(|(unit, _)| secs % unit == 0 && secs > 0)
+        .map_or_else(
+            || format!("{secs}s"),
+            |(unit, u)| format!("{}{u}", secs / unit),
+        )
+}
+
+/// `bytes` in the largest binary unit that states it exactly (`64MiB`), as [`parse_size`]
+/// reads.
+pub fn format_size(bytes: u64) -> String {
+    [
+        (1u64 << 40, "TiB"),
+        (1 << 30, "GiB"),
+        (1 << 20, "MiB"),
+        (1 << 10, "KiB"),
+    ]
+    .into_iter()
+    .find(|(unit, _)| bytes % unit == 0 && bytes > 0)
+    .map_or_else(
+        || bytes.to_string(),
+        |(unit, u)| format!("{}{u}", bytes / unit),
+    )
+}
+
+/// A backend's duration field, or `default` when unset; errors name the backend.
+pub(crate) fn duration_field(
+    backend: &str,
+    v: Option<&String>,
+    default: Duration,
+) -> Result<Duration> {
+    v.map_or(Ok(default), |s| {
+        parse_duration(s).map_err(|e| Error::InvalidOption {
+            reason: format!("backend {backend}: {e}"),
+        })
+    })
+}
+
+/// A backend's size field, or `default` when unset; errors name the backend and field.
+pub(crate) fn size_field(
+    backend: &str,
+    field: &str,
+    v: Option<&String>,
+    default: u64,
+) -> Result<u64> {
+    v.map_or(Ok(default), |s| {
+        parse_size(s).map_err(|e| Error::InvalidOption {
+            reason: format!("backend {backend}: {field}: {e}"),
+        })
+    })
+}
+
+/// What [`CacheConfig::effective`] cannot write as a value: each line says why a field is
+/// absent or where a value comes from (printed as comments).
+pub type ConfigNotes = Vec<String>;
+
 impl CacheConfig {
     /// The `filesystem` backend's `path` (the local store's directory), after checking the
     /// tier structure: at most one `filesystem` backend, at priority 0, named `local` if
@@ -352,6 +424,111 @@ impl CacheConfig {
         let mut c = self.clone();
         mask_secrets(&mut c);
         toml::to_string_pretty(&c).expect("a config always serializes")
+    }
+
+    /// The configuration as it takes effect on a store in `local_dir`: every value checked
+    /// (a bad one is the same error opening a store would give), every default written out,
+    /// the local tier's entry present and holding the store-wide `max_size` and
+    /// `eviction_policy`. Secrets are kept as given (print [`CacheConfig::to_masked_toml`]).
+    /// The notes say what no value can show: no size budget, AWS's own endpoint, credentials
+    /// read from the environment (whether they are set, never what they are).
+    pub fn effective(&self, local_dir: &Path, origin: &str) -> Result<(Self, ConfigNotes)> {
+        let mut options = StoreOptions::default();
+        self.apply(&mut options, origin)?;
+        self.local_path(origin)?;
+        let mut notes = ConfigNotes::new();
+        let max_size = options.max_size.map(format_size);
+        if max_size.is_none() {
+            notes.push("max_size: none (no size budget)".into());
+        }
+        let eviction_policy = Some(options.eviction.name().to_owned());
+        let mut backends = vec![BackendConfig::Filesystem {
+            name: Some("local".into()),
+            priority: 0,
+            path: Some(local_dir.to_owned()),
+            max_size: max_size.clone(),
+            eviction_policy: eviction_policy.clone(),
+        }];
+        for backend in &self.backends {
+            let tier = backend.name();
+            let mut b = backend.clone();
+            match &mut b {
+                BackendConfig::Filesystem { .. } => continue,
+                BackendConfig::S3 {
+                    name,
+                    endpoint,
+                    region,
+                    access_key_id,
+                    secret_access_key,
+                    timeout,
+                    gc_grace,
+                    queue_capacity,
+                    ..
+                } => {
+                    if endpoint.is_none() {
+                        notes.push(format!("{tier}: endpoint: AWS's, for the region"));
+                    }
+                    region.get_or_insert_with(|| DEFAULT_REGION.into());
+                    let from_env = |field: &str, var: &str| {
+                        let set = std::env::var(var).is_ok_and(|v| !v.is_empty());
+                        format!(
+                            "{tier}: {field}: from ${var} ({})",
+                            if set { "set" } else { "unset" }
+                        )
+                    };
+                    if access_key_id.is_none() {
+                        notes.push(from_env("access_key_id", "AWS_ACCESS_KEY_ID"));
+                    }
+                    if secret_access_key.is_none() {
+                        notes.push(from_env("secret_access_key", "AWS_SECRET_ACCESS_KEY"));
+                    }
+                    fill_remote(&tier, name, timeout, DEFAULT_DEADLINE, queue_capacity)?;
+                    let grace = duration_field(&tier, gc_grace.as_ref(), DEFAULT_GRACE)?;
+                    *gc_grace = Some(format_duration(grace));
+                }
+                BackendConfig::FsRemote {
+                    name,
+                    timeout,
+                    gc_grace,
+                    queue_capacity,
+                    ..
+                } => {
+                    fill_remote(&tier, name, timeout, DEFAULT_DEADLINE, queue_capacity)?;
+                    let grace = duration_field(&tier, gc_grace.as_ref(), DEFAULT_GRACE)?;
+                    *gc_grace = Some(format_duration(grace));
+                }
+                BackendConfig::Redis {
+                    name,
+                    max_object_size,
+                    timeout,
+                    queue_capacity,
+                    ..
+                } => {
+                    let max = size_field(
+                        &tier,
+                        "max_object_size",
+                        max_object_size.as_ref(),
+                        DEFAULT_REDIS_MAX_OBJECT,
+                    )?;
+                    *max_object_size = Some(format_size(max));
+                    fill_remote(&tier, name, timeout, DEFAULT_REDIS_DEADLINE, queue_capacity)?;
+                }
+            }
+            backends.push(b);
+        }
+        let effective = CacheConfig {
+            default_ttl: options.default_ttl.map(format_duration),
+            // Held by the local tier's entry, which wins over these.
+            max_size: None,
+            eviction_policy: None,
+            cost_hints: self.cost_hints.clone(),
+            compact_threshold: Some(options.compact_threshold),
+            chunk_size: Some(format_size(options.chunk_size)),
+            compact_batch_size: Some(format_size(options.compact_batch_bytes)),
+            enable_compression: Some(options.compression.enabled),
+            backends,
+        };
+        Ok((effective, notes))
     }
 
     /// The local (`filesystem`) backend entry, if any.
@@ -437,6 +614,33 @@ impl CacheConfig {
     }
 }
 
+/// Writes out a remote tier's name, deadline and queue capacity, checking them.
+fn fill_remote(
+    tier: &str,
+    name: &mut Option<String>,
+    timeout: &mut Option<String>,
+    default_timeout: Duration,
+    queue_capacity: &mut Option<u64>,
+) -> Result<()> {
+    *name = Some(tier.to_owned());
+    let deadline = duration_field(tier, timeout.as_ref(), default_timeout)?;
+    *timeout = Some(format_duration(deadline));
+    *queue_capacity = Some(queue_capacity_field(tier, *queue_capacity)?);
+    Ok(())
+}
+
+/// A remote tier's queue capacity, or the default when unset.
+pub(crate) fn queue_capacity_field(tier: &str, v: Option<u64>) -> Result<u64> {
+    let capacity = v.unwrap_or(DEFAULT_QUEUE_CAPACITY);
+    // Zero would drop every upload (and turn every put into a removal on the tier).
+    if capacity == 0 {
+        return Err(Error::InvalidOption {
+            reason: format!("tier {tier}: queue_capacity must be at least 1"),
+        });
+    }
+    Ok(capacity)
+}
+
 /// Replaces every secret in `config` (S3 secret keys, Redis passwords) with `***`.
 fn mask_secrets(config: &mut CacheConfig) {
     for b in &mut config.backends {
@@ -480,6 +684,30 @@ mod tests {
         );
         for bad in ["0", "0s", "-5m", "3fortnights", "", "h", "1.5h"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn formatted_values_read_back() {
+        for (d, shown) in [
+            (90, "90s"),
+            (120, "2m"),
+            (5400, "90m"),
+            (86_400, "1d"),
+            (129_600, "36h"),
+        ] {
+            let d = Duration::from_secs(d);
+            assert_eq!(format_duration(d), shown);
+            assert_eq!(parse_duration(shown).unwrap(), d);
+        }
+        for (b, shown) in [
+            (1, "1"),
+            (1000, "1000"),
+            (64 << 20, "64MiB"),
+            (3 << 39, "1536GiB"),
+        ] {
+            assert_eq!(format_size(b), shown);
+            assert_eq!(parse_size(shown).unwrap(), b);
         }
     }
 

@@ -24,7 +24,10 @@ use serde::Serialize;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use super::config::{BackendConfig, CacheConfig, WritePolicy, parse_duration, parse_size};
+use super::config::{
+    BackendConfig, CacheConfig, DEFAULT_DEADLINE, DEFAULT_REDIS_DEADLINE, DEFAULT_REGION,
+    WritePolicy, duration_field, queue_capacity_field, size_field,
+};
 use super::pack::{BatchReport, DEFAULT_GRACE, PackGcReport, PackTier};
 use super::redis::{DEFAULT_REDIS_MAX_OBJECT, RedisTier};
 use super::{BackendKind, CacheBackend, Capabilities, Verified, for_each_bounded};
@@ -39,10 +42,6 @@ use pipecache_index::{QueueEntry, QueueOp};
 /// Report of a remote GC pass.
 pub type RemoteGcReport = PackGcReport;
 
-/// Default deadline of a pack tier's calls.
-const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
-/// Default write-back queue capacity.
-const DEFAULT_QUEUE_CAPACITY: u64 = 100_000;
 /// Queue entries uploaded per batch by a write-back worker.
 const QUEUE_BATCH: usize = 64;
 /// A write-back batch stops taking entries once its artifacts hold this many bytes, so 64
@@ -916,13 +915,7 @@ fn remote_tiers(config: &CacheConfig, options: &StoreOptions) -> Result<Vec<Tier
         let Some((priority, policy, capacity)) = backend.remote_placement() else {
             continue;
         };
-        let capacity = capacity.unwrap_or(DEFAULT_QUEUE_CAPACITY);
-        // Zero would drop every upload (and turn every put into a removal on the tier).
-        if capacity == 0 {
-            return Err(Error::InvalidOption {
-                reason: format!("tier {name}: queue_capacity must be at least 1"),
-            });
-        }
+        let capacity = queue_capacity_field(&name, capacity)?;
         let remote = |e| Error::remote(&name, e);
         // Pack tiers (S3, fs-remote) differ only in their object store.
         let (kind, store, gc_grace) = match backend {
@@ -943,7 +936,7 @@ fn remote_tiers(config: &CacheConfig, options: &StoreOptions) -> Result<Vec<Tier
                     bucket: bucket.clone(),
                     prefix: prefix.clone(),
                     endpoint: endpoint.clone(),
-                    region: region.clone().unwrap_or_else(|| "us-east-1".into()),
+                    region: region.clone().unwrap_or_else(|| DEFAULT_REGION.into()),
                     access_key_id: access_key_id.clone().or_else(|| env("AWS_ACCESS_KEY_ID")),
                     secret_access_key: secret_access_key
                         .as_ref()
@@ -970,13 +963,13 @@ fn remote_tiers(config: &CacheConfig, options: &StoreOptions) -> Result<Vec<Tier
                 timeout,
                 ..
             } => {
-                let deadline = duration_field(&name, timeout.as_ref(), Duration::from_secs(5))?;
-                let max = match max_object_size {
-                    None => DEFAULT_REDIS_MAX_OBJECT,
-                    Some(s) => parse_size(s).map_err(|e| Error::InvalidOption {
-                        reason: format!("backend {name}: max_object_size: {e}"),
-                    })?,
-                };
+                let deadline = duration_field(&name, timeout.as_ref(), DEFAULT_REDIS_DEADLINE)?;
+                let max = size_field(
+                    &name,
+                    "max_object_size",
+                    max_object_size.as_ref(),
+                    DEFAULT_REDIS_MAX_OBJECT,
+                )?;
                 let store = RedisStore::new(url.expose(), RedisTier::KEY_PREFIX, deadline)
                     .map_err(remote)?;
                 let tier = RedisTier::new(&name, store, max, compression, clock.clone());
@@ -990,14 +983,6 @@ fn remote_tiers(config: &CacheConfig, options: &StoreOptions) -> Result<Vec<Tier
     }
     check_tiers(&tiers)?;
     Ok(tiers)
-}
-
-fn duration_field(name: &str, v: Option<&String>, default: Duration) -> Result<Duration> {
-    v.map_or(Ok(default), |s| {
-        parse_duration(s).map_err(|e| Error::InvalidOption {
-            reason: format!("backend {name}: {e}"),
-        })
-    })
 }
 
 impl CacheManager {
