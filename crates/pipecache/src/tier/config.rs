@@ -313,7 +313,7 @@ pub fn format_duration(d: Duration) -> String {
     let secs = d.as_secs();
     [(86_400, "d"), (3600, "h"), (60, "m")]
         .into_iter()
-        .find(|(unit, _)| secs % unit == 0 && secs > 0)
+        .find(|(unit, _)| secs > 0 && secs.is_multiple_of(*unit))
         .map_or_else(
             || format!("{secs}s"),
             |(unit, u)| format!("{}{u}", secs / unit),
@@ -330,7 +330,7 @@ pub fn format_size(bytes: u64) -> String {
         (1 << 10, "KiB"),
     ]
     .into_iter()
-    .find(|(unit, _)| bytes % unit == 0 && bytes > 0)
+    .find(|(unit, _)| bytes > 0 && bytes.is_multiple_of(*unit))
     .map_or_else(
         || bytes.to_string(),
         |(unit, u)| format!("{}{u}", bytes / unit),

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use pipecache_remote::{ObjectStore, RedisStore, S3Options, TransferSnapshot};
@@ -29,6 +29,7 @@ use super::config::{
     WritePolicy, duration_field, queue_capacity_field, size_field,
 };
 use super::pack::{BatchReport, DEFAULT_GRACE, PackGcReport, PackTier};
+use super::promotion::{PromotionOutcome, Promotions, promote};
 use super::redis::{DEFAULT_REDIS_MAX_OBJECT, RedisTier};
 use super::{BackendKind, CacheBackend, Capabilities, Verified, for_each_bounded};
 use crate::artifact::validate_key;
@@ -662,13 +663,6 @@ pub struct PullReport {
     pub bytes_down: u64,
 }
 
-/// Background promotions in flight, and their end.
-#[derive(Debug, Default)]
-struct Promotions {
-    in_flight: AtomicUsize,
-    done: Notify,
-}
-
 #[derive(Debug)]
 struct Inner {
     local: Store,
@@ -1083,43 +1077,34 @@ impl CacheManager {
         local_error.map_or(Ok(None), Err)
     }
 
+    /// Copies a hit in tier `from` into the faster tiers, nearest first, in the background.
     fn promote(&self, from: usize, key: &str, item: StoredArtifact) {
         let inner = self.inner.clone();
         let key = key.to_owned();
-        let promotions = inner.promotions.clone();
-        promotions.in_flight.fetch_add(1, Ordering::SeqCst);
-        tokio::spawn(async move {
-            for tier in inner.tiers[..from].iter().rev() {
-                // A put or delete queued for the source tier since the read: the copy is
-                // older than what this machine now holds (or deleted).
-                if inner.tiers[from].is_pending(&key) {
-                    break;
-                }
-                if !tier.fits(&item) {
-                    bump(&tier.counters.skipped_too_large);
-                    continue;
-                }
-                match tier.backend.put_copy(&key, &item).await {
-                    Ok(()) => bump(&tier.counters.promotions),
-                    Err(e) => tier.failed("promote", &key, &e),
+        self.inner.promotions.spawn(async move {
+            let faster = &inner.tiers[..from];
+            let targets: Vec<&dyn CacheBackend> =
+                faster.iter().rev().map(|t| &*t.backend).collect();
+            // A put or delete queued for the source tier since the read: the copy is older
+            // than what this machine now holds (or deleted).
+            let source = &inner.tiers[from];
+            let outcomes = promote(&key, &item, &targets, || !source.is_pending(&key)).await;
+            for (tier, outcome) in faster.iter().rev().zip(outcomes) {
+                match outcome {
+                    PromotionOutcome::Copied => bump(&tier.counters.promotions),
+                    PromotionOutcome::TooLarge => bump(&tier.counters.skipped_too_large),
+                    PromotionOutcome::Failed(e) => tier.failed("promote", &key, &e),
+                    PromotionOutcome::Stale => {}
                 }
             }
+            drop(targets);
             release_off_runtime(inner).await;
-            if promotions.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-                promotions.done.notify_waiters();
-            }
         });
     }
 
     /// Waits until every background promotion started so far has finished.
     pub async fn wait_promotions(&self) {
-        loop {
-            let done = self.inner.promotions.done.notified();
-            if self.inner.promotions.in_flight.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            done.await;
-        }
+        self.inner.promotions.wait().await;
     }
 
     /// Stores `artifact` under `key` with the default TTL.
@@ -1477,13 +1462,18 @@ impl CacheManager {
                         if local.contains(&key).await? {
                             return Ok(Outcome::Local);
                         }
-                        match backend.get(&key).await? {
-                            Some(_) if pending() => Ok(Outcome::Pending),
-                            Some(f) => {
-                                CacheBackend::put_copy(&local, &key, &f.stored).await?;
-                                Ok(Outcome::Pulled)
-                            }
-                            None => Ok(Outcome::Gone),
+                        let Some(f) = backend.get(&key).await? else {
+                            return Ok(Outcome::Gone);
+                        };
+                        let local: &dyn CacheBackend = &local;
+                        match promote(&key, &f.stored, &[local], || !pending())
+                            .await
+                            .pop()
+                        {
+                            Some(PromotionOutcome::Copied) => Ok(Outcome::Pulled),
+                            Some(PromotionOutcome::Failed(e)) => Err(e),
+                            // The local tier takes any size.
+                            _ => Ok(Outcome::Pending),
                         }
                     }
                     .await;

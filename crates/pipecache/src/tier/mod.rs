@@ -1,6 +1,6 @@
 //! Tiers: the [`CacheBackend`] trait every tier implements, the backends (the local store,
 //! opendal packs on a filesystem or S3, Redis), the cross-cutting layers around them (hash
-//! verification) and the [`CacheManager`] that walks them by priority.
+//! verification, promotion) and the [`CacheManager`] that walks them by priority.
 //!
 //! Layout of remote bytes: `docs/format.md`, "Remote layout".
 
@@ -9,6 +9,7 @@ mod config;
 mod local;
 mod manager;
 mod pack;
+mod promotion;
 mod redis;
 mod verified;
 
@@ -22,6 +23,7 @@ pub use manager::{
     CacheManager, ManagerBuilder, PullReport, PushReport, RemoteGcReport, TierStats,
 };
 pub use pack::{BatchReport, DEFAULT_GRACE, PackGcReport, PackTier};
+pub use promotion::{PromotionOutcome, Promotions, promote};
 pub use redis::{DEFAULT_REDIS_MAX_OBJECT, RedisTier};
 pub use verified::Verified;
 
