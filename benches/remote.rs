@@ -12,7 +12,10 @@
 //! - `sync push` again with the remote up to date; baseline: the first push;
 //! - `sync pull` of everything into an empty store: MB/s; baseline: those objects read back;
 //! - read-through latency of a 50 KB artifact (local miss, remote hit, promotion off the
-//!   critical path), p50/p99 over 200 reads, from Redis and from S3; baseline: a local hit.
+//!   critical path), p50/p99 over 200 reads, from Redis and from S3; baseline: a local hit;
+//! - GET requests per artifact of the pull;
+//! - a 50 KB put with a Redis tier, write-through and write-back; baseline: a local-only put
+//!   plus a bare Redis tier put (the queue entry's cost is the rest).
 //!
 //! `PIPECACHE_BENCH_PACK_MB` sets the push batch (pack) size; default 16 MiB.
 //!
@@ -21,8 +24,11 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use pipecache::tier::{CacheConfig, WritePolicy};
-use pipecache::{Artifact, CacheManager};
+use std::sync::Arc;
+
+use pipecache::tier::{CacheBackend, CacheConfig, RedisTier, WritePolicy};
+use pipecache::{Artifact, CacheManager, CompressionPolicy, StoredArtifact, SystemClock};
+use pipecache_remote::RedisStore;
 use pipecache_test_support::servers::{RedisServer, S3Server};
 use pipecache_test_support::tiers::{
     frames_artifact, open_manager, redis_backend, s3_backend, tier_options,
@@ -78,6 +84,75 @@ async fn latencies(m: &CacheManager, key: &str, fresh: bool, n: usize) -> Vec<Du
         out.push(t.elapsed());
     }
     out
+}
+
+/// p50 of a put of a fresh 50 KB transcript, `n` times, on `m`.
+async fn put_p50(m: &CacheManager, seed: u64, n: u64) -> Duration {
+    let mut lat = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let art = Artifact::single(json_like(seed + i, 50_000)).with_kind("transcript");
+        let key = format!("video:s1-{:016x}:transcript:model_size=base", seed + i);
+        let t = Instant::now();
+        m.put(&key, art).await.unwrap();
+        lat.push(t.elapsed());
+    }
+    percentile(lat, 0.5)
+}
+
+/// What a put costs with a Redis tier behind the local one, per write policy. Baseline: a
+/// local-only put plus a bare Redis tier's put of the same artifact (what write-through must
+/// at least do); the ratio is the queue entry's share (committed with the local change,
+/// removed after the upload).
+async fn put_costs(redis: &RedisServer, dir: &std::path::Path) -> Vec<String> {
+    let n = 300;
+    let local = open_manager(&dir.join("local"), vec![], None).await;
+    let local_p50 = put_p50(&local, 10_000_000, n).await;
+    local.close().await.unwrap();
+    let store =
+        RedisStore::new(&redis.url(), RedisTier::KEY_PREFIX, Duration::from_secs(5)).unwrap();
+    let bare = RedisTier::new(
+        "bare",
+        store,
+        1 << 20,
+        CompressionPolicy::DEFAULT,
+        Arc::new(SystemClock),
+    );
+    let mut lat = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let item = StoredArtifact {
+            artifact: Artifact::single(json_like(20_000_000 + i, 50_000)).with_kind("transcript"),
+            created_ms: 0,
+            expires_ms: None,
+        };
+        let t = Instant::now();
+        bare.put(&format!("bare{i}"), &item).await.unwrap();
+        lat.push(t.elapsed());
+    }
+    let bare_p50 = percentile(lat, 0.5);
+    let baseline = local_p50 + bare_p50;
+    let mut rows = Vec::new();
+    for (policy, seed) in [
+        (WritePolicy::WriteThrough, 30_000_000),
+        (WritePolicy::WriteBack, 40_000_000),
+    ] {
+        let m = open_manager(
+            &dir.join(format!("{policy:?}")),
+            vec![redis_backend(&redis.url(), policy)],
+            None,
+        )
+        .await;
+        let p50 = put_p50(&m, seed, n).await;
+        m.drain_queues(Duration::from_secs(60)).await.unwrap();
+        m.close().await.unwrap();
+        rows.push(format!(
+            "| 50 KB put, local + Redis {policy:?} | p50 {:.0} us | | local put p50 {:.0} us + bare Redis put p50 {:.0} us | {:.2} |",
+            p50.as_secs_f64() * 1e6,
+            local_p50.as_secs_f64() * 1e6,
+            bare_p50.as_secs_f64() * 1e6,
+            p50.as_secs_f64() / baseline.as_secs_f64(),
+        ));
+    }
+    rows
 }
 
 fn main() {
@@ -154,10 +229,14 @@ async fn run() {
 
     // Pull into an empty store.
     let b = open_manager(&work.path().join("b"), vec![s3b()], None).await;
+    let requests = || b.remote_packs(None).unwrap().store().stats().snapshot();
+    let before = requests();
     let t = Instant::now();
     let pull = b.sync_pull(None, "", &|_, _| {}).await.unwrap();
     let pull_time = t.elapsed();
     assert_eq!(pull.pulled, artifacts, "{pull:?}");
+    let after = requests();
+    let (pull_gets, pull_lists) = (after.gets - before.gets, after.lists - before.lists);
     b.close().await.unwrap();
 
     rows.push(format!(
@@ -231,6 +310,8 @@ async fn run() {
         ));
     }
 
+    rows.extend(put_costs(&redis, &work.path().join("p")).await);
+
     let mut table = String::from(
         "| workload | time | throughput | baseline (same run) | ratio |\n|---|---|---|---|---|\n",
     );
@@ -241,6 +322,10 @@ async fn run() {
     table.push_str(&format!(
         "\nPUT requests: {} for {frames} keyframes in {artifacts} artifacts = {puts_per_frame:.4} per frame (target < 0.1); {} packs, {} blobs uploaded, {} reused (shared intro).\n",
         push.put_requests, push.packs, push.blobs_uploaded, push.blobs_reused
+    ));
+    table.push_str(&format!(
+        "GET requests of the pull: {pull_gets} for {artifacts} artifacts = {:.2} per artifact, plus {pull_lists} list requests (index objects found by listing).\n",
+        pull_gets as f64 / artifacts as f64
     ));
     println!("{table}");
     let out = PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))

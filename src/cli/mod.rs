@@ -288,10 +288,27 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("pipecache: error: {e:#}");
+            eprintln!("pipecache: error: {}", error_chain(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// `e` and its causes joined by ": ", leaving out a cause the message before it already
+/// quotes (library errors such as "tier s3: {source}" show their source themselves).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
@@ -903,5 +920,23 @@ mod tests {
         for bad in ["../x", "/etc/passwd", "a/../../b", ""] {
             assert!(safe_relative(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn an_error_chain_names_each_cause_once() {
+        let remote = pipecache_remote::RemoteError::Config {
+            target: "s3://b/p".into(),
+            reason: "list /: PermissionDenied".into(),
+        };
+        let e = anyhow::Error::new(pipecache::Error::Remote {
+            tier: "s3".into(),
+            source: remote,
+        })
+        .context("sync push");
+        let shown = error_chain(&e);
+        assert_eq!(
+            shown,
+            "sync push: tier s3: remote s3://b/p: invalid configuration: list /: PermissionDenied"
+        );
     }
 }

@@ -4,10 +4,13 @@
 //!   check formatting and clippy, run the whole test suite. CI runs exactly this. The remote
 //!   tiers' tests run against real servers on loopback, which this installs when missing:
 //!   moto's S3-protocol `moto_server` (a working one on `PATH`, else `pip install 'moto[server]'`
-//!   into a venv at `~/.cache/pipecache-build/moto-venv`) and Debian's `redis-server` (via
-//!   apt-get; the package's own service is not used). Their absolute paths reach the tests in
-//!   `PIPECACHE_MOTO_SERVER` and `PIPECACHE_REDIS_SERVER`; setting either beforehand skips its
-//!   lookup and install. Each test starts its own servers (`pipecache_test_support::servers`).
+//!   into a venv at `~/.cache/pipecache-build/moto-venv`), `s3s-fs`, an S3-protocol server that
+//!   checks request signatures (a working one in `PIPECACHE_S3S_SERVER` or on `PATH`, else
+//!   `cargo install s3s-fs` into `~/.cache/pipecache-build/s3s`) and Debian's `redis-server`
+//!   (via apt-get; the package's own service is not used). Their absolute paths reach the tests
+//!   in `PIPECACHE_MOTO_SERVER`, `PIPECACHE_S3S_SERVER` and `PIPECACHE_REDIS_SERVER`; setting
+//!   one beforehand skips its lookup and install. Each test starts its own servers
+//!   (`pipecache_test_support::servers`).
 //! - `cargo xtask fuzz [--seconds N]` — smoke-run every fuzz target (installs cargo-fuzz).
 //! - `cargo xtask bench [ARGS]` — run the criterion benches.
 //!
@@ -148,6 +151,7 @@ fn test(rest: &[String]) -> Result<()> {
         .args(["test", "--release", "--workspace"])
         .args(rest)
         .env("PIPECACHE_MOTO_SERVER", &servers.moto)
+        .env("PIPECACHE_S3S_SERVER", &servers.s3s)
         .env("PIPECACHE_REDIS_SERVER", &servers.redis))?;
     Ok(())
 }
@@ -155,18 +159,22 @@ fn test(rest: &[String]) -> Result<()> {
 /// Absolute paths of the real servers the remote tiers' tests start on loopback.
 struct TestServers {
     moto: PathBuf,
+    s3s: PathBuf,
     redis: PathBuf,
 }
 
 fn ensure_test_servers() -> Result<TestServers> {
     let moto = ensure_moto_server()?;
+    let s3s = ensure_s3s_server()?;
     let redis = ensure_redis_server()?;
     eprintln!(
-        "xtask: test servers: PIPECACHE_MOTO_SERVER={} PIPECACHE_REDIS_SERVER={}",
+        "xtask: test servers: PIPECACHE_MOTO_SERVER={} PIPECACHE_S3S_SERVER={} \
+         PIPECACHE_REDIS_SERVER={}",
         moto.display(),
+        s3s.display(),
         redis.display()
     );
-    Ok(TestServers { moto, redis })
+    Ok(TestServers { moto, s3s, redis })
 }
 
 /// `program` in the first `PATH` directory that has it as an executable file.
@@ -260,6 +268,52 @@ fn resolve_pyenv_shim(found: PathBuf, program: &str) -> PathBuf {
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
         .filter(|p| p.is_absolute() && runs(p))
         .unwrap_or(found)
+}
+
+/// The s3s-fs release the tests are written against; newer ones need a newer Rust.
+const S3S_FS_VERSION: &str = "0.14.1";
+
+/// `s3s-fs`, the S3-protocol server that checks signatures (moto accepts any credentials).
+fn ensure_s3s_server() -> Result<PathBuf> {
+    if let Some(p) = env_path("PIPECACHE_S3S_SERVER") {
+        if runs(&p) {
+            return Ok(p);
+        }
+        eprintln!(
+            "xtask: PIPECACHE_S3S_SERVER={} does not run (`--help` fails); looking further",
+            p.display()
+        );
+    }
+    if let Some(p) = which("s3s-fs").filter(|p| runs(p)) {
+        return Ok(p);
+    }
+    let home = env_path("HOME").context("HOME is unset; cannot place s3s-fs")?;
+    let install_root = home.join(".cache/pipecache-build/s3s");
+    let s3s = install_root.join("bin/s3s-fs");
+    if runs(&s3s) {
+        return Ok(s3s);
+    }
+    eprintln!(
+        "xtask: no working s3s-fs; installing s3s-fs {S3S_FS_VERSION} into {} (a few minutes)",
+        install_root.display()
+    );
+    // Built in cargo's own temporary directory, not the workspace's shared target directory.
+    run(cargo()
+        .env_remove("CARGO_TARGET_DIR")
+        .args(["install", "--root"])
+        .arg(&install_root)
+        .args([
+            "--version",
+            S3S_FS_VERSION,
+            "--features",
+            "binary",
+            "--locked",
+            "s3s-fs",
+        ]))?;
+    if !runs(&s3s) {
+        bail!("{} was installed but `--help` fails", s3s.display());
+    }
+    Ok(s3s)
 }
 
 fn ensure_redis_server() -> Result<PathBuf> {

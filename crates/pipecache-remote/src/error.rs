@@ -58,6 +58,12 @@ impl RemoteError {
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Timeout { .. })
     }
+
+    /// True when the remote refuses how it is configured (credentials, bucket, URL): waiting
+    /// will not help, someone must fix the configuration.
+    pub fn is_config(&self) -> bool {
+        matches!(self, Self::Config { .. })
+    }
 }
 
 /// Result alias for this crate.

@@ -4,8 +4,40 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opendal::{ErrorKind, Operator, options};
+use reqsign_core::{ProvideCredential, ProvideCredentialChain};
 
 use crate::{RemoteError, Result, TransferStats};
+
+/// Fixed S3 keys for the signer; `Debug` shows neither (the signer logs providers).
+#[derive(Clone)]
+struct StaticKeys {
+    access_key_id: String,
+    secret_access_key: String,
+}
+
+impl std::fmt::Debug for StaticKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticKeys")
+            .field("access_key_id", &"***")
+            .field("secret_access_key", &"***")
+            .finish()
+    }
+}
+
+impl ProvideCredential for StaticKeys {
+    type Credential = reqsign_aws_v4::Credential;
+
+    async fn provide_credential(
+        &self,
+        _: &reqsign_core::Context,
+    ) -> reqsign_core::Result<Option<Self::Credential>> {
+        Ok(Some(reqsign_aws_v4::Credential {
+            access_key_id: self.access_key_id.clone(),
+            secret_access_key: self.secret_access_key.clone(),
+            ..Default::default()
+        }))
+    }
+}
 
 /// How to reach an S3-protocol bucket.
 #[derive(Clone, Default)]
@@ -177,7 +209,17 @@ impl ObjectStore {
             builder = builder.endpoint(e);
         }
         match (&opts.access_key_id, &opts.secret_access_key) {
-            (Some(k), Some(s)) => builder = builder.access_key_id(k).secret_access_key(s),
+            (Some(k), Some(s)) => {
+                // Not `builder.access_key_id(k).secret_access_key(s)`: the signer logs each
+                // credential provider it tries at debug level, and the static provider
+                // opendal builds from those prints the secret.
+                let keys = StaticKeys {
+                    access_key_id: k.clone(),
+                    secret_access_key: s.clone(),
+                };
+                builder =
+                    builder.credential_provider_chain(ProvideCredentialChain::new().push(keys));
+            }
             (None, None) => builder = builder.skip_signature(),
             _ => {
                 return Err(config(

@@ -381,6 +381,96 @@ pub fn run_and_kill(
     reader.join().expect("reader thread")
 }
 
+/// Runs `pipecache <args>` with `--dir dir` and SIGKILLs it as soon as `ready()` holds;
+/// `ready` is polled meanwhile and watches the child's progress from outside (e.g. objects
+/// arriving in a bucket). Returns the killed child's output. Panics, showing the child's
+/// stderr, if the child ends by itself before the kill (it finished or failed: the kill would
+/// show nothing) or `ready()` stays false for 120 s. The child never outlives the call.
+pub fn run_and_kill_when(
+    bin: &Path,
+    dir: &Path,
+    args: &[&str],
+    mut ready: impl FnMut() -> bool,
+) -> Output {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Child, Stdio};
+    use std::time::{Duration, Instant};
+    const SIGKILL: i32 = 9;
+
+    /// Kills and reaps the child however the call ends (a panic in `ready` included).
+    struct Reaped(Child);
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    fn drain(mut from: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = from.read_to_end(&mut bytes);
+            bytes
+        })
+    }
+
+    let mut child = Reaped(
+        Command::new(bin)
+            .arg("--dir")
+            .arg(dir)
+            .args(args)
+            .env_remove("PIPECACHE_DIR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn pipecache"),
+    );
+    let stdout = drain(child.0.stdout.take().expect("stdout"));
+    let stderr = drain(child.0.stderr.take().expect("stderr"));
+    let give_up = Instant::now() + Duration::from_secs(120);
+    let mut waited_too_long = false;
+    let mut ended = None;
+    while !ready() {
+        if let Some(status) = child.0.try_wait().expect("poll child") {
+            ended = Some(status);
+            break;
+        }
+        if Instant::now() >= give_up {
+            waited_too_long = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let status = match ended {
+        Some(status) => status,
+        None => {
+            // A child that exited since the last poll is a zombie until reaped: the SIGKILL
+            // cannot hit another process, and the status tells whether it is what ended it.
+            child.0.kill().expect("SIGKILL child");
+            child.0.wait().expect("reap child")
+        }
+    };
+    let out = Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    };
+    assert!(
+        !waited_too_long,
+        "pipecache {args:?} was not ready to be killed after 120 s; stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        status.signal(),
+        Some(SIGKILL),
+        "pipecache {args:?} ended by itself ({status}) before it was killed; stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Path of the `pipecache` binary built for the calling test (a macro because
 /// `CARGO_BIN_EXE_pipecache` exists only in the root package's test crates).
 #[macro_export]

@@ -1,13 +1,15 @@
 //! Real servers on loopback for the remote tiers' tests: an S3-protocol server (moto's
-//! `moto_server`), Redis (`redis-server`) and a TCP forwarder that can simulate an outage.
+//! `moto_server`), an S3-protocol server that checks request signatures (`s3s-fs`), Redis
+//! (`redis-server`) and a TCP forwarder that can simulate an outage.
 //!
 //! No mocks: each launcher spawns the real program as a child process on a free port, so every
 //! test gets its own servers and tests stay independent and parallel-safe. Everything here is
 //! blocking (std::process, std::net, std threads) and needs no tokio runtime, so it can be used
 //! from sync and async tests alike. Dropping a server kills its process and waits for it.
 //!
-//! The programs are found through `PIPECACHE_MOTO_SERVER` / `PIPECACHE_REDIS_SERVER` (which
-//! `cargo xtask test` sets after installing them), else on `PATH`.
+//! The programs are found through `PIPECACHE_MOTO_SERVER` / `PIPECACHE_S3S_SERVER` /
+//! `PIPECACHE_REDIS_SERVER` (which `cargo xtask test` sets after installing them), else on
+//! `PATH`.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -28,6 +30,12 @@ pub const S3_SECRET_KEY: &str = "testing";
 pub const S3_REGION: &str = "us-east-1";
 /// Name of the bucket [`S3Server::start`] creates.
 pub const S3_DEFAULT_BUCKET: &str = "pipecache-test";
+
+/// Access key [`S3sServer`] accepts (the only one).
+pub const S3S_ACCESS_KEY: &str = "pipecache-s3s-access";
+/// Secret key [`S3sServer`] checks signatures with. Distinctive, so a test can search output
+/// for it.
+pub const S3S_SECRET_KEY: &str = "s3s-secret-Qv7Xw2Lk9Pz4Tn";
 
 /// How long a server may take to accept TCP connections after it is spawned.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -128,6 +136,95 @@ impl S3Server {
 }
 
 impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A real S3-protocol server that checks SigV4 request signatures (`s3s-fs`, objects as files
+/// under a temporary root) on a free loopback port, with one bucket created.
+///
+/// Unlike moto it refuses unsigned requests and requests signed with any credentials but
+/// [`S3S_ACCESS_KEY`] / [`S3S_SECRET_KEY`], so credentials handling can be tested. Use
+/// [`S3_REGION`], path-style addressing and [`S3sServer::endpoint`]. Killed on drop.
+#[derive(Debug)]
+pub struct S3sServer {
+    child: Child,
+    port: u16,
+    bucket: String,
+    root: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl S3sServer {
+    /// Starts `s3s-fs` on a free loopback port with [`S3S_ACCESS_KEY`] / [`S3S_SECRET_KEY`]
+    /// over a fresh root holding the bucket [`S3_DEFAULT_BUCKET`], and waits until it accepts
+    /// connections. Blocking; panics if the program is missing or does not come up within
+    /// 30 s.
+    pub fn start() -> S3sServer {
+        let program = find_program(
+            "PIPECACHE_S3S_SERVER",
+            "s3s-fs",
+            dirs_home().map(|h| h.join(".cache/pipecache-build/s3s/bin/s3s-fs")),
+        );
+        let dir = tempfile::tempdir().expect("create temp dir for s3s-fs");
+        let root = dir.path().join("root");
+        let log = dir.path().join("s3s-fs.log");
+        // The root must exist before the server starts; its bucket may be added any time.
+        std::fs::create_dir(&root).expect("create s3s-fs root");
+        let (child, port) = spawn_on_free_port("s3s-fs", &log, |port| {
+            let mut cmd = Command::new(&program);
+            cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args([
+                    "--access-key",
+                    S3S_ACCESS_KEY,
+                    "--secret-key",
+                    S3S_SECRET_KEY,
+                ])
+                .arg(&root);
+            cmd
+        });
+        let server = S3sServer {
+            child,
+            port,
+            bucket: S3_DEFAULT_BUCKET.to_owned(),
+            root,
+            _dir: dir,
+        };
+        server.create_bucket(S3_DEFAULT_BUCKET);
+        server
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The loopback port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The bucket created at start ([`S3_DEFAULT_BUCKET`]).
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The directory holding bucket `name`'s objects, one file per object (keys with `/` in
+    /// subdirectories).
+    pub fn bucket_dir(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// Creates bucket `name` (s3s-fs serves every directory under its root as a bucket).
+    pub fn create_bucket(&self, name: &str) {
+        std::fs::create_dir_all(self.bucket_dir(name))
+            .unwrap_or_else(|e| panic!("create bucket directory {name:?} for s3s-fs: {e}"));
+    }
+}
+
+impl Drop for S3sServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -611,6 +708,57 @@ mod tests {
         proxy.set_down(false);
         let (status, _) = http_request(proxy.port(), "GET", "/via-proxy").unwrap();
         assert_eq!(status, 200, "bucket survives the outage");
+
+        let port = s3.port();
+        drop(s3);
+        assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+    }
+
+    #[test]
+    fn s3s_server_checks_signatures_and_stops_on_drop() {
+        let s3 = S3sServer::start();
+        assert_eq!(s3.bucket(), S3_DEFAULT_BUCKET);
+        assert_eq!(s3.endpoint(), format!("http://127.0.0.1:{}", s3.port()));
+        // Unsigned: refused.
+        let (status, body) = http_request(s3.port(), "GET", "/pipecache-test").unwrap();
+        assert_eq!(status, 403, "{body}");
+        assert!(body.contains("AccessDenied"), "{body}");
+
+        let store = |secret: &str| {
+            pipecache_remote::ObjectStore::s3(
+                &pipecache_remote::S3Options {
+                    bucket: s3.bucket().to_owned(),
+                    prefix: "cache".into(),
+                    endpoint: Some(s3.endpoint()),
+                    region: S3_REGION.into(),
+                    access_key_id: Some(S3S_ACCESS_KEY.into()),
+                    secret_access_key: Some(secret.into()),
+                },
+                Duration::from_secs(5),
+            )
+            .unwrap()
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            // Signed with the right secret: the bucket answers and objects are files.
+            let good = store(S3S_SECRET_KEY);
+            good.check().await.unwrap();
+            good.put("probe", b"bytes".to_vec()).await.unwrap();
+            assert_eq!(
+                good.get("probe").await.unwrap().as_deref(),
+                Some(&b"bytes"[..])
+            );
+            let file = s3.bucket_dir(S3_DEFAULT_BUCKET).join("cache/probe");
+            assert_eq!(std::fs::read(&file).unwrap(), b"bytes");
+            // Signed with another secret: refused.
+            assert!(store("not-the-secret").check().await.is_err());
+        });
+
+        s3.create_bucket("second");
+        assert!(s3.bucket_dir("second").is_dir());
 
         let port = s3.port();
         drop(s3);

@@ -53,6 +53,17 @@ pub fn with_queue_capacity(mut backend: BackendConfig, capacity: u64) -> Backend
     backend
 }
 
+/// `backend` (a remote one) at `priority` (lower is asked first; the local tier is 0).
+pub fn with_priority(mut backend: BackendConfig, new_priority: u32) -> BackendConfig {
+    match &mut backend {
+        BackendConfig::S3 { priority, .. }
+        | BackendConfig::FsRemote { priority, .. }
+        | BackendConfig::Redis { priority, .. } => *priority = new_priority,
+        other => panic!("not a remote backend: {other:?}"),
+    }
+    backend
+}
+
 /// An `s3` backend at `endpoint`/`bucket` with test credentials and a 10 s deadline: moto
 /// can take seconds for a multi-MB pack on a loaded machine, and the outages tests make are
 /// closed connections, which fail at once (deadline tests set their own).
@@ -97,6 +108,17 @@ pub fn fs_remote_backend(path: &Path, policy: WritePolicy) -> BackendConfig {
         gc_grace: None,
         queue_capacity: None,
     }
+}
+
+/// Writes a `pipecache --config` file at `path` with `backends` (e.g. [`s3_backend`]), so
+/// the command sees the same tiers as a manager opened with [`open_manager`].
+pub fn write_cli_config(path: &Path, backends: Vec<BackendConfig>) {
+    let config = CacheConfig {
+        backends,
+        ..CacheConfig::default()
+    };
+    let text = toml::to_string(&config).expect("serialize the configuration as TOML");
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("write config {}: {e}", path.display()));
 }
 
 /// Store options for a tiered test store: created on open, no background GC, and the

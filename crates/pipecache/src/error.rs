@@ -179,6 +179,12 @@ impl Error {
         matches!(self, Self::Corruption { .. })
     }
 
+    /// True when a remote tier refuses its configuration (bad credentials, no such bucket):
+    /// unlike an outage, retrying cannot help.
+    pub fn is_misconfigured_remote(&self) -> bool {
+        matches!(self, Self::Remote { source, .. } if source.is_config())
+    }
+
     /// True when a remote call ran past its deadline.
     pub fn is_timeout(&self) -> bool {
         match self {

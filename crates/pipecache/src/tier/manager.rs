@@ -1044,7 +1044,7 @@ impl CacheManager {
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn get_stored(&self, key: &str) -> Result<Option<StoredArtifact>> {
         validate_key(key)?;
-        let mut local_error = None;
+        let mut error = None;
         for (i, tier) in self.inner.tiers.iter().enumerate() {
             // Reached only when the local tier missed: a tier still owed this key's upload
             // may answer with the value the local put replaced.
@@ -1068,13 +1068,17 @@ impl CacheManager {
                     tier.failed("get", key, &e);
                     // A local failure that no remote tier can answer for is the caller's:
                     // damage included (an error naming the key and blob, never a quiet miss).
-                    if i == 0 {
-                        local_error = Some(e);
+                    // So is a remote tier refusing its configuration (credentials, bucket):
+                    // a miss would have the caller recompute forever beside a cache it can
+                    // never reach. An outage or timeout stays a (counted) miss: the local
+                    // tier keeps serving.
+                    if (i == 0 || e.is_misconfigured_remote()) && error.is_none() {
+                        error = Some(e);
                     }
                 }
             }
         }
-        local_error.map_or(Ok(None), Err)
+        error.map_or(Ok(None), Err)
     }
 
     /// Copies a hit in tier `from` into the faster tiers, nearest first, in the background.
