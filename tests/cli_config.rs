@@ -190,7 +190,7 @@ fn config_prints_every_default_and_masks_secrets() {
     assert!(
         notes
             .iter()
-            .any(|n| n == "s3: secret_access_key: from $AWS_SECRET_ACCESS_KEY (unset)"),
+            .any(|n| n == "s3: secret_access_key: from $AWS_SECRET_ACCESS_KEY (unset; without both keys requests go unsigned)"),
         "{notes:?}"
     );
     assert!(!dir.exists(), "printing the config created the store");

@@ -11,7 +11,7 @@ use std::time::Duration;
 use pipecache::tier::{CacheBackend, PromotionOutcome, Promotions, RedisTier, promote};
 use pipecache::{Artifact, CompressionPolicy, StoredArtifact, SystemClock};
 use pipecache_remote::RedisStore;
-use pipecache_test_support::servers::RedisServer;
+use pipecache_test_support::servers::{RedisServer, TcpProxy};
 use pipecache_test_support::tiers::fs_pack_tier;
 use pipecache_test_support::{TempStore, random_bytes};
 
@@ -100,11 +100,12 @@ async fn a_newer_value_in_the_target_stays() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_that_is_down_does_not_stop_the_others() {
-    // A port nothing listens on: connection refused, at once.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("redis://127.0.0.1:{}", closed.local_addr().unwrap().port());
-    drop(closed);
-    let down = redis_tier(&url, 1 << 20);
+    // A Redis behind a proxy that is down: every connection is closed at once. (Not a port
+    // nothing listens on: a parallel test could start a server there.)
+    let redis = RedisServer::start();
+    let proxy = TcpProxy::start(redis.port());
+    proxy.set_down(true);
+    let down = redis_tier(&proxy.redis_url(), 1 << 20);
     let local = TempStore::default_options().await;
     let item = stored(5, 2_000);
 

@@ -373,6 +373,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         },
     };
     if let Command::Config { check } = &cli.command {
+        CacheManager::validate(&config, &origin)?;
         let (effective, notes) = config.effective(&dir, &origin)?;
         println!(
             "# pipecache: effective configuration of {origin}; defaults written out, secrets masked"

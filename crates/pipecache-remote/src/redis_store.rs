@@ -84,6 +84,15 @@ impl RedisStore {
         if e.is_timeout() {
             return self.timeout(op);
         }
+        // A refused password is the configuration's fault: waiting will not fix it.
+        if e.kind() == redis::ErrorKind::AuthenticationFailed
+            || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"))
+        {
+            return RemoteError::Config {
+                target,
+                reason: format!("{op}: {e}"),
+            };
+        }
         if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
             return RemoteError::Unavailable {
                 target,

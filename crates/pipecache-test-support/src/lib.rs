@@ -431,7 +431,19 @@ pub fn run_and_kill_when(
     let give_up = Instant::now() + Duration::from_secs(120);
     let mut waited_too_long = false;
     let mut ended = None;
-    while !ready() {
+    // The child is stopped while `ready` looks (a slow probe, e.g. a LIST on a loaded
+    // machine, must not let the state it waits for pass unseen) and runs between looks.
+    let pid = child.0.id().to_string();
+    let signal = |sig: &str| {
+        // `kill` fails only for a child that has exited; the poll below sees that.
+        let _ = Command::new("kill").args([sig, pid.as_str()]).status();
+    };
+    loop {
+        signal("-STOP");
+        if ready() {
+            break;
+        }
+        signal("-CONT");
         if let Some(status) = child.0.try_wait().expect("poll child") {
             ended = Some(status);
             break;

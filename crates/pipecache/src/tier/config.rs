@@ -426,8 +426,8 @@ impl CacheConfig {
         toml::to_string_pretty(&c).expect("a config always serializes")
     }
 
-    /// The configuration as it takes effect on a store in `local_dir`: every value checked
-    /// (a bad one is the same error opening a store would give), every default written out,
+    /// The configuration as it takes effect on a store in `local_dir`: the store-wide values
+    /// checked (`CacheManager::validate` checks the tiers too), every default written out,
     /// the local tier's entry present and holding the store-wide `max_size` and
     /// `eviction_policy`. Secrets are kept as given (print [`CacheConfig::to_masked_toml`]).
     /// The notes say what no value can show: no size budget, AWS's own endpoint, credentials
@@ -473,7 +473,11 @@ impl CacheConfig {
                         let set = std::env::var(var).is_ok_and(|v| !v.is_empty());
                         format!(
                             "{tier}: {field}: from ${var} ({})",
-                            if set { "set" } else { "unset" }
+                            if set {
+                                "set"
+                            } else {
+                                "unset; without both keys requests go unsigned"
+                            }
                         )
                     };
                     if access_key_id.is_none() {
@@ -580,7 +584,7 @@ impl CacheConfig {
         }
         let policy: Arc<dyn EvictionPolicy> = match eviction_policy.as_deref() {
             None | Some("lru") => {
-                if self.cost_hints.is_some() && eviction_policy.is_some() {
+                if self.cost_hints.is_some() {
                     return Err(Error::InvalidOption {
                         reason: format!(
                             "config {origin}: cost_hints is only used by eviction_policy = \"cost-weighted\""

@@ -1013,13 +1013,23 @@ impl CacheManager {
     /// Checks `config` without opening the local store (which may not exist yet, or be in
     /// use): every field parses, the tier structure holds, and every remote tier answers.
     pub async fn check_config(config: &CacheConfig, origin: &str) -> Result<()> {
-        let mut options = StoreOptions::default();
-        config.apply(&mut options, origin)?;
-        config.local_path(origin)?;
-        for t in &remote_tiers(config, &options)? {
+        for t in &Self::validate_config(config, origin)? {
             t.check().await?;
         }
         Ok(())
+    }
+
+    /// Checks `config` as opening a manager would (values, tier structure, names, every
+    /// remote tier built), without contacting any tier or opening the local store.
+    pub fn validate(config: &CacheConfig, origin: &str) -> Result<()> {
+        Self::validate_config(config, origin).map(drop)
+    }
+
+    fn validate_config(config: &CacheConfig, origin: &str) -> Result<Vec<Tier>> {
+        let mut options = StoreOptions::default();
+        config.apply(&mut options, origin)?;
+        config.local_path(origin)?;
+        remote_tiers(config, &options)
     }
 
     /// The local store.
@@ -1476,8 +1486,12 @@ impl CacheManager {
                         {
                             Some(PromotionOutcome::Copied) => Ok(Outcome::Pulled),
                             Some(PromotionOutcome::Failed(e)) => Err(e),
-                            // The local tier takes any size.
-                            _ => Ok(Outcome::Pending),
+                            // Over the local store's whole budget: the put's own error.
+                            Some(PromotionOutcome::TooLarge) => Err(Error::TooLarge {
+                                size: f.stored.artifact.logical_size(),
+                                max_size: local.capabilities().max_object_size.unwrap_or(0),
+                            }),
+                            Some(PromotionOutcome::Stale) | None => Ok(Outcome::Pending),
                         }
                     }
                     .await;

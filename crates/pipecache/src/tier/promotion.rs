@@ -76,12 +76,11 @@ impl Promotions {
     /// finished copy still holds a store.
     pub fn spawn(self: &Arc<Self>, copy: impl Future<Output = ()> + Send + 'static) {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
-        let this = self.clone();
+        // Counted done on drop, so a copy that panics does not leave `wait` waiting forever.
+        let finished = Finished(self.clone());
         tokio::spawn(async move {
             copy.await;
-            if this.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-                this.done.notify_waiters();
-            }
+            drop(finished);
         });
     }
 
@@ -98,6 +97,17 @@ impl Promotions {
                 return;
             }
             done.await;
+        }
+    }
+}
+
+/// Marks one promotion finished when dropped (after its copy, or while a panic unwinds).
+struct Finished(Arc<Promotions>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.done.notify_waiters();
         }
     }
 }
