@@ -5,29 +5,24 @@
 //! value is the error a store would give, not printed as if fine.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use pipecache::tier::{BackendConfig, CacheConfig};
-use pipecache_test_support::{assert_success, pipecache_bin};
+use pipecache_test_support::{assert_success, pipecache_bin, run_cli_env};
 
 const SECRET: &str = "s3cr3t-in-file";
 const ENV_SECRET: &str = "s3cr3t-from-env";
 
-/// Runs `pipecache --dir DIR --config CFG config` with the AWS variables removed, then `env`.
+/// Runs `pipecache --dir DIR --config CFG config` with only the AWS variables in `env`.
 fn show_config(dir: &Path, cfg: &Path, env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(pipecache_bin!());
-    cmd.arg("--dir")
-        .arg(dir)
-        .arg("--config")
-        .arg(cfg)
-        .arg("config")
-        .env_remove("PIPECACHE_DIR")
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run pipecache config")
+    let args = [
+        "--dir".as_ref(),
+        dir.as_os_str(),
+        "--config".as_ref(),
+        cfg.as_os_str(),
+        "config".as_ref(),
+    ];
+    run_cli_env::<&std::ffi::OsStr>(pipecache_bin!(), &args, env)
 }
 
 /// The printed configuration, parsed, and its `#` note lines.
@@ -224,6 +219,11 @@ fn a_bad_value_is_an_error_not_printed() {
         (
             "type = \"fs-remote\"\npriority = 1\npath = \"/tmp/x\"\nqueue_capacity = 0\n",
             "queue_capacity",
+        ),
+        // The tiers as a whole, not one value: two tiers both named `s3`.
+        (
+            "type = \"s3\"\npriority = 1\nbucket = \"a\"\n[[backends]]\ntype = \"s3\"\npriority = 2\nbucket = \"b\"\n",
+            "used twice",
         ),
     ] {
         std::fs::write(&cfg, format!("[[backends]]\n{entry}")).unwrap();

@@ -2,7 +2,8 @@
 //! Redis), without a manager: a copy reaches every target that takes it, keeps a newer value
 //! a target already holds, skips a target it is too large for, goes on past a target that is
 //! down, and stops as soon as the source's value is no longer current. `Promotions::wait`
-//! returns only once every background copy has ended and let go of what it held.
+//! returns only once every background copy has ended and let go of what it held, a copy
+//! that panicked included.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -177,4 +178,14 @@ async fn wait_returns_once_every_copy_has_let_go() {
             Some(item.artifact.clone())
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_that_panics_still_ends() {
+    let promotions = Arc::new(Promotions::default());
+    promotions.spawn(async { panic!("a copy that panics (expected in this test)") });
+    tokio::time::timeout(Duration::from_secs(30), promotions.wait())
+        .await
+        .expect("wait returned although a copy panicked");
+    assert_eq!(promotions.in_flight(), 0);
 }

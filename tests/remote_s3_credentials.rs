@@ -6,22 +6,18 @@
 //! Every command runs the `pipecache` binary as a child process with exactly the environment
 //! given here (no `AWS_*` inherited from the test's own), so credentials are per process.
 
-use std::io::Read;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
 
 use pipecache_test_support::servers::{S3_REGION, S3S_ACCESS_KEY, S3S_SECRET_KEY, S3sServer};
-use pipecache_test_support::{pipecache_bin, random_bytes, stdout_json};
+use pipecache_test_support::{pipecache_bin, random_bytes, run_cli_env, stdout_json};
 
 /// A secret that is not the server's (distinctive, so output can be searched for it too).
 const WRONG_SECRET: &str = "wrong-secret-Hm3Rb8Yc1Ds6Fj";
 /// Key prefix of the tier inside the bucket.
 const PREFIX: &str = "team";
 const KEY: &str = "video:s1-00000000000000aa:embeddings";
-
-/// Far beyond the tier's 5 s deadline: a command still running by then has hung.
-const HANG_GUARD: Duration = Duration::from_secs(120);
 
 /// Where a test keeps its config file, input file and store directories.
 struct Setup {
@@ -86,23 +82,14 @@ impl Setup {
 
     /// [`Setup::run`] without the check for secrets.
     fn run_unchecked(&self, store: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
-        let mut cmd = Command::new(pipecache_bin!());
-        cmd.arg("--dir")
-            .arg(self.store(store))
-            .arg("--config")
-            .arg(&self.config)
-            .args(args);
-        for (name, _) in std::env::vars_os() {
-            let name_str = name.to_string_lossy();
-            if name_str.starts_with("AWS_")
-                || name_str.starts_with("PIPECACHE_")
-                || name_str == "RUST_LOG"
-            {
-                cmd.env_remove(&name);
-            }
-        }
-        cmd.envs(env.iter().copied());
-        run_guarded(cmd, args)
+        let mut full: Vec<OsString> = vec![
+            "--dir".into(),
+            self.store(store).into(),
+            "--config".into(),
+            self.config.clone().into(),
+        ];
+        full.extend(args.iter().map(OsString::from));
+        run_cli_env(pipecache_bin!(), &full, env)
     }
 
     /// The files of the objects under [`PREFIX`] in the server's bucket directory.
@@ -110,41 +97,6 @@ impl Setup {
         let mut found = Vec::new();
         collect_files(&s3.bucket_dir(s3.bucket()).join(PREFIX), &mut found);
         found
-    }
-}
-
-/// Runs `cmd` to completion, capturing stdout and stderr; fails the test if it has not ended
-/// after [`HANG_GUARD`].
-fn run_guarded(mut cmd: Command, args: &[&str]) -> Output {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn pipecache");
-    let read_all = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            pipe.read_to_end(&mut bytes).expect("read child output");
-            bytes
-        })
-    };
-    let stdout = read_all(Box::new(child.stdout.take().expect("stdout")));
-    let stderr = read_all(Box::new(child.stderr.take().expect("stderr")));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for pipecache") {
-            break status;
-        }
-        if started.elapsed() > HANG_GUARD {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("pipecache {args:?} hung: still running after {HANG_GUARD:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
     }
 }
 

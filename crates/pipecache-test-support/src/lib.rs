@@ -190,6 +190,60 @@ pub fn run_cli_args<S: AsRef<std::ffi::OsStr>>(
     child.wait_with_output().expect("wait for pipecache")
 }
 
+/// Runs `pipecache <args>` with `env` as its only `AWS_*`, `PIPECACHE_*` and `RUST_LOG`
+/// variables (none inherited from the test's own environment), capturing its output. Fails
+/// the test if the command is still running after two minutes (a hang, not a slow run).
+pub fn run_cli_env<S: AsRef<std::ffi::OsStr>>(
+    bin: &Path,
+    args: &[S],
+    env: &[(&str, &str)],
+) -> Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    const HANG_GUARD: Duration = Duration::from_secs(120);
+    let mut cmd = Command::new(bin);
+    cmd.args(args);
+    for (name, _) in std::env::vars_os() {
+        let n = name.to_string_lossy();
+        if n.starts_with("AWS_") || n.starts_with("PIPECACHE_") || n == "RUST_LOG" {
+            cmd.env_remove(&name);
+        }
+    }
+    cmd.envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn pipecache");
+    let read_all = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes).expect("read child output");
+            bytes
+        })
+    };
+    let stdout = read_all(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = read_all(Box::new(child.stderr.take().expect("stderr")));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for pipecache") {
+            break status;
+        }
+        if started.elapsed() > HANG_GUARD {
+            let _ = child.kill();
+            let _ = child.wait();
+            let shown: Vec<_> = args.iter().map(|a| a.as_ref().to_string_lossy()).collect();
+            panic!("pipecache {shown:?} hung: still running after {HANG_GUARD:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
 /// Fails the test, showing the command's stderr, unless it exited successfully.
 #[track_caller]
 pub fn assert_success(out: &Output) {

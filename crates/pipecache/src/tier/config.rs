@@ -487,8 +487,7 @@ impl CacheConfig {
                         notes.push(from_env("secret_access_key", "AWS_SECRET_ACCESS_KEY"));
                     }
                     fill_remote(&tier, name, timeout, DEFAULT_DEADLINE, queue_capacity)?;
-                    let grace = duration_field(&tier, gc_grace.as_ref(), DEFAULT_GRACE)?;
-                    *gc_grace = Some(format_duration(grace));
+                    fill_grace(&tier, gc_grace)?;
                 }
                 BackendConfig::FsRemote {
                     name,
@@ -498,8 +497,7 @@ impl CacheConfig {
                     ..
                 } => {
                     fill_remote(&tier, name, timeout, DEFAULT_DEADLINE, queue_capacity)?;
-                    let grace = duration_field(&tier, gc_grace.as_ref(), DEFAULT_GRACE)?;
-                    *gc_grace = Some(format_duration(grace));
+                    fill_grace(&tier, gc_grace)?;
                 }
                 BackendConfig::Redis {
                     name,
@@ -616,6 +614,13 @@ impl CacheConfig {
         options.eviction = policy;
         Ok(())
     }
+}
+
+/// Writes out a pack tier's remote GC grace period, checking it.
+fn fill_grace(tier: &str, gc_grace: &mut Option<String>) -> Result<()> {
+    let grace = duration_field(tier, gc_grace.as_ref(), DEFAULT_GRACE)?;
+    *gc_grace = Some(format_duration(grace));
+    Ok(())
 }
 
 /// Writes out a remote tier's name, deadline and queue capacity, checking them.
