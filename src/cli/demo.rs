@@ -362,7 +362,13 @@ pub async fn run(store: &Store, videos: usize, frames: usize, keep: bool) -> Res
         for p in &paths {
             cache.invalidate(p).await?;
         }
-        println!("(demo artifacts removed from the store; pass --keep to keep them)");
+        // Give their bytes back too: without compaction they stay as dead bytes in the
+        // chunk file they were written to.
+        let compacted = store.compact().await?;
+        println!(
+            "(demo artifacts removed from the store, {:.1} MB of chunk files reclaimed; pass --keep to keep them)",
+            compacted.bytes_removed as f64 / 1e6
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

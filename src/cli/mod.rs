@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use pipecache::tier::{parse_duration, parse_size};
+use pipecache::tier::{parse_duration, parse_free_space, parse_size};
 use pipecache::{Artifact, CacheManager, GcOptions, Part, PutOptions, Store, StoreOptions};
 
 mod config;
@@ -35,6 +35,10 @@ struct Cli {
     /// Size budget of the store, e.g. 50GB, 500MiB or a byte count (overrides the config file)
     #[arg(long, global = true, value_parser = parse_size)]
     max_size: Option<u64>,
+    /// Free space puts must leave on the store's filesystem, e.g. 2GiB, or 0 [default: the
+    /// smaller of 1GiB and 5% of the filesystem] (overrides the config file)
+    #[arg(long, global = true, value_parser = parse_free_space)]
+    min_free_space: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -289,8 +293,31 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("pipecache: error: {}", error_chain(&e));
+            if let Some(hint) = next_step(&e) {
+                eprintln!("pipecache: {hint}");
+            }
             ExitCode::from(2)
         }
+    }
+}
+
+const INDEX_DAMAGE_HINT: &str = "the index is damaged; run `pipecache rebuild-index --force` (it rebuilds it from the chunk files)";
+
+/// What to do next, for the errors an operator can act on (classified by kind).
+fn next_step(e: &anyhow::Error) -> Option<&'static str> {
+    let store_error = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<pipecache::Error>())?;
+    if matches!(store_error, pipecache::Error::IndexMissing { .. }) {
+        None // its message names the command already
+    } else if store_error.is_index_damage() {
+        Some(INDEX_DAMAGE_HINT)
+    } else if store_error.is_no_space() {
+        Some(
+            "the disk is full or under min_free_space; free space with `pipecache rm KEY`, `pipecache gc` or `pipecache gc --max-size SIZE`",
+        )
+    } else {
+        None
     }
 }
 
@@ -356,6 +383,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     };
     if let Some(max) = cli.max_size {
         config::override_max_size(&mut config, max);
+    }
+    if let Some(min_free) = cli.min_free_space {
+        config.min_free_space = Some(min_free.to_string());
     }
     // One store directory for every command: --dir (or $PIPECACHE_DIR), else the config's
     // filesystem path, else the default.
@@ -424,9 +454,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let manager = CacheManager::open(&config, &dir, options, &origin)
-        .await
-        .with_context(|| format!("open store {}", dir.display()))?;
+    let manager = match CacheManager::open(&config, &dir, options, &origin).await {
+        Ok(manager) => manager,
+        // For verify, a damaged index is a finding like any other damage.
+        Err(e) if e.is_index_damage() && matches!(cli.command, Command::Verify { .. }) => {
+            println!("damaged index: {e}");
+            eprintln!("pipecache: verify found damage: {INDEX_DAMAGE_HINT}");
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!("open store {}", dir.display())));
+        }
+    };
     let store = manager.local().clone();
     let code = match cli.command {
         Command::Put { key, ttl, .. } => {
@@ -511,6 +550,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 println!("disk_bytes     {}", s.disk_bytes);
                 println!("dedup_ratio    {:.2}", s.dedup_ratio);
                 println!("compression    {:.2}", s.compression_ratio);
+                println!("fs_free_bytes  {}", s.fs.free_bytes);
+                println!("fs_total_bytes {}", s.fs.total_bytes);
+                println!("min_free_space {}", s.min_free_space);
+                if s.read_only {
+                    println!("read_only      true (the filesystem was full at open)");
+                }
             }
             ExitCode::SUCCESS
         }
@@ -755,6 +800,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 for k in &report.damaged_keys {
                     println!("damaged key {k}");
+                }
+                if let Some(d) = &report.index_damage {
+                    println!("damaged index: {d}");
+                    eprintln!("pipecache: {INDEX_DAMAGE_HINT}");
                 }
             }
             if report.is_clean() {

@@ -1,5 +1,7 @@
 //! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
 //!
+//! - `cargo xtask demo [ARGS]` — the README's first command: install what the build needs
+//!   (libclang), then `cargo run --release -- demo ARGS` on the default store.
 //! - `cargo xtask test`  — install what the build needs (libclang for RocksDB's bindings),
 //!   check formatting and clippy, run the whole test suite. CI runs exactly this. The remote
 //!   tiers' tests run against real servers on loopback, which this installs when missing:
@@ -29,11 +31,14 @@ fn main() -> Result<()> {
         .map(|(c, r)| (c.as_str(), r))
         .unwrap_or(("help", &[]));
     match cmd {
+        "demo" => demo(rest),
         "test" => test(rest),
         "fuzz" => fuzz(rest),
         "bench" => bench(rest),
         _ => {
-            eprintln!("usage: cargo xtask <test|fuzz [--seconds N]|bench [criterion args]>");
+            eprintln!(
+                "usage: cargo xtask <demo [demo args]|test|fuzz [--seconds N]|bench [criterion args]>"
+            );
             if cmd == "help" || cmd == "--help" {
                 Ok(())
             } else {
@@ -102,12 +107,21 @@ fn libclang_present() -> bool {
         .unwrap_or_default();
     dirs.iter().map(PathBuf::from).chain(llvm).any(|d| {
         std::fs::read_dir(&d).is_ok_and(|rd| {
-            rd.filter_map(|e| e.ok()).any(|e| {
-                e.file_name().to_string_lossy().starts_with("libclang")
-                    && e.file_name().to_string_lossy().contains(".so")
-            })
+            rd.filter_map(|e| e.ok())
+                .any(|e| is_libclang(&e.file_name().to_string_lossy()))
         })
     })
+}
+
+/// The names clang-sys (bindgen's loader) accepts: `libclang.so`, `libclang.so.N`,
+/// `libclang-N.so...`. Not `libclang-cpp.so.N`, the C++ library that Debian installs on its
+/// own (with it alone the build still fails: seen on a fresh machine).
+fn is_libclang(file_name: &str) -> bool {
+    let Some(rest) = file_name.strip_prefix("libclang") else {
+        return false;
+    };
+    rest.starts_with(".so")
+        || (rest.starts_with('-') && !rest.starts_with("-cpp") && rest.contains(".so"))
 }
 
 fn apt_install(packages: &[&str]) -> Result<()> {
@@ -137,6 +151,22 @@ fn ensure_build_deps() -> Result<()> {
         apt_install(&["libclang-dev"])?;
     }
     Ok(())
+}
+
+/// The main job on a fresh machine: a plain `cargo run --release -- demo` fails there after
+/// minutes of building, in librocksdb-sys's build script, when libclang is missing.
+fn demo(rest: &[String]) -> Result<()> {
+    ensure_build_deps()?;
+    run(cargo()
+        .args([
+            "run",
+            "--release",
+            "--package",
+            "pipecache-cli",
+            "--",
+            "demo",
+        ])
+        .args(rest))
 }
 
 fn test(rest: &[String]) -> Result<()> {
@@ -388,4 +418,29 @@ fn fuzz(rest: &[String]) -> Result<()> {
 fn bench(rest: &[String]) -> Result<()> {
     ensure_build_deps()?;
     run(cargo().args(["bench", "--workspace"]).args(rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_libclang;
+
+    #[test]
+    fn only_the_c_library_counts_as_libclang() {
+        for yes in [
+            "libclang.so",
+            "libclang.so.1",
+            "libclang-14.so.1",
+            "libclang-14.so.14.0.6",
+        ] {
+            assert!(is_libclang(yes), "{yes}");
+        }
+        for no in [
+            "libclang-cpp.so.14",
+            "libclangBasic.a",
+            "libclang.a",
+            "libc.so.6",
+        ] {
+            assert!(!is_libclang(no), "{no}");
+        }
+    }
 }

@@ -69,10 +69,15 @@ pub struct QueueEntry {
 }
 
 /// Errors of the index layer.
+///
+/// RocksDB's errors are classified by their status code (and, for a full disk, its
+/// subcode), never by what the rest of the message says: RocksDB's own texts mention
+/// "lock" in corruption reports ("block checksum mismatch").
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IndexError {
-    /// RocksDB refused an operation (I/O error, corruption it detected itself, ...).
+    /// RocksDB refused an operation for a reason other than the ones below (an I/O error,
+    /// an invalid argument, ...).
     #[error("index {context}: {source}")]
     RocksDb {
         /// What was being done.
@@ -81,11 +86,23 @@ pub enum IndexError {
         #[source]
         source: rocksdb::Error,
     },
-    /// Another process holds RocksDB's lock on the index directory.
-    #[error("index at {path} is in use by another process")]
-    InUse {
-        /// Index directory.
-        path: PathBuf,
+    /// RocksDB found its own files damaged (status code Corruption): a checksum mismatch in
+    /// an SST, a truncated MANIFEST, a missing CURRENT file. RocksDB's message names the file.
+    #[error("index {context}: the index is damaged: {detail}")]
+    Corruption {
+        /// What was being done (for an open, the index directory).
+        context: String,
+        /// What RocksDB (or the open's own check) found.
+        detail: String,
+    },
+    /// The filesystem is full (I/O error with subcode NoSpace).
+    #[error("index {context}: no space left on the device: {source}")]
+    NoSpace {
+        /// What was being done.
+        context: String,
+        /// RocksDB's error.
+        #[source]
+        source: rocksdb::Error,
     },
     /// A stored value or key did not decode.
     #[error("index {cf} entry {key}: {source}")]
@@ -108,7 +125,14 @@ impl IndexError {
                 context: context.clone(),
                 source: source.clone(),
             },
-            Self::InUse { path } => Self::InUse { path: path.clone() },
+            Self::Corruption { context, detail } => Self::Corruption {
+                context: context.clone(),
+                detail: detail.clone(),
+            },
+            Self::NoSpace { context, source } => Self::NoSpace {
+                context: context.clone(),
+                source: source.clone(),
+            },
             Self::Record { cf, key, source } => Self::Record {
                 cf,
                 key: key.clone(),
@@ -116,9 +140,48 @@ impl IndexError {
             },
         }
     }
-    /// True when a stored record is damaged or from a newer version.
+    /// True when the index's files or a stored record are damaged (or from a newer version).
     pub fn is_corruption(&self) -> bool {
-        matches!(self, Self::Record { .. })
+        matches!(self, Self::Record { .. } | Self::Corruption { .. })
+    }
+
+    /// True when the filesystem holding the index is full.
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, Self::NoSpace { .. })
+    }
+}
+
+/// What a RocksDB status means to the store.
+#[derive(Debug, PartialEq, Eq)]
+enum StatusClass {
+    Corruption,
+    NoSpace,
+    Other,
+}
+
+/// Reads the code and subcode of a RocksDB status from its text. The binding hands a status
+/// over only as `Status::ToString`'s string, whose layout is fixed (util/status.cc): the
+/// code's prefix ("Corruption: ", "IO error: "), then the subcode's text
+/// ("No space left on device"), then the state. `rocksdb::Error::kind` reads the code the
+/// same way; the subcode it does not read.
+fn status_class(status: &str) -> StatusClass {
+    let (code, rest) = status.split_once(": ").unwrap_or((status, ""));
+    match code {
+        "Corruption" => StatusClass::Corruption,
+        "IO error" if rest.starts_with("No space left on device") => StatusClass::NoSpace,
+        _ => StatusClass::Other,
+    }
+}
+
+/// Classifies a RocksDB error by status code.
+fn classify(context: String, source: rocksdb::Error) -> IndexError {
+    match status_class(source.as_ref()) {
+        StatusClass::Corruption => IndexError::Corruption {
+            context,
+            detail: source.into_string(),
+        },
+        StatusClass::NoSpace => IndexError::NoSpace { context, source },
+        StatusClass::Other => IndexError::RocksDb { context, source },
     }
 }
 
@@ -126,10 +189,7 @@ impl IndexError {
 pub type Result<T, E = IndexError> = std::result::Result<T, E>;
 
 fn rocks(context: impl Into<String>) -> impl FnOnce(rocksdb::Error) -> IndexError {
-    move |source| IndexError::RocksDb {
-        context: context.into(),
-        source,
-    }
+    move |source| classify(context.into(), source)
 }
 
 fn printable(key: &[u8]) -> String {
@@ -177,51 +237,198 @@ impl std::fmt::Debug for Index {
     }
 }
 
+/// Write-ahead log files an open may find before it flushes them into SST files. Each
+/// open starts a new WAL and keeps the older ones until their data is flushed (RocksDB's
+/// recovery flush is off, see [`Index::open`]), so this bounds what the next open replays.
+const WAL_FILES_BEFORE_FLUSH: usize = 16;
+
+/// Level-0 SST files in one column family at which an open waits for RocksDB's own
+/// compaction to finish (twice RocksDB's trigger of 4: processes that exited before their
+/// background compaction finished left them).
+const L0_FILES_BEFORE_WAIT: u64 = 8;
+
+/// SST files of one column family above which an open merges them, when they are small
+/// (below [`SMALL_SST_BYTES`] on average). Keys that only grow (artifact keys per video,
+/// expiry times, chunk ids) make RocksDB move each flushed file down a level whole instead
+/// of merging it, so their file count grows with every flush: measured 143 SSTs after 2,000
+/// opens. The average-size condition keeps a large column family (files of tens of MiB)
+/// from being rewritten again and again.
+const SST_FILES_BEFORE_MERGE: usize = 12;
+const SMALL_SST_BYTES: usize = 4 << 20;
+
+/// Longest an open waits for that compaction; the store is usable either way.
+const COMPACTION_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Size at which RocksDB's info log rolls over; with `keep_log_file_num` this bounds the
+/// info logs of a directory opened thousands of times.
+const INFO_LOG_BYTES: usize = 1 << 20;
+
 impl Index {
-    /// Opens (creating if needed) the index at `path`.
-    #[tracing::instrument(level = "debug")]
-    pub fn open(path: &Path, options: &IndexOptions) -> Result<Self> {
-        let cache = rocksdb::Cache::new_lru_cache(options.block_cache_bytes);
-        let mut db_opts = Options::default();
-        db_opts.create_if_missing(true);
+    fn db_options(options: &IndexOptions) -> Result<(Options, Vec<ColumnFamilyDescriptor>)> {
+        // A short-lived process (one CLI call) must not leave SST files behind: by default
+        // RocksDB flushes the WAL it replays at open into a new L0 file per column family,
+        // which nothing compacts before the process exits (300 CLI calls left 1,202 SSTs).
+        // Replayed data stays in the memtable and its WAL instead; `open` bounds the WALs.
+        // No fallocate either: RocksDB preallocates each WAL at 1.1 x the memtable size
+        // (17.6 MiB here), space a nearly full disk needs for the store's own deletes and gc
+        // (on tmpfs it is taken at once). The binding has setters for neither; RocksDB's
+        // option-string parser sets them.
+        let mut db_opts = Options::default()
+            .get_options_from_string("avoid_flush_during_recovery=true;allow_fallocate=false")
+            .map_err(rocks("set options"))?;
         db_opts.create_missing_column_families(true);
         db_opts.set_max_background_jobs(2);
         db_opts.set_keep_log_file_num(4);
+        db_opts.set_max_log_file_size(INFO_LOG_BYTES);
         db_opts.set_max_total_wal_size(64 << 20);
         // One memtable budget for all column families instead of write_buffer_bytes x 6.
         db_opts.set_db_write_buffer_size(options.write_buffer_bytes * 2);
-        let cfs = COLUMN_FAMILIES.iter().map(|name| {
-            let mut table = BlockBasedOptions::default();
-            table.set_block_cache(&cache);
-            // Point lookups dominate (blob by hash, artifact by key): bloom filters skip SSTs.
-            // Index and filter blocks stay resident (RocksDB's default) instead of competing
-            // in the block cache: with a full filter of ~1 MB per SST, a thrashing cache made
-            // every lookup re-read megabytes (measured: 90 us per get at 1M blobs).
-            table.set_bloom_filter(10.0, false);
-            table.set_cache_index_and_filter_blocks(false);
-            let mut cf_opts = Options::default();
-            cf_opts.set_block_based_table_factory(&table);
-            cf_opts.set_write_buffer_size(options.write_buffer_bytes);
-            cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-            ColumnFamilyDescriptor::new(*name, cf_opts)
-        });
-        let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(|e| {
-            let msg = e.to_string();
-            if msg.contains("lock") || msg.contains("Resource temporarily unavailable") {
-                IndexError::InUse {
-                    path: path.to_owned(),
-                }
-            } else {
-                IndexError::RocksDb {
-                    context: format!("open {}", path.display()),
-                    source: e,
-                }
-            }
-        })?;
+        let cache = rocksdb::Cache::new_lru_cache(options.block_cache_bytes);
+        let cfs = COLUMN_FAMILIES
+            .iter()
+            .map(|name| {
+                let mut table = BlockBasedOptions::default();
+                table.set_block_cache(&cache);
+                // Point lookups dominate (blob by hash, artifact by key): bloom filters skip
+                // SSTs. Index and filter blocks stay resident (RocksDB's default) instead of
+                // competing in the block cache: with a full filter of ~1 MB per SST, a
+                // thrashing cache made every lookup re-read megabytes (measured: 90 us per
+                // get at 1M blobs).
+                table.set_bloom_filter(10.0, false);
+                table.set_cache_index_and_filter_blocks(false);
+                let mut cf_opts = Options::default();
+                cf_opts.set_block_based_table_factory(&table);
+                cf_opts.set_write_buffer_size(options.write_buffer_bytes);
+                cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+                ColumnFamilyDescriptor::new(*name, cf_opts)
+            })
+            .collect();
+        Ok((db_opts, cfs))
+    }
+
+    /// Opens (creating if needed) the index at `path`.
+    ///
+    /// The caller owns the directory (the store holds its own lock file first), so a failure
+    /// here is never a lock conflict: it is classified by RocksDB's status code.
+    #[tracing::instrument(level = "debug")]
+    pub fn open(path: &Path, options: &IndexOptions) -> Result<Self> {
+        let (mut db_opts, cfs) = Self::db_options(options)?;
+        // RocksDB takes a directory without CURRENT for a new database and would start an
+        // empty one over the old files: only a missing or empty directory is new.
+        let fresh = std::fs::read_dir(path).map_or(true, |mut rd| rd.next().is_none());
+        if !fresh && !path.join("CURRENT").exists() {
+            return Err(IndexError::Corruption {
+                context: format!("open {}", path.display()),
+                detail: "its CURRENT file is missing".into(),
+            });
+        }
+        db_opts.create_if_missing(fresh);
+        let db = DB::open_cf_descriptors(&db_opts, path, cfs)
+            .map_err(rocks(format!("open {}", path.display())))?;
+        let index = Self {
+            db,
+            path: path.to_owned(),
+        };
+        index.keep_files_bounded();
+        Ok(index)
+    }
+
+    /// Opens the index at `path` without writing to it (no WAL, no MANIFEST, no recovery
+    /// flush): for a store on a full filesystem, which can then still serve reads. Every
+    /// write fails.
+    #[tracing::instrument(level = "debug")]
+    pub fn open_read_only(path: &Path, options: &IndexOptions) -> Result<Self> {
+        let (db_opts, cfs) = Self::db_options(options)?;
+        let db = DB::open_cf_descriptors_read_only(&db_opts, path, cfs, false)
+            .map_err(rocks(format!("open {} read-only", path.display())))?;
         Ok(Self {
             db,
             path: path.to_owned(),
         })
+    }
+
+    /// Keeps the files of a directory opened thousands of times bounded: flushes the
+    /// memtables when open found many WAL files, lets RocksDB's own compaction finish when
+    /// level 0 has piled up, and merges column families made of many small SST files. Both are housekeeping: a failure (a full disk, say) is
+    /// logged, and the index stays usable with its data safe in the WAL.
+    fn keep_files_bounded(&self) {
+        let wal_files = std::fs::read_dir(&self.path)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+                    .count()
+            })
+            .unwrap_or(0);
+        if wal_files > WAL_FILES_BEFORE_FLUSH {
+            tracing::debug!(wal_files, "flushing memtables replayed from many WAL files");
+            if let Err(e) = self.flush() {
+                tracing::warn!(error = %e, "index housekeeping: flush at open failed");
+                return;
+            }
+        }
+        let l0_max = COLUMN_FAMILIES
+            .iter()
+            .filter_map(|name| {
+                self.db
+                    .property_int_value_cf(self.cf(name), "rocksdb.num-files-at-level0")
+                    .ok()
+                    .flatten()
+            })
+            .max()
+            .unwrap_or(0);
+        if l0_max >= L0_FILES_BEFORE_WAIT {
+            tracing::debug!(l0_max, "waiting for level-0 compaction");
+            let mut wait = rocksdb::WaitForCompactOptions::default();
+            wait.set_timeout(COMPACTION_WAIT.as_micros() as u64);
+            if let Err(e) = self.db.wait_for_compact(&wait) {
+                tracing::warn!(error = %e, "index housekeeping: level-0 compaction at open failed");
+            }
+        }
+        if let Err(e) = self.merge_small_ssts() {
+            tracing::warn!(error = %e, "index housekeeping: merging small SST files failed");
+        }
+    }
+
+    /// Merges the SST files of every column family that has many small ones into as few
+    /// as its size needs (a synchronous full compaction of that column family).
+    fn merge_small_ssts(&self) -> Result<()> {
+        let files = self.db.live_files().map_err(rocks("list live files"))?;
+        for name in COLUMN_FAMILIES {
+            let (count, bytes) = files
+                .iter()
+                .filter(|f| f.column_family_name == name)
+                .fold((0usize, 0usize), |(n, b), f| (n + 1, b + f.size));
+            if count > SST_FILES_BEFORE_MERGE && bytes / count < SMALL_SST_BYTES {
+                tracing::debug!(cf = name, count, bytes, "merging small SST files");
+                let mut opts = rocksdb::CompactOptions::default();
+                opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+                self.db
+                    .compact_range_cf_opt(self.cf(name), None::<&[u8]>, None::<&[u8]>, &opts);
+            }
+        }
+        Ok(())
+    }
+
+    /// Files in the index directory by role: (SST files, WAL files, everything else).
+    /// For tests and `stats`: their growth under many short processes must stay bounded.
+    pub fn file_counts(&self) -> (usize, usize, usize) {
+        let mut counts = (0, 0, 0);
+        for entry in std::fs::read_dir(&self.path)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(".sst") {
+                counts.0 += 1;
+            } else if name.ends_with(".log") {
+                counts.1 += 1;
+            } else {
+                counts.2 += 1;
+            }
+        }
+        counts
     }
 
     /// Directory of the RocksDB instance.
@@ -675,14 +882,46 @@ mod tests {
     }
 
     #[test]
-    fn second_open_reports_in_use() {
-        let dir = tempfile::tempdir().unwrap();
-        let _first = Index::open(dir.path(), &IndexOptions::default()).unwrap();
-        let second = Index::open(dir.path(), &IndexOptions::default());
-        assert!(
-            matches!(second, Err(IndexError::InUse { .. })),
-            "{second:?}"
+    fn statuses_are_classified_by_code_and_subcode() {
+        // RocksDB's corruption texts contain "lock": not a lock conflict.
+        assert_eq!(
+            status_class(
+                "Corruption: block checksum mismatch: stored = 1, computed = 2 in /i/000012.sst"
+            ),
+            StatusClass::Corruption
         );
+        assert_eq!(
+            status_class(
+                "IO error: No space left on device: While appending to file: /i/000009.log"
+            ),
+            StatusClass::NoSpace
+        );
+        // Only the store's own lock file means "in use"; RocksDB's is an I/O error.
+        assert_eq!(
+            status_class("IO error: While lock file: /i/LOCK: Resource temporarily unavailable"),
+            StatusClass::Other
+        );
+        // The subcode's text elsewhere in the message is not the subcode.
+        assert_eq!(
+            status_class("IO error: While open /x/No space left on device: not found"),
+            StatusClass::Other
+        );
+        assert_eq!(status_class("Corruption"), StatusClass::Corruption);
+    }
+
+    #[test]
+    fn a_damaged_current_file_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Index::open(dir.path(), &IndexOptions::default()).unwrap());
+        // RocksDB itself reports this one (CURRENT must end with a newline).
+        std::fs::write(dir.path().join("CURRENT"), b"garbage-without-newline").unwrap();
+        let err = Index::open(dir.path(), &IndexOptions::default()).unwrap_err();
+        assert!(err.is_corruption(), "{err:?}");
+        // Without CURRENT RocksDB would start an empty index over the old files.
+        std::fs::remove_file(dir.path().join("CURRENT")).unwrap();
+        let err = Index::open(dir.path(), &IndexOptions::default()).unwrap_err();
+        assert!(err.is_corruption(), "{err:?}");
+        assert!(dir.path().read_dir().unwrap().count() > 1, "old files kept");
     }
 
     #[test]

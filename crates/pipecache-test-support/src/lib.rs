@@ -4,6 +4,7 @@
 //! nothing in a library crate may depend on it, and it must not hide a real component behind a
 //! mock (stores here are real RocksDB + chunk files in a temp directory).
 
+pub mod operations;
 pub mod pipeline;
 pub mod servers;
 pub mod tiers;

@@ -75,13 +75,24 @@ pub enum Error {
         supported: u32,
     },
     /// Stored bytes failed a check; they were not returned.
-    #[error("corrupt data{}{}: {detail}", key.as_ref().map(|k| format!(" in key {k:?}")).unwrap_or_default(), blob.map(|b| format!(" blob {b}")).unwrap_or_default())]
+    #[error("corrupt data{}{}{}: {detail}", if *in_index { " in the index" } else { "" }, key.as_ref().map(|k| format!(" in key {k:?}")).unwrap_or_default(), blob.map(|b| format!(" blob {b}")).unwrap_or_default())]
     Corruption {
         /// The artifact key being read, when known.
         key: Option<String>,
         /// The damaged blob, when known.
         blob: Option<BlobHash>,
-        /// What check failed.
+        /// What check failed (for RocksDB's own files, its message, which names the file).
+        detail: String,
+        /// The damage is in the index (RocksDB's files or its records), which
+        /// `rebuild-index --force` restores from the chunk files; otherwise it is in a chunk
+        /// file.
+        in_index: bool,
+    },
+    /// The filesystem is full, or a put would leave less than `min_free_space` free. A
+    /// refused put wrote and committed nothing; reads, deletes and gc still work.
+    #[error("no space: {detail}")]
+    NoSpace {
+        /// What was refused, and the free space seen.
         detail: String,
     },
     /// Something that must exist does not (for example a store opened without `create`).
@@ -135,10 +146,16 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// An I/O error; a full filesystem (or quota) is [`Error::NoSpace`], wherever it happens.
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
-        Self::Io {
-            context: context.into(),
-            source,
+        match source.kind() {
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => Self::NoSpace {
+                detail: format!("{}: {source}", context.into()),
+            },
+            _ => Self::Io {
+                context: context.into(),
+                source,
+            },
         }
     }
 
@@ -151,6 +168,7 @@ impl Error {
             key: key.map(str::to_owned),
             blob,
             detail: detail.into(),
+            in_index: false,
         }
     }
 
@@ -169,7 +187,7 @@ impl Error {
             FormatError::Io { context, source } if source.kind() == io::ErrorKind::NotFound => {
                 Self::corruption(key, blob, format!("{context}: chunk file is missing"))
             }
-            FormatError::Io { context, source } => Self::Io { context, source },
+            FormatError::Io { context, source } => Self::io(context, source),
             other => Self::corruption(key, blob, other.to_string()),
         }
     }
@@ -177,6 +195,20 @@ impl Error {
     /// True for corruption of stored data.
     pub fn is_corruption(&self) -> bool {
         matches!(self, Self::Corruption { .. })
+    }
+
+    /// True when the index is damaged or lost (chunk files without it): `rebuild-index
+    /// --force` restores it from the chunk files.
+    pub fn is_index_damage(&self) -> bool {
+        matches!(
+            self,
+            Self::Corruption { in_index: true, .. } | Self::IndexMissing { .. }
+        )
+    }
+
+    /// True when the filesystem is full or a put would cross `min_free_space`.
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, Self::NoSpace { .. })
     }
 
     /// True when a remote tier refuses its configuration (bad credentials, no such bucket):
@@ -234,9 +266,18 @@ impl Error {
                 found: *found,
                 supported: *supported,
             },
-            Self::Corruption { key, blob, detail } => Self::Corruption {
+            Self::Corruption {
+                key,
+                blob,
+                detail,
+                in_index,
+            } => Self::Corruption {
                 key: key.clone(),
                 blob: *blob,
+                detail: detail.clone(),
+                in_index: *in_index,
+            },
+            Self::NoSpace { detail } => Self::NoSpace {
                 detail: detail.clone(),
             },
             Self::NotFound { what } => Self::NotFound { what: what.clone() },
@@ -261,14 +302,17 @@ impl Error {
 impl From<IndexError> for Error {
     fn from(e: IndexError) -> Self {
         match e {
-            IndexError::InUse { path } => Self::StoreInUse { path },
             IndexError::Record {
                 source: e @ FormatError::UnsupportedVersion { .. },
                 ..
             } => Self::from_format(e, None, None),
-            e @ IndexError::Record { .. } => Self::Corruption {
+            e if e.is_corruption() => Self::Corruption {
                 key: None,
                 blob: None,
+                detail: e.to_string(),
+                in_index: true,
+            },
+            e if e.is_no_space() => Self::NoSpace {
                 detail: e.to_string(),
             },
             other => Self::Index(other),
@@ -286,23 +330,33 @@ impl From<FormatError> for Error {
 mod tests {
     use super::*;
 
+    /// ENOSPC on Linux (errno 28), which std maps to `ErrorKind::StorageFull`.
+    fn libc_enospc() -> i32 {
+        28
+    }
+
     #[test]
     fn duplicates_keep_their_variant() {
-        let index = Error::Index(IndexError::InUse {
-            path: PathBuf::from("/x"),
-        });
-        assert!(matches!(
-            index.duplicate(),
-            Error::Index(IndexError::InUse { path }) if path == std::path::Path::new("/x")
-        ));
-        let io = Error::io("append", io::Error::new(io::ErrorKind::StorageFull, "full"));
+        let index = Error::Corruption {
+            key: None,
+            blob: None,
+            detail: "x".into(),
+            in_index: true,
+        };
+        assert!(index.duplicate().is_index_damage());
+        let io = Error::io(
+            "append",
+            io::Error::new(io::ErrorKind::PermissionDenied, "no"),
+        );
         match io.duplicate() {
             Error::Io { context, source } => {
                 assert_eq!(context, "append");
-                assert_eq!(source.kind(), io::ErrorKind::StorageFull);
+                assert_eq!(source.kind(), io::ErrorKind::PermissionDenied);
             }
             other => panic!("{other:?}"),
         }
+        let full = Error::io("append", io::Error::from_raw_os_error(libc_enospc()));
+        assert!(full.duplicate().is_no_space(), "{full:?}");
         let tl = Error::TooLarge {
             size: 5,
             max_size: 4,

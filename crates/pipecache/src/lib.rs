@@ -31,6 +31,7 @@ mod error;
 mod lifecycle;
 mod options;
 mod rebuild;
+mod space;
 mod stats;
 mod store;
 pub mod tier;
@@ -51,6 +52,7 @@ pub use options::{
 pub use pipecache_format::BlobHash;
 pub use pipecache_remote::RemoteError;
 pub use rebuild::RebuildReport;
+pub use space::FsSpace;
 pub use stats::{CounterSnapshot, Footprint, Stats};
 pub use store::{MARKER_FILE, STORE_VERSION, Store};
 pub use tier::{CacheBackend, CacheConfig, CacheManager};

@@ -426,8 +426,12 @@ pub(crate) fn gc(
     Ok(report)
 }
 
-/// Compacts chunks: sealed chunks under `compact_threshold` live, and, while the store is over
-/// its budget on disk, any chunk with dead bytes (most dead first, the open chunk included).
+/// Dead bytes at which the open chunk becomes a compaction candidate like a sealed one.
+const OPEN_CHUNK_MIN_DEAD: u64 = 1 << 20;
+
+/// Compacts chunks: sealed chunks (and an open chunk with at least a MiB dead) under
+/// `compact_threshold` live, and, while the store is over its budget on disk, any chunk with
+/// dead bytes (most dead first, the open chunk included).
 #[tracing::instrument(level = "info", skip_all)]
 pub(crate) fn compact(
     shared: &Shared,
@@ -444,11 +448,16 @@ pub(crate) fn compact(
             .saturating_sub(CHUNK_HEADER_LEN)
             .saturating_sub(c.live_bytes)
     };
+    let open = shared.index.meta()?.and_then(|m| m.open_chunk);
     let mut plan: Vec<(u64, u64)> = chunks
         .iter()
-        .filter(|(_, c)| {
+        .filter(|(id, c)| {
             let payload = c.total_bytes.saturating_sub(CHUNK_HEADER_LEN);
-            c.sealed && dead_of(c) > 0 && (c.live_bytes as f64) < threshold * payload as f64
+            // The open chunk too once it holds a MiB of dead bytes: a batch of puts that was
+            // deleted again (a demo, a cancelled job) would otherwise sit there until the
+            // chunk fills, which on a quiet store is never.
+            let candidate = c.sealed || (Some(*id) == open && dead_of(c) >= OPEN_CHUNK_MIN_DEAD);
+            candidate && dead_of(c) > 0 && (c.live_bytes as f64) < threshold * payload as f64
         })
         .map(|(id, c)| (*id, dead_of(c)))
         .collect();
@@ -483,7 +492,6 @@ pub(crate) fn compact(
     }
     // The open chunk first (when planned): everything compacted after it is copied into a fresh
     // chunk that is not in the plan, so no byte is copied twice. Then most dead bytes first.
-    let open = shared.index.meta()?.and_then(|m| m.open_chunk);
     plan.sort_by_key(|(id, dead)| (Some(*id) != open, std::cmp::Reverse(*dead)));
     if let Some(limit) = limit {
         plan.truncate(limit);

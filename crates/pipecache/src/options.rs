@@ -107,6 +107,10 @@ pub struct StoreOptions {
     pub max_batch_requests: usize,
     /// Most payload bytes one group commit takes before it commits.
     pub max_batch_bytes: u64,
+    /// Free space a put must leave on the store's filesystem, bytes; a put that would
+    /// cross it fails with [`Error::NoSpace`] before anything is written. `None` (default):
+    /// the smaller of 1 GiB and 5% of the filesystem. `Some(0)` lets puts fill the disk.
+    pub min_free_space: Option<u64>,
     /// Clock for TTL and access times.
     pub clock: Arc<dyn Clock>,
 }
@@ -129,6 +133,7 @@ impl Default for StoreOptions {
             access_flush_interval: Duration::from_secs(30),
             max_batch_requests: 512,
             max_batch_bytes: 64 << 20,
+            min_free_space: None,
             clock: Arc::new(SystemClock),
         }
     }

@@ -5,8 +5,18 @@
 //! blob frames give blob locations, and for each key the record or tombstone with the highest
 //! sequence number decides whether it exists. Artifacts whose blobs are not all found are
 //! reported as lost. Refcounts, chunk live bytes and totals are recomputed; every chunk is
-//! sealed (new writes go to a new chunk). The meta record is written last, so an interrupted
-//! rebuild leaves an index the next open rejects as incomplete and `rebuild-index` redoes.
+//! sealed (new writes go to a new chunk).
+//!
+//! The new index is built beside the old one, which is never opened with `--force` (it may be
+//! unreadable, half-written or from a newer version) and never deleted first:
+//! 1. build in `index.partial` (a leftover of an interrupted rebuild is discarded first);
+//! 2. commit it (the meta record last) and close it, then rename it to `index.new`: a
+//!    complete index, not yet in use;
+//! 3. rename `index` to `index.old`, `index.new` to `index`, sync the directory;
+//! 4. delete `index.old`.
+//!
+//! A crash in 1-2 leaves the old index in place; a crash in 3-4 leaves `index.new`, and the
+//! next open (or rebuild) finishes the swap ([`finish_index_swap`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -17,11 +27,54 @@ use pipecache_format::record::{
     AccessRecord, ArtifactRecord, BlobRecord, ChunkRecord, FrameRef, RECORD_VERSION, Record,
     RecordFrame, StoreMeta, TombstoneFrame, Totals,
 };
-use pipecache_format::{BlobHash, ChunkScanner, FormatError, FrameKind, parse_chunk_file_name};
+use pipecache_format::{
+    BlobHash, ChunkScanner, FormatError, FrameKind, parse_chunk_file_name, sync_dir,
+};
 use pipecache_index::{Index, IndexOptions};
 use serde::Serialize;
 
+use crate::store::INDEX_DIR;
 use crate::{Error, Result, StoreOptions};
+
+/// Where a rebuild writes its index until it is complete.
+const PARTIAL_DIR: &str = "index.partial";
+/// A complete rebuilt index waiting to replace `index`.
+const NEW_DIR: &str = "index.new";
+/// The replaced index, until the swap is done.
+const OLD_DIR: &str = "index.old";
+
+/// Removes `path`, a directory or (a damaged store may have one there) a file.
+fn remove_dir_if_present(path: &Path) -> Result<()> {
+    let removed = match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match removed {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(format!("remove {}", path.display()), e)),
+    }
+}
+
+/// Puts a complete rebuilt index (`index.new`) in place of `index`, if one is waiting:
+/// `index` moves aside to `index.old` first and is deleted only once the new one is in
+/// place. Idempotent; the store lock must be held. Open calls it too, so a rebuild killed
+/// mid-swap is finished, never lost.
+pub(crate) fn finish_index_swap(dir: &Path) -> Result<()> {
+    let (index, new, old) = (dir.join(INDEX_DIR), dir.join(NEW_DIR), dir.join(OLD_DIR));
+    if new.is_dir() {
+        if index.exists() {
+            remove_dir_if_present(&old)?;
+            fs::rename(&index, &old)
+                .map_err(|e| Error::io(format!("rename {}", index.display()), e))?;
+        }
+        fs::rename(&new, &index).map_err(|e| Error::io(format!("rename {}", new.display()), e))?;
+        sync_dir(dir)?;
+        tracing::info!(index = %index.display(), "rebuilt index put in place");
+    }
+    remove_dir_if_present(&old)
+}
 
 /// What `rebuild-index` found and restored.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -56,22 +109,28 @@ pub(crate) fn rebuild(
     force: bool,
     progress: &dyn Fn(u64, u64),
 ) -> Result<RebuildReport> {
-    let index_dir = dir.join("index");
+    let index_dir = dir.join(INDEX_DIR);
     let chunk_dir = dir.join("chunks");
-    if index_dir.exists() {
-        let intact = Index::open(&index_dir, &IndexOptions::default())?
-            .meta()?
+    finish_index_swap(dir)?;
+    if index_dir.exists() && !force {
+        // Without --force only a missing or visibly incomplete index is replaced.
+        let intact = Index::open(&index_dir, &IndexOptions::default())
+            .and_then(|index| index.meta())
+            .map_err(|e| Error::InvalidStoreDir {
+                path: dir.to_owned(),
+                reason: format!("the index does not open ({e}); pass --force to rebuild it"),
+            })?
             .is_some();
-        if intact && !force {
+        if intact {
             return Err(Error::InvalidStoreDir {
                 path: dir.to_owned(),
                 reason: "the index exists and looks complete; pass --force to rebuild it anyway"
                     .into(),
             });
         }
-        fs::remove_dir_all(&index_dir)
-            .map_err(|e| Error::io(format!("remove {}", index_dir.display()), e))?;
     }
+    let partial = dir.join(PARTIAL_DIR);
+    remove_dir_if_present(&partial)?;
     let mut files: Vec<(u64, std::path::PathBuf, u64)> = Vec::new();
     for entry in fs::read_dir(&chunk_dir)
         .map_err(|e| Error::io(format!("list {}", chunk_dir.display()), e))?
@@ -164,7 +223,7 @@ pub(crate) fn rebuild(
     }
     report.blobs_found = blobs.len() as u64;
 
-    let index = Index::open(&index_dir, &IndexOptions::default())?;
+    let index = Index::open(&partial, &IndexOptions::default())?;
     let mut refs: HashMap<BlobHash, u64> = HashMap::new();
     let mut live: HashMap<u64, u64> = HashMap::new();
     let mut totals = Totals::default();
@@ -248,6 +307,12 @@ pub(crate) fn rebuild(
         next_seq: max_seq + 1,
     });
     index.commit(last, true)?;
+    drop(index);
+    let built = dir.join(NEW_DIR);
+    fs::rename(&partial, &built)
+        .map_err(|e| Error::io(format!("rename {}", partial.display()), e))?;
+    sync_dir(dir)?;
+    finish_index_swap(dir)?;
     report.lost_keys.sort();
     report.chunks_damaged.sort();
     Ok(report)

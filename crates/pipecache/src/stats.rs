@@ -1,6 +1,8 @@
 use pipecache_format::record::{ArtifactRecord, Totals};
 use serde::Serialize;
 
+use crate::space::FsSpace;
+
 /// Counters of one open store handle (since open).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct CounterSnapshot {
@@ -62,6 +64,13 @@ pub struct Stats {
     pub compression_ratio: f64,
     /// Counters of this handle.
     pub counters: CounterSnapshot,
+    /// Free and total bytes of the filesystem holding the store.
+    pub fs: FsSpace,
+    /// Free space puts leave on that filesystem (`min_free_space`, resolved).
+    pub min_free_space: u64,
+    /// The store was opened read-only because its filesystem was full: gets work, writes
+    /// fail with `NoSpace` until it is opened again with space free.
+    pub read_only: bool,
 }
 
 /// What a set of artifacts takes after dedup ([`crate::Store::footprint`]): the figures of
@@ -100,15 +109,31 @@ fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 1.0 } else { a as f64 / b as f64 }
 }
 
+/// What the store's files take on disk, for [`Stats::new`].
+#[derive(Debug)]
+pub(crate) struct DiskUsage {
+    pub chunk_files: u64,
+    pub disk_bytes: u64,
+    pub dead_bytes: u64,
+    pub fs: FsSpace,
+    pub min_free_space: u64,
+}
+
 impl Stats {
     pub(crate) fn new(
         t: Totals,
-        chunk_files: u64,
-        disk_bytes: u64,
-        dead_bytes: u64,
+        disk: DiskUsage,
         max_size: Option<u64>,
         counters: CounterSnapshot,
+        read_only: bool,
     ) -> Self {
+        let DiskUsage {
+            chunk_files,
+            disk_bytes,
+            dead_bytes,
+            fs,
+            min_free_space,
+        } = disk;
         Self {
             artifacts: t.artifacts,
             blobs: t.blobs,
@@ -125,6 +150,9 @@ impl Stats {
             dedup_ratio: ratio(t.logical_bytes, t.unique_bytes),
             compression_ratio: ratio(t.unique_bytes, t.stored_bytes),
             counters,
+            fs,
+            min_free_space,
+            read_only,
         }
     }
 }

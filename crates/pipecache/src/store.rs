@@ -17,7 +17,8 @@ use tokio::sync::oneshot;
 
 use crate::artifact::{ListEntry, Part, PutOptions, StoredArtifact, validate_key};
 use crate::lifecycle::{CompactReport, GcOptions, GcReport};
-use crate::stats::{CounterSnapshot, Footprint, Stats};
+use crate::space::{Reserve, effective_min_free, fs_space};
+use crate::stats::{CounterSnapshot, DiskUsage, Footprint, Stats};
 use crate::verify::{self, RepairReport, VerifyReport};
 use crate::writer::{PreparedPart, PutRequest, QueueSlot, Request, Writer};
 use crate::{Artifact, Error, Result, StoreOptions};
@@ -28,7 +29,7 @@ pub const MARKER_FILE: &str = "PIPECACHE";
 /// Store layout version written in the marker.
 pub const STORE_VERSION: u32 = 1;
 const LOCK_FILE: &str = "LOCK";
-const INDEX_DIR: &str = "index";
+pub(crate) const INDEX_DIR: &str = "index";
 const CHUNK_DIR: &str = "chunks";
 
 #[derive(Debug, Default)]
@@ -77,6 +78,10 @@ pub(crate) struct Shared {
     gc_wake: Option<Sender<()>>,
     /// Write-back queues a manager serves (see [`Store::claim_queue`]).
     claimed_queues: Mutex<HashSet<String>>,
+    /// The reserve file that keeps room for open, deletes and gc on a full filesystem.
+    pub reserve: Reserve,
+    /// Opened read-only: the filesystem was too full to open the index for writing.
+    pub read_only: bool,
     // Declared last so it is released after RocksDB is closed.
     _lock: File,
 }
@@ -149,9 +154,17 @@ impl Shared {
             }
             Err(e) => {
                 let e = Error::from(e);
-                if let Error::Corruption { detail, .. } = e {
+                if let Error::Corruption {
+                    detail, in_index, ..
+                } = e
+                {
                     self.counters.corruption_errors.add(1);
-                    return Err(Error::corruption(Some(key), None, detail));
+                    return Err(Error::Corruption {
+                        key: Some(key.to_owned()),
+                        blob: None,
+                        detail,
+                        in_index,
+                    });
                 }
                 return Err(e);
             }
@@ -216,10 +229,13 @@ impl Shared {
             });
         }
         self.counters.hits.add(1);
-        self.access
-            .lock()
-            .expect("access map poisoned")
-            .insert(key.to_owned(), now);
+        // A read-only store has no writer to record access times.
+        if !self.read_only {
+            self.access
+                .lock()
+                .expect("access map poisoned")
+                .insert(key.to_owned(), now);
+        }
         Ok(Some(StoredArtifact {
             artifact: Artifact {
                 kind: rec.kind,
@@ -526,10 +542,17 @@ struct WriterHandle {
     thread: Mutex<Option<JoinHandle<()>>>,
     gc_stop: Mutex<Option<Sender<()>>>,
     gc_thread: Mutex<Option<JoinHandle<()>>>,
+    /// The store was opened read-only (full filesystem): there never was a writer.
+    read_only: bool,
 }
 
 impl WriterHandle {
     fn sender(&self) -> Result<Sender<Request>> {
+        if self.read_only {
+            return Err(Error::NoSpace {
+                detail: "the store was opened read-only because its filesystem was full; free space and open it again to write".into(),
+            });
+        }
         self.tx
             .lock()
             .expect("writer handle poisoned")
@@ -595,7 +618,23 @@ impl Store {
         let chunk_dir = dir.join(CHUNK_DIR);
         fs::create_dir_all(&chunk_dir)
             .map_err(|e| Error::io(format!("create {}", chunk_dir.display()), e))?;
-        let index = Index::open(&dir.join(INDEX_DIR), &IndexOptions::default())?;
+        // A rebuild killed after its new index was complete: put that one in place.
+        crate::rebuild::finish_index_swap(&dir)?;
+        let reserve = Reserve::new(&dir);
+        reserve.adjust(options.min_free_space)?;
+        let index_dir = dir.join(INDEX_DIR);
+        let (index, read_only) = match Index::open(&index_dir, &IndexOptions::default()) {
+            Ok(index) => (index, false),
+            // No reserve to release (a store made on an already full disk): serve reads.
+            Err(e) if e.is_no_space() => {
+                tracing::warn!(error = %e, "filesystem full: store opened read-only; free space and open it again to write");
+                (
+                    Index::open_read_only(&index_dir, &IndexOptions::default())?,
+                    true,
+                )
+            }
+            Err(e) => return Err(e.into()),
+        };
         let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
         let gc_interval = options.gc_interval;
         let shared = Arc::new(Shared {
@@ -609,9 +648,24 @@ impl Store {
             gc_wake: gc_interval.map(|_| wake_tx),
             commit_epoch: std::sync::atomic::AtomicU64::new(0),
             claimed_queues: Mutex::default(),
+            reserve,
+            read_only,
             _lock: lock,
         });
         let (meta, chunk) = recover_chunks(&shared)?;
+        if read_only {
+            // No writer and no GC thread: every write is refused with NoSpace.
+            return Ok(Store {
+                shared,
+                writer: Arc::new(WriterHandle {
+                    tx: Mutex::new(None),
+                    thread: Mutex::new(None),
+                    gc_stop: Mutex::new(None),
+                    gc_thread: Mutex::new(None),
+                    read_only: true,
+                }),
+            });
+        }
         let (tx, rx) = crossbeam_channel::bounded(1024);
         let writer = Writer::new(shared.clone(), meta, chunk);
         let gc_tx = tx.clone();
@@ -641,6 +695,7 @@ impl Store {
                 thread: Mutex::new(Some(thread)),
                 gc_stop: Mutex::new(gc_stop),
                 gc_thread: Mutex::new(gc_thread),
+                read_only: false,
             }),
         })
     }
@@ -915,11 +970,16 @@ impl Store {
                         .saturating_sub(c.live_bytes)
                 })
                 .sum();
+            let fs = fs_space(&shared.dir)?;
             Ok(Stats::new(
                 meta.totals,
-                chunk_files,
-                disk_bytes,
-                dead_bytes,
+                DiskUsage {
+                    chunk_files,
+                    disk_bytes,
+                    dead_bytes,
+                    fs,
+                    min_free_space: effective_min_free(shared.options.min_free_space, fs),
+                },
                 shared.options.max_size,
                 CounterSnapshot {
                     hits: c.hits.get(),
@@ -934,6 +994,7 @@ impl Store {
                     bytes_written: c.bytes_written.get(),
                     write_errors: c.write_errors.get(),
                 },
+                shared.read_only,
             ))
         })
         .await
@@ -1046,7 +1107,10 @@ impl Store {
     /// Flushes access times and closes the store, waiting for the writer thread to stop.
     /// Other clones of this handle keep the store open until they are dropped.
     pub async fn close(self) -> Result<()> {
-        self.flush_access_times().await?;
+        // A read-only store recorded no access times (it has no writer to write them).
+        if !self.writer.read_only {
+            self.flush_access_times().await?;
+        }
         let Store { shared, writer } = self;
         drop(shared);
         tokio::task::spawn_blocking(move || drop(writer))

@@ -77,6 +77,10 @@ pub struct VerifyReport {
     /// Chunk files on disk that the index does not know (what an interrupted compaction or a
     /// crashed batch left; open and gc remove them).
     pub orphan_chunk_files: Vec<u64>,
+    /// The index itself is damaged (RocksDB found a bad block, a record does not decode):
+    /// what was found, naming the file. Nothing past it was checked; `rebuild-index --force`
+    /// restores the index from the chunk files.
+    pub index_damage: Option<String>,
     /// Frames in chunk files the index does not reference (dead data awaiting compaction).
     pub unindexed_frames: u64,
     /// Bytes of those frames.
@@ -93,6 +97,7 @@ impl VerifyReport {
             && self.missing_chunk_files.is_empty()
             && self.missing_record_frames.is_empty()
             && self.orphan_chunk_files.is_empty()
+            && self.index_damage.is_none()
     }
 }
 
@@ -113,7 +118,18 @@ pub struct RepairReport {
     pub after: VerifyReport,
 }
 
+/// Verifies the store; damage to the index is a finding, not an error.
 pub(crate) fn run(shared: &Shared, progress: &dyn Fn(u64, u64)) -> Result<VerifyReport> {
+    match check(shared, progress) {
+        Err(e) if e.is_index_damage() => Ok(VerifyReport {
+            index_damage: Some(e.to_string()),
+            ..VerifyReport::default()
+        }),
+        other => other,
+    }
+}
+
+fn check(shared: &Shared, progress: &dyn Fn(u64, u64)) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
     let chunks = shared.index.chunks()?;
     let total: u64 = chunks.iter().map(|(_, c)| c.total_bytes).sum();

@@ -38,8 +38,13 @@ use pipecache_index::QueueOp;
 use tokio::sync::oneshot;
 
 use crate::options::Durability;
+use crate::space::{effective_min_free, fs_space};
 use crate::store::Shared;
 use crate::{Error, Result};
+
+/// Bytes a put's record frame and chunk roll-over may add beyond its parts' frames, for the
+/// `min_free_space` check (keys are at most 1 KiB, metadata at most `MAX_META_BYTES`).
+const PUT_RECORD_ALLOWANCE: u64 = 80 << 10;
 
 /// A blob's bytes as prepared by the caller's thread (hashed, maybe compressed).
 #[derive(Debug)]
@@ -307,8 +312,13 @@ impl Writer {
                     if !group.is_empty() {
                         self.run_group(group);
                     }
-                    for req in maintenance {
-                        self.run_maintenance(req);
+                    if !maintenance.is_empty() {
+                        for req in maintenance {
+                            self.run_maintenance(req);
+                        }
+                        // GC removed chunk files: the reserve may fit again (or a full disk
+                        // may need it released).
+                        self.adjust_reserve();
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -327,8 +337,66 @@ impl Writer {
         tracing::debug!("writer thread stopped");
     }
 
+    /// Refuses, before anything is written, the puts that would leave less than
+    /// `min_free_space` free on the store's filesystem; the rest of the group goes on
+    /// (deletes in it are what frees space). Counted against one `statvfs` per group, with
+    /// each put's bytes as if none were deduplicated.
+    fn refuse_puts_over_space(&self, batch: Vec<Request>) -> Vec<Request> {
+        if !batch.iter().any(|r| matches!(r, Request::Put(_))) {
+            return batch;
+        }
+        let space = match fs_space(&self.shared.chunk_dir) {
+            Ok(space) => space,
+            Err(e) => {
+                // Measuring failed; the write itself still meets a full disk as NoSpace.
+                tracing::warn!(error = %e, "free space unknown; puts not checked against min_free_space");
+                return batch;
+            }
+        };
+        let min_free = effective_min_free(self.shared.options.min_free_space, space);
+        let mut room = space.free_bytes.saturating_sub(min_free);
+        let mut kept = Vec::with_capacity(batch.len());
+        for req in batch {
+            let Request::Put(p) = req else {
+                kept.push(req);
+                continue;
+            };
+            let need = p
+                .parts
+                .iter()
+                .map(|x| (x.raw.len() + FRAME_HEADER_LEN) as u64)
+                .sum::<u64>()
+                + PUT_RECORD_ALLOWANCE;
+            if need <= room {
+                room -= need;
+                kept.push(Request::Put(p));
+            } else {
+                self.shared.counters.write_errors.add(1);
+                let _ = p.reply.send(Err(Error::NoSpace {
+                    detail: format!(
+                        "put of {:?} needs up to {need} bytes; {} bytes are free on the store's filesystem and min_free_space keeps {min_free}",
+                        p.key, space.free_bytes
+                    ),
+                }));
+            }
+        }
+        kept
+    }
+
+    /// Releases or restores the reserve file after space changed (see `space`).
+    fn adjust_reserve(&self) {
+        if let Err(e) = self
+            .shared
+            .reserve
+            .adjust(self.shared.options.min_free_space)
+        {
+            tracing::warn!(error = %e, "reserve file not adjusted");
+        }
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(requests = batch.len()))]
     fn run_group(&mut self, batch: Vec<Request>) {
+        let batch = self.refuse_puts_over_space(batch);
         let mut st = self.new_state();
         let mut put_replies = Vec::new();
         let mut delete_replies = Vec::new();
@@ -385,6 +453,10 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed; recovering writer state");
+                if e.is_no_space() {
+                    // Another program filled the disk: give deletes and gc room.
+                    self.adjust_reserve();
+                }
                 self.shared.counters.write_errors.add(1);
                 for (r, _) in put_replies {
                     let _ = r.send(Err(e.duplicate()));

@@ -219,6 +219,9 @@ pub struct CacheConfig {
     pub compact_batch_size: Option<String>,
     /// zstd for blobs that shrink enough (default true).
     pub enable_compression: Option<bool>,
+    /// Free space puts leave on the store's filesystem, e.g. "2GiB" or "0" (default: the
+    /// smaller of 1 GiB and 5% of the filesystem).
+    pub min_free_space: Option<String>,
     /// Tiers, walked by priority (0 = fastest).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backends: Vec<BackendConfig>,
@@ -270,6 +273,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     n.checked_mul(secs)
         .map(Duration::from_secs)
         .ok_or_else(|| format!("invalid duration {s:?}: too large"))
+}
+
+/// Parses a free-space floor: a size as [`parse_size`] takes it, or `0` (no floor).
+pub fn parse_free_space(s: &str) -> Result<u64, String> {
+    if s.trim() == "0" {
+        Ok(0)
+    } else {
+        parse_size(s)
+    }
 }
 
 /// Parses `50GB` (decimal), `500MiB` (binary), `1.5GiB` or a plain byte count; must be positive.
@@ -528,8 +540,14 @@ impl CacheConfig {
             chunk_size: Some(format_size(options.chunk_size)),
             compact_batch_size: Some(format_size(options.compact_batch_bytes)),
             enable_compression: Some(options.compression.enabled),
+            min_free_space: options.min_free_space.map(format_size),
             backends,
         };
+        if effective.min_free_space.is_none() {
+            notes.push(
+                "min_free_space: the smaller of 1GiB and 5% of the store's filesystem".into(),
+            );
+        }
         Ok((effective, notes))
     }
 
@@ -579,6 +597,10 @@ impl CacheConfig {
         }
         if let Some(v) = self.enable_compression {
             options.compression.enabled = v;
+        }
+        if let Some(v) = &self.min_free_space {
+            options.min_free_space =
+                Some(parse_free_space(v).map_err(|e| field("min_free_space", e))?);
         }
         let policy: Arc<dyn EvictionPolicy> = match eviction_policy.as_deref() {
             None | Some("lru") => {

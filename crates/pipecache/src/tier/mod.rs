@@ -17,7 +17,7 @@ pub use backend::{BackendKind, CacheBackend, Capabilities, Fetched};
 pub use config::{
     BackendConfig, CacheConfig, ConfigNotes, DEFAULT_DEADLINE, DEFAULT_QUEUE_CAPACITY,
     DEFAULT_REDIS_DEADLINE, DEFAULT_REGION, Secret, WritePolicy, format_duration, format_size,
-    parse_duration, parse_size,
+    parse_duration, parse_free_space, parse_size,
 };
 pub use manager::{
     CacheManager, ManagerBuilder, PullReport, PushReport, RemoteGcReport, TierStats,
