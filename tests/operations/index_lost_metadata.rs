@@ -1,11 +1,12 @@
-//! An index whose metadata is gone or unreadable (truncated MANIFEST, deleted CURRENT, a
-//! file where the directory was) is index damage, and `rebuild-index --force` restores every
-//! artifact without opening it; a rebuild killed after its new index was complete is
-//! finished by the next open.
+//! An index whose metadata is gone, unreadable or from a newer version (truncated MANIFEST,
+//! deleted CURRENT, a file where the directory was, a newer meta record) is refused with an
+//! error that says so (the CLI names `rebuild-index --force`), and `rebuild-index --force`
+//! restores every artifact without opening it; a rebuild killed after its new index was
+//! complete is finished by the next open.
 
 use std::path::Path;
 
-use pipecache::{Store, StoreOptions};
+use pipecache::{Error, Store, StoreOptions};
 
 use super::index_damaged_ssts::{assert_all_restored, filled_store};
 
@@ -29,52 +30,76 @@ async fn rebuild_force(dir: &Path) {
     assert!(report.lost_keys.is_empty(), "{report:?}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn truncated_manifest() {
+/// Fills a store, lets `damage` break its index, checks that open refuses it as
+/// `refused` says, then rebuilds with `--force` and checks every artifact came back.
+async fn rebuild_after(damage: impl FnOnce(&Path), refused: impl FnOnce(&Error) -> bool) {
     let dir = tempfile::tempdir().unwrap();
     let model = filled_store(dir.path(), 40).await;
-    let m = manifest(dir.path());
-    let len = std::fs::metadata(&m).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&m)
-        .unwrap()
-        .set_len(len / 2)
-        .unwrap();
+    damage(dir.path());
     let err = Store::open(dir.path(), StoreOptions::default())
         .await
         .unwrap_err();
-    assert!(err.is_index_damage(), "{err:?}");
+    assert!(refused(&err), "{err:?}");
     rebuild_force(dir.path()).await;
     assert_all_restored(dir.path(), &model).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn truncated_manifest() {
+    rebuild_after(
+        |dir| {
+            let m = manifest(dir);
+            let len = std::fs::metadata(&m).unwrap().len();
+            let file = std::fs::OpenOptions::new().write(true).open(&m).unwrap();
+            file.set_len(len / 2).unwrap();
+        },
+        Error::is_index_damage,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deleted_current_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = filled_store(dir.path(), 40).await;
-    std::fs::remove_file(dir.path().join("index/CURRENT")).unwrap();
-    let err = Store::open(dir.path(), StoreOptions::default())
-        .await
-        .unwrap_err();
-    assert!(err.is_index_damage(), "{err:?}");
-    rebuild_force(dir.path()).await;
-    assert_all_restored(dir.path(), &model).await;
+    rebuild_after(
+        |dir| std::fs::remove_file(dir.join("index/CURRENT")).unwrap(),
+        Error::is_index_damage,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn index_replaced_by_a_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = filled_store(dir.path(), 40).await;
-    std::fs::remove_dir_all(dir.path().join("index")).unwrap();
-    std::fs::write(dir.path().join("index"), b"not a directory").unwrap();
-    assert!(
-        Store::open(dir.path(), StoreOptions::default())
-            .await
-            .is_err()
-    );
-    rebuild_force(dir.path()).await;
-    assert_all_restored(dir.path(), &model).await;
+    rebuild_after(
+        |dir| {
+            std::fs::remove_dir_all(dir.join("index")).unwrap();
+            std::fs::write(dir.join("index"), b"not a directory").unwrap();
+        },
+        Error::is_index_damage,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn index_from_a_newer_version() {
+    use pipecache_format::record::{StoreMeta, Totals};
+    use pipecache_index::{Index, IndexOptions};
+    rebuild_after(
+        |dir| {
+            let index = Index::open(&dir.join("index"), &IndexOptions::default()).unwrap();
+            let mut batch = index.batch();
+            batch.put_meta(&StoreMeta {
+                v: 99,
+                next_chunk_id: 1,
+                open_chunk: None,
+                totals: Totals::default(),
+                created_ms: 0,
+                next_seq: 1,
+            });
+            index.commit(batch, true).unwrap();
+        },
+        |e| matches!(e, Error::UnsupportedVersion { .. }),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -89,4 +114,29 @@ async fn a_rebuild_killed_mid_swap_is_finished_by_open() {
     assert_all_restored(dir.path(), &model).await;
     assert!(!dir.path().join("index.new").exists());
     assert!(!dir.path().join("index.old").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_names_the_next_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = filled_store(dir.path(), 10).await;
+    std::fs::remove_file(dir.path().join("index/CURRENT")).unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_pipecache"));
+    let key = model.keys().next().unwrap();
+    let get = pipecache_test_support::run_cli(bin, dir.path(), &["get", key], None);
+    assert_eq!(get.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&get.stderr);
+    assert!(!stderr.contains("in use"), "{stderr}");
+    assert!(
+        stderr.contains("the index is damaged; run `pipecache rebuild-index --force`"),
+        "{stderr}"
+    );
+    let rebuild =
+        pipecache_test_support::run_cli(bin, dir.path(), &["rebuild-index", "--force"], None);
+    assert!(
+        rebuild.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rebuild.stderr)
+    );
+    assert_all_restored(dir.path(), &model).await;
 }

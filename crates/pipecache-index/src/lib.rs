@@ -315,13 +315,25 @@ impl Index {
         let (mut db_opts, cfs) = Self::db_options(options)?;
         // RocksDB takes a directory without CURRENT for a new database and would start an
         // empty one over the old files: only a missing or empty directory is new.
-        let fresh = std::fs::read_dir(path).map_or(true, |mut rd| rd.next().is_none());
-        if !fresh && !path.join("CURRENT").exists() {
-            return Err(IndexError::Corruption {
-                context: format!("open {}", path.display()),
-                detail: "its CURRENT file is missing".into(),
-            });
-        }
+        let damaged = |detail: &str| IndexError::Corruption {
+            context: format!("open {}", path.display()),
+            detail: detail.into(),
+        };
+        let fresh = match std::fs::read_dir(path) {
+            Ok(mut entries) => {
+                let fresh = entries.next().is_none();
+                if !fresh && !path.join("CURRENT").exists() {
+                    return Err(damaged("its CURRENT file is missing"));
+                }
+                fresh
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+                return Err(damaged("it is not a directory"));
+            }
+            // Anything else (permissions, say) RocksDB reports in its own words.
+            Err(_) => false,
+        };
         db_opts.create_if_missing(fresh);
         let db = DB::open_cf_descriptors(&db_opts, path, cfs)
             .map_err(rocks(format!("open {}", path.display())))?;

@@ -468,14 +468,30 @@ fn lock_store(dir: &Path) -> Result<File> {
         .write(true)
         .open(&path)
         .map_err(|e| Error::io(format!("open lock file {}", path.display()), e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(Error::StoreInUse {
-            path: dir.to_owned(),
-        }),
-        Err(TryLockError::Error(e)) => Err(Error::io(format!("lock {}", path.display()), e)),
+    // A lock released by `close` can look held for a moment: a child process this process
+    // forked (any `Command::spawn`, in any thread) shares the lock's open file until it execs.
+    // So a busy lock is tried again for a short while before the store counts as in use.
+    let deadline = std::time::Instant::now() + LOCK_RETRY;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::StoreInUse {
+                    path: dir.to_owned(),
+                });
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(Error::io(format!("lock {}", path.display()), e));
+            }
+        }
     }
 }
+
+/// How long a busy store lock is retried (see `lock_store`).
+const LOCK_RETRY: Duration = Duration::from_millis(250);
 
 fn check_marker(dir: &Path, options: &StoreOptions) -> Result<()> {
     let path = dir.join(MARKER_FILE);
