@@ -8,6 +8,7 @@
 //! demo's artifacts are removed from the store unless `--keep`.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
@@ -17,6 +18,7 @@ use pipecache_pipeline::{
     PipelineArtifactCache, PipelineConfig, Transcript, TranscriptSegment,
 };
 
+use super::env::{Env, GlobalArgs};
 use super::progress::Bar;
 
 const SHARED_FRAMES: usize = 5;
@@ -249,7 +251,31 @@ fn write_videos(dir: &Path, n: usize) -> Result<Vec<PathBuf>> {
         .collect()
 }
 
-pub async fn run(store: &Store, videos: usize, frames: usize, keep: bool) -> Result<()> {
+/// Run a synthetic video pipeline through the cache twice (the main job of the README's
+/// first command).
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Number of synthetic videos.
+    #[arg(long, default_value_t = 20)]
+    videos: usize,
+    /// Keyframes per video.
+    #[arg(long, default_value_t = 60)]
+    frames: usize,
+    /// Keep the demo's artifacts in the store afterwards.
+    #[arg(long)]
+    keep: bool,
+}
+
+impl DemoArgs {
+    pub async fn run(self, global: &GlobalArgs) -> Result<ExitCode> {
+        let manager = Env::load(global)?.open(true).await?;
+        run(manager.local(), self.videos, self.frames, self.keep).await?;
+        manager.close().await?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+async fn run(store: &Store, videos: usize, frames: usize, keep: bool) -> Result<()> {
     ensure!(
         videos > 0 && frames > SHARED_FRAMES * 2,
         "--videos must be positive and --frames above {}",

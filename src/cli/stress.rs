@@ -9,10 +9,14 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use std::process::ExitCode;
+
 use anyhow::Result;
 use pipecache::Artifact;
 use pipecache::tier::CacheManager;
 use rand::{Rng, SeedableRng, rngs::StdRng};
+
+use super::env::{Env, GlobalArgs};
 
 /// A shared pool of payloads so artifacts share blobs (dedup and refcounts get exercised).
 fn payload(id: u64) -> Vec<u8> {
@@ -33,7 +37,45 @@ fn payload(id: u64) -> Vec<u8> {
     }
 }
 
-pub async fn run(
+/// Concurrent puts and deletes of generated artifacts until killed, printing `BEGIN key` before
+/// and `ACK key digest|deleted` after each operation (used by the crash test).
+#[derive(Debug, clap::Args)]
+pub struct StressPutArgs {
+    /// Seed of the generator.
+    #[arg(long)]
+    seed: u64,
+    /// Distinct keys.
+    #[arg(long, default_value_t = 64)]
+    keys: usize,
+    /// Concurrent writer tasks (each owns a disjoint set of keys).
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Stop after this many operations (default: run until killed).
+    #[arg(long)]
+    ops: Option<u64>,
+    /// Also run gc and compaction in a loop beside the writers.
+    #[arg(long)]
+    gc: bool,
+}
+
+impl StressPutArgs {
+    pub async fn run(self, global: &GlobalArgs) -> Result<ExitCode> {
+        let manager = Env::load(global)?.open(true).await?;
+        run(
+            &manager,
+            self.seed,
+            self.keys,
+            self.concurrency,
+            self.ops,
+            self.gc,
+        )
+        .await?;
+        manager.close().await?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+async fn run(
     manager: &CacheManager,
     seed: u64,
     keys: usize,

@@ -1052,6 +1052,21 @@ impl Store {
         blocking(move || crate::lifecycle::gc(&shared, &tx, options, &progress)).await
     }
 
+    /// Runs a GC pass if the store is over its size budget: stored bytes above `max_size`,
+    /// or chunk files above `max_size` plus one chunk (the bound a GC pass keeps). For a
+    /// process without the background GC thread, such as one CLI call, after its put.
+    pub async fn gc_if_over_budget(&self) -> Result<Option<GcReport>> {
+        let Some(max) = self.shared.options.max_size else {
+            return Ok(None);
+        };
+        let s = self.stats().await?;
+        if s.stored_bytes > max || s.disk_bytes > max + self.shared.options.chunk_size {
+            Ok(Some(self.gc(GcOptions::default()).await?))
+        } else {
+            Ok(None)
+        }
+    }
+
     /// Compacts chunks whose live fraction is under `compact_threshold` (and, over budget, any
     /// chunk with dead bytes): live frames are copied to the open chunk, the index is updated in
     /// one batch, then the old file is removed.

@@ -371,7 +371,6 @@ impl Writer {
                 room -= need;
                 kept.push(Request::Put(p));
             } else {
-                self.shared.counters.write_errors.add(1);
                 let _ = p.reply.send(Err(Error::NoSpace {
                     detail: format!(
                         "put of {:?} needs up to {need} bytes; {} bytes are free on the store's filesystem and min_free_space keeps {min_free}",

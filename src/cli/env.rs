@@ -1,0 +1,115 @@
+//! What every command that touches a store shares: the global flags, the config file they
+//! point at, and the store directory and options they resolve to.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use pipecache::tier::{BackendConfig, CacheConfig, parse_free_space, parse_size};
+use pipecache::{CacheManager, StoreOptions};
+use pipecache_pipeline::PipelineConfig;
+
+use super::config_file;
+
+/// Flags every command takes.
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// Store directory [default: $PIPECACHE_DIR, else the config's filesystem `path`, else
+    /// the user cache dir + /pipecache]. Wins over the config's `path`.
+    #[arg(long, global = true, env = "PIPECACHE_DIR")]
+    pub dir: Option<PathBuf>,
+    /// Configuration file (TOML) [env: PIPECACHE_CONFIG]
+    #[arg(long, global = true, env = "PIPECACHE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Size budget of the store, e.g. 50GB, 500MiB or a byte count (overrides the config file)
+    #[arg(long, global = true, value_parser = parse_size)]
+    pub max_size: Option<u64>,
+    /// Free space puts must leave on the store's filesystem, e.g. 2GiB, or 0 [default: the
+    /// smaller of 1GiB and 5% of the filesystem] (overrides the config file)
+    #[arg(long, global = true, value_parser = parse_free_space)]
+    pub min_free_space: Option<u64>,
+}
+
+/// The configuration in effect: the file with the flags applied, and the store directory.
+#[derive(Debug)]
+pub struct Env {
+    /// Store settings and tiers.
+    pub config: CacheConfig,
+    /// The config file's name for messages, or "(defaults)".
+    pub origin: String,
+    /// The store directory every command uses.
+    pub dir: PathBuf,
+    /// Pipeline stages from the config file, if it has any.
+    pub stages: Option<PipelineConfig>,
+}
+
+impl Env {
+    /// Loads the config file and resolves the store directory: --dir (or $PIPECACHE_DIR),
+    /// else the config's filesystem path, else the default. The tier structure is checked
+    /// here, for every command.
+    pub fn load(global: &GlobalArgs) -> Result<Self> {
+        let (file, origin) = match &global.config {
+            Some(path) => (config_file::load(path)?, path.display().to_string()),
+            None => (config_file::ConfigFile::default(), "(defaults)".to_owned()),
+        };
+        let mut config = file.cache;
+        if let Some(max) = global.max_size {
+            config_file::override_max_size(&mut config, max);
+        }
+        if let Some(min_free) = global.min_free_space {
+            config.min_free_space = Some(min_free.to_string());
+        }
+        let configured = config.local_path(&origin)?.map(Path::to_owned);
+        let dir = match &global.dir {
+            Some(d) => {
+                config_file::override_dir(&mut config, d);
+                d.clone()
+            }
+            None => match configured {
+                Some(p) => p,
+                None => default_dir()?,
+            },
+        };
+        Ok(Self {
+            config,
+            origin,
+            dir,
+            stages: file.pipeline,
+        })
+    }
+
+    /// Store options for a short-lived command: GC runs when a command asks for it (`gc`, or
+    /// a put over budget), never in a background thread.
+    pub fn options(&self, create: bool) -> StoreOptions {
+        StoreOptions {
+            create_if_missing: create,
+            gc_interval: None,
+            ..StoreOptions::default()
+        }
+    }
+
+    /// Whether any tier besides the local store is configured.
+    pub fn has_remotes(&self) -> bool {
+        self.config
+            .backends
+            .iter()
+            .any(|b| !matches!(b, BackendConfig::Filesystem { .. }))
+    }
+
+    /// Opens the store and its tiers, creating the store only when `create`.
+    pub async fn open(&self, create: bool) -> Result<CacheManager> {
+        self.open_raw(create)
+            .await
+            .with_context(|| format!("open store {}", self.dir.display()))
+    }
+
+    /// [`Env::open`] with the library's error as it is (for commands that react to its kind).
+    pub async fn open_raw(&self, create: bool) -> pipecache::Result<CacheManager> {
+        CacheManager::open(&self.config, &self.dir, self.options(create), &self.origin).await
+    }
+}
+
+fn default_dir() -> Result<PathBuf> {
+    let base =
+        dirs::cache_dir().context("no user cache directory; pass --dir or set PIPECACHE_DIR")?;
+    Ok(base.join("pipecache"))
+}

@@ -1,0 +1,107 @@
+//! `pipecache gc`: the local store's GC pass, or with `--remote` a remote tier's mark and
+//! sweep.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use pipecache::tier::{RemoteGcReport, parse_duration};
+use pipecache::{GcOptions, GcReport};
+
+use super::env::{Env, GlobalArgs};
+use super::progress;
+use super::report::{self, JobReport, Report};
+
+/// Remove expired artifacts, evict to the size budget, compact chunks, drop dead blobs.
+/// With --remote: mark and sweep a remote tier's unreferenced packs instead.
+#[derive(Debug, clap::Args)]
+pub struct GcArgs {
+    /// Report what would be removed without removing anything.
+    #[arg(long)]
+    dry_run: bool,
+    /// JSON report.
+    #[arg(long)]
+    json: bool,
+    /// Collect a remote (s3 or fs-remote) tier instead of the local store.
+    #[arg(long)]
+    remote: bool,
+    /// With --remote: never delete an object younger than this (default: the tier's
+    /// gc_grace, 24h). Longer only: pushers reuse packs up to half of gc_grace old.
+    #[arg(long, value_parser = parse_duration, requires = "remote")]
+    grace: Option<Duration>,
+    /// With --remote: which tier (default: the first s3 or fs-remote tier).
+    #[arg(long, requires = "remote")]
+    tier: Option<String>,
+}
+
+impl Report for JobReport<GcReport> {
+    fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        let r = &self.report;
+        let verb = if self.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        writeln!(
+            out,
+            "gc {verb} {} expired and {} evicted artifact(s), {} dead blob record(s); compacted {} chunk(s); reclaimed {} bytes ({} -> {} on disk)",
+            r.expired.len(),
+            r.evicted.len(),
+            r.dead_blobs_dropped + r.compaction.dead_blobs_dropped,
+            r.compaction.chunks_compacted.len(),
+            r.bytes_reclaimed,
+            r.disk_bytes_before,
+            r.disk_bytes_after
+        )
+    }
+}
+
+impl Report for JobReport<RemoteGcReport> {
+    fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        let r = &self.report;
+        let verb = if self.dry_run {
+            "would delete"
+        } else {
+            "deleted"
+        };
+        writeln!(
+            out,
+            "remote gc {verb} {} unreferenced pack(s) ({} bytes) and {} expired record(s); kept {} pack(s) inside the grace period; {} live record(s)",
+            r.packs_deleted, r.bytes_reclaimed, r.expired_records, r.packs_in_grace, r.records
+        )?;
+        for c in &r.corrupt_records {
+            writeln!(out, "corrupt record {c}")?;
+        }
+        Ok(())
+    }
+}
+
+impl GcArgs {
+    pub async fn run(self, global: &GlobalArgs) -> Result<ExitCode> {
+        let manager = Env::load(global)?.open(false).await?;
+        let dry_run = self.dry_run;
+        if self.remote {
+            manager.check().await?;
+            let report = manager
+                .remote_gc(self.tier.as_deref(), self.grace, dry_run)
+                .await?;
+            report::print(&JobReport { report, dry_run }, self.json)?;
+        } else {
+            let bar = progress::Bar::new("gc");
+            let report = manager
+                .local()
+                .gc_with_progress(
+                    GcOptions {
+                        dry_run,
+                        ..GcOptions::default()
+                    },
+                    move |phase, done, total| bar.phase(phase, done, total),
+                )
+                .await?;
+            report::print(&JobReport { report, dry_run }, self.json)?;
+        }
+        manager.close().await?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
