@@ -6,9 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pipecache::{
-    Artifact, CostWeighted, EvictionPolicy, GcOptions, GcReport, Lru, ManualClock, StoreOptions,
-};
+use pipecache::{Artifact, EvictionPolicy, GcOptions, GcReport, Lru, ManualClock, StoreOptions};
 use pipecache_test_support::{TempStore, assert_reads_back, lifecycle_options, random_bytes};
 
 const T0: u64 = 1_700_000_000_000;
@@ -82,7 +80,7 @@ async fn scenario(
 async fn cost_weighted_evicts_the_cheaper_kind_of_equal_age() {
     // Key order would favour evicting the descriptions artifact on a tie: the policy must win.
     let r = scenario(
-        Arc::new(CostWeighted::default()),
+        Arc::new(pipecache_pipeline::cost_weighted_policy()),
         "a:descriptions",
         "b:keyframes",
         None,
@@ -95,7 +93,7 @@ async fn cost_weighted_evicts_the_cheaper_kind_of_equal_age() {
 async fn cost_weighted_keeps_an_expensive_kind_idle_not_proportionally_longer() {
     // keyframes read 40 s in: idle 20 s, score 45/21; descriptions idle 60 s, score 180/61.
     let r = scenario(
-        Arc::new(CostWeighted::default()),
+        Arc::new(pipecache_pipeline::cost_weighted_policy()),
         "a:descriptions",
         "b:keyframes",
         Some(Duration::from_secs(40)),
@@ -123,7 +121,10 @@ async fn eviction_keeps_blobs_still_referenced() {
     let clock = ManualClock::new(T0);
     let mut ts = TempStore::new(StoreOptions {
         max_size: Some(130_000),
-        ..options(clock.clone(), Arc::new(CostWeighted::default()))
+        ..options(
+            clock.clone(),
+            Arc::new(pipecache_pipeline::cost_weighted_policy()),
+        )
     })
     .await;
     let store = ts.store().clone();

@@ -23,16 +23,6 @@ use super::progress::Bar;
 
 const SHARED_FRAMES: usize = 5;
 
-/// Seconds a real stage takes per video (the seed's figures); reported, never slept.
-fn simulated_cost(kind: ArtifactKind) -> f64 {
-    match kind {
-        ArtifactKind::Keyframes => 45.0,
-        ArtifactKind::Transcript => 20.0,
-        ArtifactKind::Descriptions => 180.0,
-        ArtifactKind::Embeddings => 10.0,
-    }
-}
-
 fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut out = Vec::with_capacity(len + 8);
@@ -147,7 +137,7 @@ async fn stage(
         tally.hits += 1;
     } else {
         tally.misses += 1;
-        tally.simulated_s += simulated_cost(kind);
+        tally.simulated_s += kind.recompute_seconds();
         compute_and_store().await?;
     }
     tally.cache_time += start.elapsed();

@@ -58,6 +58,7 @@ impl Env {
         if let Some(min_free) = global.min_free_space {
             config.min_free_space = Some(min_free.to_string());
         }
+        pipecache_pipeline::add_stage_costs(&mut config);
         let configured = config.local_path(&origin)?.map(Path::to_owned);
         let dir = match &global.dir {
             Some(d) => {

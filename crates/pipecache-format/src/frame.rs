@@ -187,8 +187,10 @@ pub(crate) fn header_checksum(bytes: &[u8]) -> u32 {
 }
 
 /// Decodes a whole frame (header + payload) held in memory, checks its payload against the
-/// header's hash and returns the header and the raw payload. This is the read path's and the
-/// fuzzer's single entry point for untrusted frame bytes.
+/// header's hash and returns the header and the raw payload: frames from remote packs, and
+/// the fuzzer's entry. Frames in chunk files are read in two steps by `ChunkReader` and
+/// `ChunkScanner` (header, then payload at its offset), through the same
+/// [`FrameHeader::decode`] and [`FrameHeader::decode_payload`] checks.
 pub fn decode_frame(bytes: &[u8]) -> Result<(FrameHeader, Vec<u8>), FormatError> {
     let header = FrameHeader::decode(bytes)?;
     let end = FRAME_HEADER_LEN as u64 + header.stored_len;

@@ -41,6 +41,18 @@ impl ArtifactKind {
         Self::Embeddings,
     ];
 
+    /// Typical seconds to recompute one video's artifact of this kind (the seed pipeline's
+    /// measured stage costs): what cost-weighted eviction weighs a kind by unless
+    /// `cost_hints` say otherwise.
+    pub fn recompute_seconds(self) -> f64 {
+        match self {
+            Self::Keyframes => 45.0,
+            Self::Transcript => 20.0,
+            Self::Descriptions => 180.0,
+            Self::Embeddings => 30.0,
+        }
+    }
+
     /// The kind's name in keys.
     pub fn as_str(self) -> &'static str {
         match self {

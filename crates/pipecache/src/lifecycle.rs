@@ -75,20 +75,12 @@ pub struct CostWeighted {
 }
 
 impl Default for CostWeighted {
+    /// Every kind costs the same until told otherwise: the engine knows no kinds. The
+    /// pipeline layer brings its stages' costs (`pipecache_pipeline::cost_weighted_policy`).
     fn default() -> Self {
-        // Seconds per video, from the pipeline's measured stage costs.
-        let costs = [
-            ("keyframes", 45.0),
-            ("transcript", 20.0),
-            ("descriptions", 180.0),
-            ("embeddings", 30.0),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
         Self {
-            costs,
-            default_cost: 10.0,
+            costs: BTreeMap::new(),
+            default_cost: 1.0,
         }
     }
 }

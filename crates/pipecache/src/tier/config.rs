@@ -558,6 +558,18 @@ impl CacheConfig {
             .find(|b| matches!(b, BackendConfig::Filesystem { .. }))
     }
 
+    /// The eviction policy's name in effect for the local store: the `filesystem`
+    /// backend's own, else the top level's (`None`: the default, LRU).
+    pub fn eviction_policy_name(&self) -> Option<&str> {
+        match self.local_backend() {
+            Some(BackendConfig::Filesystem {
+                eviction_policy: Some(p),
+                ..
+            }) => Some(p),
+            _ => self.eviction_policy.as_deref(),
+        }
+    }
+
     /// Applies the file to `options`; `origin` names the file in errors.
     pub fn apply(&self, options: &mut StoreOptions, origin: &str) -> Result<()> {
         let field = |name: &str, e: String| Error::InvalidOption {
