@@ -28,7 +28,7 @@ use super::config::{
     BackendConfig, CacheConfig, DEFAULT_DEADLINE, DEFAULT_REDIS_DEADLINE, DEFAULT_REGION,
     WritePolicy, duration_field, queue_capacity_field, size_field,
 };
-use super::pack::{BatchReport, DEFAULT_GRACE, PackGcReport, PackTier};
+use super::pack::{BatchReport, DEFAULT_GRACE, PackGcReport, PackTier, record_path};
 use super::promotion::{PromotionOutcome, Promotions, promote};
 use super::redis::{DEFAULT_REDIS_MAX_OBJECT, RedisTier};
 use super::{BackendKind, CacheBackend, Capabilities, Verified, for_each_bounded};
@@ -1117,7 +1117,12 @@ impl CacheManager {
     }
 
     /// Waits until every background promotion started so far has finished.
+    #[cfg(feature = "test-hooks")]
     pub async fn wait_promotions(&self) {
+        self.wait_promotions_inner().await;
+    }
+
+    async fn wait_promotions_inner(&self) {
         self.inner.promotions.wait().await;
     }
 
@@ -1325,8 +1330,9 @@ impl CacheManager {
             })
     }
 
-    /// The pack tier `name` (default: the first s3 or fs-remote tier), for tools and tests
-    /// that look at the remote layout directly.
+    /// The pack tier `name` (default: the first s3 or fs-remote tier), for tests and
+    /// benches that look at the remote layout directly.
+    #[cfg(feature = "test-hooks")]
     pub fn remote_packs(&self, name: Option<&str>) -> Result<&PackTier> {
         self.pack_tier(name).map(|(_, _, p)| p)
     }
@@ -1372,7 +1378,7 @@ impl CacheManager {
             let keys: Vec<String> = window.iter().map(|e| e.key.clone()).collect();
             let known: Vec<String> = keys
                 .iter()
-                .filter(|k| remote_names.contains(&PackTier::record_path(k)))
+                .filter(|k| remote_names.contains(&record_path(k)))
                 .cloned()
                 .collect();
             let remote = pack
@@ -1557,7 +1563,7 @@ impl CacheManager {
     /// Stops the write-back workers (queued entries stay queued for the next open), waits
     /// for promotions, and closes the local store when this was its last handle.
     pub async fn close(self) -> Result<()> {
-        self.wait_promotions().await;
+        self.wait_promotions_inner().await;
         let _ = self.inner.shutdown.send(true);
         let workers = std::mem::take(&mut *self.inner.workers.lock().expect("workers poisoned"));
         for w in workers {

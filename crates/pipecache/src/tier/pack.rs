@@ -109,7 +109,7 @@ fn pack_path(id: &BlobHash) -> String {
     format!("packs/{}", id.to_hex())
 }
 
-fn record_path(key: &str) -> String {
+pub(crate) fn record_path(key: &str) -> String {
     let h = key_hash(key);
     format!("records/{}/{}", &h[..2], h)
 }
@@ -147,6 +147,7 @@ impl PackTier {
     }
 
     /// The object name of `key`'s record.
+    #[cfg(feature = "test-hooks")]
     pub fn record_path(key: &str) -> String {
         record_path(key)
     }
