@@ -78,9 +78,9 @@ impl Reserve {
 
     /// Releases the reserve when free space is under its size (the filesystem is full or
     /// nearly), and allocates it again when there is room for it and `min_free` beyond.
-    /// Returns the space as it is afterwards. Never fails on a full disk: a reserve that
-    /// cannot be allocated is simply absent until space comes back.
-    pub(crate) fn adjust(&self, min_free: Option<u64>) -> Result<FsSpace> {
+    /// Never fails on a full disk: a reserve that cannot be allocated is simply absent
+    /// until space comes back.
+    pub(crate) fn adjust(&self, min_free: Option<u64>) -> Result<()> {
         let dir = self
             .path
             .parent()
@@ -98,9 +98,8 @@ impl Reserve {
                 reserve_bytes = held,
                 "filesystem full: releasing the store's reserve so it can open, delete and gc"
             );
-            std::fs::remove_file(&self.path)
-                .map_err(|e| Error::io(format!("remove {}", self.path.display()), e))?;
-            return fs_space(dir);
+            return std::fs::remove_file(&self.path)
+                .map_err(|e| Error::io(format!("remove {}", self.path.display()), e));
         }
         if held < want && space.free_bytes >= want + effective_min_free(min_free, space) {
             if let Err(e) = self.allocate(want) {
@@ -108,9 +107,8 @@ impl Reserve {
                 tracing::debug!(error = %e, "reserve not allocated");
                 let _ = std::fs::remove_file(&self.path);
             }
-            return fs_space(dir);
         }
-        Ok(space)
+        Ok(())
     }
 
     fn allocate(&self, bytes: u64) -> std::io::Result<()> {
