@@ -28,6 +28,7 @@
 
 mod artifact;
 mod error;
+mod layout;
 mod lifecycle;
 mod options;
 mod rebuild;
@@ -43,6 +44,7 @@ pub use artifact::{
     validate_key,
 };
 pub use error::{Error, Result};
+pub use layout::{MARKER_FILE, STORE_VERSION};
 pub use lifecycle::{
     CompactReport, CostWeighted, EvictionCandidate, EvictionPolicy, GcOptions, GcReport, Lru,
 };
@@ -54,7 +56,7 @@ pub use pipecache_remote::RemoteError;
 pub use rebuild::RebuildReport;
 pub use space::FsSpace;
 pub use stats::{CounterSnapshot, Footprint, Stats};
-pub use store::{MARKER_FILE, STORE_VERSION, Store};
+pub use store::Store;
 pub use tier::{CacheBackend, CacheConfig, CacheManager};
 pub use verify::{DamagedBlob, LiveBytesMismatch, RefcountMismatch, RepairReport, VerifyReport};
 pub use writer::{RelocOutcome, RemovalReason};

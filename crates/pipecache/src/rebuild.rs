@@ -33,15 +33,8 @@ use pipecache_format::{
 use pipecache_index::{Index, IndexOptions};
 use serde::Serialize;
 
-use crate::store::INDEX_DIR;
+use crate::layout::{INDEX_DIR, INDEX_NEW_DIR, INDEX_OLD_DIR, INDEX_PARTIAL_DIR};
 use crate::{Error, Result, StoreOptions};
-
-/// Where a rebuild writes its index until it is complete.
-const PARTIAL_DIR: &str = "index.partial";
-/// A complete rebuilt index waiting to replace `index`.
-const NEW_DIR: &str = "index.new";
-/// The replaced index, until the swap is done.
-const OLD_DIR: &str = "index.old";
 
 /// Removes `path`, a directory or (a damaged store may have one there) a file.
 fn remove_dir_if_present(path: &Path) -> Result<()> {
@@ -62,7 +55,11 @@ fn remove_dir_if_present(path: &Path) -> Result<()> {
 /// place. Idempotent; the store lock must be held. Open calls it too, so a rebuild killed
 /// mid-swap is finished, never lost.
 pub(crate) fn finish_index_swap(dir: &Path) -> Result<()> {
-    let (index, new, old) = (dir.join(INDEX_DIR), dir.join(NEW_DIR), dir.join(OLD_DIR));
+    let (index, new, old) = (
+        dir.join(INDEX_DIR),
+        dir.join(INDEX_NEW_DIR),
+        dir.join(INDEX_OLD_DIR),
+    );
     if new.is_dir() {
         if index.exists() {
             remove_dir_if_present(&old)?;
@@ -129,7 +126,7 @@ pub(crate) fn rebuild(
             });
         }
     }
-    let partial = dir.join(PARTIAL_DIR);
+    let partial = dir.join(INDEX_PARTIAL_DIR);
     remove_dir_if_present(&partial)?;
     let mut files: Vec<(u64, std::path::PathBuf, u64)> = Vec::new();
     for entry in fs::read_dir(&chunk_dir)
@@ -308,7 +305,7 @@ pub(crate) fn rebuild(
     });
     index.commit(last, true)?;
     drop(index);
-    let built = dir.join(NEW_DIR);
+    let built = dir.join(INDEX_NEW_DIR);
     fs::rename(&partial, &built)
         .map_err(|e| Error::io(format!("rename {}", partial.display()), e))?;
     sync_dir(dir)?;

@@ -18,10 +18,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::layout::RESERVE_FILE;
 use crate::{Error, Result};
-
-/// File name of the reserve, in the store directory.
-pub(crate) const RESERVE_FILE: &str = "reserve";
 
 /// The default `min_free_space`: the smaller of 1 GiB and 5% of the filesystem.
 const DEFAULT_MIN_FREE_BYTES: u64 = 1 << 30;

@@ -16,6 +16,7 @@ use pipecache_index::{Index, IndexOptions, QueueEntry};
 use tokio::sync::oneshot;
 
 use crate::artifact::{ListEntry, Part, PutOptions, StoredArtifact, validate_key};
+use crate::layout::{CHUNK_DIR, INDEX_DIR, LOCK_FILE, MARKER_FILE, STORE_VERSION};
 use crate::lifecycle::{CompactReport, GcOptions, GcReport};
 use crate::space::{Reserve, effective_min_free, fs_space};
 use crate::stats::{CounterSnapshot, DiskUsage, Footprint, Stats};
@@ -23,14 +24,6 @@ use crate::verify::{self, RepairReport, VerifyReport};
 use crate::writer::{PreparedPart, PutRequest, QueueSlot, Request, Writer};
 use crate::{Artifact, Error, Result, StoreOptions};
 use pipecache_format::chunk::CHUNK_HEADER_LEN;
-
-/// Name of the marker file that makes a directory a pipecache store.
-pub const MARKER_FILE: &str = "PIPECACHE";
-/// Store layout version written in the marker.
-pub const STORE_VERSION: u32 = 1;
-const LOCK_FILE: &str = "LOCK";
-pub(crate) const INDEX_DIR: &str = "index";
-const CHUNK_DIR: &str = "chunks";
 
 #[derive(Debug, Default)]
 pub(crate) struct Counter(AtomicU64);
