@@ -99,12 +99,14 @@ impl Reserve {
             return std::fs::remove_file(&self.path)
                 .map_err(|e| Error::io(format!("remove {}", self.path.display()), e));
         }
-        if held < want && space.free_bytes >= want + effective_min_free(min_free, space) {
-            if let Err(e) = self.allocate(want) {
-                // Not having a reserve is not an error; it is retried at the next adjust.
-                tracing::debug!(error = %e, "reserve not allocated");
-                let _ = std::fs::remove_file(&self.path);
-            }
+        let room = space.free_bytes >= want + effective_min_free(min_free, space);
+        if held < want
+            && room
+            && let Err(e) = self.allocate(want)
+        {
+            // Not having a reserve is not an error; it is retried at the next adjust.
+            tracing::debug!(error = %e, "reserve not allocated");
+            let _ = std::fs::remove_file(&self.path);
         }
         Ok(())
     }
