@@ -24,11 +24,7 @@ pub struct CompactArgs {
 impl Report for JobReport<CompactReport> {
     fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
         let r = &self.report;
-        let verb = if self.dry_run {
-            "would compact"
-        } else {
-            "compacted"
-        };
+        let verb = self.verb("would compact", "compacted");
         writeln!(
             out,
             "{verb} {} chunk(s): {} blobs and {} record frames copied ({} bytes), {} bytes of chunk files removed",

@@ -38,11 +38,7 @@ pub struct GcArgs {
 impl Report for JobReport<GcReport> {
     fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
         let r = &self.report;
-        let verb = if self.dry_run {
-            "would remove"
-        } else {
-            "removed"
-        };
+        let verb = self.verb("would remove", "removed");
         writeln!(
             out,
             "gc {verb} {} expired and {} evicted artifact(s), {} dead blob record(s); compacted {} chunk(s); reclaimed {} bytes ({} -> {} on disk)",
@@ -60,11 +56,7 @@ impl Report for JobReport<GcReport> {
 impl Report for JobReport<RemoteGcReport> {
     fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
         let r = &self.report;
-        let verb = if self.dry_run {
-            "would delete"
-        } else {
-            "deleted"
-        };
+        let verb = self.verb("would delete", "deleted");
         writeln!(
             out,
             "remote gc {verb} {} unreferenced pack(s) ({} bytes) and {} expired record(s); kept {} pack(s) inside the grace period; {} live record(s)",

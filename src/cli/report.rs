@@ -33,3 +33,10 @@ pub struct JobReport<R> {
     #[serde(skip)]
     pub dry_run: bool,
 }
+
+impl<R> JobReport<R> {
+    /// `would` for a dry run, else `did`.
+    pub fn verb(&self, would: &'static str, did: &'static str) -> &'static str {
+        if self.dry_run { would } else { did }
+    }
+}
