@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use pipecache::{StoreError, TierError};
+use pipecache_pipeline::PipelineError;
 
 mod compact;
 mod config;
@@ -112,10 +114,8 @@ const INDEX_DAMAGE_HINT: &str = "the index is damaged; run `pipecache rebuild-in
 
 /// What to do next, for the errors an operator can act on (classified by kind).
 fn next_step(e: &anyhow::Error) -> Option<&'static str> {
-    let store_error = e
-        .chain()
-        .find_map(|c| c.downcast_ref::<pipecache::Error>())?;
-    if matches!(store_error, pipecache::Error::IndexMissing { .. }) {
+    let store_error = e.chain().find_map(store_error_of)?;
+    if matches!(store_error, StoreError::IndexMissing { .. }) {
         None // its message names the command already
     } else if store_error.is_index_damage() {
         Some(INDEX_DAMAGE_HINT)
@@ -126,6 +126,19 @@ fn next_step(e: &anyhow::Error) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// The local store's error `cause` is or carries (the tiers' and the pipeline's errors wrap
+/// it transparently, so it is not a cause of its own in the chain).
+fn store_error_of<'e>(cause: &'e (dyn std::error::Error + 'static)) -> Option<&'e StoreError> {
+    let tier_error = |e: &'e TierError| e.as_store();
+    cause
+        .downcast_ref::<StoreError>()
+        .or_else(|| cause.downcast_ref::<TierError>().and_then(tier_error))
+        .or_else(|| match cause.downcast_ref::<PipelineError>() {
+            Some(PipelineError::Store(e)) => tier_error(e),
+            _ => None,
+        })
 }
 
 /// `e` and its causes joined by ": ", leaving out a cause the message before it already

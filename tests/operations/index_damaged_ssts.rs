@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use pipecache::{Artifact, Error, Store, StoreOptions};
+use pipecache::{Artifact, Store, StoreError as Error, StoreOptions};
 use pipecache_test_support::operations::{damage_index_ssts, flush_index};
 use pipecache_test_support::{random_bytes, run_cli};
 

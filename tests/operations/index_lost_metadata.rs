@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use pipecache::{Error, Store, StoreOptions};
+use pipecache::{Store, StoreError as Error, StoreOptions};
 
 use super::index_damaged_ssts::{assert_all_restored, filled_store};
 
@@ -85,8 +85,9 @@ async fn index_from_a_newer_version() {
     use pipecache_index::{Index, IndexOptions};
     rebuild_after(
         |dir| {
-            let index = Index::open(&dir.join("index"), &IndexOptions::default()).unwrap();
-            let mut batch = index.batch();
+            let (_index, writer) =
+                Index::open(&dir.join("index"), &IndexOptions::default()).unwrap();
+            let mut batch = writer.batch();
             batch.put_meta(&StoreMeta {
                 v: 99,
                 next_chunk_id: 1,
@@ -95,7 +96,7 @@ async fn index_from_a_newer_version() {
                 created_ms: 0,
                 next_seq: 1,
             });
-            index.commit(batch, true).unwrap();
+            writer.commit(batch, true).unwrap();
         },
         |e| matches!(e, Error::UnsupportedVersion { .. }),
     )

@@ -12,11 +12,15 @@
 //! | `meta`      | `store`                          | [`StoreMeta`] CBOR       |
 //! | `queue`     | queue name ++ 0x00 ++ seq (u64 BE)| [`QueueOp`]: key, or 0xFF ++ key |
 //!
-//! It gives typed reads, typed scans and an [`IndexBatch`] that commits atomically. It must not
+//! It gives typed reads and scans through [`Index`], and writes through the one
+//! [`IndexWriter`] an open hands out: an [`IndexBatch`] that commits atomically. Whoever holds
+//! the writer is the index's only committer (the store's writer thread); the one other write,
+//! [`Index::queue_remove`], is named for what it is. It must not
 //! open chunk files or know where they live, must not spawn threads or tasks of its own, and must
 //! not decide policy (what to evict, when to sync): the store engine does.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use pipecache_format::record::{
     AccessRecord, ArtifactRecord, BlobRecord, ChunkRecord, Record, StoreMeta, chunk_key,
@@ -113,10 +117,29 @@ impl Default for IndexOptions {
     }
 }
 
-/// The open index.
+/// The open index: every read, and the one write outside the writer
+/// ([`Index::queue_remove`]). Commits go through the [`IndexWriter`] `open` returns with it.
 pub struct Index {
-    db: DB,
+    db: Arc<DB>,
     path: PathBuf,
+}
+
+/// The only handle that commits to an open index. [`Index::open`] makes exactly one, so
+/// the one thread that holds it (the store's writer) is the index's only committer, by
+/// type: the store's invariant 3. Not `Clone`.
+pub struct IndexWriter {
+    db: Arc<DB>,
+}
+
+impl std::fmt::Debug for IndexWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexWriter").finish_non_exhaustive()
+    }
+}
+
+fn cf_handle<'d>(db: &'d DB, name: &'static str) -> &'d ColumnFamily {
+    db.cf_handle(name)
+        .expect("column families are created at open")
 }
 
 impl std::fmt::Debug for Index {
@@ -194,12 +217,13 @@ impl Index {
         Ok((db_opts, cfs))
     }
 
-    /// Opens (creating if needed) the index at `path`.
+    /// Opens (creating if needed) the index at `path`, with the one [`IndexWriter`] that can
+    /// commit to it.
     ///
     /// The caller owns the directory (the store holds its own lock file first), so a failure
     /// here is never a lock conflict: it is classified by RocksDB's status code.
     #[tracing::instrument(level = "debug")]
-    pub fn open(path: &Path, options: &IndexOptions) -> Result<Self> {
+    pub fn open(path: &Path, options: &IndexOptions) -> Result<(Self, IndexWriter)> {
         let (mut db_opts, cfs) = Self::db_options(options)?;
         // RocksDB takes a directory without CURRENT for a new database and would start an
         // empty one over the old files: only a missing or empty directory is new.
@@ -226,23 +250,26 @@ impl Index {
         let db = DB::open_cf_descriptors(&db_opts, path, cfs)
             .map_err(rocks(format!("open {}", path.display())))?;
         let index = Self {
-            db,
+            db: Arc::new(db),
             path: path.to_owned(),
         };
         index.keep_files_bounded();
-        Ok(index)
+        let writer = IndexWriter {
+            db: index.db.clone(),
+        };
+        Ok((index, writer))
     }
 
     /// Opens the index at `path` without writing to it (no WAL, no MANIFEST, no recovery
-    /// flush): for a store on a full filesystem, which can then still serve reads. Every
-    /// write fails.
+    /// flush): for a store on a full filesystem, which can then still serve reads. There is
+    /// no [`IndexWriter`].
     #[tracing::instrument(level = "debug")]
     pub fn open_read_only(path: &Path, options: &IndexOptions) -> Result<Self> {
         let (db_opts, cfs) = Self::db_options(options)?;
         let db = DB::open_cf_descriptors_read_only(&db_opts, path, cfs, false)
             .map_err(rocks(format!("open {} read-only", path.display())))?;
         Ok(Self {
-            db,
+            db: Arc::new(db),
             path: path.to_owned(),
         })
     }
@@ -337,9 +364,7 @@ impl Index {
     }
 
     fn cf(&self, name: &'static str) -> &ColumnFamily {
-        self.db
-            .cf_handle(name)
-            .expect("column families are created at open")
+        cf_handle(&self.db, name)
     }
 
     fn get<T: Record>(&self, cf: &'static str, key: &[u8]) -> Result<Option<T>> {
@@ -467,6 +492,10 @@ impl Index {
 
     /// Removes entries `seqs` of `queue` in one write. Not synced: an entry that comes back
     /// after a crash is uploaded again, which is idempotent.
+    ///
+    /// The one write that does not go through the [`IndexWriter`]: an upload that finished
+    /// removes its own entries, which only that upload's worker knows about, and which no
+    /// put or delete of the writer ever touches again (sequence numbers are not reused).
     pub fn queue_remove(&self, queue: &str, seqs: &[u64]) -> Result<()> {
         let mut batch = WriteBatch::default();
         for &seq in seqs {
@@ -546,10 +575,22 @@ impl Index {
             })
     }
 
-    /// Starts a batch; nothing is visible until [`Index::commit`].
+    /// Flushes memtables to SST files (used before a clean close and by tests).
+    pub fn flush(&self) -> Result<()> {
+        for name in COLUMN_FAMILIES {
+            self.db
+                .flush_cf(self.cf(name))
+                .map_err(rocks(format!("flush {name}")))?;
+        }
+        Ok(())
+    }
+}
+
+impl IndexWriter {
+    /// Starts a batch; nothing is visible until [`IndexWriter::commit`].
     pub fn batch(&self) -> IndexBatch<'_> {
         IndexBatch {
-            index: self,
+            db: &self.db,
             batch: WriteBatch::default(),
         }
     }
@@ -562,21 +603,11 @@ impl Index {
             .write_opt(batch.batch, &opts)
             .map_err(rocks("commit batch"))
     }
-
-    /// Flushes memtables to SST files (used before a clean close and by tests).
-    pub fn flush(&self) -> Result<()> {
-        for name in COLUMN_FAMILIES {
-            self.db
-                .flush_cf(self.cf(name))
-                .map_err(rocks(format!("flush {name}")))?;
-        }
-        Ok(())
-    }
 }
 
-/// A set of index mutations committed atomically by [`Index::commit`].
+/// A set of index mutations committed atomically by [`IndexWriter::commit`].
 pub struct IndexBatch<'a> {
-    index: &'a Index,
+    db: &'a DB,
     batch: WriteBatch,
 }
 
@@ -602,66 +633,73 @@ impl IndexBatch<'_> {
     /// Writes the store meta record.
     pub fn put_meta(&mut self, meta: &StoreMeta) {
         self.batch
-            .put_cf(self.index.cf("meta"), META_STORE_KEY, meta.encode());
+            .put_cf(cf_handle(self.db, "meta"), META_STORE_KEY, meta.encode());
     }
 
     /// Writes an artifact record.
     pub fn put_artifact(&mut self, key: &str, rec: &ArtifactRecord) {
-        self.batch
-            .put_cf(self.index.cf("artifacts"), key.as_bytes(), rec.encode());
+        self.batch.put_cf(
+            cf_handle(self.db, "artifacts"),
+            key.as_bytes(),
+            rec.encode(),
+        );
     }
 
     /// Deletes an artifact record.
     pub fn delete_artifact(&mut self, key: &str) {
         self.batch
-            .delete_cf(self.index.cf("artifacts"), key.as_bytes());
+            .delete_cf(cf_handle(self.db, "artifacts"), key.as_bytes());
     }
 
     /// Writes a blob record.
     pub fn put_blob(&mut self, hash: &BlobHash, rec: &BlobRecord) {
         self.batch
-            .put_cf(self.index.cf("blobs"), hash.as_bytes(), rec.encode());
+            .put_cf(cf_handle(self.db, "blobs"), hash.as_bytes(), rec.encode());
     }
 
     /// Deletes a blob record.
     pub fn delete_blob(&mut self, hash: &BlobHash) {
         self.batch
-            .delete_cf(self.index.cf("blobs"), hash.as_bytes());
+            .delete_cf(cf_handle(self.db, "blobs"), hash.as_bytes());
     }
 
     /// Writes a chunk record.
     pub fn put_chunk(&mut self, id: u64, rec: &ChunkRecord) {
         self.batch
-            .put_cf(self.index.cf("chunks"), chunk_key(id), rec.encode());
+            .put_cf(cf_handle(self.db, "chunks"), chunk_key(id), rec.encode());
     }
 
     /// Deletes a chunk record.
     pub fn delete_chunk(&mut self, id: u64) {
-        self.batch.delete_cf(self.index.cf("chunks"), chunk_key(id));
+        self.batch
+            .delete_cf(cf_handle(self.db, "chunks"), chunk_key(id));
     }
 
     /// Writes an access record.
     pub fn put_access(&mut self, key: &str, rec: &AccessRecord) {
         self.batch
-            .put_cf(self.index.cf("access"), key.as_bytes(), rec.encode());
+            .put_cf(cf_handle(self.db, "access"), key.as_bytes(), rec.encode());
     }
 
     /// Deletes an access record.
     pub fn delete_access(&mut self, key: &str) {
         self.batch
-            .delete_cf(self.index.cf("access"), key.as_bytes());
+            .delete_cf(cf_handle(self.db, "access"), key.as_bytes());
     }
 
     /// Adds an expiry entry.
     pub fn put_expiry(&mut self, expires_ms: u64, key: &str) {
-        self.batch
-            .put_cf(self.index.cf("expiry"), expiry_key(expires_ms, key), []);
+        self.batch.put_cf(
+            cf_handle(self.db, "expiry"),
+            expiry_key(expires_ms, key),
+            [],
+        );
     }
 
     /// Removes an expiry entry.
     pub fn delete_expiry(&mut self, expires_ms: u64, key: &str) {
         self.batch
-            .delete_cf(self.index.cf("expiry"), expiry_key(expires_ms, key));
+            .delete_cf(cf_handle(self.db, "expiry"), expiry_key(expires_ms, key));
     }
 
     /// Appends entry `seq` to the persistent queue `queue`, in the same atomic commit as the
@@ -673,7 +711,7 @@ impl IndexBatch<'_> {
         }
         value.extend_from_slice(key.as_bytes());
         self.batch
-            .put_cf(self.index.cf("queue"), queue_key(queue, seq), value);
+            .put_cf(cf_handle(self.db, "queue"), queue_key(queue, seq), value);
     }
 }
 
@@ -714,9 +752,9 @@ mod tests {
     #[test]
     fn batch_commits_atomically_and_scans_by_prefix() {
         let dir = tempfile::tempdir().unwrap();
-        let index = Index::open(dir.path(), &IndexOptions::default()).unwrap();
+        let (index, writer) = Index::open(dir.path(), &IndexOptions::default()).unwrap();
         assert!(index.meta().unwrap().is_none());
-        let mut b = index.batch();
+        let mut b = writer.batch();
         b.put_artifact("video:a:x", &rec(1));
         b.put_artifact("video:a:y", &rec(2));
         b.put_artifact("video:b:x", &rec(3));
@@ -740,7 +778,7 @@ mod tests {
                 created_ms: 0,
             },
         );
-        index.commit(b, true).unwrap();
+        writer.commit(b, true).unwrap();
         let keys: Vec<String> = index
             .scan_artifacts("video:a:")
             .map(|r| r.unwrap().0)
@@ -760,13 +798,13 @@ mod tests {
     #[test]
     fn queue_entries_keep_order_op_and_queue() {
         let dir = tempfile::tempdir().unwrap();
-        let index = Index::open(dir.path(), &IndexOptions::default()).unwrap();
-        let mut b = index.batch();
+        let (index, writer) = Index::open(dir.path(), &IndexOptions::default()).unwrap();
+        let mut b = writer.batch();
         b.put_queue_entry("s3", 2, "k:del", QueueOp::Delete);
         b.put_queue_entry("s3", 1, "k:up", QueueOp::Upload);
         // A queue whose name extends another's must not leak into it.
         b.put_queue_entry("s3x", 0, "other", QueueOp::Upload);
-        index.commit(b, true).unwrap();
+        writer.commit(b, true).unwrap();
         let entries = index.queue_peek("s3", 10).unwrap();
         let got: Vec<_> = entries
             .iter()
@@ -799,7 +837,7 @@ mod tests {
     #[test]
     fn corrupt_value_is_a_record_error() {
         let dir = tempfile::tempdir().unwrap();
-        let index = Index::open(dir.path(), &IndexOptions::default()).unwrap();
+        let (index, _writer) = Index::open(dir.path(), &IndexOptions::default()).unwrap();
         index
             .db
             .put_cf(index.cf("artifacts"), b"k", b"\xffnot cbor")

@@ -38,6 +38,12 @@ pub enum PipelineError {
 /// Result alias for this crate.
 pub type Result<T, E = PipelineError> = std::result::Result<T, E>;
 
+impl From<pipecache::StoreError> for PipelineError {
+    fn from(e: pipecache::StoreError) -> Self {
+        Self::Store(e.into())
+    }
+}
+
 pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> PipelineError {
     PipelineError::Invalid {
         what,

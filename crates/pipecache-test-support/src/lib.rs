@@ -345,7 +345,7 @@ impl AckLog {
 
     /// Checks every key against `store` and adopts what is there as the new acknowledged state.
     pub async fn check(&mut self, store: &Store, round: u64) {
-        self.check_with(round, "local tier", async |key| store.get(key).await)
+        self.check_with(round, "local tier", async |key| Ok(store.get(key).await?))
             .await;
     }
 

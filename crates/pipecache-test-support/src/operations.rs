@@ -109,7 +109,7 @@ pub fn index_files(store_dir: &Path) -> IndexFiles {
 /// Moves everything the index holds into SST files (as a long-running process eventually
 /// does), with the store closed: the index is opened directly and flushed.
 pub fn flush_index(store_dir: &Path) {
-    let index = pipecache_index::Index::open(
+    let (index, _writer) = pipecache_index::Index::open(
         &store_dir.join("index"),
         &pipecache_index::IndexOptions::default(),
     )

@@ -1,19 +1,16 @@
-//! # pipecache: the store engine
+//! # pipecache: the facade
 //!
-//! The library ingest services depend on. It owns the local tier of a pipecache store: the
-//! directory layout and its lock, the single writer thread that group-commits puts (chunk
-//! append, fsync, then one RocksDB batch), the read path (index lookup, positioned read,
-//! decompression, blake3 check), `verify` and `stats`.
+//! The crate ingest services depend on. It holds no code of its own: it re-exports the
+//! layers, in foyer's manner, so a user names one crate.
+//! - [`pipecache_store`]: the local store ([`Store`]): chunk files, the RocksDB index, the
+//!   writer thread, lifecycle, verify, rebuild, the outbox.
+//! - [`pipecache_tiers`] (as [`tier`]): the [`CacheBackend`] trait, pack and Redis tiers,
+//!   hash verification, promotion, and the [`CacheManager`] that walks them.
+//! - [`pipecache_config`] (as [`config`]): [`CacheConfig`] and its defaults, typed data.
 //!
-//! It also owns the tiers ([`tier`]): the [`CacheBackend`] trait, the pack (fs-remote, S3) and
-//! Redis tiers, the hash-verification layer, and the [`CacheManager`] that walks tiers by
-//! priority, promotes, queues write-back uploads and runs sync and remote GC.
-//!
-//! It builds on `pipecache-format` (bytes at rest, local and remote), `pipecache-index`
-//! (RocksDB) and `pipecache-remote` (transports). It must not know about video pipelines (that
-//! layer sits on top), must never use an artifact key as a file path or object name, must never
-//! return bytes that failed their hash check (local or remote), and must not install a tracing
-//! subscriber.
+//! [`Error`] is the tiers' error, which carries the store's ([`StoreError`]) whole: a
+//! `Store` call's error converts into it with `?`. It must not gain code of its own: a
+//! function belongs in the layer it works on.
 //!
 //! ```no_run
 //! # async fn demo() -> pipecache::Result<()> {
@@ -26,37 +23,41 @@
 //! # Ok(()) }
 //! ```
 
-mod artifact;
-mod error;
-mod layout;
-mod lifecycle;
-mod options;
-mod rebuild;
-mod space;
-mod stats;
-mod store;
-pub mod tier;
-mod verify;
-mod writer;
-
-pub use artifact::{
-    Artifact, ListEntry, MAX_KEY_LEN, MAX_META_BYTES, MAX_PARTS, Part, PutOptions, StoredArtifact,
-    validate_key,
-};
-pub use error::{Error, Result};
-pub use layout::{MARKER_FILE, STORE_VERSION};
-pub use lifecycle::{
-    CompactReport, CostWeighted, EvictionCandidate, EvictionPolicy, GcOptions, GcReport, Lru,
-};
-pub use options::{
-    Clock, CompressionPolicy, DEFAULT_TTL, Durability, ManualClock, StoreOptions, SystemClock,
-};
-pub use pipecache_format::BlobHash;
+pub use pipecache_config::ConfigError;
 pub use pipecache_remote::RemoteError;
-pub use rebuild::RebuildReport;
-pub use space::FsSpace;
-pub use stats::{CounterSnapshot, Footprint, Stats};
-pub use store::Store;
-pub use tier::{CacheBackend, CacheConfig, CacheManager};
-pub use verify::{DamagedBlob, LiveBytesMismatch, RefcountMismatch, RepairReport, VerifyReport};
-pub use writer::{RelocOutcome, RemovalReason};
+pub use pipecache_store::{
+    Artifact, BlobHash, Clock, CompactReport, CompressionPolicy, CostWeighted, CounterSnapshot,
+    DEFAULT_TTL, DamagedBlob, Durability, EvictionCandidate, EvictionPolicy, Footprint, FsSpace,
+    GcOptions, GcReport, ListEntry, LiveBytesMismatch, Lru, MARKER_FILE, MAX_KEY_LEN,
+    MAX_META_BYTES, MAX_PARTS, ManualClock, Part, PutOptions, RebuildReport, RefcountMismatch,
+    RelocOutcome, RemovalReason, RepairReport, STORE_VERSION, Stats, Store, StoreError,
+    StoreOptions, StoredArtifact, SystemClock, VerifyReport, validate_key,
+};
+pub use pipecache_tiers::{CacheBackend, CacheConfig, CacheManager, TierError};
+
+/// Every error a pipecache call returns: the tiers' error, which carries the store's.
+pub type Error = TierError;
+/// Result alias of the facade.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The tiers and the cache manager (`pipecache-tiers`), with the configuration types they
+/// are built from.
+pub mod tier {
+    pub use pipecache_config::{
+        BackendConfig, CacheConfig, ConfigNotes, DEFAULT_DEADLINE, DEFAULT_GRACE,
+        DEFAULT_QUEUE_CAPACITY, DEFAULT_REDIS_DEADLINE, DEFAULT_REDIS_MAX_OBJECT, DEFAULT_REGION,
+        Secret, WritePolicy, format_duration, format_size, parse_duration, parse_free_space,
+        parse_size,
+    };
+    pub use pipecache_tiers::*;
+}
+
+/// The cache configuration (`pipecache-config`).
+pub mod config {
+    pub use pipecache_config::*;
+}
+
+/// The outbox API of the local store (`pipecache_store::outbox`).
+pub mod outbox {
+    pub use pipecache_store::outbox::*;
+}

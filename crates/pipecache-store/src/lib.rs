@@ -1,0 +1,81 @@
+//! # pipecache-store: the local store
+//!
+//! Owns one store directory: its layout and lock, the chunk files, the single writer thread
+//! that group-commits puts (chunk append, fsync, then one RocksDB batch through the index's
+//! only [`IndexWriter`](pipecache_index::IndexWriter)), the read path (index lookup,
+//! positioned read, decompression, blake3 check), the lifecycle (TTL, size budget, GC,
+//! compaction), `verify`, `repair`, `rebuild-index`, `stats`, and the outbox (durable queues
+//! committed with puts and deletes, see [`outbox`]).
+//!
+//! It builds on `pipecache-format` (bytes at rest) and `pipecache-index` (RocksDB). It knows
+//! no tiers and no videos: it must not contact anything remote, must never use an artifact
+//! key as a file path, must never return bytes that failed their hash check, and must not
+//! install a tracing subscriber.
+//!
+//! Modules form one-way layers, lowest first; a module imports only the ones above it in
+//! this list (checked by the workspace's tidy test):
+//! - `error`, `artifact`, `layout`: vocabulary;
+//! - `policy`, `options`: what the caller chooses;
+//! - `space`, `stats`, `outbox`: free space, reports, queue slots;
+//! - `state`: what every thread shares (read handle of the index, counters, reader cache);
+//! - `recovery`, `accounting`: reconciling chunk files and counts with the index;
+//! - `writer`: the one thread that commits;
+//! - `lifecycle`, `verify`, `rebuild`: jobs that plan on their own thread and ask the writer;
+//! - `store`: the [`Store`] facade.
+//!
+//! ```no_run
+//! # async fn demo() -> pipecache_store::Result<()> {
+//! use pipecache_store::{Artifact, Store, StoreOptions};
+//! let store = Store::open("/tmp/cache", StoreOptions::default()).await?;
+//! store.put("video:abc:transcript:model=base", Artifact::single(b"{\"text\":\"hi\"}".to_vec())).await?;
+//! let hit = store.get("video:abc:transcript:model=base").await?;
+//! assert!(hit.is_some());
+//! store.close().await?;
+//! # Ok(()) }
+//! ```
+
+mod error;
+
+mod artifact;
+mod layout;
+
+mod options;
+mod policy;
+
+pub mod outbox;
+mod space;
+mod stats;
+
+mod state;
+
+mod accounting;
+mod recovery;
+
+mod writer;
+
+mod lifecycle;
+mod rebuild;
+mod verify;
+
+mod store;
+
+pub use artifact::{
+    Artifact, ListEntry, MAX_KEY_LEN, MAX_META_BYTES, MAX_PARTS, Part, PutOptions, StoredArtifact,
+    validate_key,
+};
+use error::StoreError as Error;
+pub use error::{Result, StoreError};
+pub use layout::{MARKER_FILE, STORE_VERSION};
+pub use lifecycle::{CompactReport, GcOptions, GcReport};
+pub use options::{
+    Clock, CompressionPolicy, DEFAULT_TTL, Durability, ManualClock, StoreOptions, SystemClock,
+};
+pub use outbox::{OutboxClaim, OutboxSlot};
+pub use pipecache_format::BlobHash;
+pub use policy::{CostWeighted, EvictionCandidate, EvictionPolicy, Lru};
+pub use rebuild::RebuildReport;
+pub use space::FsSpace;
+pub use stats::{CounterSnapshot, Footprint, Stats};
+pub use store::Store;
+pub use verify::{DamagedBlob, LiveBytesMismatch, RefcountMismatch, RepairReport, VerifyReport};
+pub use writer::{RelocOutcome, RemovalReason};

@@ -1,0 +1,318 @@
+//! `rebuild-index`: restores the RocksDB index from chunk files alone.
+//!
+//! Every put writes its artifact record as a frame next to its blobs, and every delete a
+//! tombstone, each with a store-wide sequence number. Rebuilding scans every chunk file once:
+//! blob frames give blob locations, and for each key the record or tombstone with the highest
+//! sequence number decides whether it exists. Artifacts whose blobs are not all found are
+//! reported as lost. Refcounts, chunk live bytes and totals are recomputed; every chunk is
+//! sealed (new writes go to a new chunk).
+//!
+//! The new index is built beside the old one, which is never opened with `--force` (it may be
+//! unreadable, half-written or from a newer version) and never deleted first:
+//! 1. build in `index.partial` (a leftover of an interrupted rebuild is discarded first);
+//! 2. commit it (the meta record last) and close it, then rename it to `index.new`: a
+//!    complete index, not yet in use;
+//! 3. rename `index` to `index.old`, `index.new` to `index`, sync the directory;
+//! 4. delete `index.old`.
+//!
+//! A crash in 1-2 leaves the old index in place; a crash in 3-4 leaves `index.new`, and the
+//! next open (or rebuild) finishes the swap ([`finish_index_swap`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::Path;
+
+use pipecache_format::chunk::CHUNK_HEADER_LEN;
+use pipecache_format::record::{
+    AccessRecord, ArtifactRecord, BlobRecord, ChunkRecord, FrameRef, RECORD_VERSION, Record,
+    RecordFrame, StoreMeta, TombstoneFrame, Totals,
+};
+use pipecache_format::{
+    BlobHash, ChunkScanner, FormatError, FrameKind, parse_chunk_file_name, sync_dir,
+};
+use pipecache_index::{Index, IndexOptions};
+use serde::Serialize;
+
+use crate::layout::{INDEX_DIR, INDEX_NEW_DIR, INDEX_OLD_DIR, INDEX_PARTIAL_DIR};
+use crate::{Error, Result, StoreOptions};
+
+/// Removes `path`, a directory or (a damaged store may have one there) a file.
+fn remove_dir_if_present(path: &Path) -> Result<()> {
+    let removed = match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match removed {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(format!("remove {}", path.display()), e)),
+    }
+}
+
+/// Puts a complete rebuilt index (`index.new`) in place of `index`, if one is waiting:
+/// `index` moves aside to `index.old` first and is deleted only once the new one is in
+/// place. Idempotent; the store lock must be held. Open calls it too, so a rebuild killed
+/// mid-swap is finished, never lost.
+pub(crate) fn finish_index_swap(dir: &Path) -> Result<()> {
+    let (index, new, old) = (
+        dir.join(INDEX_DIR),
+        dir.join(INDEX_NEW_DIR),
+        dir.join(INDEX_OLD_DIR),
+    );
+    if new.is_dir() {
+        if index.exists() {
+            remove_dir_if_present(&old)?;
+            fs::rename(&index, &old)
+                .map_err(|e| Error::io(format!("rename {}", index.display()), e))?;
+        }
+        fs::rename(&new, &index).map_err(|e| Error::io(format!("rename {}", new.display()), e))?;
+        sync_dir(dir)?;
+        tracing::info!(index = %index.display(), "rebuilt index put in place");
+    }
+    remove_dir_if_present(&old)
+}
+
+/// What `rebuild-index` found and restored.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RebuildReport {
+    /// Chunk files scanned.
+    pub chunks_scanned: u64,
+    /// Chunk files whose scan stopped early at a damaged frame (what follows it is lost).
+    pub chunks_damaged: Vec<u64>,
+    /// Distinct blobs found.
+    pub blobs_found: u64,
+    /// Artifacts restored.
+    pub artifacts_restored: u64,
+    /// Keys whose latest record is a deletion.
+    pub deleted_keys_seen: u64,
+    /// Keys whose record was found but whose blobs are not all present: not restored.
+    pub lost_keys: Vec<String>,
+}
+
+struct FoundBlob {
+    chunk: u64,
+    offset: u64,
+    stored_len: u64,
+    raw_len: u64,
+    codec: u8,
+}
+
+/// Rebuilds `<dir>/index` from `<dir>/chunks`. The caller holds the store lock. Refuses to
+/// replace an index that has a meta record unless `force`.
+pub(crate) fn rebuild(
+    dir: &Path,
+    options: &StoreOptions,
+    force: bool,
+    progress: &dyn Fn(u64, u64),
+) -> Result<RebuildReport> {
+    let index_dir = dir.join(INDEX_DIR);
+    let chunk_dir = dir.join("chunks");
+    finish_index_swap(dir)?;
+    if index_dir.exists() && !force {
+        // Without --force only a missing or visibly incomplete index is replaced.
+        let intact = Index::open(&index_dir, &IndexOptions::default())
+            .and_then(|(index, _writer)| index.meta())
+            .map_err(|e| Error::InvalidStoreDir {
+                path: dir.to_owned(),
+                reason: format!("the index does not open ({e}); pass --force to rebuild it"),
+            })?
+            .is_some();
+        if intact {
+            return Err(Error::InvalidStoreDir {
+                path: dir.to_owned(),
+                reason: "the index exists and looks complete; pass --force to rebuild it anyway"
+                    .into(),
+            });
+        }
+    }
+    let partial = dir.join(INDEX_PARTIAL_DIR);
+    remove_dir_if_present(&partial)?;
+    let mut files: Vec<(u64, std::path::PathBuf, u64)> = Vec::new();
+    for entry in fs::read_dir(&chunk_dir)
+        .map_err(|e| Error::io(format!("list {}", chunk_dir.display()), e))?
+    {
+        let entry = entry.map_err(|e| Error::io(format!("list {}", chunk_dir.display()), e))?;
+        if let Some(id) = entry.file_name().to_str().and_then(parse_chunk_file_name) {
+            let len = entry
+                .metadata()
+                .map_err(|e| Error::io("stat chunk file", e))?
+                .len();
+            files.push((id, entry.path(), len));
+        }
+    }
+    files.sort();
+    let total: u64 = files.iter().map(|f| f.2).sum();
+
+    let mut report = RebuildReport::default();
+    let mut blobs: HashMap<BlobHash, FoundBlob> = HashMap::new();
+    // key -> (seq, record and where its frame is; None for a tombstone)
+    let mut latest: HashMap<String, (u64, Option<(ArtifactRecord, FrameRef)>)> = HashMap::new();
+    let mut chunk_len: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut max_seq = 0u64;
+    let mut done = 0u64;
+    for (id, path, len) in &files {
+        report.chunks_scanned += 1;
+        let mut scanner = match ChunkScanner::open(path) {
+            Ok(s) => s,
+            Err(e @ FormatError::UnsupportedVersion { .. }) => return Err(e.into()),
+            Err(e) => {
+                tracing::error!(chunk = id, error = %e, "chunk header unreadable; skipping the file");
+                report.chunks_damaged.push(*id);
+                continue;
+            }
+        };
+        if scanner.header().id != *id {
+            report.chunks_damaged.push(*id);
+            continue;
+        }
+        chunk_len.insert(*id, *len);
+        loop {
+            match scanner.next_frame() {
+                Ok(Some(frame)) => {
+                    let at = FrameRef {
+                        chunk: *id,
+                        offset: frame.offset,
+                        len: frame.header.frame_len(),
+                    };
+                    match frame.header.kind {
+                        FrameKind::Blob => {
+                            blobs.entry(frame.header.hash).or_insert(FoundBlob {
+                                chunk: *id,
+                                offset: frame.offset,
+                                stored_len: frame.header.stored_len,
+                                raw_len: frame.header.raw_len,
+                                codec: frame.header.codec as u8,
+                            });
+                        }
+                        FrameKind::ArtifactRecord => {
+                            let rf = RecordFrame::decode(&frame.payload)?;
+                            let seq = rf.record.seq;
+                            max_seq = max_seq.max(seq);
+                            let slot = latest.entry(rf.key).or_insert((0, None));
+                            if seq >= slot.0 {
+                                *slot = (seq, Some((rf.record, at)));
+                            }
+                        }
+                        FrameKind::Tombstone => {
+                            let t = TombstoneFrame::decode(&frame.payload)?;
+                            max_seq = max_seq.max(t.seq);
+                            let slot = latest.entry(t.key).or_insert((0, None));
+                            if t.seq >= slot.0 {
+                                *slot = (t.seq, None);
+                            }
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // A torn tail (crash) or damage: frames past it cannot be located.
+                    if scanner.offset() < *len {
+                        tracing::warn!(chunk = id, at = scanner.offset(), error = %e, "chunk scan stopped early");
+                        report.chunks_damaged.push(*id);
+                    }
+                    break;
+                }
+            }
+        }
+        done += len;
+        progress(done, total);
+    }
+    report.blobs_found = blobs.len() as u64;
+
+    let (index, writer) = Index::open(&partial, &IndexOptions::default())?;
+    let mut refs: HashMap<BlobHash, u64> = HashMap::new();
+    let mut live: HashMap<u64, u64> = HashMap::new();
+    let mut totals = Totals::default();
+    let mut batch = writer.batch();
+    let mut keys: Vec<_> = latest.into_iter().collect();
+    keys.sort_by(|a, b| a.0.cmp(&b.0));
+    for (key, (_, found)) in keys {
+        let Some((mut rec, at)) = found else {
+            report.deleted_keys_seen += 1;
+            continue;
+        };
+        if !rec.parts.iter().all(|p| blobs.contains_key(&p.hash)) {
+            report.lost_keys.push(key);
+            continue;
+        }
+        for p in &rec.parts {
+            *refs.entry(p.hash).or_default() += 1;
+        }
+        *live.entry(at.chunk).or_default() += at.len;
+        rec.frame = Some(at);
+        totals.artifacts += 1;
+        totals.logical_bytes += rec.logical_size;
+        if let Some(t) = rec.expires_ms {
+            batch.put_expiry(t, &key);
+        }
+        batch.put_access(
+            &key,
+            &AccessRecord {
+                v: RECORD_VERSION,
+                last_ms: rec.created_ms,
+            },
+        );
+        batch.put_artifact(&key, &rec);
+        report.artifacts_restored += 1;
+        if batch.len() >= 30_000 {
+            writer.commit(std::mem::replace(&mut batch, writer.batch()), false)?;
+        }
+    }
+    for (hash, n) in &refs {
+        let b = &blobs[hash];
+        let rec = BlobRecord {
+            v: RECORD_VERSION,
+            chunk: b.chunk,
+            offset: b.offset,
+            stored_len: b.stored_len,
+            raw_len: b.raw_len,
+            codec: b.codec,
+            refs: *n,
+        };
+        *live.entry(b.chunk).or_default() += rec.frame_len();
+        totals.blobs += 1;
+        totals.unique_bytes += rec.raw_len;
+        totals.stored_bytes += rec.stored_len;
+        batch.put_blob(hash, &rec);
+        if batch.len() >= 30_000 {
+            writer.commit(std::mem::replace(&mut batch, writer.batch()), false)?;
+        }
+    }
+    let now = options.clock.now_ms();
+    for (id, len) in &chunk_len {
+        batch.put_chunk(
+            *id,
+            &ChunkRecord {
+                v: RECORD_VERSION,
+                total_bytes: (*len).max(CHUNK_HEADER_LEN),
+                live_bytes: live.get(id).copied().unwrap_or(0),
+                sealed: true,
+                created_ms: now,
+            },
+        );
+    }
+    writer.commit(batch, true)?;
+    index.flush()?;
+    let mut last = writer.batch();
+    last.put_meta(&StoreMeta {
+        v: RECORD_VERSION,
+        next_chunk_id: files.last().map(|f| f.0 + 1).unwrap_or(1),
+        open_chunk: None,
+        totals,
+        created_ms: now,
+        next_seq: max_seq + 1,
+    });
+    writer.commit(last, true)?;
+    // Both handles close the database; only then may its directory move.
+    drop(writer);
+    drop(index);
+    let built = dir.join(INDEX_NEW_DIR);
+    fs::rename(&partial, &built)
+        .map_err(|e| Error::io(format!("rename {}", partial.display()), e))?;
+    sync_dir(dir)?;
+    finish_index_swap(dir)?;
+    report.lost_keys.sort();
+    report.chunks_damaged.sort();
+    Ok(report)
+}

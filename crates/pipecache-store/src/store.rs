@@ -1,0 +1,931 @@
+//! The store facade: [`Store`], opening and locking a store directory, the read path, and
+//! the async API every caller uses. The top of the crate's layers: it starts the writer and
+//! GC threads and calls lifecycle, verify and rebuild; nothing below imports it.
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use pipecache_format::BlobHash;
+use pipecache_format::record::ArtifactRecord;
+use pipecache_format::{parse_chunk_file_name, sync_dir};
+use pipecache_index::{Index, IndexOptions};
+use tokio::sync::oneshot;
+
+use crate::artifact::{ListEntry, Part, PutOptions, StoredArtifact, validate_key};
+use crate::layout::{CHUNK_DIR, INDEX_DIR, LOCK_FILE, MARKER_FILE, STORE_VERSION};
+use crate::lifecycle::{self, CompactReport, GcOptions, GcReport};
+use crate::outbox::{OutboxClaim, OutboxSlot, QueueEntry};
+use crate::rebuild::{self, RebuildReport};
+use crate::recovery::recover_chunks;
+use crate::space::{Reserve, effective_min_free, fs_space};
+use crate::state::Shared;
+use crate::stats::{CounterSnapshot, DiskUsage, Footprint, Stats};
+use crate::verify::{self, RepairReport, VerifyReport};
+use crate::writer::{PreparedPart, PutRequest, Request, Writer};
+use crate::{Artifact, Error, Result, StoreOptions};
+use pipecache_format::chunk::CHUNK_HEADER_LEN;
+
+impl Shared {
+    fn get_blocking(&self, key: &str) -> Result<Option<StoredArtifact>> {
+        self.get_attempt(key, 0)
+    }
+
+    /// True when `key` no longer holds the record read as `seq` (overwritten, deleted, evicted
+    /// while we were reading it): a failed read is then a race, not corruption.
+    fn record_changed(&self, key: &str, seq: u64) -> Result<bool> {
+        Ok(self.index.artifact(key)?.is_none_or(|r| r.seq != seq))
+    }
+
+    fn get_attempt(&self, key: &str, attempt: u32) -> Result<Option<StoredArtifact>> {
+        let rec = match self.index.artifact(key) {
+            Ok(Some(rec)) => rec,
+            Ok(None) => {
+                self.counters.misses.add(1);
+                return Ok(None);
+            }
+            Err(e) => {
+                let e = Error::from(e);
+                if let Error::Corruption {
+                    detail, in_index, ..
+                } = e
+                {
+                    self.counters.corruption_errors.add(1);
+                    return Err(Error::Corruption {
+                        key: Some(key.to_owned()),
+                        blob: None,
+                        detail,
+                        in_index,
+                    });
+                }
+                return Err(e);
+            }
+        };
+        let now = self.options.clock.now_ms();
+        if rec.is_expired(now) {
+            self.counters.misses.add(1);
+            self.counters.expired_misses.add(1);
+            return Ok(None);
+        }
+        let hashes: Vec<BlobHash> = rec.parts.iter().map(|p| p.hash).collect();
+        let blobs = self.index.blobs(&hashes)?;
+        let mut parts = Vec::with_capacity(rec.parts.len());
+        for (part, blob) in rec.parts.iter().zip(blobs) {
+            let Some(blob) = blob.filter(|b| b.refs > 0) else {
+                if attempt < 3 && self.record_changed(key, rec.seq)? {
+                    return self.get_attempt(key, attempt + 1);
+                }
+                self.counters.corruption_errors.add(1);
+                return Err(Error::corruption(
+                    Some(key),
+                    Some(part.hash),
+                    "blob is missing from the index",
+                ));
+            };
+            let data = match self.read_blob_quiet(part.hash, &blob) {
+                Ok(data) => data,
+                Err(first) => {
+                    // Compaction may have moved the blob (and removed its old chunk) between
+                    // the index lookup and the read: look again before calling it corrupt.
+                    match self.index.blob(&part.hash)? {
+                        Some(now)
+                            if now.refs > 0
+                                && (now.chunk, now.offset) != (blob.chunk, blob.offset) =>
+                        {
+                            match self.read_blob_quiet(part.hash, &now) {
+                                Ok(data) => data,
+                                // Moved again (and its chunk removed) before this read: start
+                                // over from the index rather than call a race corruption.
+                                Err(_) if attempt < 3 => {
+                                    return self.get_attempt(key, attempt + 1);
+                                }
+                                Err(_) => self.read_blob(Some(key), part.hash, &now)?,
+                            }
+                        }
+                        _ if attempt < 3 && self.record_changed(key, rec.seq)? => {
+                            return self.get_attempt(key, attempt + 1);
+                        }
+                        _ => {
+                            return Err(self.count(Error::from_format(
+                                first,
+                                Some(key),
+                                Some(part.hash),
+                            )));
+                        }
+                    }
+                }
+            };
+            parts.push(Part {
+                name: part.name.clone(),
+                data,
+            });
+        }
+        self.counters.hits.add(1);
+        // A read-only store has no writer to record access times.
+        if !self.read_only {
+            self.access
+                .lock()
+                .expect("access map poisoned")
+                .insert(key.to_owned(), now);
+        }
+        Ok(Some(StoredArtifact {
+            artifact: Artifact {
+                kind: rec.kind,
+                parts,
+                meta: rec.meta,
+            },
+            created_ms: rec.created_ms,
+            expires_ms: rec.expires_ms,
+        }))
+    }
+
+    fn prepare(
+        &self,
+        parts: Vec<Part>,
+        policy: &pipecache_format::CompressionPolicy,
+    ) -> Result<Vec<PreparedPart>> {
+        let hashes: Vec<BlobHash> = parts.iter().map(|p| BlobHash::of(&p.data)).collect();
+        let known = self.index.blobs(&hashes)?;
+        let mut encoded_once = HashSet::new();
+        parts
+            .into_iter()
+            .zip(hashes)
+            .zip(known)
+            .map(|((p, hash), known)| {
+                // Compress here, on the caller's blocking thread, so the writer thread only
+                // appends; blobs the store already has are never compressed again.
+                let encoded = if known.is_none() && encoded_once.insert(hash) {
+                    Some(policy.encode(&p.data)?)
+                } else {
+                    None
+                };
+                Ok(PreparedPart {
+                    name: p.name,
+                    hash,
+                    raw: p.data,
+                    encoded,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Counts the chunk files in a directory listing and their bytes. A file that is gone by the time
+/// it is stat'ed was deleted by a concurrent compaction: it occupies nothing, so it is not counted
+/// (failing `stats` would turn a routine race into an error for the caller).
+fn chunk_files_on_disk(
+    listing: impl IntoIterator<Item = std::io::Result<fs::DirEntry>>,
+) -> Result<(u64, u64)> {
+    let (mut files, mut bytes) = (0u64, 0u64);
+    for entry in listing {
+        let entry = entry.map_err(|e| Error::io("list chunk dir", e))?;
+        let Some(id) = entry.file_name().to_str().and_then(parse_chunk_file_name) else {
+            continue;
+        };
+        match entry.metadata() {
+            Ok(meta) => {
+                files += 1;
+                bytes += meta.len();
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                tracing::debug!(chunk = id, "chunk file removed while listing; not counted");
+            }
+            Err(e) => return Err(Error::io(format!("stat chunk file {id}"), e)),
+        }
+    }
+    Ok((files, bytes))
+}
+
+fn check_store_dir(dir: &Path, options: &StoreOptions) -> Result<()> {
+    match fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => {
+            return Err(Error::InvalidStoreDir {
+                path: dir.to_owned(),
+                reason: "it is a file, not a directory".into(),
+            });
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            if !options.create_if_missing {
+                return Err(Error::NotFound {
+                    what: format!("store directory {}", dir.display()),
+                });
+            }
+            fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("create store directory {}", dir.display()), e))?;
+        }
+        Err(e) => return Err(Error::io(format!("stat {}", dir.display()), e)),
+    }
+    Ok(())
+}
+
+fn lock_store(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(format!("open lock file {}", path.display()), e))?;
+    // A lock released by `close` can look held for a moment: a child process this process
+    // forked (any `Command::spawn`, in any thread) shares the lock's open file until it execs.
+    // So a busy lock is tried again for a short while before the store counts as in use.
+    let deadline = std::time::Instant::now() + LOCK_RETRY;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::StoreInUse {
+                    path: dir.to_owned(),
+                });
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(Error::io(format!("lock {}", path.display()), e));
+            }
+        }
+    }
+}
+
+/// How long a busy store lock is retried (see `lock_store`).
+const LOCK_RETRY: Duration = Duration::from_millis(250);
+
+fn check_marker(dir: &Path, options: &StoreOptions) -> Result<()> {
+    let path = dir.join(MARKER_FILE);
+    match fs::read_to_string(&path) {
+        Ok(text) => {
+            let version = text
+                .trim()
+                .strip_prefix("pipecache-store ")
+                .and_then(|v| v.parse::<u32>().ok())
+                .ok_or_else(|| Error::InvalidStoreDir {
+                    path: dir.to_owned(),
+                    reason: format!("{MARKER_FILE} marker is malformed: {:?}", text.trim()),
+                })?;
+            if version == 0 || version > STORE_VERSION {
+                return Err(Error::UnsupportedVersion {
+                    what: "store layout".into(),
+                    found: version,
+                    supported: STORE_VERSION,
+                });
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            // Adopt only an empty directory (or one a crash left half-initialized by us), so a
+            // mistyped --dir never turns someone's directory into a store.
+            let entries =
+                fs::read_dir(dir).map_err(|e| Error::io(format!("list {}", dir.display()), e))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| Error::io(format!("list {}", dir.display()), e))?;
+                let name = entry.file_name();
+                if ![LOCK_FILE, INDEX_DIR, CHUNK_DIR, "PIPECACHE.tmp"]
+                    .iter()
+                    .any(|n| name == *n)
+                {
+                    return Err(Error::InvalidStoreDir {
+                        path: dir.to_owned(),
+                        reason: format!(
+                            "it is not empty and has no {MARKER_FILE} marker (found {:?}); refusing to turn it into a store",
+                            name
+                        ),
+                    });
+                }
+            }
+            if !options.create_if_missing {
+                return Err(Error::NotFound {
+                    what: format!("store in {}", dir.display()),
+                });
+            }
+            let tmp = dir.join("PIPECACHE.tmp");
+            fs::write(&tmp, format!("pipecache-store {STORE_VERSION}\n"))
+                .and_then(|()| File::open(&tmp)?.sync_all())
+                .and_then(|()| fs::rename(&tmp, &path))
+                .map_err(|e| Error::io(format!("write {}", path.display()), e))?;
+            sync_dir(dir)?;
+            Ok(())
+        }
+        Err(e) => Err(Error::io(format!("read {}", path.display()), e)),
+    }
+}
+
+#[derive(Debug)]
+struct WriterHandle {
+    tx: Mutex<Option<Sender<Request>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    gc_stop: Mutex<Option<Sender<()>>>,
+    gc_thread: Mutex<Option<JoinHandle<()>>>,
+    /// The store was opened read-only (full filesystem): there never was a writer.
+    read_only: bool,
+}
+
+impl WriterHandle {
+    fn sender(&self) -> Result<Sender<Request>> {
+        if self.read_only {
+            return Err(Error::NoSpace {
+                detail: "the store was opened read-only because its filesystem was full; free space and open it again to write".into(),
+            });
+        }
+        self.tx
+            .lock()
+            .expect("writer handle poisoned")
+            .clone()
+            .ok_or(Error::Closed)
+    }
+}
+
+impl Drop for WriterHandle {
+    fn drop(&mut self) {
+        // The GC thread holds a sender: stop it first, or the writer never sees the channel close.
+        self.gc_stop.lock().expect("writer handle poisoned").take();
+        if let Some(t) = self
+            .gc_thread
+            .lock()
+            .expect("writer handle poisoned")
+            .take()
+        {
+            let _ = t.join();
+        }
+        // Closing the channel lets the writer finish its batch, write access times and exit;
+        // joining makes "drop, then reopen" in the same process safe.
+        self.tx.lock().expect("writer handle poisoned").take();
+        if let Some(t) = self.thread.lock().expect("writer handle poisoned").take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// An open pipecache store: chunk files plus a RocksDB index, owned by this process.
+///
+/// Cheap to clone; the store closes when the last clone is dropped (or on [`Store::close`]).
+/// Every method is async and runs RocksDB and file I/O on tokio's blocking pool; mutations are
+/// group-committed by one writer thread.
+#[derive(Clone, Debug)]
+pub struct Store {
+    shared: Arc<Shared>,
+    writer: Arc<WriterHandle>,
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        if e.is_panic() {
+            std::panic::resume_unwind(e.into_panic())
+        }
+        Error::Closed
+    })?
+}
+
+impl Store {
+    /// Opens the store in `dir`, creating it when the directory is missing or empty.
+    pub async fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let dir = dir.as_ref().to_owned();
+        blocking(move || Self::open_blocking(dir, options)).await
+    }
+
+    #[tracing::instrument(level = "info", skip(options))]
+    fn open_blocking(dir: PathBuf, options: StoreOptions) -> Result<Store> {
+        options.validate()?;
+        check_store_dir(&dir, &options)?;
+        let lock = lock_store(&dir)?;
+        check_marker(&dir, &options)?;
+        let chunk_dir = dir.join(CHUNK_DIR);
+        fs::create_dir_all(&chunk_dir)
+            .map_err(|e| Error::io(format!("create {}", chunk_dir.display()), e))?;
+        // A rebuild killed after its new index was complete: put that one in place.
+        rebuild::finish_index_swap(&dir)?;
+        let reserve = Reserve::new(&dir);
+        reserve.adjust(options.min_free_space)?;
+        let index_dir = dir.join(INDEX_DIR);
+        let (index, index_writer) = match Index::open(&index_dir, &IndexOptions::default()) {
+            Ok((index, writer)) => (index, Some(writer)),
+            // No reserve to release (a store made on an already full disk): serve reads.
+            Err(e) if e.is_no_space() => {
+                tracing::warn!(error = %e, "filesystem full: store opened read-only; free space and open it again to write");
+                (
+                    Index::open_read_only(&index_dir, &IndexOptions::default())?,
+                    None,
+                )
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let read_only = index_writer.is_none();
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+        let gc_interval = options.gc_interval;
+        let shared = Arc::new(Shared::new(
+            dir,
+            chunk_dir,
+            index,
+            options,
+            gc_interval.map(|_| wake_tx),
+            reserve,
+            read_only,
+            lock,
+        ));
+        let Some(index_writer) = index_writer else {
+            // No writer and no GC thread: every write is refused with NoSpace.
+            return Ok(Store {
+                shared,
+                writer: Arc::new(WriterHandle {
+                    tx: Mutex::new(None),
+                    thread: Mutex::new(None),
+                    gc_stop: Mutex::new(None),
+                    gc_thread: Mutex::new(None),
+                    read_only: true,
+                }),
+            });
+        };
+        let (meta, chunk) = recover_chunks(&shared, &index_writer)?;
+        let (tx, rx) = crossbeam_channel::bounded(1024);
+        let writer = Writer::new(shared.clone(), index_writer, meta, chunk);
+        let gc_tx = tx.clone();
+        let thread = std::thread::Builder::new()
+            .name("pipecache-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| Error::io("spawn writer thread", e))?;
+        let (gc_stop, gc_thread) = match gc_interval {
+            Some(interval) => {
+                let (stop_tx, stop_rx) = crossbeam_channel::bounded(0);
+                let t =
+                    lifecycle::spawn_background(shared.clone(), gc_tx, stop_rx, wake_rx, interval)
+                        .map_err(|e| Error::io("spawn gc thread", e))?;
+                (Some(stop_tx), Some(t))
+            }
+            None => (None, None),
+        };
+        Ok(Store {
+            shared,
+            writer: Arc::new(WriterHandle {
+                tx: Mutex::new(Some(tx)),
+                thread: Mutex::new(Some(thread)),
+                gc_stop: Mutex::new(gc_stop),
+                gc_thread: Mutex::new(gc_thread),
+                read_only: false,
+            }),
+        })
+    }
+
+    /// Rebuilds the index of the store in `dir` from its chunk files alone (offline: takes the
+    /// store lock). Refuses to replace an index that looks complete unless `force`.
+    pub async fn rebuild_index(
+        dir: impl AsRef<Path>,
+        options: StoreOptions,
+        force: bool,
+        progress: impl Fn(u64, u64) + Send + 'static,
+    ) -> Result<RebuildReport> {
+        let dir = dir.as_ref().to_owned();
+        blocking(move || {
+            options.validate()?;
+            if !dir.is_dir() {
+                return Err(Error::NotFound {
+                    what: format!("store directory {}", dir.display()),
+                });
+            }
+            let _lock = lock_store(&dir)?;
+            check_marker(
+                &dir,
+                &StoreOptions {
+                    create_if_missing: false,
+                    ..options.clone()
+                },
+            )?;
+            rebuild::rebuild(&dir, &options, force, &progress)
+        })
+        .await
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// The options the store was opened with.
+    pub fn options(&self) -> &StoreOptions {
+        &self.shared.options
+    }
+
+    /// Stores `artifact` under `key` with the default TTL, replacing any previous artifact.
+    /// Returns once the artifact is durable (see [`crate::Durability`]).
+    pub async fn put(&self, key: &str, artifact: Artifact) -> Result<()> {
+        self.put_with(key, artifact, PutOptions::default()).await
+    }
+
+    /// [`Store::put`] with per-put options.
+    #[tracing::instrument(level = "debug", skip(self, artifact), fields(parts = artifact.parts.len()))]
+    pub async fn put_with(&self, key: &str, artifact: Artifact, options: PutOptions) -> Result<()> {
+        self.put_with_outbox(key, artifact, options, Vec::new())
+            .await
+            .map(drop)
+    }
+
+    /// [`Store::put_with`] that also commits write-back queue entries for the key in the same
+    /// batch (the manager's write-back tiers). `Ok(false)`: `if_absent` refused the put, and
+    /// neither the artifact nor its queue entries were written.
+    pub async fn put_with_outbox(
+        &self,
+        key: &str,
+        artifact: Artifact,
+        options: PutOptions,
+        queue: Vec<OutboxSlot>,
+    ) -> Result<bool> {
+        validate_key(key)?;
+        artifact.validate()?;
+        if let Some(max) = self.shared.options.max_size
+            && artifact.logical_size() > max
+        {
+            return Err(Error::TooLarge {
+                size: artifact.logical_size(),
+                max_size: max,
+            });
+        }
+        if let Some(c) = &options.compression
+            && (!(1..=19).contains(&c.level) || !(0.0..=1.0).contains(&c.max_ratio))
+        {
+            return Err(Error::InvalidOption {
+                reason: format!("invalid compression policy {c:?}"),
+            });
+        }
+        if options.ttl == Some(Duration::ZERO) {
+            return Err(Error::InvalidOption {
+                reason: "ttl must be positive".into(),
+            });
+        }
+        let tx = self.writer.sender()?;
+        let shared = self.shared.clone();
+        let key = key.to_owned();
+        let (reply, answer) = oneshot::channel();
+        blocking(move || {
+            // A store with compression off stays off: a per-put policy (the pipeline's
+            // per-kind ones) picks the level and threshold, never overrides that choice.
+            let mut policy = options.compression.unwrap_or(shared.options.compression);
+            policy.enabled &= shared.options.compression.enabled;
+            let parts = shared.prepare(artifact.parts, &policy)?;
+            let expires_ms =
+                options.expiry(shared.options.clock.now_ms(), shared.options.default_ttl);
+            let req = PutRequest {
+                key,
+                kind: artifact.kind,
+                meta: artifact.meta,
+                parts,
+                expires_ms,
+                if_absent: options.if_absent,
+                queue,
+                reply,
+            };
+            tx.send(Request::Put(req)).map_err(|_| Error::Closed)
+        })
+        .await?;
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// The artifact under `key`; `Ok(None)` is a miss (absent or expired). Corrupt bytes are
+    /// never returned: they are an [`Error::Corruption`] naming the key and blob.
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn get(&self, key: &str) -> Result<Option<Artifact>> {
+        validate_key(key)?;
+        let shared = self.shared.clone();
+        let key = key.to_owned();
+        let hit = blocking(move || shared.get_blocking(&key)).await?;
+        Ok(hit.map(|h| h.artifact))
+    }
+
+    /// [`Store::get`] with the artifact's creation and expiry times (tiers copy them along).
+    pub async fn get_stored(&self, key: &str) -> Result<Option<StoredArtifact>> {
+        validate_key(key)?;
+        let shared = self.shared.clone();
+        let key = key.to_owned();
+        blocking(move || shared.get_blocking(&key)).await
+    }
+
+    /// Index records of `keys`, in order: `None` for absent or expired ones. Reads no blob
+    /// bytes (`sync push` compares them with remote records before reading anything).
+    pub async fn records(&self, keys: Vec<String>) -> Result<Vec<Option<ArtifactRecord>>> {
+        let shared = self.shared.clone();
+        blocking(move || {
+            let now = shared.options.clock.now_ms();
+            Ok(shared
+                .index
+                .artifacts(&keys)?
+                .into_iter()
+                .map(|r| r.filter(|r| !r.is_expired(now)))
+                .collect())
+        })
+        .await
+    }
+
+    /// What the live artifacts among `keys` take after dedup: logical bytes against the
+    /// distinct blobs they reference (index records only, no blob read).
+    pub async fn footprint(&self, keys: Vec<String>) -> Result<Footprint> {
+        let records = self.records(keys).await?;
+        Ok(Footprint::of(records.iter().flatten()))
+    }
+
+    /// Claims outbox queue `queue` for one consumer until the claim drops.
+    pub fn claim_outbox(&self, queue: &str) -> Result<OutboxClaim> {
+        if !self
+            .shared
+            .claimed_queues
+            .lock()
+            .expect("queue claims poisoned")
+            .insert(queue.to_owned())
+        {
+            return Err(Error::QueueInUse {
+                queue: queue.to_owned(),
+            });
+        }
+        Ok(OutboxClaim::new(
+            Arc::downgrade(&self.shared),
+            queue.to_owned(),
+        ))
+    }
+
+    /// The oldest `limit` entries of outbox queue `queue`.
+    pub async fn outbox_peek(&self, queue: &str, limit: usize) -> Result<Vec<QueueEntry>> {
+        let (shared, queue) = (self.shared.clone(), queue.to_owned());
+        blocking(move || Ok(shared.index.queue_peek(&queue, limit)?)).await
+    }
+
+    /// Removes delivered entries `seqs` of outbox queue `queue`: the one index write that
+    /// does not go through the writer thread (`pipecache_index::Index::queue_remove` says
+    /// why that is safe).
+    pub async fn outbox_remove_delivered(&self, queue: &str, seqs: Vec<u64>) -> Result<()> {
+        let (shared, queue) = (self.shared.clone(), queue.to_owned());
+        blocking(move || Ok(shared.index.queue_remove(&queue, &seqs)?)).await
+    }
+
+    /// True when `key` holds a live (unexpired) artifact. Reads no blob bytes.
+    pub async fn contains(&self, key: &str) -> Result<bool> {
+        validate_key(key)?;
+        let shared = self.shared.clone();
+        let key = key.to_owned();
+        blocking(move || {
+            let now = shared.options.clock.now_ms();
+            Ok(shared
+                .index
+                .artifact(&key)?
+                .is_some_and(|r| !r.is_expired(now)))
+        })
+        .await
+    }
+
+    /// Removes `key`; returns whether it existed. Its blobs lose a reference.
+    pub async fn delete(&self, key: &str) -> Result<bool> {
+        self.delete_with_outbox(key, Vec::new()).await
+    }
+
+    /// [`Store::delete`] that also commits outbox entries for the key, in the same batch.
+    pub async fn delete_with_outbox(&self, key: &str, queue: Vec<OutboxSlot>) -> Result<bool> {
+        validate_key(key)?;
+        let tx = self.writer.sender()?;
+        let (reply, answer) = oneshot::channel();
+        let key = key.to_owned();
+        blocking(move || {
+            tx.send(Request::Delete { key, queue, reply })
+                .map_err(|_| Error::Closed)
+        })
+        .await?;
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Live artifacts whose key starts with `prefix`, in key order.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ListEntry>> {
+        let shared = self.shared.clone();
+        let prefix = prefix.to_owned();
+        blocking(move || {
+            let now = shared.options.clock.now_ms();
+            let mut out = Vec::new();
+            for item in shared.index.scan_artifacts(&prefix) {
+                let (key, rec) = item?;
+                if rec.is_expired(now) {
+                    continue;
+                }
+                out.push(ListEntry {
+                    key,
+                    kind: rec.kind,
+                    parts: rec.parts.len(),
+                    size: rec.logical_size,
+                    created_ms: rec.created_ms,
+                    expires_ms: rec.expires_ms,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Sizes, dedup figures and this handle's counters. O(number of chunk files).
+    pub async fn stats(&self) -> Result<Stats> {
+        let shared = self.shared.clone();
+        blocking(move || {
+            let meta = shared
+                .index
+                .meta()?
+                .ok_or_else(|| Error::corruption(None, None, "store meta record is missing"))?;
+            let (chunk_files, disk_bytes) = chunk_files_on_disk(
+                fs::read_dir(&shared.chunk_dir)
+                    .map_err(|e| Error::io(format!("list {}", shared.chunk_dir.display()), e))?,
+            )?;
+            let c = &shared.counters;
+            let dead_bytes = shared
+                .index
+                .chunks()?
+                .iter()
+                .map(|(_, c)| {
+                    c.total_bytes
+                        .saturating_sub(CHUNK_HEADER_LEN)
+                        .saturating_sub(c.live_bytes)
+                })
+                .sum();
+            let fs = fs_space(&shared.dir)?;
+            Ok(Stats::new(
+                meta.totals,
+                DiskUsage {
+                    chunk_files,
+                    disk_bytes,
+                    dead_bytes,
+                    fs,
+                    min_free_space: effective_min_free(shared.options.min_free_space, fs),
+                },
+                shared.options.max_size,
+                CounterSnapshot {
+                    hits: c.hits.get(),
+                    misses: c.misses.get(),
+                    expired_misses: c.expired_misses.get(),
+                    corruption_errors: c.corruption_errors.get(),
+                    puts: c.puts.get(),
+                    deletes: c.deletes.get(),
+                    group_commits: c.commits.get(),
+                    blobs_written: c.blobs_written.get(),
+                    blobs_deduped: c.blobs_deduped.get(),
+                    bytes_written: c.bytes_written.get(),
+                    write_errors: c.write_errors.get(),
+                },
+                shared.read_only,
+            ))
+        })
+        .await
+    }
+
+    /// Reads and blake3-checks every live blob and cross-checks the index (missing blobs, chunk
+    /// files, refcounts and chunk live bytes). Meant for a quiet store: the accounting checks
+    /// come from one index read no commit interleaved with (retried while commits land), but
+    /// chunk scans racing puts or compaction can still report frames in flux.
+    pub async fn verify(&self) -> Result<VerifyReport> {
+        self.verify_with_progress(|_, _| {}).await
+    }
+
+    /// [`Store::verify`] reporting `(bytes checked, bytes total)` as it goes.
+    pub async fn verify_with_progress(
+        &self,
+        progress: impl Fn(u64, u64) + Send + 'static,
+    ) -> Result<VerifyReport> {
+        let shared = self.shared.clone();
+        blocking(move || verify::run(&shared, &progress)).await
+    }
+
+    /// One GC pass: removes expired artifacts (expiry CF, time order), evicts whole artifacts by
+    /// the eviction policy while live bytes exceed `max_size`, compacts chunks, drops
+    /// zero-reference blob records and chunk files nothing references. Safe while the store is
+    /// in use: every removal is re-checked by the writer thread when it applies.
+    pub async fn gc(&self, options: GcOptions) -> Result<GcReport> {
+        self.gc_with_progress(options, |_, _, _| {}).await
+    }
+
+    /// [`Store::gc`] reporting `(phase, done, total)`.
+    pub async fn gc_with_progress(
+        &self,
+        options: GcOptions,
+        progress: impl Fn(&str, u64, u64) + Send + Sync + 'static,
+    ) -> Result<GcReport> {
+        let shared = self.shared.clone();
+        let tx = self.writer.sender()?;
+        blocking(move || lifecycle::gc(&shared, &tx, options, &progress)).await
+    }
+
+    /// Runs a GC pass if the store is over its size budget: stored bytes above `max_size`,
+    /// or chunk files above `max_size` plus one chunk (the bound a GC pass keeps). For a
+    /// process without the background GC thread, such as one CLI call, after its put.
+    pub async fn gc_if_over_budget(&self) -> Result<Option<GcReport>> {
+        let Some(max) = self.shared.options.max_size else {
+            return Ok(None);
+        };
+        let s = self.stats().await?;
+        if s.stored_bytes > max || s.disk_bytes > max + self.shared.options.chunk_size {
+            Ok(Some(self.gc(GcOptions::default()).await?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Compacts chunks whose live fraction is under `compact_threshold` (and, over budget, any
+    /// chunk with dead bytes): live frames are copied to the open chunk, the index is updated in
+    /// one batch, then the old file is removed.
+    pub async fn compact(&self) -> Result<CompactReport> {
+        self.compact_with_progress(false, |_, _, _| {}).await
+    }
+
+    /// [`Store::compact`] with a dry-run switch and progress.
+    pub async fn compact_with_progress(
+        &self,
+        dry_run: bool,
+        progress: impl Fn(&str, u64, u64) + Send + Sync + 'static,
+    ) -> Result<CompactReport> {
+        let shared = self.shared.clone();
+        let tx = self.writer.sender()?;
+        blocking(move || lifecycle::compact(&shared, &tx, dry_run, None, &progress)).await
+    }
+
+    /// Verifies, then fixes what can be fixed: artifacts whose bytes are lost are dropped (they
+    /// become misses, listed in the report), damaged blob records and chunk records whose file
+    /// is gone are dropped, refcounts, chunk live bytes and totals are recounted.
+    pub async fn repair(&self) -> Result<RepairReport> {
+        let shared = self.shared.clone();
+        let tx = self.writer.sender()?;
+        blocking(move || {
+            let before = verify::run(&shared, &|_, _| {})?;
+            let (drop_keys, drop_blobs, drop_chunks, rewrite_records) = verify::plan(&before)?;
+            let (dropped_keys, refcounts_fixed) = lifecycle::call(&tx, |reply| Request::Repair {
+                drop_keys,
+                drop_blobs: drop_blobs.clone(),
+                drop_chunks: drop_chunks.clone(),
+                rewrite_records,
+                reply,
+            })?;
+            let after = verify::run(&shared, &|_, _| {})?;
+            Ok(RepairReport {
+                before,
+                dropped_keys,
+                dropped_blobs: drop_blobs.len() as u64,
+                refcounts_fixed,
+                dropped_chunks: drop_chunks,
+                after,
+            })
+        })
+        .await
+    }
+
+    /// Writes access times collected by reads to the index now (normally every
+    /// `access_flush_interval` and at close).
+    pub async fn flush_access_times(&self) -> Result<()> {
+        let tx = self.writer.sender()?;
+        let (reply, answer) = oneshot::channel();
+        blocking(move || {
+            tx.send(Request::FlushAccess { reply })
+                .map_err(|_| Error::Closed)
+        })
+        .await?;
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Last access time recorded in the index for `key` (coarse: see `access_flush_interval`).
+    pub async fn last_access_ms(&self, key: &str) -> Result<Option<u64>> {
+        let shared = self.shared.clone();
+        let key = key.to_owned();
+        blocking(move || Ok(shared.index.access(&key)?.map(|a| a.last_ms))).await
+    }
+
+    /// Flushes access times and closes the store, waiting for the writer thread to stop.
+    /// Other clones of this handle keep the store open until they are dropped.
+    pub async fn close(self) -> Result<()> {
+        // A read-only store recorded no access times (it has no writer to write them).
+        if !self.writer.read_only {
+            self.flush_access_times().await?;
+        }
+        let Store { shared, writer } = self;
+        drop(shared);
+        tokio::task::spawn_blocking(move || drop(writer))
+            .await
+            .map_err(|_| Error::Closed)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipecache_format::chunk_file_name;
+
+    #[test]
+    fn a_chunk_file_deleted_after_listing_is_not_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        for id in [1u64, 2, 3] {
+            fs::write(
+                dir.path().join(chunk_file_name(id)),
+                vec![0u8; 100 * id as usize],
+            )
+            .unwrap();
+        }
+        fs::write(dir.path().join("LOCK"), b"not a chunk").unwrap();
+        // The listing is taken first, then a compaction deletes chunk 2 before it is stat'ed.
+        let listing: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        fs::remove_file(dir.path().join(chunk_file_name(2))).unwrap();
+        assert_eq!(chunk_files_on_disk(listing).unwrap(), (2, 400));
+    }
+}

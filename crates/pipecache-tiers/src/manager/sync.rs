@@ -1,0 +1,292 @@
+//! Sync and remote GC: `sync push` uploads what a pack tier lacks in resumable batches,
+//! `sync pull` copies a remote tier's artifacts into the local store through the promotion
+//! layer, `remote_gc` marks and sweeps a pack tier.
+
+use super::*;
+
+/// What `sync push` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PushReport {
+    /// Remote tier pushed to.
+    pub tier: String,
+    /// Local artifacts considered.
+    pub artifacts: u64,
+    /// Artifacts uploaded.
+    pub pushed: u64,
+    /// Artifacts the remote already had (same kind, metadata, parts and expiry).
+    pub already_remote: u64,
+    /// Keys left to the tier's write-back queue (entries not yet applied): a push could be
+    /// undone by a queued removal or repeat a queued upload. Push again once it drained.
+    pub pending_upload: u64,
+    /// Blobs uploaded.
+    pub blobs_uploaded: u64,
+    /// Blobs already remote and reused.
+    pub blobs_reused: u64,
+    /// Packs written.
+    pub packs: u64,
+    /// Bytes uploaded (packs, indexes, records).
+    pub bytes_up: u64,
+    /// Write requests made.
+    pub put_requests: u64,
+}
+
+/// What `sync pull` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PullReport {
+    /// Remote tier pulled from.
+    pub tier: String,
+    /// Remote keys matching the prefix.
+    pub candidates: u64,
+    /// Artifacts copied into the local tier.
+    pub pulled: u64,
+    /// Artifacts the local tier already had.
+    pub already_local: u64,
+    /// Listed keys whose record is gone or expired.
+    pub gone: u64,
+    /// Keys not pulled because this machine still owes the tier an upload or delete of
+    /// them (write-back queue): the tier's copy may be a value a local put replaced.
+    pub pending_upload: u64,
+    /// Keys whose remote bytes failed a check (not copied).
+    pub corrupt: Vec<String>,
+    /// Bytes downloaded.
+    pub bytes_down: u64,
+}
+
+impl CacheManager {
+    /// Uploads every local artifact the pack tier `tier` (default: the first) lacks, in
+    /// batches of about `batch_bytes` (one pack each). Idempotent; a killed push resumes
+    /// without re-uploading what arrived. `progress(done, total)` is called per artifact.
+    pub async fn sync_push(
+        &self,
+        tier: Option<&str>,
+        batch_bytes: Option<u64>,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<PushReport> {
+        let (_, t, pack) = self.pack_tier(tier)?;
+        let name = t.backend.name().to_owned();
+        let before = pack.store().stats().snapshot();
+        let batch_bytes = batch_bytes.unwrap_or(DEFAULT_PUSH_BATCH).max(1);
+        let remote_names = pack
+            .record_names()
+            .await
+            .inspect_err(|e| t.failed("push", "", e))?;
+        let local = self.inner.local.list("").await?;
+        let total = local.len() as u64;
+        let mut report = PushReport {
+            tier: name.clone(),
+            artifacts: total,
+            ..PushReport::default()
+        };
+        let mut batch: Vec<(String, StoredArtifact)> = Vec::new();
+        let mut pending = 0u64;
+        let flush =
+            |batch: &mut Vec<(String, StoredArtifact)>, report: &mut PushReport, r: BatchReport| {
+                report.pushed += batch.len() as u64;
+                report.blobs_uploaded += r.blobs_uploaded;
+                report.blobs_reused += r.blobs_reused;
+                report.packs += r.packs;
+                batch.clear();
+            };
+        // Decided from index records on both sides, a window at a time: an artifact the
+        // remote already has costs one record read there and no blob read here.
+        let mut done = 0u64;
+        for window in local.chunks(PUSH_WINDOW) {
+            let keys: Vec<String> = window.iter().map(|e| e.key.clone()).collect();
+            let known: Vec<String> = keys
+                .iter()
+                .filter(|k| remote_names.contains(&record_path(k)))
+                .cloned()
+                .collect();
+            let remote = pack
+                .records(&known)
+                .await
+                .inspect_err(|e| t.failed("push", "", e))?;
+            let records = self.inner.local.records(keys.clone()).await?;
+            for (key, rec) in keys.into_iter().zip(records) {
+                progress(done, total);
+                done += 1;
+                // Deleted or expired since the listing.
+                let Some(rec) = rec else { continue };
+                if t.is_pending(&key) {
+                    report.pending_upload += 1;
+                    continue;
+                }
+                // A remote record that differs (or expired there) is replaced: the push
+                // makes the remote hold this machine's value (last push wins).
+                let now = self.inner.local.options().clock.now_ms();
+                if remote
+                    .get(&key)
+                    .is_some_and(|r| !r.is_expired(now) && same_artifact(r, &rec))
+                {
+                    report.already_remote += 1;
+                    continue;
+                }
+                let Some(item) = self.inner.local.get_stored(&key).await? else {
+                    continue;
+                };
+                pending += item.artifact.logical_size();
+                batch.push((key, item));
+                if pending >= batch_bytes {
+                    let r = pack
+                        .put_batch(&batch)
+                        .await
+                        .inspect_err(|e| t.failed("push", "", e))?;
+                    flush(&mut batch, &mut report, r);
+                    pending = 0;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let r = pack
+                .put_batch(&batch)
+                .await
+                .inspect_err(|e| t.failed("push", "", e))?;
+            flush(&mut batch, &mut report, r);
+        }
+        progress(total, total);
+        t.succeeded();
+        let after = pack.store().stats().snapshot();
+        report.bytes_up = after.bytes_up - before.bytes_up;
+        report.put_requests = after.puts - before.puts;
+        bump_by(&t.counters.puts, report.pushed);
+        Ok(report)
+    }
+
+    /// Copies the pack tier's artifacts whose key starts with `prefix` into the local tier
+    /// (cache warming). Every copy is hash-checked; a corrupt one is reported, not stored.
+    pub async fn sync_pull(
+        &self,
+        tier: Option<&str>,
+        prefix: &str,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<PullReport> {
+        let (tier_index, t, pack) = self.pack_tier(tier)?;
+        let before = pack.store().stats().snapshot();
+        let keys = pack
+            .candidate_keys(prefix)
+            .await
+            .inspect_err(|e| t.failed("pull", prefix, e))?;
+        let total = keys.len() as u64;
+        let mut report = PullReport {
+            tier: t.backend.name().to_owned(),
+            candidates: total,
+            ..PullReport::default()
+        };
+        // Several artifacts in flight: remote latency overlaps, local puts share fsyncs.
+        enum Outcome {
+            Local,
+            Pulled,
+            Gone,
+            Pending,
+        }
+        let mut done = 0u64;
+        let (local, backend) = (&self.inner.local, &t.backend);
+        // Keys this machine still owes the tier are left: their copy there may be older than
+        // a local put or delete. Checked before the read and again before the copy.
+        for_each_bounded(
+            keys,
+            PULL_CONCURRENCY,
+            |key| {
+                let (local, backend) = (local.clone(), backend.clone());
+                let inner = self.inner.clone();
+                async move {
+                    let pending = || inner.tiers[tier_index].is_pending(&key);
+                    let r: Result<Outcome> = async {
+                        if pending() {
+                            return Ok(Outcome::Pending);
+                        }
+                        if local.contains(&key).await? {
+                            return Ok(Outcome::Local);
+                        }
+                        let Some(f) = backend.get(&key).await? else {
+                            return Ok(Outcome::Gone);
+                        };
+                        let local: &dyn CacheBackend = &local;
+                        match promote(&key, &f.stored, &[local], || !pending())
+                            .await
+                            .pop()
+                        {
+                            Some(PromotionOutcome::Copied) => Ok(Outcome::Pulled),
+                            Some(PromotionOutcome::Failed(e)) => Err(e),
+                            // Over the local store's whole budget: the put's own error.
+                            Some(PromotionOutcome::TooLarge) => Err(StoreError::TooLarge {
+                                size: f.stored.artifact.logical_size(),
+                                max_size: local.capabilities().max_object_size.unwrap_or(0),
+                            }
+                            .into()),
+                            Some(PromotionOutcome::Stale) | None => Ok(Outcome::Pending),
+                        }
+                    }
+                    .await;
+                    (key, r)
+                }
+            },
+            |(key, r)| {
+                done += 1;
+                progress(done, total);
+                match r {
+                    Ok(Outcome::Local) => report.already_local += 1,
+                    Ok(Outcome::Pulled) => report.pulled += 1,
+                    Ok(Outcome::Gone) => report.gone += 1,
+                    Ok(Outcome::Pending) => report.pending_upload += 1,
+                    Err(e) if e.is_corruption() => {
+                        t.failed("pull", &key, &e);
+                        report.corrupt.push(key);
+                    }
+                    Err(e) => {
+                        t.failed("pull", &key, &e);
+                        return Err(e);
+                    }
+                }
+                Ok(())
+            },
+        )
+        .await?;
+        report.corrupt.sort();
+        progress(total, total);
+        report.bytes_down = pack.store().stats().snapshot().bytes_down - before.bytes_down;
+        Ok(report)
+    }
+
+    /// Mark and sweep of the pack tier `tier` (default: the first): unreferenced packs
+    /// older than `grace` (default: the tier's) are deleted, nothing younger ever is.
+    pub async fn remote_gc(
+        &self,
+        tier: Option<&str>,
+        grace: Option<Duration>,
+        dry_run: bool,
+    ) -> Result<RemoteGcReport> {
+        let (_, t, pack) = self.pack_tier(tier)?;
+        // Pushers reuse blobs of packs younger than half *their* grace: a shorter one here
+        // could delete a pack a record is about to name.
+        if let Some(g) = grace
+            && g < pack.grace()
+        {
+            return Err(Error::invalid(format!(
+                "grace {g:?} is shorter than tier {}'s gc_grace of {:?}: pushers may still \
+                     reuse packs that old; lower gc_grace in the configuration of every machine instead",
+                t.backend.name(),
+                pack.grace()
+            )));
+        }
+        let grace = grace.unwrap_or(pack.grace());
+        pack.gc(grace, dry_run)
+            .await
+            .inspect_err(|e| t.failed("gc", "", e))
+    }
+}
+
+/// True when a remote record describes the same artifact as a local one: same kind,
+/// metadata, expiry and parts (names, lengths, blake3 of the bytes), which is what the
+/// record's digest covers, plus the expiry, so a re-put with a new TTL is pushed again.
+fn same_artifact(remote: &RemoteRecord, local: &ArtifactRecord) -> bool {
+    remote.kind == local.kind
+        && remote.meta == local.meta
+        && remote.expires_ms == local.expires_ms
+        && remote.parts.len() == local.parts.len()
+        && remote
+            .parts
+            .iter()
+            .zip(&local.parts)
+            .all(|(r, l)| r.name == l.name && r.hash == l.hash && r.len == l.len)
+}

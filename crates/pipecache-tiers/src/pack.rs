@@ -1,0 +1,781 @@
+//! Packs on an object store (opendal: a filesystem directory or an S3 bucket).
+//!
+//! Object names (see docs/format.md, "Remote layout"):
+//! - `packs/<blake3 of the pack>`: a sealed chunk file of blob frames;
+//! - `index/<id>`: a [`PackIndex`] per push batch (the pack's blobs, the batch's keys);
+//! - `records/<hh>/<blake3 of the key>`: a [`RemoteRecord`].
+//!
+//! Write order per batch: pack, then index, then records, so a record never names a pack
+//! that is not there yet, and a kill between steps leaves only unreferenced (collectable)
+//! objects. Remote GC deletes only objects older than its grace period, and a pusher reuses a
+//! remote blob only from a pack younger than half that period: a pack that a new record is
+//! about to name is never old enough to be collected.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pipecache_format::record::Record;
+use pipecache_format::remote::{
+    PackBuilder, PackEntry, PackIndex, PackLocation, RemotePart, RemoteRecord, decode_pack_frame,
+};
+use pipecache_format::{BlobHash, CompressionPolicy};
+use pipecache_remote::{ObjectStore, RemoteError};
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use super::{
+    BackendKind, CacheBackend, Capabilities, Fetched, for_each_bounded, from_record, key_hash,
+    remote_record,
+};
+use crate::{Error, Result};
+use pipecache_store::{Clock, StoreError, StoredArtifact};
+
+/// Ranged reads of frames closer than this are merged into one request.
+const COALESCE_GAP: u64 = 256 * 1024;
+/// Largest merged ranged read.
+const MAX_RANGE: u64 = 64 << 20;
+/// Concurrent requests of one tier operation.
+const CONCURRENCY: usize = 8;
+/// How long a loaded blob map is trusted before the index objects are listed again.
+const MAP_REFRESH: Duration = Duration::from_secs(60);
+
+/// One ranged read: (pack, start, end, the parts it covers with their locations).
+type MergedRange = (BlobHash, u64, u64, Vec<(usize, PackLocation)>);
+
+#[derive(Debug, Default)]
+struct BlobMap {
+    blobs: HashMap<BlobHash, (PackLocation, u64)>,
+    seen: HashSet<String>,
+    loaded_ms: Option<u64>,
+}
+
+/// What one batch upload did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BatchReport {
+    /// Records written.
+    pub records: u64,
+    /// Blobs uploaded (new to the remote).
+    pub blobs_uploaded: u64,
+    /// Blobs found already remote and reused.
+    pub blobs_reused: u64,
+    /// Packs written.
+    pub packs: u64,
+    /// Pack bytes written.
+    pub pack_bytes: u64,
+}
+
+/// What one remote GC pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PackGcReport {
+    /// Live records seen.
+    pub records: u64,
+    /// Expired records deleted (expired longer than the grace period).
+    pub expired_records: u64,
+    /// Expired records found rewritten (put again) before their deletion, and kept.
+    pub expired_rewritten: u64,
+    /// Records that did not decode (kept, reported).
+    pub corrupt_records: Vec<String>,
+    /// Packs seen.
+    pub packs: u64,
+    /// Unreferenced packs deleted.
+    pub packs_deleted: u64,
+    /// Bytes of the deleted packs.
+    pub bytes_reclaimed: u64,
+    /// Unreferenced packs kept because they are younger than the grace period.
+    pub packs_in_grace: u64,
+    /// Index objects deleted (their keys moved to one consolidated index).
+    pub indexes_deleted: u64,
+    /// Nothing was deleted.
+    pub dry_run: bool,
+}
+
+/// A tier of packs and records on an opendal object store.
+#[derive(Debug)]
+pub struct PackTier {
+    name: String,
+    kind: BackendKind,
+    store: ObjectStore,
+    compression: CompressionPolicy,
+    clock: Arc<dyn Clock>,
+    grace: Duration,
+    map: Mutex<BlobMap>,
+}
+
+fn pack_path(id: &BlobHash) -> String {
+    format!("packs/{}", id.to_hex())
+}
+
+pub(crate) fn record_path(key: &str) -> String {
+    let h = key_hash(key);
+    format!("records/{}/{}", &h[..2], h)
+}
+
+impl PackTier {
+    /// A tier over `store`. `grace` is the remote GC grace period, which also bounds blob
+    /// reuse (see the module docs).
+    pub fn new(
+        name: impl Into<String>,
+        kind: BackendKind,
+        store: ObjectStore,
+        compression: CompressionPolicy,
+        clock: Arc<dyn Clock>,
+        grace: Duration,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            store,
+            compression,
+            clock,
+            grace,
+            map: Mutex::default(),
+        }
+    }
+
+    /// The GC grace period.
+    pub fn grace(&self) -> Duration {
+        self.grace
+    }
+
+    /// The transport (for stats and tests).
+    pub fn store(&self) -> &ObjectStore {
+        &self.store
+    }
+
+    /// The object name of `key`'s record.
+    #[cfg(feature = "test-hooks")]
+    pub fn record_path(key: &str) -> String {
+        record_path(key)
+    }
+
+    fn remote(&self, e: RemoteError) -> Error {
+        Error::remote(&self.name, e)
+    }
+
+    fn corrupt(&self, key: Option<&str>, what: impl std::fmt::Display) -> Error {
+        StoreError::corruption(key, None, format!("tier {}: {what}", self.name)).into()
+    }
+
+    /// The record of `key`, decoded; `None` when absent.
+    pub async fn record(&self, key: &str) -> Result<Option<RemoteRecord>> {
+        let Some(bytes) = self
+            .store
+            .get(&record_path(key))
+            .await
+            .map_err(|e| self.remote(e))?
+        else {
+            return Ok(None);
+        };
+        self.decode_record(key, &bytes).map(Some)
+    }
+
+    /// `key`'s record from its object's bytes: a corruption error when they do not decode or
+    /// name another key.
+    fn decode_record(&self, key: &str, bytes: &[u8]) -> Result<RemoteRecord> {
+        let rec = RemoteRecord::decode(bytes)
+            .map_err(|e| self.corrupt(Some(key), format!("record: {e}")))?;
+        if rec.key != key {
+            return Err(self.corrupt(Some(key), format!("record holds key {:?}", rec.key)));
+        }
+        Ok(rec)
+    }
+
+    /// The records of `keys` (read concurrently), each `None` when absent; in `keys` order.
+    async fn records_or_errors(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<Option<Result<RemoteRecord>>>> {
+        let at: HashMap<String, usize> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (record_path(k), i))
+            .collect();
+        let mut out: Vec<Option<Result<RemoteRecord>>> = keys.iter().map(|_| None).collect();
+        for (path, bytes) in self.get_many(at.keys().cloned().collect()).await? {
+            let i = at[&path];
+            out[i] = bytes.map(|b| self.decode_record(&keys[i], &b));
+        }
+        Ok(out)
+    }
+
+    /// The decodable records of `keys` (read concurrently). A key whose record is absent or
+    /// damaged is left out (logged): callers treat it as missing.
+    pub async fn records(&self, keys: &[String]) -> Result<HashMap<String, RemoteRecord>> {
+        let mut out = HashMap::with_capacity(keys.len());
+        for (key, rec) in keys.iter().zip(self.records_or_errors(keys).await?) {
+            match rec {
+                Some(Ok(rec)) => {
+                    out.insert(key.clone(), rec);
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(tier = %self.name, %key, error = %e, "damaged remote record")
+                }
+                None => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// Names of every record object (one listing).
+    pub async fn record_names(&self) -> Result<HashSet<String>> {
+        Ok(self
+            .store
+            .list("records/")
+            .await
+            .map_err(|e| self.remote(e))?
+            .into_iter()
+            .map(|e| e.path)
+            .collect())
+    }
+
+    /// Loads index objects not seen yet into the blob map; returns the keys they list.
+    async fn refresh(&self, map: &mut BlobMap, force: bool) -> Result<BTreeSet<String>> {
+        let now = self.clock.now_ms();
+        let mut keys = BTreeSet::new();
+        if !force
+            && map
+                .loaded_ms
+                .is_some_and(|t| now.saturating_sub(t) < MAP_REFRESH.as_millis() as u64)
+        {
+            return Ok(keys);
+        }
+        let entries = self
+            .store
+            .list("index/")
+            .await
+            .map_err(|e| self.remote(e))?;
+        let fresh: Vec<String> = entries
+            .into_iter()
+            .map(|e| e.path)
+            .filter(|p| !map.seen.contains(p))
+            .collect();
+        for (path, bytes) in self.get_many(fresh).await? {
+            let Some(bytes) = bytes else { continue };
+            match PackIndex::decode(&bytes) {
+                Ok(idx) => {
+                    if let Some(pack) = idx.pack {
+                        for b in &idx.blobs {
+                            let loc = PackLocation {
+                                pack,
+                                offset: b.offset,
+                                stored_len: b.stored_len,
+                            };
+                            map.blobs.insert(b.hash, (loc, idx.created_ms));
+                        }
+                    }
+                    keys.extend(idx.keys);
+                    map.seen.insert(path);
+                }
+                Err(e) => {
+                    tracing::warn!(tier = %self.name, %path, error = %e, "skipping corrupt pack index");
+                }
+            }
+        }
+        map.loaded_ms = Some(now);
+        Ok(keys)
+    }
+
+    /// Fetches whole objects concurrently; `None` for the ones that vanished.
+    async fn get_many(&self, paths: Vec<String>) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+        let mut out = Vec::with_capacity(paths.len());
+        let store = &self.store;
+        for_each_bounded(
+            paths,
+            CONCURRENCY,
+            |path| {
+                let store = store.clone();
+                async move {
+                    let r = store.get(&path).await;
+                    (path, r)
+                }
+            },
+            |(path, r)| {
+                out.push((path, r.map_err(|e| self.remote(e))?));
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(out)
+    }
+
+    /// Keys listed by any index object, filtered by `prefix`. A listed key's record may have
+    /// been deleted since; callers read the record to know.
+    pub async fn candidate_keys(&self, prefix: &str) -> Result<Vec<String>> {
+        // A full re-read: key listings are not kept in memory.
+        let mut map = BlobMap::default();
+        let keys = self.refresh(&mut map, true).await?;
+        {
+            let mut shared = self.map.lock().await;
+            for (h, v) in map.blobs {
+                shared.blobs.entry(h).or_insert(v);
+            }
+        }
+        Ok(keys.into_iter().filter(|k| k.starts_with(prefix)).collect())
+    }
+
+    /// Uploads `items` as one batch: one pack of the blobs the remote lacks, one index, then
+    /// one record per artifact.
+    pub async fn put_batch(&self, items: &[(String, StoredArtifact)]) -> Result<BatchReport> {
+        self.put_batch_with(items, false).await
+    }
+
+    /// [`PackTier::put_batch`]; with `if_absent`, a record is written only where none is
+    /// (copies from another tier must never replace a put that landed meanwhile; a pack
+    /// whose records all lose stays unreferenced until remote GC).
+    async fn put_batch_with(
+        &self,
+        items: &[(String, StoredArtifact)],
+        if_absent: bool,
+    ) -> Result<BatchReport> {
+        let started = self.clock.now_ms();
+        let reuse_window = (self.grace / 2).as_millis() as u64;
+        let mut report = BatchReport::default();
+        let mut pack = PackBuilder::new(started);
+        let mut placed: HashMap<BlobHash, Option<PackLocation>> = HashMap::new();
+        let mut records = Vec::with_capacity(items.len());
+        {
+            let mut map = self.map.lock().await;
+            self.refresh(&mut map, false).await?;
+            for (key, item) in items {
+                let mut parts = Vec::with_capacity(item.artifact.parts.len());
+                for p in &item.artifact.parts {
+                    let hash = BlobHash::of(&p.data);
+                    // `None` = in the pack being built (location fixed once its id is known).
+                    let at = match placed.get(&hash) {
+                        Some(at) => *at,
+                        None => {
+                            let reusable = map.blobs.get(&hash).filter(|(_, created)| {
+                                started.saturating_sub(*created) < reuse_window
+                            });
+                            let at = if let Some((loc, _)) = reusable {
+                                report.blobs_reused += 1;
+                                Some(*loc)
+                            } else {
+                                let (codec, packed) = self
+                                    .compression
+                                    .encode(&p.data)
+                                    .map_err(|e| StoreError::from_format(e, Some(key), None))?;
+                                let stored = packed.as_deref().unwrap_or(&p.data);
+                                pack.push(hash, codec, p.data.len() as u64, stored);
+                                report.blobs_uploaded += 1;
+                                None
+                            };
+                            placed.insert(hash, at);
+                            at
+                        }
+                    };
+                    parts.push(RemotePart {
+                        name: p.name.clone(),
+                        hash,
+                        len: p.data.len() as u64,
+                        at,
+                    });
+                }
+                records.push(remote_record(key, item, parts));
+            }
+        }
+        let mut pack_id = None;
+        let mut entries: Vec<PackEntry> = Vec::new();
+        if !pack.is_empty() {
+            let (id, bytes, list) = pack.finish();
+            report.pack_bytes = bytes.len() as u64;
+            report.packs = 1;
+            self.store
+                .put(&pack_path(&id), bytes)
+                .await
+                .map_err(|e| self.remote(e))?;
+            pack_id = Some(id);
+            entries = list;
+        }
+        let by_hash: HashMap<BlobHash, PackEntry> = entries.iter().map(|e| (e.hash, *e)).collect();
+        for rec in &mut records {
+            for part in &mut rec.parts {
+                if part.at.is_none() {
+                    let e = by_hash[&part.hash];
+                    part.at = Some(PackLocation {
+                        pack: pack_id.expect("blobs were packed"),
+                        offset: e.offset,
+                        stored_len: e.stored_len,
+                    });
+                }
+            }
+        }
+        let keys: Vec<String> = items.iter().map(|(k, _)| k.clone()).collect();
+        let idx = PackIndex::new(pack_id, entries.clone(), keys, started).encode();
+        let idx_name = format!("index/{}", BlobHash::of(&idx).to_hex());
+        self.store
+            .put(&idx_name, idx)
+            .await
+            .map_err(|e| self.remote(e))?;
+        // From here the pack's blobs are reusable: a retry after the records fail (a push
+        // resumed within MAP_REFRESH) must not upload them again.
+        {
+            let mut map = self.map.lock().await;
+            map.seen.insert(idx_name);
+            if let Some(pack) = pack_id {
+                for e in entries {
+                    let loc = PackLocation {
+                        pack,
+                        offset: e.offset,
+                        stored_len: e.stored_len,
+                    };
+                    map.blobs.insert(e.hash, (loc, started));
+                }
+            }
+        }
+        report.records = self.put_records(&records, if_absent).await?;
+        Ok(report)
+    }
+
+    /// Writes `records` (with `if_absent`, only where none is); returns how many were written.
+    async fn put_records(&self, records: &[RemoteRecord], if_absent: bool) -> Result<u64> {
+        let store = &self.store;
+        let mut written = 0;
+        for_each_bounded(
+            records,
+            CONCURRENCY,
+            |rec| {
+                let store = store.clone();
+                let (path, bytes) = (record_path(&rec.key), rec.encode());
+                async move {
+                    if if_absent {
+                        store.put_if_absent(&path, bytes).await
+                    } else {
+                        store.put(&path, bytes).await.map(|()| true)
+                    }
+                }
+            },
+            |r| {
+                written += u64::from(r.map_err(|e| self.remote(e))?);
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(written)
+    }
+
+    /// Reads every part of `rec`, merging nearby frames of one pack into one ranged read.
+    async fn read_parts(&self, key: &str, rec: &RemoteRecord) -> Result<Vec<Vec<u8>>> {
+        let mut order: Vec<(usize, PackLocation)> = Vec::with_capacity(rec.parts.len());
+        for (i, p) in rec.parts.iter().enumerate() {
+            let at = p
+                .at
+                .ok_or_else(|| self.corrupt(Some(key), format!("part {:?} has no pack", p.name)))?;
+            order.push((i, at));
+        }
+        order.sort_by_key(|(_, at)| (at.pack, at.offset));
+        // Ranges: (pack, start, end, [(part index, location)]).
+        let mut ranges: Vec<MergedRange> = Vec::new();
+        for (i, at) in order {
+            let r = at.frame_range();
+            match ranges.last_mut() {
+                Some((pack, start, end, members))
+                    if *pack == at.pack
+                        && r.start >= *end
+                        && r.start - *end <= COALESCE_GAP
+                        && r.end - *start <= MAX_RANGE =>
+                {
+                    *end = r.end;
+                    members.push((i, at));
+                }
+                _ => ranges.push((at.pack, r.start, r.end, vec![(i, at)])),
+            }
+        }
+        let mut data: Vec<Option<Vec<u8>>> = vec![None; rec.parts.len()];
+        let store = &self.store;
+        for_each_bounded(
+            ranges,
+            CONCURRENCY,
+            |(pack, start, end, members)| {
+                let store = store.clone();
+                async move {
+                    let r = store.get_range(&pack_path(&pack), start..end).await;
+                    (pack, start, members, r)
+                }
+            },
+            |(pack, start, members, r)| {
+                let bytes = match r {
+                    Ok(b) => b,
+                    Err(RemoteError::NotFound { .. }) => {
+                        return Err(self.corrupt(Some(key), format!("pack {pack} is missing")));
+                    }
+                    Err(e) => return Err(self.remote(e)),
+                };
+                for (i, at) in members {
+                    let r = at.frame_range();
+                    let (a, b) = ((r.start - start) as usize, (r.end - start) as usize);
+                    let frame = bytes.get(a..b).ok_or_else(|| {
+                        self.corrupt(Some(key), format!("pack {pack} is shorter than its index"))
+                    })?;
+                    let raw = decode_pack_frame(frame, rec.parts[i].hash).map_err(|e| {
+                        StoreError::corruption(
+                            Some(key),
+                            Some(rec.parts[i].hash),
+                            format!("tier {}: pack {pack}: {e}", self.name),
+                        )
+                    })?;
+                    data[i] = Some(raw);
+                }
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(data
+            .into_iter()
+            .map(|d| d.expect("every part was fetched"))
+            .collect())
+    }
+
+    /// Mark and sweep: deletes expired records, then packs no record names that are older
+    /// than `grace`, then folds old index objects into one. A record that does not decode
+    /// (damaged, or written by a newer pipecache) could name any pack, so a pass that meets
+    /// one deletes nothing and reports it.
+    pub async fn gc(&self, grace: Duration, dry_run: bool) -> Result<PackGcReport> {
+        let now = self.clock.now_ms();
+        let grace_ms = grace.as_millis() as u64;
+        // A modification time of 0 means the backend did not say: treat it as young.
+        let old =
+            |modified_ms: u64| modified_ms != 0 && modified_ms.saturating_add(grace_ms) <= now;
+        let mut report = PackGcReport {
+            dry_run,
+            ..PackGcReport::default()
+        };
+        // Listing packs and indexes before reading records: an object created after this
+        // point is young and untouched whatever the records say.
+        let packs = self
+            .store
+            .list("packs/")
+            .await
+            .map_err(|e| self.remote(e))?;
+        let indexes = self
+            .store
+            .list("index/")
+            .await
+            .map_err(|e| self.remote(e))?;
+        let names: Vec<String> = self.record_names().await?.into_iter().collect();
+        let mut referenced = HashSet::new();
+        let mut live_keys = BTreeSet::new();
+        let mut expired = Vec::new();
+        for (path, bytes) in self.get_many(names).await? {
+            let Some(bytes) = bytes else { continue };
+            let rec = match RemoteRecord::decode(&bytes) {
+                Ok(r) => r,
+                Err(e) => {
+                    report.corrupt_records.push(format!("{path}: {e}"));
+                    continue;
+                }
+            };
+            if rec
+                .expires_ms
+                .is_some_and(|e| e.saturating_add(grace_ms) <= now)
+            {
+                expired.push((path, bytes));
+                continue;
+            }
+            report.records += 1;
+            referenced.extend(rec.packs());
+            live_keys.insert(rec.key);
+        }
+        report.packs = packs.len() as u64;
+        if !report.corrupt_records.is_empty() {
+            tracing::warn!(
+                tier = %self.name,
+                undecodable = report.corrupt_records.len(),
+                "remote gc deleted nothing: records that do not decode may reference any pack"
+            );
+            return Ok(report);
+        }
+        // Per expired record: read it again, delete it only if unchanged. Another machine
+        // may have put the key again since the pass read it; object stores have no
+        // conditional delete, so a re-put landing between this read and the delete is still
+        // lost (a later push of that machine writes it again). The window is one round trip
+        // per record, not the whole pass; records go several at a time.
+        enum Sweep {
+            Deleted,
+            Rewritten(Option<Vec<u8>>),
+        }
+        if dry_run {
+            report.expired_records += expired.len() as u64;
+        } else {
+            let store = &self.store;
+            let mut rewritten = Vec::new();
+            for_each_bounded(
+                expired,
+                CONCURRENCY,
+                |(path, seen)| {
+                    let store = store.clone();
+                    async move {
+                        let now_there = store.get(&path).await?;
+                        if now_there.as_deref() != Some(&seen[..]) {
+                            return Ok((path, Sweep::Rewritten(now_there)));
+                        }
+                        store.delete(&path).await?;
+                        Ok((path, Sweep::Deleted))
+                    }
+                },
+                |r: std::result::Result<(String, Sweep), RemoteError>| {
+                    match r.map_err(|e| self.remote(e))? {
+                        (_, Sweep::Deleted) => report.expired_records += 1,
+                        (path, Sweep::Rewritten(bytes)) => {
+                            report.expired_rewritten += 1;
+                            rewritten.push((path, bytes));
+                        }
+                    }
+                    Ok(())
+                },
+            )
+            .await?;
+            // A rewritten record's packs are live now (swept below).
+            for (path, bytes) in rewritten {
+                match bytes.map(|b| RemoteRecord::decode(&b)) {
+                    Some(Ok(rec)) => referenced.extend(rec.packs()),
+                    Some(Err(e)) => report.corrupt_records.push(format!("{path}: {e}")),
+                    None => {}
+                }
+            }
+        }
+        if !report.corrupt_records.is_empty() {
+            return Ok(report);
+        }
+        for p in &packs {
+            let Some(id) = p
+                .path
+                .strip_prefix("packs/")
+                .and_then(|h| BlobHash::from_hex(h).ok())
+            else {
+                continue;
+            };
+            if referenced.contains(&id) {
+                continue;
+            }
+            if !old(p.modified_ms) {
+                report.packs_in_grace += 1;
+                continue;
+            }
+            report.packs_deleted += 1;
+            report.bytes_reclaimed += p.size;
+            if !dry_run {
+                self.store
+                    .delete(&p.path)
+                    .await
+                    .map_err(|e| self.remote(e))?;
+            }
+        }
+        let stale: Vec<&str> = indexes
+            .iter()
+            .filter(|i| old(i.modified_ms))
+            .map(|i| i.path.as_str())
+            .collect();
+        if !stale.is_empty() && !dry_run {
+            // Blob entries of old indexes are past the reuse window; their keys live on in
+            // one consolidated index, written before any old index goes.
+            let idx =
+                PackIndex::new(None, Vec::new(), live_keys.into_iter().collect(), now).encode();
+            let name = format!("index/{}", BlobHash::of(&idx).to_hex());
+            self.store
+                .put(&name, idx)
+                .await
+                .map_err(|e| self.remote(e))?;
+            for path in &stale {
+                if *path != name {
+                    self.store.delete(path).await.map_err(|e| self.remote(e))?;
+                    report.indexes_deleted += 1;
+                }
+            }
+            let mut map = self.map.lock().await;
+            *map = BlobMap::default();
+        } else {
+            report.indexes_deleted = stale.len() as u64;
+        }
+        Ok(report)
+    }
+}
+
+#[async_trait]
+impl CacheBackend for PackTier {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> BackendKind {
+        self.kind
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            ranged_reads: true,
+            native_ttl: false,
+            max_object_size: None,
+            list: true,
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Fetched>> {
+        let Some(rec) = self.record(key).await? else {
+            return Ok(None);
+        };
+        if rec.is_expired(self.clock.now_ms()) {
+            return Ok(None);
+        }
+        let data = self.read_parts(key, &rec).await?;
+        let digest = rec.digest;
+        Ok(Some(Fetched {
+            stored: from_record(rec, data),
+            digest: Some(digest),
+        }))
+    }
+
+    async fn put(&self, key: &str, item: &StoredArtifact) -> Result<()> {
+        self.put_batch(&[(key.to_owned(), item.clone())]).await?;
+        Ok(())
+    }
+
+    /// A copy never replaces a record: checked first (no upload when one is there, live or
+    /// expired: the conditional write below would refuse either), then made a condition of
+    /// the record write, so a put landing in between wins. An expired record blocks copies
+    /// until remote GC removes it.
+    async fn put_copy(&self, key: &str, item: &StoredArtifact) -> Result<()> {
+        if self.record(key).await?.is_some() {
+            return Ok(());
+        }
+        self.put_batch_with(&[(key.to_owned(), item.clone())], true)
+            .await?;
+        Ok(())
+    }
+
+    async fn put_many(&self, items: &[(String, StoredArtifact)]) -> Result<()> {
+        self.put_batch(items).await?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        let path = record_path(key);
+        let existed = self.store.exists(&path).await.map_err(|e| self.remote(e))?;
+        if existed {
+            self.store.delete(&path).await.map_err(|e| self.remote(e))?;
+        }
+        Ok(existed)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        Ok(self
+            .record(key)
+            .await?
+            .is_some_and(|r| !r.is_expired(self.clock.now_ms())))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let keys = self.candidate_keys(prefix).await?;
+        let now = self.clock.now_ms();
+        let mut out = Vec::new();
+        for (key, rec) in keys.iter().zip(self.records_or_errors(&keys).await?) {
+            // A damaged record is an error, as for `exists`: a listing must not hide it.
+            if rec.transpose()?.is_some_and(|r| !r.is_expired(now)) {
+                out.push(key.clone());
+            }
+        }
+        Ok(out)
+    }
+}
