@@ -2,7 +2,28 @@
 //! `sync pull` copies a remote tier's artifacts into the local store through the promotion
 //! layer, `remote_gc` marks and sweeps a pack tier.
 
-use super::*;
+use std::time::Duration;
+
+use pipecache_format::record::ArtifactRecord;
+use pipecache_format::remote::RemoteRecord;
+use pipecache_store::{StoreError, StoredArtifact};
+use serde::Serialize;
+
+use super::shared::CacheManager;
+use super::tier::bump_by;
+use crate::pack::{BatchReport, PackGcReport, record_path};
+use crate::promotion::{PromotionOutcome, promote};
+use crate::{CacheBackend, Error, Result, for_each_bounded};
+
+/// Report of a remote GC pass.
+pub type RemoteGcReport = PackGcReport;
+
+/// Artifacts fetched at once by `sync pull`.
+const PULL_CONCURRENCY: usize = 8;
+/// Default bytes per push batch (one pack).
+const DEFAULT_PUSH_BATCH: u64 = 16 << 20;
+/// Local artifacts compared with their remote records per round of `sync push`.
+const PUSH_WINDOW: usize = 256;
 
 /// What `sync push` did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -190,7 +211,7 @@ impl CacheManager {
                 let (local, backend) = (local.clone(), backend.clone());
                 let inner = self.inner.clone();
                 async move {
-                    let pending = || inner.tiers[tier_index].is_pending(&key);
+                    let pending = || inner.remotes[tier_index].is_pending(&key);
                     let r: Result<Outcome> = async {
                         if pending() {
                             return Ok(Outcome::Pending);

@@ -2,7 +2,26 @@
 //! batch from the keys' current local records (upload the current value, or remove the
 //! tier's copy), applies it with backoff while the tier fails, and settles the entries.
 
-use super::*;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use pipecache_store::outbox::{QueueEntry, QueueOp};
+use pipecache_store::{Store, StoredArtifact};
+use tokio::sync::watch;
+
+use super::shared::Inner;
+use super::tier::{RemoteTier, bump_by};
+use crate::{Result, for_each_bounded};
+
+/// Queue entries uploaded per batch by a write-back worker.
+const QUEUE_BATCH: usize = 64;
+/// A write-back batch stops taking entries once its artifacts hold this many bytes, so 64
+/// keyframe sets never sit in memory at once.
+const QUEUE_BATCH_BYTES: u64 = 64 << 20;
+/// Removals a write-back worker sends at once.
+const WRITE_BACK_DELETES: usize = 8;
+/// Longest wait between retries of a failing write-back upload.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// What one write-back batch does, decided from index records alone (no blob is read
 /// before the plan says it will be sent).
@@ -75,8 +94,8 @@ pub(super) async fn write_back_worker(
     index: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let tier = &inner.tiers[index];
-    let q = tier.queue.as_ref().expect("write-back tier has a queue");
+    let tier = &inner.remotes[index];
+    let q = &tier.queue;
     let mut backoff = Duration::from_millis(100);
     loop {
         if *shutdown.borrow() {
@@ -184,7 +203,7 @@ type WriteBackBatch = (Vec<QueueEntry>, Vec<(String, StoredArtifact)>, Vec<Strin
 /// Plans a batch from index records, then reads only the artifacts it uploads.
 async fn read_write_back_batch(
     local: &Store,
-    tier: &Tier,
+    tier: &RemoteTier,
     entries: Vec<QueueEntry>,
 ) -> Result<WriteBackBatch> {
     let mut keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
@@ -215,4 +234,93 @@ async fn read_write_back_batch(
         }
     }
     Ok((plan.done, uploads, deletes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manager::queue::tests::entry;
+
+    fn seqs(plan: &WriteBackPlan) -> Vec<u64> {
+        plan.done.iter().map(|e| e.seq).collect()
+    }
+
+    fn sizes(of: &[(&str, Option<u64>)]) -> HashMap<String, Option<u64>> {
+        of.iter().map(|(k, s)| ((*k).to_owned(), *s)).collect()
+    }
+
+    /// A key with an upload entry follows its local state: present and fitting uploads,
+    /// anything else (oversized, deleted, evicted) deletes the tier's copy. A key queued only
+    /// for removal is deleted there even when present here (its upload was dropped). A key
+    /// queued twice is planned once and both entries are settled.
+    #[test]
+    fn write_back_plan_follows_local_state() {
+        let entries = vec![
+            entry(1, "fits", QueueOp::Upload),
+            entry(2, "oversized", QueueOp::Upload),
+            entry(3, "deleted", QueueOp::Delete),
+            entry(4, "evicted", QueueOp::Upload),
+            entry(5, "fits", QueueOp::Delete),
+            entry(6, "evicted", QueueOp::Delete),
+            entry(7, "dropped", QueueOp::Delete),
+            entry(8, "removed-then-put", QueueOp::Delete),
+            entry(9, "removed-then-put", QueueOp::Upload),
+        ];
+        let local = sizes(&[
+            ("fits", Some(10)),
+            ("oversized", Some(1_000)),
+            ("deleted", None),
+            ("evicted", None),
+            ("dropped", Some(5)),
+            ("removed-then-put", Some(5)),
+        ]);
+        let plan = plan_write_back(entries.clone(), &local, |s| s <= 100, u64::MAX);
+        assert_eq!(
+            plan,
+            WriteBackPlan {
+                done: entries,
+                uploads: vec!["fits".into(), "removed-then-put".into()],
+                deletes: vec![
+                    "oversized".into(),
+                    "deleted".into(),
+                    "evicted".into(),
+                    "dropped".into()
+                ],
+            }
+        );
+    }
+
+    /// A batch stops taking entries once its uploads reach the byte limit; the first upload
+    /// goes whatever its size, and oversized or absent keys weigh nothing.
+    #[test]
+    fn write_back_plan_stops_at_the_byte_limit() {
+        let mib = 1u64 << 20;
+        let entries = (1..=6)
+            .map(|i| entry(i, &format!("k{i}"), QueueOp::Upload))
+            .collect();
+        let local = sizes(&[
+            ("k1", None),
+            ("k2", Some(40 * mib)),
+            ("k3", Some(900 * mib)),
+            ("k4", Some(30 * mib)),
+            ("k5", Some(mib)),
+            ("k6", Some(mib)),
+        ]);
+        let fits = |s| s <= 100 * mib;
+        let plan = plan_write_back(entries, &local, fits, QUEUE_BATCH_BYTES);
+        assert_eq!(seqs(&plan), vec![1, 2, 3, 4]);
+        assert_eq!(plan.uploads, vec!["k2", "k4"]);
+        assert_eq!(plan.deletes, vec!["k1", "k3"]);
+
+        let one = vec![
+            entry(1, "huge", QueueOp::Upload),
+            entry(2, "k", QueueOp::Upload),
+        ];
+        let local = sizes(&[("huge", Some(80 * mib)), ("k", Some(1))]);
+        let plan = plan_write_back(one, &local, fits, QUEUE_BATCH_BYTES);
+        assert_eq!(
+            (seqs(&plan), plan.uploads),
+            (vec![1], vec!["huge".to_owned()])
+        );
+    }
 }

@@ -1,0 +1,319 @@
+//! The manager's operations: the read walk with promotion, puts and deletes on every tier
+//! by its write policy, listing, draining the queues, per-tier figures and closing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pipecache_store::outbox::QueueOp;
+use pipecache_store::{Artifact, PutOptions, Store, StoredArtifact, validate_key};
+
+use super::shared::{CacheManager, Inner, release_off_runtime};
+use super::tier::{RemoteKind, RemoteTier, Tier, TierStats, bump};
+use super::write_through::Reservations;
+use crate::pack::PackTier;
+use crate::promotion::{PromotionOutcome, promote};
+use crate::{CacheBackend, Error, Result};
+
+impl CacheManager {
+    /// The local store.
+    pub fn local(&self) -> &Store {
+        &self.inner.local
+    }
+
+    /// Contacts every remote tier once: reachable, bucket present. Errors name the tier.
+    pub async fn check(&self) -> Result<()> {
+        for t in &self.inner.remotes {
+            t.check().await?;
+        }
+        Ok(())
+    }
+
+    /// The artifact under `key` from the fastest tier that has it.
+    pub async fn get(&self, key: &str) -> Result<Option<Artifact>> {
+        Ok(self.get_stored(key).await?.map(|s| s.artifact))
+    }
+
+    /// [`CacheManager::get`] with the artifact's times.
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn get_stored(&self, key: &str) -> Result<Option<StoredArtifact>> {
+        validate_key(key)?;
+        let local = &self.inner.local_tier;
+        let found = local.backend.get(key).await;
+        local.count_get(key, &found);
+        // A local failure that no remote tier can answer for is the caller's: damage
+        // included (an error naming the key and blob, never a quiet miss).
+        let mut error = match found {
+            Ok(Some(f)) => return Ok(Some(f.stored)),
+            Ok(None) => None,
+            Err(e) => Some(e),
+        };
+        for (i, tier) in self.inner.remotes.iter().enumerate() {
+            // Reached only when the local tier missed: a tier still owed this key's upload
+            // may answer with the value the local put replaced.
+            if tier.is_pending(key) {
+                continue;
+            }
+            let found = tier.backend.get(key).await;
+            tier.count_get(key, &found);
+            match found {
+                Ok(Some(f)) => {
+                    self.promote(i, key, f.stored.clone());
+                    return Ok(Some(f.stored));
+                }
+                Ok(None) => {}
+                // A remote tier refusing its configuration (credentials, bucket) is the
+                // caller's too: a miss would have the caller recompute forever beside a
+                // cache it can never reach. An outage or timeout stays a (counted) miss:
+                // the local tier keeps serving.
+                Err(e) if e.is_misconfigured_remote() && error.is_none() => error = Some(e),
+                Err(_) => {}
+            }
+        }
+        error.map_or(Ok(None), Err)
+    }
+
+    /// Copies a hit in remote tier `from` into the faster tiers (the local one and the
+    /// remote ones before it), nearest first, in the background.
+    fn promote(&self, from: usize, key: &str, item: StoredArtifact) {
+        let inner = self.inner.clone();
+        let key = key.to_owned();
+        self.inner.promotions.spawn(async move {
+            let faster: Vec<&Tier> = inner.walk().take(from + 1).collect();
+            let targets: Vec<&dyn CacheBackend> =
+                faster.iter().rev().map(|t| &*t.backend).collect();
+            // A put or delete queued for the source tier since the read: the copy is older
+            // than what this machine now holds (or deleted).
+            let source = &inner.remotes[from];
+            let outcomes = promote(&key, &item, &targets, || !source.is_pending(&key)).await;
+            for (tier, outcome) in faster.iter().rev().zip(outcomes) {
+                match outcome {
+                    PromotionOutcome::Copied => bump(&tier.counters.promotions),
+                    PromotionOutcome::TooLarge => bump(&tier.counters.skipped_too_large),
+                    PromotionOutcome::Failed(e) => tier.failed("promote", &key, &e),
+                    PromotionOutcome::Stale => {}
+                }
+            }
+            drop(targets);
+            release_off_runtime(inner).await;
+        });
+    }
+
+    /// Waits until every background promotion started so far has finished.
+    #[cfg(feature = "test-hooks")]
+    pub async fn wait_promotions(&self) {
+        self.wait_promotions_inner().await;
+    }
+
+    pub(super) async fn wait_promotions_inner(&self) {
+        self.inner.promotions.wait().await;
+    }
+
+    /// Stores `artifact` under `key` with the default TTL.
+    pub async fn put(&self, key: &str, artifact: Artifact) -> Result<()> {
+        self.put_with(key, artifact, PutOptions::default()).await
+    }
+
+    /// Stores `artifact` in the local tier, then per remote tier by its write policy.
+    #[tracing::instrument(level = "debug", skip(self, artifact, options))]
+    pub async fn put_with(&self, key: &str, artifact: Artifact, options: PutOptions) -> Result<()> {
+        let remotes = &self.inner.remotes;
+        if remotes.is_empty() {
+            return Ok(self.inner.local.put_with(key, artifact, options).await?);
+        }
+        let local = &self.inner.local;
+        let now = local.options().clock.now_ms();
+        // Computed once, so every tier records the same expiry.
+        let expires_ms = options.expiry(now, local.options().default_ttl);
+        let options = PutOptions {
+            expires_at_ms: expires_ms,
+            ..options
+        };
+        // Every remote tier gets its queue entry in the local put's own commit, so a crash
+        // can never keep the artifact and lose its upload: a write-back tier's worker
+        // uploads it; a write-through put uploads it itself below and removes the entry, and
+        // when that fails (the tier is down) the entry stays for the worker. The local tier
+        // keeps putting through an outage, and the tier never keeps the value this put
+        // replaced.
+        //
+        // An artifact too large for a tier is not sent there, but the tier's copy of an older
+        // value under the key must go: after a local eviction it would come back through
+        // read-through, and other machines would read it. The tier gets a removal entry
+        // (never dropped) instead of an upload. An upload dropped because the queue is full
+        // queues a removal the same way: the tier ends up without the key rather than with
+        // the value this put replaced.
+        //
+        // Every oversized put does so, a new key included: the tier may hold a value this
+        // machine never had (another machine's put, or one evicted here). The cost is one
+        // queue entry (and, write-through, one delete) per oversized put, next to a put that
+        // took seconds of pipeline work (keyframe sets are routinely over a Redis tier's
+        // limit).
+        let size = artifact.logical_size();
+        let mut reserved = Reservations::new(&self.inner, key);
+        for (i, tier) in remotes.iter().enumerate() {
+            if !tier.fits_size(size) {
+                bump(&tier.counters.skipped_too_large);
+                reserved.reserve(i, QueueOp::Delete);
+            } else if !reserved.reserve(i, QueueOp::Upload) {
+                tier.queue.count_drop(tier.backend.name());
+                reserved.reserve(i, QueueOp::Delete);
+            }
+        }
+        // Made before the commit: a caller that stops waiting leaves the entries to the worker.
+        let attempts = reserved.sync_attempts();
+        let uploads = attempts
+            .entries
+            .iter()
+            .any(|(_, slot, _)| slot.op == QueueOp::Upload);
+        let copy = uploads.then(|| artifact.clone());
+        let (store, owned_key) = (local.clone(), key.to_owned());
+        let written = reserved
+            .commit(
+                move |slots| async move {
+                    Ok(store
+                        .put_with_outbox(&owned_key, artifact, options, slots)
+                        .await?)
+                },
+                |w| matches!(w, Ok(true)),
+            )
+            .await;
+        // Refused by `if_absent`: nothing was written locally, so nothing goes anywhere else.
+        if !written? {
+            return Ok(());
+        }
+        let item = copy.map(|artifact| StoredArtifact {
+            artifact,
+            created_ms: now,
+            expires_ms,
+        });
+        attempts.run(item.as_ref()).await;
+        Ok(())
+    }
+
+    /// Waits until every write-back queue is empty, or `timeout` passes (then an error
+    /// saying how many entries wait).
+    pub async fn drain_queues(&self, timeout: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let waiting: u64 = self.inner.remotes.iter().map(|t| t.queue.len()).sum();
+            if waiting == 0 {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: format!(
+                        "{waiting} queue entries (uploads and removals) still waiting after {timeout:?}"
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Removes `key` from every tier (a copy left remotely would come back through
+    /// read-through). Returns whether any tier had it.
+    pub async fn delete(&self, key: &str) -> Result<bool> {
+        validate_key(key)?;
+        // Every remote tier deletes through its queue, in order with the uploads before it:
+        // deleting directly could race an upload of the old value already under way. A
+        // write-through delete is applied by this call once the local one committed (the
+        // worker retries it if the tier is down).
+        let mut reserved = Reservations::new(&self.inner, key);
+        for i in 0..self.inner.remotes.len() {
+            reserved.reserve(i, QueueOp::Delete);
+        }
+        let attempts = reserved.sync_attempts();
+        let (store, owned_key) = (self.inner.local.clone(), key.to_owned());
+        let existed = reserved
+            .commit(
+                move |slots| async move { Ok(store.delete_with_outbox(&owned_key, slots).await?) },
+                Result::is_ok,
+            )
+            .await?;
+        Ok(attempts.run(None).await || existed)
+    }
+
+    /// Live keys starting with `prefix` in any tier that can list (the local store and the
+    /// pack tiers; Redis cannot, and its values expire on their own). A tier that fails to
+    /// answer is an error, not an empty listing.
+    pub async fn list_keys(&self, prefix: &str) -> Result<std::collections::BTreeSet<String>> {
+        let mut keys = std::collections::BTreeSet::new();
+        for tier in self.inner.walk() {
+            if !tier.backend.capabilities().list {
+                continue;
+            }
+            let listed = tier
+                .backend
+                .list(prefix)
+                .await
+                .inspect_err(|e| tier.failed("list", prefix, e))?;
+            keys.extend(listed);
+        }
+        Ok(keys)
+    }
+
+    /// Per-tier figures, fastest first.
+    pub fn tier_stats(&self) -> Vec<TierStats> {
+        let local = TierStats::of(&self.inner.local_tier, None);
+        let remotes = self.inner.remotes.iter().map(|t| TierStats::of(t, Some(t)));
+        std::iter::once(local).chain(remotes).collect()
+    }
+
+    /// The pack tier `name` (default: the first), with its index among the remote tiers.
+    pub(super) fn pack_tier(&self, name: Option<&str>) -> Result<(usize, &RemoteTier, &PackTier)> {
+        self.inner
+            .remotes
+            .iter()
+            .enumerate()
+            .find_map(|(i, t)| match &t.kind {
+                RemoteKind::Pack(p) if name.is_none_or(|n| n == t.backend.name()) => {
+                    Some((i, t, p.inner()))
+                }
+                _ => None,
+            })
+            .ok_or_else(|| {
+                Error::invalid(match name {
+                    Some(n) => format!("no s3 or fs-remote tier named {n:?} is configured"),
+                    None => {
+                        "no s3 or fs-remote tier is configured (add one under [[backends]])".into()
+                    }
+                })
+            })
+    }
+
+    /// The pack tier `name` (default: the first s3 or fs-remote tier), for tests and
+    /// benches that look at the remote layout directly.
+    #[cfg(feature = "test-hooks")]
+    pub fn remote_packs(&self, name: Option<&str>) -> Result<&PackTier> {
+        self.pack_tier(name).map(|(_, _, p)| p)
+    }
+
+    /// Stops the write-back workers (queued entries stay queued for the next open), waits
+    /// for promotions, and closes the local store when this was its last handle.
+    pub async fn close(self) -> Result<()> {
+        self.wait_promotions_inner().await;
+        let _ = self.inner.shutdown.send(true);
+        let workers = std::mem::take(&mut *self.inner.workers.lock().expect("workers poisoned"));
+        for w in workers {
+            let _ = w.await;
+        }
+        let CacheManager {
+            inner,
+            _handles: handles,
+        } = self;
+        drop(handles);
+        match Arc::try_unwrap(inner) {
+            Ok(inner) => {
+                let Inner {
+                    local,
+                    local_tier,
+                    remotes,
+                    ..
+                } = inner;
+                // Their handles on the store go first: closing needs the last one.
+                drop((local_tier, remotes));
+                Ok(local.close().await?)
+            }
+            Err(_) => Ok(()),
+        }
+    }
+}
