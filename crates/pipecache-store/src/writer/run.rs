@@ -1,0 +1,205 @@
+//! The writer thread's loop: takes every request queued, refuses puts the free-space floor
+//! forbids, applies the group in one commit, then runs maintenance requests one commit each.
+
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use pipecache_format::FRAME_HEADER_LEN;
+
+use super::request::Request;
+use super::state::Writer;
+use crate::space::{effective_min_free, fs_space};
+use crate::{Error, Result};
+
+/// Bytes a put's record frame and chunk roll-over may add beyond its parts' frames, for the
+/// `min_free_space` check (keys are at most 1 KiB, metadata at most `MAX_META_BYTES`).
+const PUT_RECORD_ALLOWANCE: u64 = 80 << 10;
+
+impl Writer {
+    /// The thread body: runs until every sender is gone, then flushes access times.
+    pub(crate) fn run(mut self, rx: Receiver<Request>) {
+        let flush_every = self.shared.options.access_flush_interval;
+        let mut last_access_flush = Instant::now();
+        loop {
+            let timeout = flush_every
+                .saturating_sub(last_access_flush.elapsed())
+                .max(Duration::from_millis(1));
+            match rx.recv_timeout(timeout) {
+                Ok(first) => {
+                    let mut batch = vec![first];
+                    let mut bytes = batch[0].payload_bytes();
+                    while batch.len() < self.shared.options.max_batch_requests
+                        && bytes < self.shared.options.max_batch_bytes
+                    {
+                        match rx.try_recv() {
+                            Ok(r) => {
+                                bytes += r.payload_bytes();
+                                batch.push(r);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let (group, maintenance): (Vec<Request>, Vec<Request>) =
+                        batch.into_iter().partition(Request::is_group);
+                    if !group.is_empty() {
+                        self.run_group(group);
+                    }
+                    if !maintenance.is_empty() {
+                        for req in maintenance {
+                            self.run_maintenance(req);
+                        }
+                        // GC removed chunk files: the reserve may fit again (or a full disk
+                        // may need it released).
+                        self.adjust_reserve();
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if last_access_flush.elapsed() >= flush_every {
+                if let Err(e) = self.flush_access() {
+                    tracing::warn!(error = %e, "writing access times failed");
+                }
+                last_access_flush = Instant::now();
+            }
+        }
+        if let Err(e) = self.flush_access() {
+            tracing::warn!(error = %e, "writing access times at close failed");
+        }
+        tracing::debug!("writer thread stopped");
+    }
+    /// Refuses, before anything is written, the puts that would leave less than
+    /// `min_free_space` free on the store's filesystem; the rest of the group goes on
+    /// (deletes in it are what frees space). Counted against one `statvfs` per group, with
+    /// each put's bytes as if none were deduplicated.
+    pub(super) fn refuse_puts_over_space(&self, batch: Vec<Request>) -> Vec<Request> {
+        if !batch.iter().any(|r| matches!(r, Request::Put(_))) {
+            return batch;
+        }
+        let space = match fs_space(&self.shared.chunk_dir) {
+            Ok(space) => space,
+            Err(e) => {
+                // Measuring failed; the write itself still meets a full disk as NoSpace.
+                tracing::warn!(error = %e, "free space unknown; puts not checked against min_free_space");
+                return batch;
+            }
+        };
+        let min_free = effective_min_free(self.shared.options.min_free_space, space);
+        let mut room = space.free_bytes.saturating_sub(min_free);
+        let mut kept = Vec::with_capacity(batch.len());
+        for req in batch {
+            let Request::Put(p) = req else {
+                kept.push(req);
+                continue;
+            };
+            let need = p
+                .parts
+                .iter()
+                .map(|x| (x.raw.len() + FRAME_HEADER_LEN) as u64)
+                .sum::<u64>()
+                + PUT_RECORD_ALLOWANCE;
+            if need <= room {
+                room -= need;
+                kept.push(Request::Put(p));
+            } else {
+                let _ = p.reply.send(Err(Error::NoSpace {
+                    detail: format!(
+                        "put of {:?} needs up to {need} bytes; {} bytes are free on the store's filesystem and min_free_space keeps {min_free}",
+                        p.key, space.free_bytes
+                    ),
+                }));
+            }
+        }
+        kept
+    }
+    /// Releases or restores the reserve file after space changed (see `space`).
+    pub(super) fn adjust_reserve(&self) {
+        if let Err(e) = self
+            .shared
+            .reserve
+            .adjust(self.shared.options.min_free_space)
+        {
+            tracing::warn!(error = %e, "reserve file not adjusted");
+        }
+    }
+    #[tracing::instrument(level = "debug", skip_all, fields(requests = batch.len()))]
+    pub(super) fn run_group(&mut self, batch: Vec<Request>) {
+        let batch = self.refuse_puts_over_space(batch);
+        let mut st = self.new_state();
+        let mut put_replies = Vec::new();
+        let mut delete_replies = Vec::new();
+        let mut flush_replies = Vec::new();
+        let mut outcome: Result<()> = Ok(());
+        for req in batch {
+            match req {
+                Request::Put(p) => {
+                    let mut written = false;
+                    if outcome.is_ok() {
+                        match self.apply_put(&mut st, &p) {
+                            Ok(w) => written = w,
+                            Err(e) => outcome = Err(e),
+                        }
+                    }
+                    put_replies.push((p.reply, written));
+                }
+                Request::Delete { key, queue, reply } => {
+                    let mut existed = false;
+                    if outcome.is_ok() {
+                        match self.remove_artifact(&mut st, &key, None) {
+                            Ok(removed) => existed = removed.is_some(),
+                            Err(e) => outcome = Err(e),
+                        }
+                        // Queued even when nothing was here locally: a remote tier may hold
+                        // the key (evicted here, or put by another machine).
+                        for slot in queue {
+                            st.queue_entries.push((slot, key.clone()));
+                        }
+                    }
+                    delete_replies.push((reply, existed));
+                }
+                Request::FlushAccess { reply } => flush_replies.push(reply),
+                other => unreachable!("maintenance request {other:?} in a group"),
+            }
+        }
+        if outcome.is_ok() {
+            outcome = self.commit(st);
+        }
+        match &outcome {
+            Ok(()) => {
+                for (r, written) in put_replies {
+                    if written {
+                        self.shared.counters.puts.add(1);
+                    }
+                    let _ = r.send(Ok(written));
+                }
+                for (r, existed) in delete_replies {
+                    if existed {
+                        self.shared.counters.deletes.add(1);
+                    }
+                    let _ = r.send(Ok(existed));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed; recovering writer state");
+                if e.is_no_space() {
+                    // Another program filled the disk: give deletes and gc room.
+                    self.adjust_reserve();
+                }
+                self.shared.counters.write_errors.add(1);
+                for (r, _) in put_replies {
+                    let _ = r.send(Err(e.duplicate()));
+                }
+                for (r, _) in delete_replies {
+                    let _ = r.send(Err(e.duplicate()));
+                }
+                self.recover_after_error();
+            }
+        }
+        if !flush_replies.is_empty() {
+            let res = self.flush_access();
+            for r in flush_replies {
+                let _ = r.send(res.as_ref().map(|_| ()).map_err(Error::duplicate));
+            }
+        }
+    }
+}
