@@ -1,12 +1,15 @@
 //! What the artifact records imply for the rest of the index: references per blob, live
 //! bytes per chunk, artifact count and logical bytes. `verify` compares the index with it,
-//! and the writer's `repair` and recount write it.
+//! and the writer's `repair` and recount write it. Also the chunk files' bytes on disk and
+//! the live bytes compaction cannot free.
 
 use std::collections::HashMap;
 
-use pipecache_format::BlobHash;
+use pipecache_format::chunk::CHUNK_HEADER_LEN;
+use pipecache_format::{BlobHash, chunk_file_name};
 
 use crate::Result;
+use crate::state::Shared;
 
 /// What the artifact records say the index should hold; `verify` compares with it and
 /// `repair` writes it.
@@ -41,4 +44,24 @@ pub(crate) fn record_counts(index: &pipecache_index::Index) -> Result<RecordCoun
         }
     }
     Ok(counts)
+}
+
+/// Bytes of chunk files on disk.
+pub(crate) fn disk_bytes(shared: &Shared) -> Result<u64> {
+    let mut total = 0;
+    for (id, _) in shared.index.chunks()? {
+        let path = shared.chunk_dir.join(chunk_file_name(id));
+        total += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    }
+    Ok(total)
+}
+
+/// Frame bytes still referenced, plus one chunk header per chunk: what compaction cannot free.
+pub(crate) fn live_bytes(shared: &Shared) -> Result<u64> {
+    Ok(shared
+        .index
+        .chunks()?
+        .iter()
+        .map(|(_, c)| c.live_bytes + CHUNK_HEADER_LEN)
+        .sum())
 }

@@ -14,13 +14,15 @@
 //!
 //! Modules form one-way layers, lowest first; a module imports only the ones above it in
 //! this list (checked by the workspace's tidy test):
-//! - `error`, `artifact`, `layout`: vocabulary;
+//! - `error`, `artifact`, `layout`, `open`: vocabulary, the directory and its lock;
 //! - `policy`, `options`: what the caller chooses;
 //! - `space`, `stats`, `outbox`: free space, reports, queue slots;
 //! - `state`: what every thread shares (read handle of the index, counters, reader cache);
 //! - `recovery`, `accounting`: reconciling chunk files and counts with the index;
 //! - `writer`: the one thread that commits;
-//! - `lifecycle`, `verify`, `rebuild`: jobs that plan on their own thread and ask the writer;
+//! - `read`: the read path (and a put's hashing on the caller's thread);
+//! - `job`, then `compaction`, `lifecycle` (GC), `verify`, `rebuild`: jobs that plan on
+//!   their own thread and ask the writer;
 //! - `store`: the [`Store`] facade.
 //!
 //! ```no_run
@@ -38,6 +40,7 @@ mod error;
 
 mod artifact;
 mod layout;
+mod open;
 
 mod options;
 mod policy;
@@ -53,6 +56,10 @@ mod recovery;
 
 mod writer;
 
+mod read;
+
+mod compaction;
+mod job;
 mod lifecycle;
 mod rebuild;
 mod verify;
@@ -63,10 +70,11 @@ pub use artifact::{
     Artifact, ListEntry, MAX_KEY_LEN, MAX_META_BYTES, MAX_PARTS, Part, PutOptions, StoredArtifact,
     validate_key,
 };
+pub use compaction::CompactReport;
 use error::StoreError as Error;
 pub use error::{Result, StoreError};
 pub use layout::{MARKER_FILE, STORE_VERSION};
-pub use lifecycle::{CompactReport, GcOptions, GcReport};
+pub use lifecycle::{GcOptions, GcReport};
 pub use options::{
     Clock, CompressionPolicy, DEFAULT_TTL, Durability, ManualClock, StoreOptions, SystemClock,
 };

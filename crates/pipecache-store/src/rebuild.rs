@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use pipecache_format::chunk::CHUNK_HEADER_LEN;
 use pipecache_format::record::{
@@ -98,6 +98,29 @@ struct FoundBlob {
     codec: u8,
 }
 
+/// What the chunk files hold, as a scan found it.
+#[derive(Default)]
+struct Found {
+    /// The first intact frame of every blob.
+    blobs: HashMap<BlobHash, FoundBlob>,
+    /// key -> (seq, record and where its frame is; `None` for a tombstone), the highest
+    /// sequence number winning.
+    latest: HashMap<String, (u64, Option<(ArtifactRecord, FrameRef)>)>,
+    /// Length of every readable chunk file.
+    chunk_len: BTreeMap<u64, u64>,
+    max_seq: u64,
+}
+
+impl Found {
+    fn record(&mut self, key: String, seq: u64, value: Option<(ArtifactRecord, FrameRef)>) {
+        self.max_seq = self.max_seq.max(seq);
+        let slot = self.latest.entry(key).or_insert((0, None));
+        if seq >= slot.0 {
+            *slot = (seq, value);
+        }
+    }
+}
+
 /// Rebuilds `<dir>/index` from `<dir>/chunks`. The caller holds the store lock. Refuses to
 /// replace an index that has a meta record unless `force`.
 pub(crate) fn rebuild(
@@ -106,33 +129,53 @@ pub(crate) fn rebuild(
     force: bool,
     progress: &dyn Fn(u64, u64),
 ) -> Result<RebuildReport> {
-    let index_dir = dir.join(INDEX_DIR);
-    let chunk_dir = dir.join("chunks");
     finish_index_swap(dir)?;
+    let index_dir = dir.join(INDEX_DIR);
     if index_dir.exists() && !force {
-        // Without --force only a missing or visibly incomplete index is replaced.
-        let intact = Index::open(&index_dir, &IndexOptions::default())
-            .and_then(|(index, _writer)| index.meta())
-            .map_err(|e| Error::InvalidStoreDir {
-                path: dir.to_owned(),
-                reason: format!("the index does not open ({e}); pass --force to rebuild it"),
-            })?
-            .is_some();
-        if intact {
-            return Err(Error::InvalidStoreDir {
-                path: dir.to_owned(),
-                reason: "the index exists and looks complete; pass --force to rebuild it anyway"
-                    .into(),
-            });
-        }
+        refuse_intact_index(dir, &index_dir)?;
     }
     let partial = dir.join(INDEX_PARTIAL_DIR);
     remove_dir_if_present(&partial)?;
-    let mut files: Vec<(u64, std::path::PathBuf, u64)> = Vec::new();
-    for entry in fs::read_dir(&chunk_dir)
-        .map_err(|e| Error::io(format!("list {}", chunk_dir.display()), e))?
-    {
-        let entry = entry.map_err(|e| Error::io(format!("list {}", chunk_dir.display()), e))?;
+    let files = chunk_files(&dir.join("chunks"))?;
+    let mut report = RebuildReport::default();
+    let found = scan_chunks(&files, &mut report, progress)?;
+    report.blobs_found = found.blobs.len() as u64;
+    let next_chunk_id = files.last().map(|f| f.0 + 1).unwrap_or(1);
+    write_index(&partial, found, next_chunk_id, options, &mut report)?;
+    let built = dir.join(INDEX_NEW_DIR);
+    fs::rename(&partial, &built)
+        .map_err(|e| Error::io(format!("rename {}", partial.display()), e))?;
+    sync_dir(dir)?;
+    finish_index_swap(dir)?;
+    report.lost_keys.sort();
+    report.chunks_damaged.sort();
+    Ok(report)
+}
+
+/// Without `--force` only a missing or visibly incomplete index is replaced.
+fn refuse_intact_index(dir: &Path, index_dir: &Path) -> Result<()> {
+    let intact = Index::open(index_dir, &IndexOptions::default())
+        .and_then(|(index, _writer)| index.meta())
+        .map_err(|e| Error::InvalidStoreDir {
+            path: dir.to_owned(),
+            reason: format!("the index does not open ({e}); pass --force to rebuild it"),
+        })?
+        .is_some();
+    if intact {
+        return Err(Error::InvalidStoreDir {
+            path: dir.to_owned(),
+            reason: "the index exists and looks complete; pass --force to rebuild it anyway".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The chunk files of `chunk_dir` (id, path, length), by id.
+fn chunk_files(chunk_dir: &Path) -> Result<Vec<(u64, PathBuf, u64)>> {
+    let list_err = |e| Error::io(format!("list {}", chunk_dir.display()), e);
+    let mut files = Vec::new();
+    for entry in fs::read_dir(chunk_dir).map_err(list_err)? {
+        let entry = entry.map_err(list_err)?;
         if let Some(id) = entry.file_name().to_str().and_then(parse_chunk_file_name) {
             let len = entry
                 .metadata()
@@ -142,16 +185,20 @@ pub(crate) fn rebuild(
         }
     }
     files.sort();
-    let total: u64 = files.iter().map(|f| f.2).sum();
+    Ok(files)
+}
 
-    let mut report = RebuildReport::default();
-    let mut blobs: HashMap<BlobHash, FoundBlob> = HashMap::new();
-    // key -> (seq, record and where its frame is; None for a tombstone)
-    let mut latest: HashMap<String, (u64, Option<(ArtifactRecord, FrameRef)>)> = HashMap::new();
-    let mut chunk_len: BTreeMap<u64, u64> = BTreeMap::new();
-    let mut max_seq = 0u64;
+/// Scans every chunk file front to back; a damaged one is reported and scanned up to the
+/// damage (or skipped when its header is unreadable).
+fn scan_chunks(
+    files: &[(u64, PathBuf, u64)],
+    report: &mut RebuildReport,
+    progress: &dyn Fn(u64, u64),
+) -> Result<Found> {
+    let total: u64 = files.iter().map(|f| f.2).sum();
+    let mut found = Found::default();
     let mut done = 0u64;
-    for (id, path, len) in &files {
+    for (id, path, len) in files {
         report.chunks_scanned += 1;
         let mut scanner = match ChunkScanner::open(path) {
             Ok(s) => s,
@@ -166,61 +213,77 @@ pub(crate) fn rebuild(
             report.chunks_damaged.push(*id);
             continue;
         }
-        chunk_len.insert(*id, *len);
-        loop {
-            match scanner.next_frame() {
-                Ok(Some(frame)) => {
-                    let at = FrameRef {
-                        chunk: *id,
-                        offset: frame.offset,
-                        len: frame.header.frame_len(),
-                    };
-                    match frame.header.kind {
-                        FrameKind::Blob => {
-                            blobs.entry(frame.header.hash).or_insert(FoundBlob {
-                                chunk: *id,
-                                offset: frame.offset,
-                                stored_len: frame.header.stored_len,
-                                raw_len: frame.header.raw_len,
-                                codec: frame.header.codec as u8,
-                            });
-                        }
-                        FrameKind::ArtifactRecord => {
-                            let rf = RecordFrame::decode(&frame.payload)?;
-                            let seq = rf.record.seq;
-                            max_seq = max_seq.max(seq);
-                            let slot = latest.entry(rf.key).or_insert((0, None));
-                            if seq >= slot.0 {
-                                *slot = (seq, Some((rf.record, at)));
-                            }
-                        }
-                        FrameKind::Tombstone => {
-                            let t = TombstoneFrame::decode(&frame.payload)?;
-                            max_seq = max_seq.max(t.seq);
-                            let slot = latest.entry(t.key).or_insert((0, None));
-                            if t.seq >= slot.0 {
-                                *slot = (t.seq, None);
-                            }
-                        }
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    // A torn tail (crash) or damage: frames past it cannot be located.
-                    if scanner.offset() < *len {
-                        tracing::warn!(chunk = id, at = scanner.offset(), error = %e, "chunk scan stopped early");
-                        report.chunks_damaged.push(*id);
-                    }
-                    break;
-                }
-            }
+        found.chunk_len.insert(*id, *len);
+        if let Some(e) = scan_frames(&mut scanner, *id, &mut found)?
+            && scanner.offset() < *len
+        {
+            tracing::warn!(chunk = id, at = scanner.offset(), error = %e, "chunk scan stopped early");
+            report.chunks_damaged.push(*id);
         }
         done += len;
         progress(done, total);
     }
-    report.blobs_found = blobs.len() as u64;
+    Ok(found)
+}
 
-    let (index, writer) = Index::open(&partial, &IndexOptions::default())?;
+/// Takes every frame of chunk `id` into `found`; the error the scan stopped at, a torn tail
+/// (a crash) or damage, past which frames cannot be located.
+fn scan_frames<R: std::io::Read>(
+    scanner: &mut ChunkScanner<R>,
+    id: u64,
+    found: &mut Found,
+) -> Result<Option<FormatError>> {
+    loop {
+        let frame = match scanner.next_frame() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Ok(None),
+            Err(e) => return Ok(Some(e)),
+        };
+        let at = FrameRef {
+            chunk: id,
+            offset: frame.offset,
+            len: frame.header.frame_len(),
+        };
+        match frame.header.kind {
+            FrameKind::Blob => {
+                found.blobs.entry(frame.header.hash).or_insert(FoundBlob {
+                    chunk: id,
+                    offset: frame.offset,
+                    stored_len: frame.header.stored_len,
+                    raw_len: frame.header.raw_len,
+                    codec: frame.header.codec as u8,
+                });
+            }
+            FrameKind::ArtifactRecord => {
+                let rf = RecordFrame::decode(&frame.payload)?;
+                let seq = rf.record.seq;
+                found.record(rf.key, seq, Some((rf.record, at)));
+            }
+            FrameKind::Tombstone => {
+                let t = TombstoneFrame::decode(&frame.payload)?;
+                found.record(t.key, t.seq, None);
+            }
+        }
+    }
+}
+
+/// Writes the index `found` implies into `partial`: artifact records whose blobs all exist,
+/// blob records with their counted references, chunk records, and the meta record last (a
+/// rebuild killed before it leaves an index `open` refuses). Closes it before returning.
+fn write_index(
+    partial: &Path,
+    found: Found,
+    next_chunk_id: u64,
+    options: &StoreOptions,
+    report: &mut RebuildReport,
+) -> Result<()> {
+    let (index, writer) = Index::open(partial, &IndexOptions::default())?;
+    let Found {
+        blobs,
+        latest,
+        chunk_len,
+        max_seq,
+    } = found;
     let mut refs: HashMap<BlobHash, u64> = HashMap::new();
     let mut live: HashMap<u64, u64> = HashMap::new();
     let mut totals = Totals::default();
@@ -297,7 +360,7 @@ pub(crate) fn rebuild(
     let mut last = writer.batch();
     last.put_meta(&StoreMeta {
         v: RECORD_VERSION,
-        next_chunk_id: files.last().map(|f| f.0 + 1).unwrap_or(1),
+        next_chunk_id,
         open_chunk: None,
         totals,
         created_ms: now,
@@ -307,12 +370,5 @@ pub(crate) fn rebuild(
     // Both handles close the database; only then may its directory move.
     drop(writer);
     drop(index);
-    let built = dir.join(INDEX_NEW_DIR);
-    fs::rename(&partial, &built)
-        .map_err(|e| Error::io(format!("rename {}", partial.display()), e))?;
-    sync_dir(dir)?;
-    finish_index_swap(dir)?;
-    report.lost_keys.sort();
-    report.chunks_damaged.sort();
-    Ok(report)
+    Ok(())
 }

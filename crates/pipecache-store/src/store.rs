@@ -2,8 +2,7 @@
 //! the async API every caller uses. The top of the crate's layers: it starts the writer and
 //! GC threads and calls lifecycle, verify and rebuild; nothing below imports it.
 
-use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -11,15 +10,17 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
-use pipecache_format::BlobHash;
+use pipecache_format::parse_chunk_file_name;
 use pipecache_format::record::ArtifactRecord;
-use pipecache_format::{parse_chunk_file_name, sync_dir};
 use pipecache_index::{Index, IndexOptions};
 use tokio::sync::oneshot;
 
-use crate::artifact::{ListEntry, Part, PutOptions, StoredArtifact, validate_key};
-use crate::layout::{CHUNK_DIR, INDEX_DIR, LOCK_FILE, MARKER_FILE, STORE_VERSION};
-use crate::lifecycle::{self, CompactReport, GcOptions, GcReport};
+use crate::artifact::{ListEntry, PutOptions, StoredArtifact, validate_key};
+use crate::compaction::{self, CompactReport};
+use crate::job;
+use crate::layout::{CHUNK_DIR, INDEX_DIR};
+use crate::lifecycle::{self, GcOptions, GcReport};
+use crate::open::{check_marker, check_store_dir, lock_store};
 use crate::outbox::{OutboxClaim, OutboxSlot, QueueEntry};
 use crate::rebuild::{self, RebuildReport};
 use crate::recovery::recover_chunks;
@@ -27,153 +28,9 @@ use crate::space::{Reserve, effective_min_free, fs_space};
 use crate::state::Shared;
 use crate::stats::{CounterSnapshot, DiskUsage, Footprint, Stats};
 use crate::verify::{self, RepairReport, VerifyReport};
-use crate::writer::{PreparedPart, PutRequest, Request, Writer};
+use crate::writer::{PutRequest, Request, Writer};
 use crate::{Artifact, Error, Result, StoreOptions};
 use pipecache_format::chunk::CHUNK_HEADER_LEN;
-
-impl Shared {
-    fn get_blocking(&self, key: &str) -> Result<Option<StoredArtifact>> {
-        self.get_attempt(key, 0)
-    }
-
-    /// True when `key` no longer holds the record read as `seq` (overwritten, deleted, evicted
-    /// while we were reading it): a failed read is then a race, not corruption.
-    fn record_changed(&self, key: &str, seq: u64) -> Result<bool> {
-        Ok(self.index.artifact(key)?.is_none_or(|r| r.seq != seq))
-    }
-
-    fn get_attempt(&self, key: &str, attempt: u32) -> Result<Option<StoredArtifact>> {
-        let rec = match self.index.artifact(key) {
-            Ok(Some(rec)) => rec,
-            Ok(None) => {
-                self.counters.misses.add(1);
-                return Ok(None);
-            }
-            Err(e) => {
-                let e = Error::from(e);
-                if let Error::Corruption {
-                    detail, in_index, ..
-                } = e
-                {
-                    self.counters.corruption_errors.add(1);
-                    return Err(Error::Corruption {
-                        key: Some(key.to_owned()),
-                        blob: None,
-                        detail,
-                        in_index,
-                    });
-                }
-                return Err(e);
-            }
-        };
-        let now = self.options.clock.now_ms();
-        if rec.is_expired(now) {
-            self.counters.misses.add(1);
-            self.counters.expired_misses.add(1);
-            return Ok(None);
-        }
-        let hashes: Vec<BlobHash> = rec.parts.iter().map(|p| p.hash).collect();
-        let blobs = self.index.blobs(&hashes)?;
-        let mut parts = Vec::with_capacity(rec.parts.len());
-        for (part, blob) in rec.parts.iter().zip(blobs) {
-            let Some(blob) = blob.filter(|b| b.refs > 0) else {
-                if attempt < 3 && self.record_changed(key, rec.seq)? {
-                    return self.get_attempt(key, attempt + 1);
-                }
-                self.counters.corruption_errors.add(1);
-                return Err(Error::corruption(
-                    Some(key),
-                    Some(part.hash),
-                    "blob is missing from the index",
-                ));
-            };
-            let data = match self.read_blob_quiet(part.hash, &blob) {
-                Ok(data) => data,
-                Err(first) => {
-                    // Compaction may have moved the blob (and removed its old chunk) between
-                    // the index lookup and the read: look again before calling it corrupt.
-                    match self.index.blob(&part.hash)? {
-                        Some(now)
-                            if now.refs > 0
-                                && (now.chunk, now.offset) != (blob.chunk, blob.offset) =>
-                        {
-                            match self.read_blob_quiet(part.hash, &now) {
-                                Ok(data) => data,
-                                // Moved again (and its chunk removed) before this read: start
-                                // over from the index rather than call a race corruption.
-                                Err(_) if attempt < 3 => {
-                                    return self.get_attempt(key, attempt + 1);
-                                }
-                                Err(_) => self.read_blob(Some(key), part.hash, &now)?,
-                            }
-                        }
-                        _ if attempt < 3 && self.record_changed(key, rec.seq)? => {
-                            return self.get_attempt(key, attempt + 1);
-                        }
-                        _ => {
-                            return Err(self.count(Error::from_format(
-                                first,
-                                Some(key),
-                                Some(part.hash),
-                            )));
-                        }
-                    }
-                }
-            };
-            parts.push(Part {
-                name: part.name.clone(),
-                data,
-            });
-        }
-        self.counters.hits.add(1);
-        // A read-only store has no writer to record access times.
-        if !self.read_only {
-            self.access
-                .lock()
-                .expect("access map poisoned")
-                .insert(key.to_owned(), now);
-        }
-        Ok(Some(StoredArtifact {
-            artifact: Artifact {
-                kind: rec.kind,
-                parts,
-                meta: rec.meta,
-            },
-            created_ms: rec.created_ms,
-            expires_ms: rec.expires_ms,
-        }))
-    }
-
-    fn prepare(
-        &self,
-        parts: Vec<Part>,
-        policy: &pipecache_format::CompressionPolicy,
-    ) -> Result<Vec<PreparedPart>> {
-        let hashes: Vec<BlobHash> = parts.iter().map(|p| BlobHash::of(&p.data)).collect();
-        let known = self.index.blobs(&hashes)?;
-        let mut encoded_once = HashSet::new();
-        parts
-            .into_iter()
-            .zip(hashes)
-            .zip(known)
-            .map(|((p, hash), known)| {
-                // Compress here, on the caller's blocking thread, so the writer thread only
-                // appends; blobs the store already has are never compressed again.
-                let encoded = if known.is_none() && encoded_once.insert(hash) {
-                    Some(policy.encode(&p.data)?)
-                } else {
-                    None
-                };
-                Ok(PreparedPart {
-                    name: p.name,
-                    hash,
-                    raw: p.data,
-                    encoded,
-                })
-            })
-            .collect()
-    }
-}
 
 /// Counts the chunk files in a directory listing and their bytes. A file that is gone by the time
 /// it is stat'ed was deleted by a concurrent compaction: it occupies nothing, so it is not counted
@@ -199,122 +56,6 @@ fn chunk_files_on_disk(
         }
     }
     Ok((files, bytes))
-}
-
-fn check_store_dir(dir: &Path, options: &StoreOptions) -> Result<()> {
-    match fs::metadata(dir) {
-        Ok(m) if !m.is_dir() => {
-            return Err(Error::InvalidStoreDir {
-                path: dir.to_owned(),
-                reason: "it is a file, not a directory".into(),
-            });
-        }
-        Ok(_) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            if !options.create_if_missing {
-                return Err(Error::NotFound {
-                    what: format!("store directory {}", dir.display()),
-                });
-            }
-            fs::create_dir_all(dir)
-                .map_err(|e| Error::io(format!("create store directory {}", dir.display()), e))?;
-        }
-        Err(e) => return Err(Error::io(format!("stat {}", dir.display()), e)),
-    }
-    Ok(())
-}
-
-fn lock_store(dir: &Path) -> Result<File> {
-    let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(format!("open lock file {}", path.display()), e))?;
-    // A lock released by `close` can look held for a moment: a child process this process
-    // forked (any `Command::spawn`, in any thread) shares the lock's open file until it execs.
-    // So a busy lock is tried again for a short while before the store counts as in use.
-    let deadline = std::time::Instant::now() + LOCK_RETRY;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(TryLockError::WouldBlock) => {
-                return Err(Error::StoreInUse {
-                    path: dir.to_owned(),
-                });
-            }
-            Err(TryLockError::Error(e)) => {
-                return Err(Error::io(format!("lock {}", path.display()), e));
-            }
-        }
-    }
-}
-
-/// How long a busy store lock is retried (see `lock_store`).
-const LOCK_RETRY: Duration = Duration::from_millis(250);
-
-fn check_marker(dir: &Path, options: &StoreOptions) -> Result<()> {
-    let path = dir.join(MARKER_FILE);
-    match fs::read_to_string(&path) {
-        Ok(text) => {
-            let version = text
-                .trim()
-                .strip_prefix("pipecache-store ")
-                .and_then(|v| v.parse::<u32>().ok())
-                .ok_or_else(|| Error::InvalidStoreDir {
-                    path: dir.to_owned(),
-                    reason: format!("{MARKER_FILE} marker is malformed: {:?}", text.trim()),
-                })?;
-            if version == 0 || version > STORE_VERSION {
-                return Err(Error::UnsupportedVersion {
-                    what: "store layout".into(),
-                    found: version,
-                    supported: STORE_VERSION,
-                });
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            // Adopt only an empty directory (or one a crash left half-initialized by us), so a
-            // mistyped --dir never turns someone's directory into a store.
-            let entries =
-                fs::read_dir(dir).map_err(|e| Error::io(format!("list {}", dir.display()), e))?;
-            for entry in entries {
-                let entry = entry.map_err(|e| Error::io(format!("list {}", dir.display()), e))?;
-                let name = entry.file_name();
-                if ![LOCK_FILE, INDEX_DIR, CHUNK_DIR, "PIPECACHE.tmp"]
-                    .iter()
-                    .any(|n| name == *n)
-                {
-                    return Err(Error::InvalidStoreDir {
-                        path: dir.to_owned(),
-                        reason: format!(
-                            "it is not empty and has no {MARKER_FILE} marker (found {:?}); refusing to turn it into a store",
-                            name
-                        ),
-                    });
-                }
-            }
-            if !options.create_if_missing {
-                return Err(Error::NotFound {
-                    what: format!("store in {}", dir.display()),
-                });
-            }
-            let tmp = dir.join("PIPECACHE.tmp");
-            fs::write(&tmp, format!("pipecache-store {STORE_VERSION}\n"))
-                .and_then(|()| File::open(&tmp)?.sync_all())
-                .and_then(|()| fs::rename(&tmp, &path))
-                .map_err(|e| Error::io(format!("write {}", path.display()), e))?;
-            sync_dir(dir)?;
-            Ok(())
-        }
-        Err(e) => Err(Error::io(format!("read {}", path.display()), e)),
-    }
 }
 
 #[derive(Debug)]
@@ -839,7 +580,7 @@ impl Store {
     ) -> Result<CompactReport> {
         let shared = self.shared.clone();
         let tx = self.writer.sender()?;
-        blocking(move || lifecycle::compact(&shared, &tx, dry_run, None, &progress)).await
+        blocking(move || compaction::compact(&shared, &tx, dry_run, None, &progress)).await
     }
 
     /// Verifies, then fixes what can be fixed: artifacts whose bytes are lost are dropped (they
@@ -851,7 +592,7 @@ impl Store {
         blocking(move || {
             let before = verify::run(&shared, &|_, _| {})?;
             let (drop_keys, drop_blobs, drop_chunks, rewrite_records) = verify::plan(&before)?;
-            let (dropped_keys, refcounts_fixed) = lifecycle::call(&tx, |reply| Request::Repair {
+            let (dropped_keys, refcounts_fixed) = job::call(&tx, |reply| Request::Repair {
                 drop_keys,
                 drop_blobs: drop_blobs.clone(),
                 drop_chunks: drop_chunks.clone(),

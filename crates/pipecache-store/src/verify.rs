@@ -130,135 +130,42 @@ pub(crate) fn run(shared: &Shared, progress: &dyn Fn(u64, u64)) -> Result<Verify
     }
 }
 
+/// What the index says the chunk files hold.
+#[derive(Default)]
+struct Expected {
+    /// Every blob record.
+    blobs: HashMap<BlobHash, BlobRecord>,
+    /// Live blobs by chunk: (offset, hash).
+    live_by_chunk: HashMap<u64, Vec<(u64, BlobHash)>>,
+    /// Artifact record frames by chunk: offset -> key.
+    records_by_chunk: HashMap<u64, HashMap<u64, String>>,
+    /// Every artifact's blobs.
+    part_lists: Vec<(String, Vec<BlobHash>)>,
+}
+
 fn check(shared: &Shared, progress: &dyn Fn(u64, u64)) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
     let chunks = shared.index.chunks()?;
     let total: u64 = chunks.iter().map(|(_, c)| c.total_bytes).sum();
-
-    let mut blobs: HashMap<BlobHash, BlobRecord> = HashMap::new();
-    let mut live_by_chunk: HashMap<u64, Vec<(u64, BlobHash)>> = HashMap::new();
-    for item in shared.index.scan_blobs() {
-        let (hash, rec) = item?;
-        if rec.refs > 0 {
-            live_by_chunk
-                .entry(rec.chunk)
-                .or_default()
-                .push((rec.offset, hash));
-        }
-        blobs.insert(hash, rec);
-    }
-    let mut records_by_chunk: HashMap<u64, HashMap<u64, String>> = HashMap::new();
-    let mut part_lists: Vec<(String, Vec<BlobHash>)> = Vec::new();
-    for item in shared.index.scan_artifacts("") {
-        let (key, rec) = item?;
-        report.artifacts_checked += 1;
-        match rec.frame {
-            Some(f) => {
-                records_by_chunk
-                    .entry(f.chunk)
-                    .or_default()
-                    .insert(f.offset, key.clone());
-            }
-            None => report.missing_record_frames.push(key.clone()),
-        }
-        part_lists.push((key, rec.parts.iter().map(|p| p.hash).collect()));
-    }
-
+    let mut expected = expectations(shared, &mut report)?;
     let known_chunks: HashSet<u64> = chunks.iter().map(|(id, _)| *id).collect();
-    let list_err = |e| Error::io(format!("list {}", shared.chunk_dir.display()), e);
-    for entry in std::fs::read_dir(&shared.chunk_dir).map_err(list_err)? {
-        let entry = entry.map_err(list_err)?;
-        if let Some(id) = entry
-            .file_name()
-            .to_str()
-            .and_then(pipecache_format::parse_chunk_file_name)
-            && !known_chunks.contains(&id)
-        {
-            report.orphan_chunk_files.push(id);
-        }
-    }
-    report.orphan_chunk_files.sort();
+    report.orphan_chunk_files = orphan_chunk_files(shared, &known_chunks)?;
     let mut damaged: HashSet<BlobHash> = HashSet::new();
     let mut done_bytes = 0u64;
     for (id, crec) in &chunks {
-        report.chunks_checked += 1;
-        let mut expected_blobs: HashMap<u64, BlobHash> = live_by_chunk
-            .remove(id)
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        let mut expected_records = records_by_chunk.remove(id).unwrap_or_default();
-        let path = shared.chunk_dir.join(chunk_file_name(*id));
-        let on_disk = std::fs::metadata(&path).map(|m| m.len()).ok();
-        if on_disk.is_none_or(|len| len < crec.total_bytes) {
-            report.missing_chunk_files.push(*id);
-        }
-        if on_disk.is_some() {
-            match ChunkScanner::open(&path) {
-                Ok(mut scanner) => {
-                    while scanner.offset() < crec.total_bytes {
-                        let frame = match scanner.next_frame() {
-                            Ok(Some(f)) => f,
-                            Ok(None) | Err(_) => break, // leftovers get positioned reads below
-                        };
-                        let len = frame.header.frame_len();
-                        report.bytes_checked += len;
-                        let indexed = match frame.header.kind {
-                            FrameKind::Blob => {
-                                let hit =
-                                    expected_blobs.get(&frame.offset) == Some(&frame.header.hash);
-                                if hit {
-                                    expected_blobs.remove(&frame.offset);
-                                    report.blobs_checked += 1;
-                                }
-                                hit
-                            }
-                            FrameKind::ArtifactRecord => {
-                                expected_records.remove(&frame.offset).is_some()
-                            }
-                            FrameKind::Tombstone => false,
-                        };
-                        if !indexed {
-                            report.unindexed_frames += 1;
-                            report.unindexed_bytes += len;
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(chunk = id, error = %e, "chunk header unreadable; checking blobs one by one")
-                }
-            }
-        }
-        // Whatever the scan could not reach (a damaged frame stops it): check one by one.
-        let mut rest: Vec<(u64, BlobHash)> = expected_blobs.into_iter().collect();
-        rest.sort();
-        for (offset, hash) in rest {
-            let rec = blobs[&hash];
-            report.blobs_checked += 1;
-            if let Err(e) = shared.read_blob(None, hash, &rec) {
-                damaged.insert(hash);
-                report.damaged_blobs.push(DamagedBlob {
-                    hash: hash.to_hex(),
-                    chunk: *id,
-                    offset,
-                    error: e.to_string(),
-                });
-            }
-        }
-        for (offset, key) in expected_records {
-            let ok = shared
-                .reader(*id)
-                .and_then(|r| r.read_frame(offset))
-                .is_ok_and(|(h, _)| h.kind == FrameKind::ArtifactRecord);
-            if !ok {
-                report.missing_record_frames.push(key);
-            }
-        }
+        check_chunk(
+            shared,
+            *id,
+            crec.total_bytes,
+            &mut expected,
+            &mut report,
+            &mut damaged,
+        );
         done_bytes += crec.total_bytes;
         progress(done_bytes, total);
     }
     // Live blobs pointing at chunks the index does not even know.
-    for (chunk, list) in live_by_chunk {
+    for (chunk, list) in std::mem::take(&mut expected.live_by_chunk) {
         if !known_chunks.contains(&chunk) {
             for (offset, hash) in list {
                 damaged.insert(hash);
@@ -271,15 +178,14 @@ fn check(shared: &Shared, progress: &dyn Fn(u64, u64)) -> Result<VerifyReport> {
             }
         }
     }
-    for (_, keys) in records_by_chunk {
+    for (_, keys) in std::mem::take(&mut expected.records_by_chunk) {
         report.missing_record_frames.extend(keys.into_values());
     }
-
     let mut damaged_keys = BTreeSet::new();
-    for (key, hashes) in &part_lists {
+    for (key, hashes) in &expected.part_lists {
         if hashes
             .iter()
-            .any(|h| damaged.contains(h) || blobs.get(h).is_none_or(|b| b.refs == 0))
+            .any(|h| damaged.contains(h) || expected.blobs.get(h).is_none_or(|b| b.refs == 0))
         {
             damaged_keys.insert(key.clone());
         }
@@ -298,6 +204,146 @@ fn check(shared: &Shared, progress: &dyn Fn(u64, u64)) -> Result<VerifyReport> {
     report.missing_record_frames.sort();
     report.damaged_blobs.sort_by_key(|b| (b.chunk, b.offset));
     Ok(report)
+}
+
+/// Reads the blob and artifact records into what the chunk scans must find; counts the
+/// artifacts and notes those whose record frame is not located.
+fn expectations(shared: &Shared, report: &mut VerifyReport) -> Result<Expected> {
+    let mut expected = Expected::default();
+    for item in shared.index.scan_blobs() {
+        let (hash, rec) = item?;
+        if rec.refs > 0 {
+            expected
+                .live_by_chunk
+                .entry(rec.chunk)
+                .or_default()
+                .push((rec.offset, hash));
+        }
+        expected.blobs.insert(hash, rec);
+    }
+    for item in shared.index.scan_artifacts("") {
+        let (key, rec) = item?;
+        report.artifacts_checked += 1;
+        match rec.frame {
+            Some(f) => {
+                expected
+                    .records_by_chunk
+                    .entry(f.chunk)
+                    .or_default()
+                    .insert(f.offset, key.clone());
+            }
+            None => report.missing_record_frames.push(key.clone()),
+        }
+        expected
+            .part_lists
+            .push((key, rec.parts.iter().map(|p| p.hash).collect()));
+    }
+    Ok(expected)
+}
+
+/// Chunk files the index does not know, by id.
+fn orphan_chunk_files(shared: &Shared, known: &HashSet<u64>) -> Result<Vec<u64>> {
+    let list_err = |e| Error::io(format!("list {}", shared.chunk_dir.display()), e);
+    let mut orphans = Vec::new();
+    for entry in std::fs::read_dir(&shared.chunk_dir).map_err(list_err)? {
+        let entry = entry.map_err(list_err)?;
+        if let Some(id) = entry
+            .file_name()
+            .to_str()
+            .and_then(pipecache_format::parse_chunk_file_name)
+            && !known.contains(&id)
+        {
+            orphans.push(id);
+        }
+    }
+    orphans.sort();
+    Ok(orphans)
+}
+
+/// Scans chunk `id` front to back, checking every frame (the scanner verifies checksums
+/// and hashes) against what the index expects there; then reads one by one whatever the
+/// scan could not reach.
+fn check_chunk(
+    shared: &Shared,
+    id: u64,
+    committed_len: u64,
+    expected: &mut Expected,
+    report: &mut VerifyReport,
+    damaged: &mut HashSet<BlobHash>,
+) {
+    report.chunks_checked += 1;
+    let mut expected_blobs: HashMap<u64, BlobHash> = expected
+        .live_by_chunk
+        .remove(&id)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let mut expected_records = expected.records_by_chunk.remove(&id).unwrap_or_default();
+    let path = shared.chunk_dir.join(chunk_file_name(id));
+    let on_disk = std::fs::metadata(&path).map(|m| m.len()).ok();
+    if on_disk.is_none_or(|len| len < committed_len) {
+        report.missing_chunk_files.push(id);
+    }
+    if on_disk.is_some() {
+        match ChunkScanner::open(&path) {
+            Ok(mut scanner) => {
+                while scanner.offset() < committed_len {
+                    let frame = match scanner.next_frame() {
+                        Ok(Some(f)) => f,
+                        Ok(None) | Err(_) => break, // leftovers get positioned reads below
+                    };
+                    let len = frame.header.frame_len();
+                    report.bytes_checked += len;
+                    let indexed = match frame.header.kind {
+                        FrameKind::Blob => {
+                            let hit = expected_blobs.get(&frame.offset) == Some(&frame.header.hash);
+                            if hit {
+                                expected_blobs.remove(&frame.offset);
+                                report.blobs_checked += 1;
+                            }
+                            hit
+                        }
+                        FrameKind::ArtifactRecord => {
+                            expected_records.remove(&frame.offset).is_some()
+                        }
+                        FrameKind::Tombstone => false,
+                    };
+                    if !indexed {
+                        report.unindexed_frames += 1;
+                        report.unindexed_bytes += len;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(chunk = id, error = %e, "chunk header unreadable; checking blobs one by one")
+            }
+        }
+    }
+    // Whatever the scan could not reach (a damaged frame stops it): check one by one.
+    let mut rest: Vec<(u64, BlobHash)> = expected_blobs.into_iter().collect();
+    rest.sort();
+    for (offset, hash) in rest {
+        let rec = expected.blobs[&hash];
+        report.blobs_checked += 1;
+        if let Err(e) = shared.read_blob(None, hash, &rec) {
+            damaged.insert(hash);
+            report.damaged_blobs.push(DamagedBlob {
+                hash: hash.to_hex(),
+                chunk: id,
+                offset,
+                error: e.to_string(),
+            });
+        }
+    }
+    for (offset, key) in expected_records {
+        let ok = shared
+            .reader(id)
+            .and_then(|r| r.read_frame(offset))
+            .is_ok_and(|(h, _)| h.kind == FrameKind::ArtifactRecord);
+        if !ok {
+            report.missing_record_frames.push(key);
+        }
+    }
 }
 
 /// Refcounts and chunk live bytes from the artifact records ([`record_counts`], as `repair`

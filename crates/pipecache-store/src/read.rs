@@ -1,0 +1,156 @@
+//! The read path: index lookup, positioned reads of every part's blob, blake3 checks,
+//! retry when a concurrent overwrite or compaction moved the bytes; and the caller-thread
+//! half of a put (hashing, compression) before the writer gets it.
+
+use std::collections::HashSet;
+
+use pipecache_format::BlobHash;
+
+use crate::artifact::{Part, StoredArtifact};
+use crate::state::Shared;
+use crate::writer::PreparedPart;
+use crate::{Artifact, Error, Result};
+
+impl Shared {
+    pub(crate) fn get_blocking(&self, key: &str) -> Result<Option<StoredArtifact>> {
+        self.get_attempt(key, 0)
+    }
+
+    /// True when `key` no longer holds the record read as `seq` (overwritten, deleted, evicted
+    /// while we were reading it): a failed read is then a race, not corruption.
+    fn record_changed(&self, key: &str, seq: u64) -> Result<bool> {
+        Ok(self.index.artifact(key)?.is_none_or(|r| r.seq != seq))
+    }
+
+    fn get_attempt(&self, key: &str, attempt: u32) -> Result<Option<StoredArtifact>> {
+        let rec = match self.index.artifact(key) {
+            Ok(Some(rec)) => rec,
+            Ok(None) => {
+                self.counters.misses.add(1);
+                return Ok(None);
+            }
+            Err(e) => {
+                let e = Error::from(e);
+                if let Error::Corruption {
+                    detail, in_index, ..
+                } = e
+                {
+                    self.counters.corruption_errors.add(1);
+                    return Err(Error::Corruption {
+                        key: Some(key.to_owned()),
+                        blob: None,
+                        detail,
+                        in_index,
+                    });
+                }
+                return Err(e);
+            }
+        };
+        let now = self.options.clock.now_ms();
+        if rec.is_expired(now) {
+            self.counters.misses.add(1);
+            self.counters.expired_misses.add(1);
+            return Ok(None);
+        }
+        let hashes: Vec<BlobHash> = rec.parts.iter().map(|p| p.hash).collect();
+        let blobs = self.index.blobs(&hashes)?;
+        let mut parts = Vec::with_capacity(rec.parts.len());
+        for (part, blob) in rec.parts.iter().zip(blobs) {
+            let Some(blob) = blob.filter(|b| b.refs > 0) else {
+                if attempt < 3 && self.record_changed(key, rec.seq)? {
+                    return self.get_attempt(key, attempt + 1);
+                }
+                self.counters.corruption_errors.add(1);
+                return Err(Error::corruption(
+                    Some(key),
+                    Some(part.hash),
+                    "blob is missing from the index",
+                ));
+            };
+            let data = match self.read_blob_quiet(part.hash, &blob) {
+                Ok(data) => data,
+                Err(first) => {
+                    // Compaction may have moved the blob (and removed its old chunk) between
+                    // the index lookup and the read: look again before calling it corrupt.
+                    match self.index.blob(&part.hash)? {
+                        Some(now)
+                            if now.refs > 0
+                                && (now.chunk, now.offset) != (blob.chunk, blob.offset) =>
+                        {
+                            match self.read_blob_quiet(part.hash, &now) {
+                                Ok(data) => data,
+                                // Moved again (and its chunk removed) before this read: start
+                                // over from the index rather than call a race corruption.
+                                Err(_) if attempt < 3 => {
+                                    return self.get_attempt(key, attempt + 1);
+                                }
+                                Err(_) => self.read_blob(Some(key), part.hash, &now)?,
+                            }
+                        }
+                        _ if attempt < 3 && self.record_changed(key, rec.seq)? => {
+                            return self.get_attempt(key, attempt + 1);
+                        }
+                        _ => {
+                            return Err(self.count(Error::from_format(
+                                first,
+                                Some(key),
+                                Some(part.hash),
+                            )));
+                        }
+                    }
+                }
+            };
+            parts.push(Part {
+                name: part.name.clone(),
+                data,
+            });
+        }
+        self.counters.hits.add(1);
+        // A read-only store has no writer to record access times.
+        if !self.read_only {
+            self.access
+                .lock()
+                .expect("access map poisoned")
+                .insert(key.to_owned(), now);
+        }
+        Ok(Some(StoredArtifact {
+            artifact: Artifact {
+                kind: rec.kind,
+                parts,
+                meta: rec.meta,
+            },
+            created_ms: rec.created_ms,
+            expires_ms: rec.expires_ms,
+        }))
+    }
+
+    pub(crate) fn prepare(
+        &self,
+        parts: Vec<Part>,
+        policy: &pipecache_format::CompressionPolicy,
+    ) -> Result<Vec<PreparedPart>> {
+        let hashes: Vec<BlobHash> = parts.iter().map(|p| BlobHash::of(&p.data)).collect();
+        let known = self.index.blobs(&hashes)?;
+        let mut encoded_once = HashSet::new();
+        parts
+            .into_iter()
+            .zip(hashes)
+            .zip(known)
+            .map(|((p, hash), known)| {
+                // Compress here, on the caller's blocking thread, so the writer thread only
+                // appends; blobs the store already has are never compressed again.
+                let encoded = if known.is_none() && encoded_once.insert(hash) {
+                    Some(policy.encode(&p.data)?)
+                } else {
+                    None
+                };
+                Ok(PreparedPart {
+                    name: p.name,
+                    hash,
+                    raw: p.data,
+                    encoded,
+                })
+            })
+            .collect()
+    }
+}
