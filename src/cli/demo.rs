@@ -313,39 +313,7 @@ async fn run(store: &Store, videos: usize, frames: usize, keep: bool) -> Result<
         footprints.push(store.footprint(keys).await?);
     }
 
-    println!(
-        "{:<13} {:>24} {:>18} {:>33} {:>7}",
-        "", "------ cold pass -------", "", "---------- warm pass ------------", ""
-    );
-    println!(
-        "{:<13} {:>5} {:>6} {:>11} {:>18} {:>5} {:>6} {:>9} {:>10} {:>7}",
-        "stage",
-        "hits",
-        "misses",
-        "time",
-        "compute SIMULATED",
-        "hits",
-        "misses",
-        "time",
-        "per video",
-        "dedup"
-    );
-    for (i, kind) in ArtifactKind::ALL.iter().enumerate() {
-        let (c, w) = (cold[i], warm[i]);
-        println!(
-            "{:<13} {:>5} {:>6} {:>9.1}ms {:>17.0}s {:>5} {:>6} {:>7.1}ms {:>8.2}ms {:>6.2}x",
-            kind.as_str(),
-            c.hits,
-            c.misses,
-            c.cache_time.as_secs_f64() * 1e3,
-            c.simulated_s,
-            w.hits,
-            w.misses,
-            w.cache_time.as_secs_f64() * 1e3,
-            w.cache_time.as_secs_f64() * 1e3 / videos as f64,
-            footprints[i].dedup_ratio,
-        );
-    }
+    print_stage_table(&cold, &warm, &footprints, videos);
     let simulated: f64 = cold.iter().map(|t| t.simulated_s).sum();
     let warm_total: f64 = warm.iter().map(|t| t.cache_time.as_secs_f64()).sum();
     println!(
@@ -388,4 +356,47 @@ async fn run(store: &Store, videos: usize, frames: usize, keep: bool) -> Result<
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// One row per stage: the cold and warm passes' hits, misses and times, and the dedup of
+/// the demo's artifacts.
+fn print_stage_table(
+    cold: &[StageTally],
+    warm: &[StageTally],
+    footprints: &[pipecache::Footprint],
+    videos: usize,
+) {
+    println!(
+        "{:<13} {:>24} {:>18} {:>33} {:>7}",
+        "", "------ cold pass -------", "", "---------- warm pass ------------", ""
+    );
+    println!(
+        "{:<13} {:>5} {:>6} {:>11} {:>18} {:>5} {:>6} {:>9} {:>10} {:>7}",
+        "stage",
+        "hits",
+        "misses",
+        "time",
+        "compute SIMULATED",
+        "hits",
+        "misses",
+        "time",
+        "per video",
+        "dedup"
+    );
+    for (i, kind) in ArtifactKind::ALL.iter().enumerate() {
+        let (c, w) = (cold[i], warm[i]);
+        println!(
+            "{:<13} {:>5} {:>6} {:>9.1}ms {:>17.0}s {:>5} {:>6} {:>7.1}ms {:>8.2}ms {:>6.2}x",
+            kind.as_str(),
+            c.hits,
+            c.misses,
+            c.cache_time.as_secs_f64() * 1e3,
+            c.simulated_s,
+            w.hits,
+            w.misses,
+            w.cache_time.as_secs_f64() * 1e3,
+            w.cache_time.as_secs_f64() * 1e3 / videos as f64,
+            footprints[i].dedup_ratio,
+        );
+    }
 }

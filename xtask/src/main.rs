@@ -421,6 +421,9 @@ fn bench(rest: &[String]) -> Result<()> {
 }
 
 #[cfg(test)]
+mod tidy;
+
+#[cfg(test)]
 mod tests {
     use super::is_libclang;
 

@@ -317,6 +317,9 @@ impl Prescan {
 /// chunk, both consistent); only the last batch, sent after the whole chunk read back, drops
 /// the chunk. `Ok(None)`: the chunk changed under us (appended to, or a dead blob revived);
 /// what moved stays moved and the next pass finishes it.
+// tidy: long function, on purpose (~120 lines): the batch being built (`ready`, `lookup`,
+// `records`) and the epochs its records were read at change together on every frame;
+// split across functions, the invariants between them would be harder to see.
 fn relocate_chunk(
     shared: &Shared,
     tx: &Sender<Request>,
