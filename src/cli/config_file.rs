@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
+use pipecache::config::ByteSize;
 use pipecache::tier::{BackendConfig, CacheConfig};
 use pipecache_pipeline::{ArtifactKind, PipelineConfig};
 
@@ -62,10 +63,10 @@ pub fn override_dir(config: &mut CacheConfig, dir: &Path) {
 
 /// `--max-size` wins over the file, wherever the file sets it.
 pub fn override_max_size(config: &mut CacheConfig, bytes: u64) {
-    config.max_size = Some(bytes.to_string());
+    config.max_size = Some(ByteSize(bytes));
     for b in &mut config.backends {
         if let BackendConfig::Filesystem { max_size, .. } = b {
-            *max_size = Some(bytes.to_string());
+            *max_size = Some(ByteSize(bytes));
         }
     }
 }
@@ -81,7 +82,7 @@ mod tests {
             "p.toml",
         )
         .unwrap();
-        assert_eq!(c.cache.max_size.as_deref(), Some("1GB"));
+        assert_eq!(c.cache.max_size, Some(ByteSize(1_000_000_000)));
         let p = c.pipeline.expect("stages");
         assert_eq!(p.keyframes.unwrap().max_frames, 10);
         assert!(p.transcript.is_none());

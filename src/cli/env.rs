@@ -56,7 +56,7 @@ impl Env {
             config_file::override_max_size(&mut config, max);
         }
         if let Some(min_free) = global.min_free_space {
-            config.min_free_space = Some(min_free.to_string());
+            config.min_free_space = Some(pipecache::config::FreeSpace(min_free));
         }
         pipecache_pipeline::add_stage_costs(&mut config);
         let configured = config.local_path(&origin)?.map(Path::to_owned);

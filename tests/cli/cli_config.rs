@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::process::Output;
 
+use pipecache::config::RemoteCommon;
 use pipecache::tier::{BackendConfig, CacheConfig};
 use pipecache_test_support::{assert_success, pipecache_bin, run_cli_env};
 
@@ -93,9 +94,18 @@ fn config_prints_every_default_and_masks_secrets() {
     }
     let (config, notes) = parse(&out);
 
-    assert_eq!(config.default_ttl.as_deref(), Some("12h"));
-    assert_eq!(config.chunk_size.as_deref(), Some("64MiB"));
-    assert_eq!(config.compact_batch_size.as_deref(), Some("8MiB"));
+    assert_eq!(
+        config.default_ttl.map(|v| v.to_string()).as_deref(),
+        Some("12h")
+    );
+    assert_eq!(
+        config.chunk_size.map(|v| v.to_string()).as_deref(),
+        Some("64MiB")
+    );
+    assert_eq!(
+        config.compact_batch_size.map(|v| v.to_string()).as_deref(),
+        Some("8MiB")
+    );
     assert_eq!(config.compact_threshold, Some(0.5));
     assert_eq!(config.enable_compression, Some(true));
     let [local, s3, archive, redis] = config.backends.as_slice() else {
@@ -112,26 +122,30 @@ fn config_prints_every_default_and_masks_secrets() {
             assert_eq!(name.as_deref(), Some("local"));
             assert_eq!(*priority, 0);
             assert_eq!(path.as_deref(), Some(dir.as_path()), "the --dir in use");
-            assert_eq!(max_size.as_deref(), Some("2GiB"));
+            assert_eq!(max_size.map(|v| v.to_string()).as_deref(), Some("2GiB"));
             assert_eq!(eviction_policy.as_deref(), Some("lru"));
         }
         other => panic!("first entry is not the local tier: {other:?}"),
     }
     match s3 {
         BackendConfig::S3 {
-            name,
+            remote:
+                RemoteCommon {
+                    name,
+                    timeout,
+                    queue_capacity,
+                    ..
+                },
             region,
             access_key_id,
             secret_access_key,
-            timeout,
             gc_grace,
-            queue_capacity,
             ..
         } => {
             assert_eq!(name.as_deref(), Some("s3"));
             assert_eq!(region.as_deref(), Some("us-east-1"));
-            assert_eq!(timeout.as_deref(), Some("30s"));
-            assert_eq!(gc_grace.as_deref(), Some("1d"));
+            assert_eq!(timeout.map(|v| v.to_string()).as_deref(), Some("30s"));
+            assert_eq!(gc_grace.map(|v| v.to_string()).as_deref(), Some("1d"));
             assert_eq!(*queue_capacity, Some(100_000));
             // From the environment: named in a note, never written as a value.
             assert_eq!((access_key_id, secret_access_key), (&None, &None));
@@ -140,28 +154,34 @@ fn config_prints_every_default_and_masks_secrets() {
     }
     match archive {
         BackendConfig::S3 {
-            name,
+            remote: RemoteCommon { name, .. },
             secret_access_key,
             gc_grace,
             ..
         } => {
             assert_eq!(name.as_deref(), Some("archive"));
-            assert_eq!(gc_grace.as_deref(), Some("36h"));
+            assert_eq!(gc_grace.map(|v| v.to_string()).as_deref(), Some("36h"));
             assert_eq!(secret_access_key.as_ref().unwrap().expose(), "***");
         }
         other => panic!("third entry is not the archive: {other:?}"),
     }
     match redis {
         BackendConfig::Redis {
+            remote:
+                RemoteCommon {
+                    timeout,
+                    queue_capacity,
+                    ..
+                },
             url,
             max_object_size,
-            timeout,
-            queue_capacity,
-            ..
         } => {
             assert_eq!(url.expose(), "redis://user:***@127.0.0.1:6379/0");
-            assert_eq!(max_object_size.as_deref(), Some("1MiB"));
-            assert_eq!(timeout.as_deref(), Some("5s"));
+            assert_eq!(
+                max_object_size.map(|v| v.to_string()).as_deref(),
+                Some("1MiB")
+            );
+            assert_eq!(timeout.map(|v| v.to_string()).as_deref(), Some("5s"));
             assert_eq!(*queue_capacity, Some(100_000));
         }
         other => panic!("fourth entry is not redis: {other:?}"),

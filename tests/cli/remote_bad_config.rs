@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use pipecache::tier::{BackendConfig, CacheConfig, WritePolicy};
+use pipecache::tier::{CacheConfig, WritePolicy};
 use pipecache::{Artifact, CacheManager};
 use pipecache_test_support::servers::S3Server;
-use pipecache_test_support::tiers::{open_temp_manager, s3_backend, tier_options};
+use pipecache_test_support::tiers::{open_temp_manager, s3_backend, tier_options, with_timeout};
 use pipecache_test_support::{pipecache_bin, run_cli};
 
 /// Runs `f`, asserting it answers within 5 s (the test backends' deadlines are 1-3 s).
@@ -131,10 +131,10 @@ async fn unreachable_and_silent_endpoints_fail_within_the_deadline() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_url = format!("http://{}", silent.local_addr().unwrap());
     for (endpoint, timeout_expected) in [(refused, false), (silent_url, true)] {
-        let mut backend = s3_backend(&endpoint, "bucket", WritePolicy::WriteThrough);
-        if let BackendConfig::S3 { timeout, .. } = &mut backend {
-            *timeout = Some("1s".into());
-        }
+        let backend = with_timeout(
+            s3_backend(&endpoint, "bucket", WritePolicy::WriteThrough),
+            Duration::from_secs(1),
+        );
         let dir = tempfile::tempdir().unwrap();
         let config = CacheConfig {
             backends: vec![backend],
@@ -190,10 +190,10 @@ fn secrets_never_show_in_debug_or_printed_config() {
 async fn a_silent_redis_fails_within_its_deadline() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("redis://{}/", silent.local_addr().unwrap());
-    let mut backend = pipecache_test_support::tiers::redis_backend(&url, WritePolicy::WriteThrough);
-    if let BackendConfig::Redis { timeout, .. } = &mut backend {
-        *timeout = Some("1s".into());
-    }
+    let backend = with_timeout(
+        pipecache_test_support::tiers::redis_backend(&url, WritePolicy::WriteThrough),
+        Duration::from_secs(1),
+    );
     let (_d, m) = open_temp_manager(vec![backend], None).await;
     let err = within_deadline(m.check()).await.unwrap_err();
     assert!(err.is_timeout(), "{err}");

@@ -11,5 +11,15 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// An invalid value or structure in the configuration from `origin` (a file name, or
+    /// where the values came from): the one place the origin is written into a message.
+    pub fn in_file(origin: &str, reason: impl std::fmt::Display) -> Self {
+        Self::Invalid {
+            reason: format!("config {origin}: {reason}"),
+        }
+    }
+}
+
 /// Result alias for this crate.
 pub type Result<T, E = ConfigError> = std::result::Result<T, E>;

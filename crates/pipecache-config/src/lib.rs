@@ -18,9 +18,14 @@ use serde::{Deserialize, Serialize};
 use pipecache_store::{CostWeighted, EvictionPolicy, Lru, StoreOptions};
 
 mod error;
+mod units;
 
 use error::ConfigError as Error;
 pub use error::{ConfigError, Result};
+pub use units::{
+    ByteSize, FreeSpace, TimeSpan, format_duration, format_size, parse_duration, parse_free_space,
+    parse_size,
+};
 
 /// Default grace period of remote GC.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
@@ -88,34 +93,59 @@ fn masked_url(s: &str) -> Option<String> {
     s.contains("://").then(|| pipecache_remote::mask_url(s))
 }
 
+/// What every remote tier's entry has, whatever its type: written once, flattened into
+/// each remote variant of [`BackendConfig`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteCommon {
+    /// Tier name (default: the type, `s3`, `fs-remote` or `redis`).
+    pub name: Option<String>,
+    /// Walk order; 1 or more (0 is the local tier's), higher is slower.
+    pub priority: u32,
+    /// `write-through` (default) or `write-back`.
+    #[serde(default)]
+    pub write_policy: WritePolicy,
+    /// Deadline of each remote call (default `30s`, Redis `5s`).
+    pub timeout: Option<TimeSpan>,
+    /// Upload queue capacity (default 100000): write-back uploads waiting, or
+    /// write-through ones not yet applied; a put past it removes the tier's copy instead.
+    pub queue_capacity: Option<u64>,
+}
+
+/// The keys of [`RemoteCommon`] in a `[[backends]]` table.
+const REMOTE_COMMON_KEYS: [&str; 5] = [
+    "name",
+    "priority",
+    "write_policy",
+    "timeout",
+    "queue_capacity",
+];
+
 /// One `[[backends]]` entry.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
 pub enum BackendConfig {
     /// The local store (chunk files + RocksDB). Exactly one, priority 0.
     Filesystem {
         /// Tier name: the local tier is always `local` (any other name is an error).
         name: Option<String>,
         /// Must be 0 (the fastest tier).
-        #[serde(default)]
         priority: u32,
         /// Store directory (the CLI's `--dir` / `$PIPECACHE_DIR` win over it).
         path: Option<PathBuf>,
         /// Size budget, e.g. `50GB`.
-        max_size: Option<String>,
+        max_size: Option<ByteSize>,
         /// `lru` or `cost-weighted`.
         eviction_policy: Option<String>,
     },
     /// Packs and records in an S3 bucket.
     S3 {
-        /// Tier name (default `s3`).
-        name: Option<String>,
-        /// Walk order; higher is slower.
-        priority: u32,
+        /// Name, priority, write policy, deadline, queue capacity.
+        #[serde(flatten)]
+        remote: RemoteCommon,
         /// Bucket (must exist).
         bucket: String,
         /// Key prefix in the bucket.
-        #[serde(default)]
         prefix: String,
         /// Endpoint URL (default: AWS).
         endpoint: Option<String>,
@@ -125,55 +155,148 @@ pub enum BackendConfig {
         access_key_id: Option<String>,
         /// Secret key; default `$AWS_SECRET_ACCESS_KEY`. Never printed.
         secret_access_key: Option<Secret>,
-        /// `write-through` (default) or `write-back`.
-        #[serde(default)]
-        write_policy: WritePolicy,
-        /// Deadline of each remote call (default `30s`).
-        timeout: Option<String>,
         /// Remote GC grace period (default `24h`).
-        gc_grace: Option<String>,
-        /// Upload queue capacity (default 100000): write-back uploads waiting, or
-        /// write-through ones not yet applied; a put past it removes the tier's copy instead.
-        queue_capacity: Option<u64>,
+        gc_grace: Option<TimeSpan>,
     },
     /// Packs and records in a directory reached through opendal's fs service (a share).
     FsRemote {
-        /// Tier name (default `fs-remote`).
-        name: Option<String>,
-        /// Walk order.
-        priority: u32,
+        /// Name, priority, write policy, deadline, queue capacity.
+        #[serde(flatten)]
+        remote: RemoteCommon,
         /// Directory.
         path: PathBuf,
-        /// `write-through` (default) or `write-back`.
-        #[serde(default)]
-        write_policy: WritePolicy,
-        /// Deadline of each call (default `30s`).
-        timeout: Option<String>,
         /// Remote GC grace period (default `24h`).
-        gc_grace: Option<String>,
-        /// Upload queue capacity (default 100000): write-back uploads waiting, or
-        /// write-through ones not yet applied; a put past it removes the tier's copy instead.
-        queue_capacity: Option<u64>,
+        gc_grace: Option<TimeSpan>,
     },
     /// Small artifacts whole in Redis, expiring with their TTL.
     Redis {
-        /// Tier name (default `redis`).
-        name: Option<String>,
-        /// Walk order.
-        priority: u32,
+        /// Name, priority, write policy, deadline, queue capacity.
+        #[serde(flatten)]
+        remote: RemoteCommon,
         /// `redis://[user:password@]host:port/db`.
         url: Secret,
         /// Largest artifact held (default `1MiB`).
-        max_object_size: Option<String>,
-        /// `write-through` (default) or `write-back`.
-        #[serde(default)]
-        write_policy: WritePolicy,
-        /// Deadline of each call (default `5s`).
-        timeout: Option<String>,
-        /// Upload queue capacity (default 100000): write-back uploads waiting, or
-        /// write-through ones not yet applied; a put past it removes the tier's copy instead.
-        queue_capacity: Option<u64>,
+        max_object_size: Option<ByteSize>,
     },
+}
+
+/// The fields of each backend type besides [`RemoteCommon`], read with unknown fields
+/// refused: serde's `flatten` cannot refuse them itself, so [`BackendConfig`]'s reader
+/// takes the common keys out first and reads the rest into one of these.
+mod fields {
+    use std::path::PathBuf;
+
+    use serde::Deserialize;
+
+    use super::{ByteSize, Secret, TimeSpan};
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct Filesystem {
+        pub(super) name: Option<String>,
+        #[serde(default)]
+        pub(super) priority: u32,
+        pub(super) path: Option<PathBuf>,
+        pub(super) max_size: Option<ByteSize>,
+        pub(super) eviction_policy: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct S3 {
+        pub(super) bucket: String,
+        #[serde(default)]
+        pub(super) prefix: String,
+        pub(super) endpoint: Option<String>,
+        pub(super) region: Option<String>,
+        pub(super) access_key_id: Option<String>,
+        pub(super) secret_access_key: Option<Secret>,
+        pub(super) gc_grace: Option<TimeSpan>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct FsRemote {
+        pub(super) path: PathBuf,
+        pub(super) gc_grace: Option<TimeSpan>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct Redis {
+        pub(super) url: Secret,
+        pub(super) max_object_size: Option<ByteSize>,
+    }
+}
+
+impl<'de> Deserialize<'de> for BackendConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut table = toml::Table::deserialize(d)?;
+        let kind = match table.remove("type") {
+            Some(toml::Value::String(kind)) => kind,
+            Some(other) => {
+                return Err(D::Error::custom(format!(
+                    "`type` must be a string, not `{other}`"
+                )));
+            }
+            None => return Err(D::Error::missing_field("type")),
+        };
+        fn read<T: serde::de::DeserializeOwned>(
+            table: toml::Table,
+        ) -> std::result::Result<T, toml::de::Error> {
+            toml::Value::Table(table).try_into()
+        }
+        // The common keys out first, so the type's own reader refuses whatever is left over.
+        let common: toml::Table = REMOTE_COMMON_KEYS
+            .iter()
+            .filter(|_| kind != "filesystem")
+            .filter_map(|k| table.remove(*k).map(|v| ((*k).to_owned(), v)))
+            .collect();
+        let remote = || read::<RemoteCommon>(common.clone());
+        let backend = match kind.as_str() {
+            "filesystem" => read(table).map(|f: fields::Filesystem| Self::Filesystem {
+                name: f.name,
+                priority: f.priority,
+                path: f.path,
+                max_size: f.max_size,
+                eviction_policy: f.eviction_policy,
+            }),
+            "s3" => remote().and_then(|remote| {
+                read(table).map(|f: fields::S3| Self::S3 {
+                    remote,
+                    bucket: f.bucket,
+                    prefix: f.prefix,
+                    endpoint: f.endpoint,
+                    region: f.region,
+                    access_key_id: f.access_key_id,
+                    secret_access_key: f.secret_access_key,
+                    gc_grace: f.gc_grace,
+                })
+            }),
+            "fs-remote" => remote().and_then(|remote| {
+                read(table).map(|f: fields::FsRemote| Self::FsRemote {
+                    remote,
+                    path: f.path,
+                    gc_grace: f.gc_grace,
+                })
+            }),
+            "redis" => remote().and_then(|remote| {
+                read(table).map(|f: fields::Redis| Self::Redis {
+                    remote,
+                    url: f.url,
+                    max_object_size: f.max_object_size,
+                })
+            }),
+            other => {
+                return Err(D::Error::unknown_variant(
+                    other,
+                    &["filesystem", "s3", "fs-remote", "redis"],
+                ));
+            }
+        };
+        backend.map_err(|e| D::Error::custom(e.message()))
+    }
 }
 
 impl BackendConfig {
@@ -181,35 +304,52 @@ impl BackendConfig {
     pub fn name(&self) -> String {
         match self {
             Self::Filesystem { name, .. } => name.clone().unwrap_or_else(|| "local".into()),
-            Self::S3 { name, .. } => name.clone().unwrap_or_else(|| "s3".into()),
-            Self::FsRemote { name, .. } => name.clone().unwrap_or_else(|| "fs-remote".into()),
-            Self::Redis { name, .. } => name.clone().unwrap_or_else(|| "redis".into()),
+            Self::S3 { remote, .. } => remote.name.clone().unwrap_or_else(|| "s3".into()),
+            Self::FsRemote { remote, .. } => {
+                remote.name.clone().unwrap_or_else(|| "fs-remote".into())
+            }
+            Self::Redis { remote, .. } => remote.name.clone().unwrap_or_else(|| "redis".into()),
         }
     }
 
-    /// A remote tier's priority, write policy and write-back queue capacity; `None` for the
-    /// local (filesystem) tier.
-    pub fn remote_placement(&self) -> Option<(u32, WritePolicy, Option<u64>)> {
+    /// A remote tier's common settings; `None` for the local (filesystem) tier.
+    pub fn remote(&self) -> Option<&RemoteCommon> {
         match self {
             Self::Filesystem { .. } => None,
-            Self::S3 {
-                priority,
-                write_policy,
-                queue_capacity,
-                ..
+            Self::S3 { remote, .. }
+            | Self::FsRemote { remote, .. }
+            | Self::Redis { remote, .. } => Some(remote),
+        }
+    }
+
+    /// [`BackendConfig::remote`], to change.
+    pub fn remote_mut(&mut self) -> Option<&mut RemoteCommon> {
+        match self {
+            Self::Filesystem { .. } => None,
+            Self::S3 { remote, .. }
+            | Self::FsRemote { remote, .. }
+            | Self::Redis { remote, .. } => Some(remote),
+        }
+    }
+
+    /// A remote tier's deadline per call, the default when unset.
+    pub fn deadline(&self) -> Option<Duration> {
+        let default = match self {
+            Self::Filesystem { .. } => return None,
+            Self::Redis { .. } => DEFAULT_REDIS_DEADLINE,
+            Self::S3 { .. } | Self::FsRemote { .. } => DEFAULT_DEADLINE,
+        };
+        self.remote()
+            .map(|r| r.timeout.map_or(default, TimeSpan::duration))
+    }
+
+    /// A pack tier's remote GC grace period, the default when unset.
+    pub fn gc_grace(&self) -> Option<Duration> {
+        match self {
+            Self::S3 { gc_grace, .. } | Self::FsRemote { gc_grace, .. } => {
+                Some(gc_grace.map_or(DEFAULT_GRACE, TimeSpan::duration))
             }
-            | Self::FsRemote {
-                priority,
-                write_policy,
-                queue_capacity,
-                ..
-            }
-            | Self::Redis {
-                priority,
-                write_policy,
-                queue_capacity,
-                ..
-            } => Some((*priority, *write_policy, *queue_capacity)),
+            Self::Filesystem { .. } | Self::Redis { .. } => None,
         }
     }
 }
@@ -219,9 +359,9 @@ impl BackendConfig {
 #[serde(deny_unknown_fields)]
 pub struct CacheConfig {
     /// Default TTL, e.g. "7d".
-    pub default_ttl: Option<String>,
+    pub default_ttl: Option<TimeSpan>,
     /// Size budget of the local store, e.g. "50GB".
-    pub max_size: Option<String>,
+    pub max_size: Option<ByteSize>,
     /// "lru" or "cost-weighted".
     pub eviction_policy: Option<String>,
     /// Recompute cost hints per artifact kind, seconds (cost-weighted policy).
@@ -229,14 +369,14 @@ pub struct CacheConfig {
     /// Compact sealed chunks under this live fraction (0..=1).
     pub compact_threshold: Option<f64>,
     /// Chunk file size, e.g. "64MiB".
-    pub chunk_size: Option<String>,
+    pub chunk_size: Option<ByteSize>,
     /// Bytes one compaction batch moves, e.g. "8MiB".
-    pub compact_batch_size: Option<String>,
+    pub compact_batch_size: Option<ByteSize>,
     /// zstd for blobs that shrink enough (default true).
     pub enable_compression: Option<bool>,
     /// Free space puts leave on the store's filesystem, e.g. "2GiB" or "0" (default: the
     /// smaller of 1 GiB and 5% of the filesystem).
-    pub min_free_space: Option<String>,
+    pub min_free_space: Option<FreeSpace>,
     /// Tiers, walked by priority (0 = fastest).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backends: Vec<BackendConfig>,
@@ -244,142 +384,41 @@ pub struct CacheConfig {
 
 /// The line to quote in a TOML error: the message alone may not name the field (a bad value
 /// inside a `[[backends]]` entry points at the entry, whose type decides its fields). The
-/// line holding the value the message quotes (`` `-5` ``) is preferred, within what the error
-/// points at (`spanned`), then anywhere in `text`; else the first line pointed at.
-fn offending_line<'t>(spanned: &'t str, text: &'t str, message: &str) -> Option<&'t str> {
-    let lines = |t: &'t str| t.lines().map(str::trim).filter(|l| !l.is_empty());
+/// whole line holding the value the message quotes (`` `-5` ``) is preferred, among the lines
+/// the error points at (`span`), then anywhere in `text`; else the first line pointed at.
+fn offending_line<'t>(
+    text: &'t str,
+    span: Option<std::ops::Range<usize>>,
+    message: &str,
+) -> Option<&'t str> {
+    let mut at = 0;
+    let lines: Vec<(std::ops::Range<usize>, &str)> = text
+        .split_inclusive('\n')
+        .map(|l| {
+            let range = at..at + l.len();
+            at += l.len();
+            (range, l.trim())
+        })
+        .filter(|(_, l)| !l.is_empty())
+        .collect();
+    let pointed: Vec<&str> = match &span {
+        Some(span) => lines
+            .iter()
+            .filter(|(r, _)| r.start < span.end.max(span.start + 1) && span.start < r.end)
+            .map(|(_, l)| *l)
+            .collect(),
+        None => Vec::new(),
+    };
     let quoted = message.split('`').nth(1).filter(|q| !q.is_empty());
     quoted
         .and_then(|q| {
-            lines(spanned)
+            pointed
+                .iter()
+                .copied()
                 .find(|l| l.contains(q))
-                .or_else(|| lines(text).find(|l| l.contains(q)))
+                .or_else(|| lines.iter().map(|(_, l)| *l).find(|l| l.contains(q)))
         })
-        .or_else(|| lines(spanned).next())
-}
-
-/// Parses `90s`, `15m`, `12h`, `7d` (or plain seconds); must be positive.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    if num.is_empty() {
-        return Err(format!(
-            "invalid duration {s:?}: expected a positive number with a unit s, m, h or d (e.g. 90s, 12h, 7d)"
-        ));
-    }
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: number out of range"))?;
-    let secs = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        other => {
-            return Err(format!(
-                "invalid duration {s:?}: unknown unit {other:?} (use s, m, h or d)"
-            ));
-        }
-    };
-    if n == 0 {
-        return Err(format!("invalid duration {s:?}: must be positive"));
-    }
-    n.checked_mul(secs)
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("invalid duration {s:?}: too large"))
-}
-
-/// Parses a free-space floor: a size as [`parse_size`] takes it, or `0` (no floor).
-pub fn parse_free_space(s: &str) -> Result<u64, String> {
-    if s.trim() == "0" {
-        Ok(0)
-    } else {
-        parse_size(s)
-    }
-}
-
-/// Parses `50GB` (decimal), `500MiB` (binary), `1.5GiB` or a plain byte count; must be positive.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let unit = unit.trim();
-    let bad = || {
-        format!(
-            "invalid size {s:?}: expected a byte count or a number with B, KB, MB, GB, TB, KiB, MiB, GiB or TiB (e.g. 50GB, 500MiB)"
-        )
-    };
-    if num.is_empty() {
-        return Err(bad());
-    }
-    let value: f64 = num.parse().map_err(|_| bad())?;
-    let mult: f64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" | "k" => 1e3,
-        "mb" | "m" => 1e6,
-        "gb" | "g" => 1e9,
-        "tb" | "t" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0f64.powi(4),
-        _ => return Err(bad()),
-    };
-    let bytes = value * mult;
-    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
-        return Err(format!("invalid size {s:?}: must be at least 1 byte"));
-    }
-    Ok(bytes as u64)
-}
-
-/// `d` in the largest unit that states it exactly (`7d`, `90s`), as [`parse_duration`] reads.
-pub fn format_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    [(86_400, "d"), (3600, "h"), (60, "m")]
-        .into_iter()
-        .find(|(unit, _)| secs > 0 && secs.is_multiple_of(*unit))
-        .map_or_else(
-            || format!("{secs}s"),
-            |(unit, u)| format!("{}{u}", secs / unit),
-        )
-}
-
-/// `bytes` in the largest binary unit that states it exactly (`64MiB`), as [`parse_size`]
-/// reads.
-pub fn format_size(bytes: u64) -> String {
-    [
-        (1u64 << 40, "TiB"),
-        (1 << 30, "GiB"),
-        (1 << 20, "MiB"),
-        (1 << 10, "KiB"),
-    ]
-    .into_iter()
-    .find(|(unit, _)| bytes > 0 && bytes.is_multiple_of(*unit))
-    .map_or_else(
-        || bytes.to_string(),
-        |(unit, u)| format!("{}{u}", bytes / unit),
-    )
-}
-
-/// A backend's duration field, or `default` when unset; errors name the backend.
-pub fn duration_field(backend: &str, v: Option<&String>, default: Duration) -> Result<Duration> {
-    v.map_or(Ok(default), |s| {
-        parse_duration(s).map_err(|e| Error::Invalid {
-            reason: format!("backend {backend}: {e}"),
-        })
-    })
-}
-
-/// A backend's size field, or `default` when unset; errors name the backend and field.
-pub fn size_field(backend: &str, field: &str, v: Option<&String>, default: u64) -> Result<u64> {
-    v.map_or(Ok(default), |s| {
-        parse_size(s).map_err(|e| Error::Invalid {
-            reason: format!("backend {backend}: {field}: {e}"),
-        })
-    })
+        .or_else(|| pointed.first().copied())
 }
 
 /// What [`CacheConfig::effective`] cannot write as a value: each line says why a field is
@@ -396,11 +435,7 @@ impl CacheConfig {
             .iter()
             .filter(|b| matches!(b, BackendConfig::Filesystem { .. }))
             .collect();
-        let bad = |reason: &str| {
-            Err(Error::Invalid {
-                reason: format!("config {origin}: {reason}"),
-            })
-        };
+        let bad = |reason: &str| Err(Error::in_file(origin, reason));
         match locals.as_slice() {
             [] => Ok(None),
             [
@@ -427,13 +462,10 @@ impl CacheConfig {
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
         toml::from_str(text).map_err(|e| {
             let message = e.message().trim_end();
-            let spanned = e.span().and_then(|span| text.get(span)).unwrap_or("");
-            let at = offending_line(spanned, text, message)
+            let at = offending_line(text, e.span(), message)
                 .map(|line| format!(" (at `{line}`)"))
                 .unwrap_or_default();
-            Error::Invalid {
-                reason: format!("config {origin}: {message}{at}"),
-            }
+            Error::in_file(origin, format!("{message}{at}"))
         })
     }
 
@@ -455,7 +487,7 @@ impl CacheConfig {
         self.apply(&mut options, origin)?;
         self.local_path(origin)?;
         let mut notes = ConfigNotes::new();
-        let max_size = options.max_size.map(format_size);
+        let max_size = options.max_size.map(ByteSize);
         if max_size.is_none() {
             notes.push("max_size: none (no size budget)".into());
         }
@@ -464,23 +496,27 @@ impl CacheConfig {
             name: Some("local".into()),
             priority: 0,
             path: Some(local_dir.to_owned()),
-            max_size: max_size.clone(),
-            eviction_policy: eviction_policy.clone(),
+            max_size,
+            eviction_policy,
         }];
         for backend in &self.backends {
             let tier = backend.name();
             let mut b = backend.clone();
+            let deadline = b.deadline();
+            if let Some(remote) = b.remote_mut() {
+                remote.name = Some(tier.clone());
+                remote.timeout = deadline.map(TimeSpan);
+                remote.queue_capacity = Some(queue_capacity_field(&tier, remote.queue_capacity)?);
+            }
+            let grace = b.gc_grace();
             match &mut b {
                 BackendConfig::Filesystem { .. } => continue,
                 BackendConfig::S3 {
-                    name,
                     endpoint,
                     region,
                     access_key_id,
                     secret_access_key,
-                    timeout,
                     gc_grace,
-                    queue_capacity,
                     ..
                 } => {
                     if endpoint.is_none() {
@@ -504,49 +540,28 @@ impl CacheConfig {
                     if secret_access_key.is_none() {
                         notes.push(from_env("secret_access_key", "AWS_SECRET_ACCESS_KEY"));
                     }
-                    fill_remote(&tier, name, timeout, DEFAULT_DEADLINE, queue_capacity)?;
-                    fill_grace(&tier, gc_grace)?;
+                    *gc_grace = grace.map(TimeSpan);
                 }
-                BackendConfig::FsRemote {
-                    name,
-                    timeout,
-                    gc_grace,
-                    queue_capacity,
-                    ..
-                } => {
-                    fill_remote(&tier, name, timeout, DEFAULT_DEADLINE, queue_capacity)?;
-                    fill_grace(&tier, gc_grace)?;
-                }
+                BackendConfig::FsRemote { gc_grace, .. } => *gc_grace = grace.map(TimeSpan),
                 BackendConfig::Redis {
-                    name,
-                    max_object_size,
-                    timeout,
-                    queue_capacity,
-                    ..
+                    max_object_size, ..
                 } => {
-                    let max = size_field(
-                        &tier,
-                        "max_object_size",
-                        max_object_size.as_ref(),
-                        DEFAULT_REDIS_MAX_OBJECT,
-                    )?;
-                    *max_object_size = Some(format_size(max));
-                    fill_remote(&tier, name, timeout, DEFAULT_REDIS_DEADLINE, queue_capacity)?;
+                    max_object_size.get_or_insert(ByteSize(DEFAULT_REDIS_MAX_OBJECT));
                 }
             }
             backends.push(b);
         }
         let effective = CacheConfig {
-            default_ttl: options.default_ttl.map(format_duration),
+            default_ttl: options.default_ttl.map(TimeSpan),
             // Held by the local tier's entry, which wins over these.
             max_size: None,
             eviction_policy: None,
             cost_hints: self.cost_hints.clone(),
             compact_threshold: Some(options.compact_threshold),
-            chunk_size: Some(format_size(options.chunk_size)),
-            compact_batch_size: Some(format_size(options.compact_batch_bytes)),
+            chunk_size: Some(ByteSize(options.chunk_size)),
+            compact_batch_size: Some(ByteSize(options.compact_batch_bytes)),
             enable_compression: Some(options.compression.enabled),
-            min_free_space: options.min_free_space.map(format_size),
+            min_free_space: options.min_free_space.map(FreeSpace),
             backends,
         };
         if effective.min_free_space.is_none() {
@@ -576,13 +591,12 @@ impl CacheConfig {
         }
     }
 
-    /// Applies the file to `options`; `origin` names the file in errors.
+    /// Applies the file to `options`; `origin` names the file in errors. Sizes and
+    /// durations were checked when the file was read.
     pub fn apply(&self, options: &mut StoreOptions, origin: &str) -> Result<()> {
-        let field = |name: &str, e: String| Error::Invalid {
-            reason: format!("config {origin}: {name}: {e}"),
-        };
-        if let Some(v) = &self.default_ttl {
-            options.default_ttl = Some(parse_duration(v).map_err(|e| field("default_ttl", e))?);
+        let field = |name: &str, e: String| Error::in_file(origin, format!("{name}: {e}"));
+        if let Some(v) = self.default_ttl {
+            options.default_ttl = Some(v.duration());
         }
         // A `filesystem` backend's own max_size / eviction_policy win over the top level.
         let (local_max, local_policy) = match self.local_backend() {
@@ -590,19 +604,18 @@ impl CacheConfig {
                 max_size,
                 eviction_policy,
                 ..
-            }) => (max_size.clone(), eviction_policy.clone()),
+            }) => (*max_size, eviction_policy.clone()),
             _ => (None, None),
         };
         let eviction_policy = local_policy.or_else(|| self.eviction_policy.clone());
-        if let Some(v) = local_max.as_ref().or(self.max_size.as_ref()) {
-            options.max_size = Some(parse_size(v).map_err(|e| field("max_size", e))?);
+        if let Some(v) = local_max.or(self.max_size) {
+            options.max_size = Some(v.bytes());
         }
-        if let Some(v) = &self.chunk_size {
-            options.chunk_size = parse_size(v).map_err(|e| field("chunk_size", e))?;
+        if let Some(v) = self.chunk_size {
+            options.chunk_size = v.bytes();
         }
-        if let Some(v) = &self.compact_batch_size {
-            options.compact_batch_bytes =
-                parse_size(v).map_err(|e| field("compact_batch_size", e))?;
+        if let Some(v) = self.compact_batch_size {
+            options.compact_batch_bytes = v.bytes();
         }
         if let Some(v) = self.compact_threshold {
             if !(0.0..=1.0).contains(&v) {
@@ -616,18 +629,16 @@ impl CacheConfig {
         if let Some(v) = self.enable_compression {
             options.compression.enabled = v;
         }
-        if let Some(v) = &self.min_free_space {
-            options.min_free_space =
-                Some(parse_free_space(v).map_err(|e| field("min_free_space", e))?);
+        if let Some(v) = self.min_free_space {
+            options.min_free_space = Some(v.0);
         }
         let policy: Arc<dyn EvictionPolicy> = match eviction_policy.as_deref() {
             None | Some("lru") => {
                 if self.cost_hints.is_some() {
-                    return Err(Error::Invalid {
-                        reason: format!(
-                            "config {origin}: cost_hints is only used by eviction_policy = \"cost-weighted\""
-                        ),
-                    });
+                    return Err(Error::in_file(
+                        origin,
+                        "cost_hints is only used by eviction_policy = \"cost-weighted\"",
+                    ));
                 }
                 Arc::new(Lru)
             }
@@ -654,28 +665,6 @@ impl CacheConfig {
         options.eviction = policy;
         Ok(())
     }
-}
-
-/// Writes out a pack tier's remote GC grace period, checking it.
-fn fill_grace(tier: &str, gc_grace: &mut Option<String>) -> Result<()> {
-    let grace = duration_field(tier, gc_grace.as_ref(), DEFAULT_GRACE)?;
-    *gc_grace = Some(format_duration(grace));
-    Ok(())
-}
-
-/// Writes out a remote tier's name, deadline and queue capacity, checking them.
-fn fill_remote(
-    tier: &str,
-    name: &mut Option<String>,
-    timeout: &mut Option<String>,
-    default_timeout: Duration,
-    queue_capacity: &mut Option<u64>,
-) -> Result<()> {
-    *name = Some(tier.to_owned());
-    let deadline = duration_field(tier, timeout.as_ref(), default_timeout)?;
-    *timeout = Some(format_duration(deadline));
-    *queue_capacity = Some(queue_capacity_field(tier, *queue_capacity)?);
-    Ok(())
 }
 
 /// A remote tier's queue capacity, or the default when unset.
@@ -709,77 +698,4 @@ fn mask_secrets(config: &mut CacheConfig) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("50GB").unwrap(), 50_000_000_000);
-        assert_eq!(parse_size("500MiB").unwrap(), 500 * 1024 * 1024);
-        assert_eq!(parse_size("1.5GiB").unwrap(), 1_610_612_736);
-        assert_eq!(parse_size("4096").unwrap(), 4096);
-        assert_eq!(parse_size("64 KiB").unwrap(), 65536);
-        for bad in ["lots", "", "0", "-5MB", "5 parsecs", "GB", "0.1"] {
-            assert!(parse_size(bad).is_err(), "{bad:?} should be rejected");
-        }
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
-        assert_eq!(
-            parse_duration("7d").unwrap(),
-            Duration::from_secs(7 * 86_400)
-        );
-        for bad in ["0", "0s", "-5m", "3fortnights", "", "h", "1.5h"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
-        }
-    }
-
-    #[test]
-    fn formatted_values_read_back() {
-        for (d, shown) in [
-            (90, "90s"),
-            (120, "2m"),
-            (5400, "90m"),
-            (86_400, "1d"),
-            (129_600, "36h"),
-        ] {
-            let d = Duration::from_secs(d);
-            assert_eq!(format_duration(d), shown);
-            assert_eq!(parse_duration(shown).unwrap(), d);
-        }
-        for (b, shown) in [
-            (1, "1"),
-            (1000, "1000"),
-            (64 << 20, "64MiB"),
-            (3 << 39, "1536GiB"),
-        ] {
-            assert_eq!(format_size(b), shown);
-            assert_eq!(parse_size(shown).unwrap(), b);
-        }
-    }
-
-    #[test]
-    fn config_rejects_unknown_fields_and_bad_values() {
-        let parse = |t: &str| toml::from_str::<CacheConfig>(t);
-        assert!(
-            parse("max_sise = \"5GB\"").is_err(),
-            "typo in a field name must be an error"
-        );
-        let cfg = parse("max_size = \"lots\"").unwrap();
-        let err = cfg
-            .apply(&mut StoreOptions::default(), "c.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("max_size") && err.contains("lots"), "{err}");
-        let cfg = parse("eviction_policy = \"random\"").unwrap();
-        assert!(cfg.apply(&mut StoreOptions::default(), "c.toml").is_err());
-        let cfg = parse("default_ttl = \"12h\"\nmax_size = \"50GB\"\neviction_policy = \"cost-weighted\"\n[cost_hints]\ndescriptions = 300.0").unwrap();
-        let mut o = StoreOptions::default();
-        cfg.apply(&mut o, "c.toml").unwrap();
-        assert_eq!(o.max_size, Some(50_000_000_000));
-        assert_eq!(o.default_ttl, Some(Duration::from_secs(12 * 3600)));
-        assert_eq!(o.eviction.name(), "cost-weighted");
-    }
-}
+mod tests;

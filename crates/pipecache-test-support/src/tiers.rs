@@ -2,7 +2,9 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
+use pipecache::config::{ByteSize, RemoteCommon, TimeSpan};
 use pipecache::tier::{BackendConfig, CacheConfig, WritePolicy};
 use pipecache::{Artifact, CacheManager, ManualClock, StoreOptions};
 
@@ -44,24 +46,34 @@ pub async fn wait_for_tier_failures(m: &CacheManager, tier: usize, failures: u64
 
 /// `backend` (a remote one) with a write-back queue of `capacity` entries.
 pub fn with_queue_capacity(mut backend: BackendConfig, capacity: u64) -> BackendConfig {
-    match &mut backend {
-        BackendConfig::S3 { queue_capacity, .. }
-        | BackendConfig::FsRemote { queue_capacity, .. }
-        | BackendConfig::Redis { queue_capacity, .. } => *queue_capacity = Some(capacity),
-        other => panic!("not a remote backend: {other:?}"),
-    }
+    backend
+        .remote_mut()
+        .expect("a remote backend")
+        .queue_capacity = Some(capacity);
     backend
 }
 
 /// `backend` (a remote one) at `priority` (lower is asked first; the local tier is 0).
-pub fn with_priority(mut backend: BackendConfig, new_priority: u32) -> BackendConfig {
-    match &mut backend {
-        BackendConfig::S3 { priority, .. }
-        | BackendConfig::FsRemote { priority, .. }
-        | BackendConfig::Redis { priority, .. } => *priority = new_priority,
-        other => panic!("not a remote backend: {other:?}"),
-    }
+pub fn with_priority(mut backend: BackendConfig, priority: u32) -> BackendConfig {
+    backend.remote_mut().expect("a remote backend").priority = priority;
     backend
+}
+
+/// `backend` (a remote one) with a deadline of `timeout` per call.
+pub fn with_timeout(mut backend: BackendConfig, timeout: Duration) -> BackendConfig {
+    backend.remote_mut().expect("a remote backend").timeout = Some(TimeSpan(timeout));
+    backend
+}
+
+/// The settings of a remote test tier at priority 1.
+fn remote_common(policy: WritePolicy, timeout: Option<Duration>) -> RemoteCommon {
+    RemoteCommon {
+        name: None,
+        priority: 1,
+        write_policy: policy,
+        timeout: timeout.map(TimeSpan),
+        queue_capacity: None,
+    }
 }
 
 /// An `s3` backend at `endpoint`/`bucket` with test credentials and a 10 s deadline: moto
@@ -69,44 +81,32 @@ pub fn with_priority(mut backend: BackendConfig, new_priority: u32) -> BackendCo
 /// closed connections, which fail at once (deadline tests set their own).
 pub fn s3_backend(endpoint: &str, bucket: &str, policy: WritePolicy) -> BackendConfig {
     BackendConfig::S3 {
-        name: None,
-        priority: 1,
+        remote: remote_common(policy, Some(Duration::from_secs(10))),
         bucket: bucket.into(),
         prefix: "cache".into(),
         endpoint: Some(endpoint.into()),
         region: Some(S3_REGION.into()),
         access_key_id: Some(S3_ACCESS_KEY.into()),
         secret_access_key: Some(S3_SECRET_KEY.into()),
-        write_policy: policy,
-        timeout: Some("10s".into()),
         gc_grace: None,
-        queue_capacity: None,
     }
 }
 
 /// A `redis` backend at `url`, priority 1 (in front of S3 at 2 when both are used).
 pub fn redis_backend(url: &str, policy: WritePolicy) -> BackendConfig {
     BackendConfig::Redis {
-        name: None,
-        priority: 1,
+        remote: remote_common(policy, Some(Duration::from_secs(3))),
         url: url.into(),
-        max_object_size: Some("64KiB".into()),
-        write_policy: policy,
-        timeout: Some("3s".into()),
-        queue_capacity: None,
+        max_object_size: Some(ByteSize(64 << 10)),
     }
 }
 
 /// An fs-remote tier (an opendal fs directory, as on a mounted share) at `path`.
 pub fn fs_remote_backend(path: &Path, policy: WritePolicy) -> BackendConfig {
     BackendConfig::FsRemote {
-        name: None,
-        priority: 1,
+        remote: remote_common(policy, None),
         path: path.to_owned(),
-        write_policy: policy,
-        timeout: None,
         gc_grace: None,
-        queue_capacity: None,
     }
 }
 

@@ -6,9 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use pipecache_config::{
-    BackendConfig, CacheConfig, DEFAULT_DEADLINE, DEFAULT_GRACE, DEFAULT_REDIS_DEADLINE,
-    DEFAULT_REDIS_MAX_OBJECT, DEFAULT_REGION, WritePolicy, duration_field, queue_capacity_field,
-    size_field,
+    BackendConfig, ByteSize, CacheConfig, DEFAULT_GRACE, DEFAULT_REDIS_MAX_OBJECT, DEFAULT_REGION,
+    WritePolicy, queue_capacity_field,
 };
 use pipecache_remote::{ObjectStore, RedisStore, S3Options};
 use pipecache_store::{Store, StoreError, StoreOptions};
@@ -125,14 +124,15 @@ fn remote_tiers(config: &CacheConfig, options: &StoreOptions) -> Result<Vec<Remo
     let clock = options.clock.clone();
     let mut tiers = Vec::new();
     for backend in &config.backends {
-        let name = backend.name();
-        let Some((priority, policy, capacity)) = backend.remote_placement() else {
-            continue;
+        let (Some(common), Some(deadline)) = (backend.remote(), backend.deadline()) else {
+            continue; // the local tier
         };
-        let capacity = queue_capacity_field(&name, capacity)?;
+        let name = backend.name();
+        let capacity = queue_capacity_field(&name, common.queue_capacity)?;
+        let (priority, policy) = (common.priority, common.write_policy);
         let remote = |e| Error::remote(&name, e);
         // Pack tiers (S3, fs-remote) differ only in their object store.
-        let (kind, store, gc_grace) = match backend {
+        let (kind, store) = match backend {
             BackendConfig::Filesystem { .. } => continue,
             BackendConfig::S3 {
                 bucket,
@@ -141,8 +141,6 @@ fn remote_tiers(config: &CacheConfig, options: &StoreOptions) -> Result<Vec<Remo
                 region,
                 access_key_id,
                 secret_access_key,
-                timeout,
-                gc_grace,
                 ..
             } => {
                 let env = |v: &str| std::env::var(v).ok().filter(|s| !s.is_empty());
@@ -157,33 +155,19 @@ fn remote_tiers(config: &CacheConfig, options: &StoreOptions) -> Result<Vec<Remo
                         .map(|s| s.expose().to_owned())
                         .or_else(|| env("AWS_SECRET_ACCESS_KEY")),
                 };
-                let deadline = duration_field(&name, timeout.as_ref(), DEFAULT_DEADLINE)?;
                 let store = ObjectStore::s3(&opts, deadline).map_err(remote)?;
-                (BackendKind::S3, store, gc_grace)
+                (BackendKind::S3, store)
             }
-            BackendConfig::FsRemote {
-                path,
-                timeout,
-                gc_grace,
-                ..
-            } => {
-                let deadline = duration_field(&name, timeout.as_ref(), DEFAULT_DEADLINE)?;
+            BackendConfig::FsRemote { path, .. } => {
                 let store = ObjectStore::filesystem(path, deadline).map_err(remote)?;
-                (BackendKind::FsRemote, store, gc_grace)
+                (BackendKind::FsRemote, store)
             }
             BackendConfig::Redis {
                 url,
                 max_object_size,
-                timeout,
                 ..
             } => {
-                let deadline = duration_field(&name, timeout.as_ref(), DEFAULT_REDIS_DEADLINE)?;
-                let max = size_field(
-                    &name,
-                    "max_object_size",
-                    max_object_size.as_ref(),
-                    DEFAULT_REDIS_MAX_OBJECT,
-                )?;
+                let max = max_object_size.map_or(DEFAULT_REDIS_MAX_OBJECT, ByteSize::bytes);
                 let store = RedisStore::new(url.expose(), RedisTier::KEY_PREFIX, deadline)
                     .map_err(remote)?;
                 let tier = RedisTier::new(&name, store, max, compression, clock.clone());
@@ -191,7 +175,7 @@ fn remote_tiers(config: &CacheConfig, options: &StoreOptions) -> Result<Vec<Remo
                 continue;
             }
         };
-        let grace = duration_field(&name, gc_grace.as_ref(), DEFAULT_GRACE)?;
+        let grace = backend.gc_grace().unwrap_or(DEFAULT_GRACE);
         let tier = PackTier::new(&name, kind, store, compression, clock.clone(), grace);
         tiers.push(RemoteTier::pack(tier, priority, policy, capacity));
     }

@@ -6,11 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pipecache::tier::{BackendConfig, CacheConfig, RedisTier, WritePolicy};
+use pipecache::tier::{CacheConfig, RedisTier, WritePolicy};
 use pipecache::{Artifact, CacheManager, CompressionPolicy, ConfigError, Error, SystemClock};
 use pipecache_test_support::servers::RedisServer;
 use pipecache_test_support::tiers::{
-    fs_pack_tier, fs_remote_backend, open_temp_manager, redis_backend, tier_options,
+    fs_pack_tier, fs_remote_backend, open_temp_manager, redis_backend, tier_options, with_priority,
 };
 use pipecache_test_support::{TempStore, json_like, random_bytes};
 
@@ -61,10 +61,10 @@ async fn a_built_manager_writes_where_a_configured_one_reads() {
     assert_eq!(stats[1].skipped_too_large, 1, "{:?}", stats[1]);
     m.close().await.unwrap();
 
-    let mut share_backend = fs_remote_backend(share.path(), WritePolicy::WriteThrough);
-    if let BackendConfig::FsRemote { priority, .. } = &mut share_backend {
-        *priority = 2;
-    }
+    let share_backend = with_priority(
+        fs_remote_backend(share.path(), WritePolicy::WriteThrough),
+        2,
+    );
     let (_other_dir, other) = open_temp_manager(
         vec![
             redis_backend(&redis.url(), WritePolicy::WriteThrough),

@@ -22,7 +22,7 @@ async fn gc_keeps_referenced_and_young_packs_and_deletes_the_rest() {
     // the grace period between two of its requests (S3 timestamps are whole seconds).
     let mut short_grace = s3_backend(&s3.endpoint(), s3.bucket(), WritePolicy::WriteThrough);
     if let BackendConfig::S3 { gc_grace, .. } = &mut short_grace {
-        *gc_grace = Some("2s".into());
+        *gc_grace = Some("2s".parse().unwrap());
     }
     let clock = ManualClock::new(wall_ms());
     let (_da, a) = open_temp_manager(vec![short_grace], Some(clock.clone())).await;

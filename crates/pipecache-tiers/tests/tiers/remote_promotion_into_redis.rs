@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use pipecache::tier::{BackendConfig, CacheBackend, RedisTier, WritePolicy};
+use pipecache::tier::{CacheBackend, RedisTier, WritePolicy};
 use pipecache::{Artifact, CompressionPolicy, StoredArtifact, SystemClock};
 use pipecache_test_support::json_like;
 use pipecache_test_support::servers::{RedisServer, S3Server};
-use pipecache_test_support::tiers::{open_temp_manager, redis_backend, s3_backend};
+use pipecache_test_support::tiers::{open_temp_manager, redis_backend, s3_backend, with_priority};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_s3_hit_is_promoted_into_redis_for_the_next_machine() {
@@ -31,10 +31,10 @@ async fn an_s3_hit_is_promoted_into_redis_for_the_next_machine() {
     a.close().await.unwrap();
 
     // Machine B: Redis (priority 1) in front of S3 (priority 2).
-    let mut behind = s3_backend(&s3.endpoint(), s3.bucket(), WritePolicy::WriteThrough);
-    if let BackendConfig::S3 { priority, .. } = &mut behind {
-        *priority = 2;
-    }
+    let behind = with_priority(
+        s3_backend(&s3.endpoint(), s3.bucket(), WritePolicy::WriteThrough),
+        2,
+    );
     let (_b_dir, b) = open_temp_manager(
         vec![
             redis_backend(&redis.url(), WritePolicy::WriteThrough),

@@ -7,19 +7,11 @@ use std::time::Duration;
 use pipecache::tier::{BackendConfig, WritePolicy};
 use pipecache::{Artifact, PutOptions};
 use pipecache_test_support::json_like;
-use pipecache_test_support::tiers::{fs_remote_backend, open_temp_manager};
+use pipecache_test_support::tiers::{fs_remote_backend, open_temp_manager, with_priority};
 
 fn tier(path: &std::path::Path, name: &str, priority: u32, policy: WritePolicy) -> BackendConfig {
-    let mut b = fs_remote_backend(path, policy);
-    if let BackendConfig::FsRemote {
-        name: n,
-        priority: p,
-        ..
-    } = &mut b
-    {
-        *n = Some(name.into());
-        *p = priority;
-    }
+    let mut b = with_priority(fs_remote_backend(path, policy), priority);
+    b.remote_mut().expect("a remote backend").name = Some(name.into());
     b
 }
 

@@ -3,6 +3,7 @@
 //! tier (every blob on its own is intact) and rejected, counted, by `Verified`. The same tier
 //! also serves as a `fs-remote` backend from a config.
 
+use pipecache::config::RemoteCommon;
 use pipecache::tier::{
     BackendConfig, BackendKind, CacheBackend, CacheConfig, PackTier, Verified, WritePolicy,
 };
@@ -55,13 +56,15 @@ async fn fs_remote_backend_shares_artifacts_between_two_stores() {
     let share = tempfile::tempdir().unwrap();
     let config = CacheConfig {
         backends: vec![BackendConfig::FsRemote {
-            name: Some("share".into()),
-            priority: 1,
+            remote: RemoteCommon {
+                name: Some("share".into()),
+                priority: 1,
+                write_policy: WritePolicy::WriteThrough,
+                timeout: None,
+                queue_capacity: None,
+            },
             path: share.path().to_owned(),
-            write_policy: WritePolicy::WriteThrough,
-            timeout: None,
             gc_grace: None,
-            queue_capacity: None,
         }],
         ..CacheConfig::default()
     };
