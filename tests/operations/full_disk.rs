@@ -7,16 +7,14 @@ use std::path::Path;
 
 use pipecache::{Artifact, Store, StoreOptions};
 use pipecache_test_support::operations::SmallFs;
-use pipecache_test_support::{random_bytes, run_cli};
+use pipecache_test_support::{manual_gc_options, random_bytes, run_cli};
 
 fn options() -> StoreOptions {
     StoreOptions {
-        gc_interval: None,
         default_ttl: None,
-        chunk_size: 1 << 20,
         // Puts may fill the disk: this test is about what happens then.
         min_free_space: Some(0),
-        ..StoreOptions::default()
+        ..manual_gc_options(1 << 20)
     }
 }
 

@@ -7,14 +7,10 @@ use std::path::Path;
 
 use pipecache::{Artifact, Store, StoreError as Error, StoreOptions};
 use pipecache_test_support::operations::{damage_index_ssts, flush_index};
-use pipecache_test_support::{random_bytes, run_cli};
+use pipecache_test_support::{manual_gc_options, random_bytes, run_cli};
 
 fn options() -> StoreOptions {
-    StoreOptions {
-        gc_interval: None,
-        chunk_size: 256 << 10,
-        ..StoreOptions::default()
-    }
+    manual_gc_options(256 << 10)
 }
 
 /// Puts `n` artifacts into a new store in `dir` and returns them by key.

@@ -276,6 +276,16 @@ pub fn stdout_json(out: &Output) -> serde_json::Value {
     })
 }
 
+/// Options for tests that run GC themselves: `chunk_size`-byte chunks and no background GC
+/// thread (it would compact or collect under the test's feet); everything else the default.
+pub fn manual_gc_options(chunk_size: u64) -> StoreOptions {
+    StoreOptions {
+        chunk_size,
+        gc_interval: None,
+        ..StoreOptions::default()
+    }
+}
+
 /// Options for deterministic lifecycle tests: blobs stored raw (sizes on disk are exact),
 /// `chunk_size`-byte chunks, no background GC thread, and `clock` for TTLs and access times.
 /// Everything else is the default (7-day default TTL, no budget, LRU).

@@ -5,15 +5,13 @@
 use std::collections::BTreeMap;
 
 use pipecache_store::{Artifact, Store, StoreOptions};
-use pipecache_test_support::{TempStore, json_like, random_bytes};
+use pipecache_test_support::{TempStore, json_like, manual_gc_options, random_bytes};
 
 fn options() -> StoreOptions {
     StoreOptions {
-        chunk_size: 64 * 1024,
-        gc_interval: None,
         default_ttl: None,
         compact_threshold: 0.95,
-        ..StoreOptions::default()
+        ..manual_gc_options(64 * 1024)
     }
 }
 

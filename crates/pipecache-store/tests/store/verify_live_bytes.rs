@@ -5,14 +5,10 @@
 use pipecache_format::record::ChunkRecord;
 use pipecache_index::{Index, IndexOptions};
 use pipecache_store::{Artifact, StoreOptions};
-use pipecache_test_support::{TempStore, random_bytes};
+use pipecache_test_support::{TempStore, manual_gc_options, random_bytes};
 
 fn options() -> StoreOptions {
-    StoreOptions {
-        chunk_size: 16 * 1024,
-        gc_interval: None,
-        ..StoreOptions::default()
-    }
+    manual_gc_options(16 * 1024)
 }
 
 #[tokio::test]

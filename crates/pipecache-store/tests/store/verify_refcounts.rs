@@ -8,13 +8,10 @@ use std::collections::BTreeSet;
 use pipecache_format::record::BlobRecord;
 use pipecache_index::{Index, IndexOptions, IndexWriter};
 use pipecache_store::{Artifact, BlobHash, StoreOptions, VerifyReport};
-use pipecache_test_support::{TempStore, assert_reads_back, random_bytes};
+use pipecache_test_support::{TempStore, assert_reads_back, manual_gc_options, random_bytes};
 
 fn options() -> StoreOptions {
-    StoreOptions {
-        gc_interval: None,
-        ..StoreOptions::default()
-    }
+    manual_gc_options(StoreOptions::default().chunk_size)
 }
 
 fn shared() -> Vec<u8> {

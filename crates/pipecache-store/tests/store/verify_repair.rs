@@ -4,17 +4,17 @@
 
 use pipecache_format::{ChunkScanner, FRAME_HEADER_LEN, chunk_file_name};
 use pipecache_store::{Artifact, CompressionPolicy, StoreOptions};
-use pipecache_test_support::{TempStore, chunk_files, chunk_id, flip_byte, random_bytes};
+use pipecache_test_support::{
+    TempStore, chunk_files, chunk_id, flip_byte, manual_gc_options, random_bytes,
+};
 
 fn options() -> StoreOptions {
     StoreOptions {
-        chunk_size: 16 * 1024,
-        gc_interval: None,
         compression: CompressionPolicy {
             enabled: false,
             ..CompressionPolicy::default()
         },
-        ..StoreOptions::default()
+        ..manual_gc_options(16 * 1024)
     }
 }
 
