@@ -251,23 +251,29 @@ fn modules_form_one_way_layers_in_every_crate() {
     );
 }
 
+/// Every source file of every crate, with its text.
+fn all_sources() -> Vec<(PathBuf, String)> {
+    let mut files = Vec::new();
+    for src in crate_sources(&workspace_root()) {
+        rust_files(&src, &mut files);
+    }
+    files
+        .into_iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(&f).expect("read source");
+            (f, text)
+        })
+        .collect()
+}
+
 #[test]
 fn source_files_stay_short() {
-    let root = workspace_root();
-    let mut long = Vec::new();
-    for src in crate_sources(&root) {
-        let mut files = Vec::new();
-        rust_files(&src, &mut files);
-        for file in files {
-            let n = std::fs::read_to_string(&file)
-                .expect("read")
-                .lines()
-                .count();
-            if n > MAX_FILE_LINES {
-                long.push(format!("{}: {n} lines", file.display()));
-            }
-        }
-    }
+    let long: Vec<String> = all_sources()
+        .into_iter()
+        .map(|(file, text)| (file, text.lines().count()))
+        .filter(|(_, n)| *n > MAX_FILE_LINES)
+        .map(|(file, n)| format!("{}: {n} lines", file.display()))
+        .collect();
     assert!(
         long.is_empty(),
         "files over {MAX_FILE_LINES} lines; split them by responsibility:\n{}",
@@ -277,19 +283,13 @@ fn source_files_stay_short() {
 
 #[test]
 fn functions_stay_short_or_say_why() {
-    let root = workspace_root();
     let mut long = Vec::new();
-    for src in crate_sources(&root) {
-        let mut files = Vec::new();
-        rust_files(&src, &mut files);
-        for file in files {
-            let text = std::fs::read_to_string(&file).expect("read");
-            for (line, name, len) in long_functions(&text) {
-                long.push(format!(
-                    "{}:{line}: fn {name} is {len} lines",
-                    file.display()
-                ));
-            }
+    for (file, text) in all_sources() {
+        for (line, name, len) in long_functions(&text) {
+            long.push(format!(
+                "{}:{line}: fn {name} is {len} lines",
+                file.display()
+            ));
         }
     }
     assert!(

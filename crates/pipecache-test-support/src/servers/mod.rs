@@ -26,8 +26,8 @@ mod s3;
 pub use proxy::TcpProxy;
 pub use redis::RedisServer;
 pub use s3::{
-    S3_ACCESS_KEY, S3_DEFAULT_BUCKET, S3_REGION, S3_SECRET_KEY, S3S_ACCESS_KEY, S3S_SECRET_KEY,
-    S3Server, S3sServer,
+    S3_ACCESS_KEY, S3_DEFAULT_BUCKET, S3_REGION, S3_SECRET_KEY, S3Process, S3S_ACCESS_KEY,
+    S3S_SECRET_KEY, S3Server, S3sServer,
 };
 
 /// How long a server may take to accept TCP connections after it is spawned.

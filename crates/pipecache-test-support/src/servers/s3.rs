@@ -21,15 +21,54 @@ pub const S3S_ACCESS_KEY: &str = "pipecache-s3s-access";
 /// for it.
 pub const S3S_SECRET_KEY: &str = "s3s-secret-Qv7Xw2Lk9Pz4Tn";
 
+/// What both S3 servers are to a test: a child process on a loopback port with a bucket
+/// created at start. Killed (and waited for) on drop.
+#[derive(Debug)]
+pub struct S3Process {
+    child: Child,
+    port: u16,
+    bucket: String,
+}
+
+impl S3Process {
+    fn new(child: Child, port: u16) -> Self {
+        Self {
+            child,
+            port,
+            bucket: S3_DEFAULT_BUCKET.to_owned(),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The loopback port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The bucket created at start ([`S3_DEFAULT_BUCKET`]).
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+}
+
+impl Drop for S3Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A real S3-protocol server (`moto_server`) on a free loopback port, with one bucket created.
 ///
 /// Killed on drop. Use [`S3_ACCESS_KEY`], [`S3_SECRET_KEY`] and [`S3_REGION`] as credentials,
 /// path-style addressing, and [`S3Server::endpoint`] as the endpoint.
 #[derive(Debug)]
 pub struct S3Server {
-    child: Child,
-    port: u16,
-    bucket: String,
+    process: S3Process,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -52,29 +91,12 @@ impl S3Server {
             cmd
         });
         let server = S3Server {
-            child,
-            port,
-            bucket: S3_DEFAULT_BUCKET.to_owned(),
+            process: S3Process::new(child, port),
             log,
             _dir: dir,
         };
         server.create_bucket(S3_DEFAULT_BUCKET);
         server
-    }
-
-    /// `http://127.0.0.1:PORT`.
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// The loopback port the server listens on.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The bucket created at start ([`S3_DEFAULT_BUCKET`]).
-    pub fn bucket(&self) -> &str {
-        &self.bucket
     }
 
     /// A direct connection to the bucket under the test tiers' prefix (`cache`), for looking
@@ -114,10 +136,11 @@ impl S3Server {
     }
 }
 
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for S3Server {
+    type Target = S3Process;
+
+    fn deref(&self) -> &S3Process {
+        &self.process
     }
 }
 
@@ -129,9 +152,7 @@ impl Drop for S3Server {
 /// [`S3_REGION`], path-style addressing and [`S3sServer::endpoint`]. Killed on drop.
 #[derive(Debug)]
 pub struct S3sServer {
-    child: Child,
-    port: u16,
-    bucket: String,
+    process: S3Process,
     root: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -165,29 +186,12 @@ impl S3sServer {
             cmd
         });
         let server = S3sServer {
-            child,
-            port,
-            bucket: S3_DEFAULT_BUCKET.to_owned(),
+            process: S3Process::new(child, port),
             root,
             _dir: dir,
         };
         server.create_bucket(S3_DEFAULT_BUCKET);
         server
-    }
-
-    /// `http://127.0.0.1:PORT`.
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// The loopback port the server listens on.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The bucket created at start ([`S3_DEFAULT_BUCKET`]).
-    pub fn bucket(&self) -> &str {
-        &self.bucket
     }
 
     /// The directory holding bucket `name`'s objects, one file per object (keys with `/` in
@@ -203,9 +207,10 @@ impl S3sServer {
     }
 }
 
-impl Drop for S3sServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for S3sServer {
+    type Target = S3Process;
+
+    fn deref(&self) -> &S3Process {
+        &self.process
     }
 }
