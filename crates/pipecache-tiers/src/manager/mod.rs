@@ -16,7 +16,7 @@
 //! Modules, lowest first (each imports only those before it): `queue` (one tier's queue
 //! bookkeeping), `tier` (what the walk keeps per tier), `shared` (the state every handle
 //! and task shares), `write_through`, `write_back` (the worker), `factory` (builder and
-//! config), `ops` (get, put, delete...), `sync` (push, pull, remote GC).
+//! config), `ops` (get, put, delete...), `remote_gc`, `sync` (push, pull).
 
 mod queue;
 mod tier;
@@ -28,9 +28,11 @@ mod write_through;
 
 mod factory;
 mod ops;
+mod remote_gc;
 mod sync;
 
 pub use factory::ManagerBuilder;
+pub use remote_gc::RemoteGcReport;
 pub use shared::CacheManager;
-pub use sync::{PullReport, PushReport, RemoteGcReport};
+pub use sync::{PullReport, PushReport};
 pub use tier::TierStats;

@@ -1,8 +1,5 @@
-//! Sync and remote GC: `sync push` uploads what a pack tier lacks in resumable batches,
-//! `sync pull` copies a remote tier's artifacts into the local store through the promotion
-//! layer, `remote_gc` marks and sweeps a pack tier.
-
-use std::time::Duration;
+//! Sync: `sync push` uploads what a pack tier lacks in resumable batches, `sync pull` copies
+//! a remote tier's artifacts into the local store through the promotion layer.
 
 use pipecache_format::record::ArtifactRecord;
 use pipecache_format::remote::RemoteRecord;
@@ -11,12 +8,9 @@ use serde::Serialize;
 
 use super::shared::CacheManager;
 use super::tier::bump_by;
-use crate::pack::{BatchReport, PackGcReport, record_path};
+use crate::pack::{BatchReport, record_path};
 use crate::promotion::{PromotionOutcome, promote};
-use crate::{CacheBackend, Error, Result, for_each_bounded};
-
-/// Report of a remote GC pass.
-pub type RemoteGcReport = PackGcReport;
+use crate::{CacheBackend, Result, for_each_bounded};
 
 /// Artifacts fetched at once by `sync pull`.
 const PULL_CONCURRENCY: usize = 8;
@@ -267,33 +261,6 @@ impl CacheManager {
         progress(total, total);
         report.bytes_down = pack.store().stats().snapshot().bytes_down - before.bytes_down;
         Ok(report)
-    }
-
-    /// Mark and sweep of the pack tier `tier` (default: the first): unreferenced packs
-    /// older than `grace` (default: the tier's) are deleted, nothing younger ever is.
-    pub async fn remote_gc(
-        &self,
-        tier: Option<&str>,
-        grace: Option<Duration>,
-        dry_run: bool,
-    ) -> Result<RemoteGcReport> {
-        let (_, t, pack) = self.pack_tier(tier)?;
-        // Pushers reuse blobs of packs younger than half *their* grace: a shorter one here
-        // could delete a pack a record is about to name.
-        if let Some(g) = grace
-            && g < pack.grace()
-        {
-            return Err(Error::invalid(format!(
-                "grace {g:?} is shorter than tier {}'s gc_grace of {:?}: pushers may still \
-                     reuse packs that old; lower gc_grace in the configuration of every machine instead",
-                t.backend.name(),
-                pack.grace()
-            )));
-        }
-        let grace = grace.unwrap_or(pack.grace());
-        pack.gc(grace, dry_run)
-            .await
-            .inspect_err(|e| t.failed("gc", "", e))
     }
 }
 
