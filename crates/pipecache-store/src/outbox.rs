@@ -29,7 +29,7 @@ pub struct OutboxSlot {
     pub op: QueueOp,
 }
 
-/// A hold on one outbox queue ([`Store::claim_outbox`]), released on drop: one consumer
+/// A hold on one outbox queue ([`Store::claim_outbox`](crate::Store::claim_outbox)), released on drop: one consumer
 /// per queue, since two would deliver its entries twice and count them wrong.
 #[derive(Debug)]
 pub struct OutboxClaim {

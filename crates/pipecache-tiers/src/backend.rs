@@ -32,7 +32,7 @@ pub struct Capabilities {
 }
 
 /// An artifact read from a tier, with the digest its writer recorded (checked by
-/// [`crate::tier::Verified`]).
+/// [`crate::Verified`]).
 #[derive(Clone, Debug)]
 pub struct Fetched {
     /// The artifact and its times.
