@@ -524,3 +524,21 @@ fn filter_blob_items(shared: &Shared, id: u64, items: &mut Vec<RelocItem>) -> Re
     items.retain(|_| keep.next().expect("one flag per item"));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::batch_epoch;
+
+    /// The records a relocation batch hands the writer are trusted only at an epoch that
+    /// matches how they were read: the lookups' own, the prescan's, or none at all when the
+    /// two disagree (the writer then reads them again).
+    #[test]
+    fn a_batch_claims_only_the_epoch_its_records_were_read_at() {
+        assert_eq!(batch_epoch(false, false, 7, Some(3)), 7);
+        assert_eq!(batch_epoch(false, true, 7, Some(3)), 7);
+        assert_eq!(batch_epoch(true, false, 7, Some(3)), 3);
+        assert_eq!(batch_epoch(true, false, 7, None), u64::MAX);
+        assert_eq!(batch_epoch(true, true, 7, Some(7)), 7);
+        assert_eq!(batch_epoch(true, true, 7, Some(3)), u64::MAX);
+    }
+}

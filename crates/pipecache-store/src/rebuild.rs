@@ -372,3 +372,52 @@ fn write_index(
     drop(index);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use pipecache_format::record::{ArtifactRecord, FrameRef, RECORD_VERSION};
+
+    use super::Found;
+
+    fn record(seq: u64) -> (ArtifactRecord, FrameRef) {
+        let rec = ArtifactRecord {
+            v: RECORD_VERSION,
+            kind: "t".into(),
+            parts: Vec::new(),
+            meta: BTreeMap::new(),
+            logical_size: 0,
+            created_ms: 0,
+            expires_ms: None,
+            seq,
+            frame: None,
+        };
+        let at = FrameRef {
+            chunk: 1,
+            offset: seq * 100,
+            len: 10,
+        };
+        (rec, at)
+    }
+
+    /// Chunk files are scanned in id order, but compaction moves frames forward, so an older
+    /// record or tombstone can come after a newer one: the highest sequence number wins,
+    /// whatever the order, and a tombstone newer than every record deletes the key.
+    #[test]
+    fn the_newest_record_or_tombstone_wins_in_any_scan_order() {
+        let mut found = Found::default();
+        found.record("k".into(), 5, Some(record(5)));
+        found.record("k".into(), 3, Some(record(3)));
+        found.record("k".into(), 4, None);
+        let (seq, kept) = &found.latest["k"];
+        assert_eq!(*seq, 5);
+        assert_eq!(kept.as_ref().map(|(r, _)| r.seq), Some(5));
+        found.record("k".into(), 6, None);
+        assert!(
+            found.latest["k"].1.is_none(),
+            "a newer tombstone deletes the key"
+        );
+        assert_eq!(found.max_seq, 6);
+    }
+}

@@ -96,3 +96,44 @@ impl TierError {
         matches!(self, Self::Store(StoreError::Closed))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The classifiers look through the store's error carried whole, and tell a remote
+    /// tier's refused configuration and its timeouts apart from the rest.
+    #[test]
+    fn classification_looks_through_the_store_error() {
+        let corrupt = TierError::from(StoreError::corruption(Some("k"), None, "bad"));
+        assert!(corrupt.is_corruption() && !corrupt.is_timeout());
+        assert!(TierError::from(StoreError::Closed).is_closed());
+        let full = TierError::from(StoreError::NoSpace {
+            detail: "full".into(),
+        });
+        assert!(full.is_no_space() && !full.is_index_damage());
+        let timeout = TierError::remote(
+            "s3",
+            RemoteError::Timeout {
+                target: "s3://b".into(),
+                op: "get".into(),
+                after: std::time::Duration::from_secs(1),
+            },
+        );
+        assert!(timeout.is_timeout() && !timeout.is_misconfigured_remote());
+        let refused = TierError::remote(
+            "s3",
+            RemoteError::Config {
+                target: "s3://b".into(),
+                reason: "no such bucket".into(),
+            },
+        );
+        assert!(refused.is_misconfigured_remote() && !refused.is_timeout());
+        assert!(refused.as_store().is_none());
+        assert!(
+            TierError::invalid("x")
+                .to_string()
+                .contains("invalid option: x")
+        );
+    }
+}
