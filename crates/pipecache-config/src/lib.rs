@@ -253,7 +253,7 @@ impl<'de> Deserialize<'de> for BackendConfig {
             .filter(|_| kind != "filesystem")
             .filter_map(|k| table.remove(*k).map(|v| ((*k).to_owned(), v)))
             .collect();
-        let remote = || read::<RemoteCommon>(common.clone());
+        let remote = move || read::<RemoteCommon>(common);
         let backend = match kind.as_str() {
             "filesystem" => read(table).map(|f: fields::Filesystem| Self::Filesystem {
                 name: f.name,

@@ -12,12 +12,14 @@
 //! key as a file path, must never return bytes that failed their hash check, and must not
 //! install a tracing subscriber.
 //!
-//! Modules form one-way layers, lowest first; a module imports only the ones above it in
-//! this list (checked by the workspace's tidy test):
-//! - `error`, `artifact`, `layout`, `open`: vocabulary, the directory and its lock;
-//! - `policy`, `options`: what the caller chooses;
-//! - `space`, `stats`, `outbox`: free space, reports, queue slots;
+//! Modules form one-way layers, lowest first, in the order `mod` declares them below; a
+//! module imports only modules declared before it (the workspace's tidy test checks that no
+//! two import each other):
+//! - `error`, `artifact`, `layout`: vocabulary;
+//! - `policy`, then `options`: what the caller chooses;
+//! - `open`, `space`, `stats`: the directory and its lock, free space, reports;
 //! - `state`: what every thread shares (read handle of the index, counters, reader cache);
+//! - `outbox`: queue slots and claims (the tiers' door into the index);
 //! - `recovery`, `accounting`: reconciling chunk files and counts with the index;
 //! - `writer`: the one thread that commits;
 //! - `read`: the read path (and a put's hashing on the caller's thread);
@@ -40,16 +42,18 @@ mod error;
 
 mod artifact;
 mod layout;
-mod open;
 
-mod options;
 mod policy;
 
-pub mod outbox;
+mod options;
+
+mod open;
 mod space;
 mod stats;
 
 mod state;
+
+pub mod outbox;
 
 mod accounting;
 mod recovery;
@@ -58,8 +62,9 @@ mod writer;
 
 mod read;
 
-mod compaction;
 mod job;
+
+mod compaction;
 mod lifecycle;
 mod rebuild;
 mod verify;

@@ -17,12 +17,15 @@
 mod error;
 
 mod backend;
+
 mod local;
-mod manager;
+mod verified;
+
 mod pack;
 mod promotion;
 mod redis;
-mod verified;
+
+mod manager;
 
 pub use backend::{BackendKind, CacheBackend, Capabilities, Fetched};
 use error::TierError as Error;

@@ -56,8 +56,3 @@ pub mod tier {
 pub mod config {
     pub use pipecache_config::*;
 }
-
-/// The outbox API of the local store (`pipecache_store::outbox`).
-pub mod outbox {
-    pub use pipecache_store::outbox::*;
-}
