@@ -1,0 +1,219 @@
+//! `NativeCache`: key-level calls on a cache manager, each an asyncio awaitable.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pipecache::{CacheConfig, CacheManager, CompressionPolicy, PutOptions};
+use pyo3::prelude::*;
+use pyo3_async_runtimes::tokio::future_into_py;
+
+use crate::convert::{PyParts, artifact_of, artifact_to_py};
+use crate::errors::{ConfigError, invalid, tier_error};
+use crate::shared::{OpenSpec, Shared};
+
+/// A config dict (the TOML file's shape) as the engine's config, read through the same
+/// TOML reader the CLI uses so errors name the same fields.
+fn parse_config(config: &Bound<'_, PyAny>, origin: &str) -> PyResult<CacheConfig> {
+    let table: toml::Table = pythonize::depythonize(config)
+        .map_err(|e| ConfigError::new_err(format!("{origin}: {e}")))?;
+    let text = toml::to_string(&table).map_err(|e| ConfigError::new_err(format!("{origin}: {e}")))?;
+    let mut config =
+        CacheConfig::from_toml(&text, origin).map_err(|e| ConfigError::new_err(e.to_string()))?;
+    pipecache_pipeline::add_stage_costs(&mut config);
+    CacheManager::validate(&config, origin).map_err(tier_error)?;
+    Ok(config)
+}
+
+/// Checks a config dict as opening would, without opening anything.
+#[pyfunction]
+pub(crate) fn validate_config(config: &Bound<'_, PyAny>, origin: &str) -> PyResult<()> {
+    parse_config(config, origin).map(drop)
+}
+
+/// Reads and checks a TOML config file as the CLI does; its table as a dict.
+#[pyfunction]
+pub(crate) fn read_config_file(py: Python<'_>, path: PathBuf) -> PyResult<Py<PyAny>> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| ConfigError::new_err(format!("{origin}: cannot read it: {e}")))?;
+    let mut config =
+        CacheConfig::from_toml(&text, &origin).map_err(|e| ConfigError::new_err(e.to_string()))?;
+    pipecache_pipeline::add_stage_costs(&mut config);
+    CacheManager::validate(&config, &origin).map_err(tier_error)?;
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| ConfigError::new_err(format!("{origin}: {e}")))?;
+    pythonize::pythonize(py, &table)
+        .map(Bound::unbind)
+        .map_err(|e| ConfigError::new_err(format!("{origin}: {e}")))
+}
+
+/// Seconds in a duration the CLI accepts (`90s`, `12h`, `7d`).
+#[pyfunction]
+pub(crate) fn duration_seconds(text: &str) -> PyResult<f64> {
+    pipecache::tier::parse_duration(text)
+        .map(|d| d.as_secs_f64())
+        .map_err(|e| invalid("ttl", e))
+}
+
+/// A TTL in seconds, checked.
+pub(crate) fn ttl_of(seconds: Option<f64>) -> PyResult<Option<Duration>> {
+    seconds
+        .map(|s| Duration::try_from_secs_f64(s).ok().filter(|d| !d.is_zero()))
+        .map(|d| d.ok_or_else(|| invalid("ttl", "must be a positive number of seconds")))
+        .transpose()
+}
+
+/// The key-level cache over one manager.
+#[pyclass(frozen, module = "pipecache._native")]
+pub(crate) struct NativeCache {
+    pub(crate) shared: Arc<Shared>,
+}
+
+#[pymethods]
+impl NativeCache {
+    /// Validates `config` (a dict shaped like the TOML file); opens nothing.
+    #[new]
+    fn new(config: &Bound<'_, PyAny>, origin: String, default_dir: PathBuf) -> PyResult<Self> {
+        let config = parse_config(config, &origin)?;
+        Ok(Self {
+            shared: Arc::new(Shared::new(OpenSpec {
+                config,
+                default_dir,
+                origin,
+            })),
+        })
+    }
+
+    /// The local store's directory.
+    #[getter]
+    fn dir(&self) -> PathBuf {
+        self.shared.dir()
+    }
+
+    /// Opens the store now (otherwise the first call does).
+    fn open<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let shared = self.shared.clone();
+        future_into_py(py, async move { shared.manager().await.map(drop) })
+    }
+
+    /// `(kind, meta, [(name, bytes)])` or `None`.
+    fn get<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
+        let shared = self.shared.clone();
+        future_into_py(py, async move {
+            let manager = shared.manager().await?;
+            let found = manager.get(&key).await.map_err(tier_error)?;
+            Python::attach(|py| match found {
+                Some(a) => Ok(Some(artifact_to_py(py, &a)?.unbind())),
+                None => Ok(None),
+            })
+        })
+    }
+
+    /// Stores parts under `key`.
+    #[pyo3(signature = (key, kind, meta, parts, ttl=None, compress=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn put<'py>(
+        &self,
+        py: Python<'py>,
+        key: String,
+        kind: String,
+        meta: Vec<(String, String)>,
+        parts: PyParts,
+        ttl: Option<f64>,
+        compress: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let shared = self.shared.clone();
+        let options = PutOptions {
+            ttl: ttl_of(ttl)?,
+            compression: compress.map(|enabled| CompressionPolicy {
+                enabled,
+                ..CompressionPolicy::DEFAULT
+            }),
+            ..PutOptions::default()
+        };
+        future_into_py(py, async move {
+            let manager = shared.manager().await?;
+            let artifact = artifact_of(&kind, meta, parts);
+            manager
+                .put_with(&key, artifact, options)
+                .await
+                .map_err(tier_error)
+        })
+    }
+
+    /// Removes `key` from every tier; whether it was there.
+    fn delete<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
+        let shared = self.shared.clone();
+        future_into_py(py, async move {
+            let manager = shared.manager().await?;
+            manager.delete(&key).await.map_err(tier_error)
+        })
+    }
+
+    /// Whether `key` is held locally, or by a slower tier (which a read would promote).
+    fn exists<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
+        let shared = self.shared.clone();
+        future_into_py(py, async move {
+            let manager = shared.manager().await?;
+            if manager.local().contains(&key).await.map_err(tier_error)? {
+                return Ok(true);
+            }
+            Ok(manager.get(&key).await.map_err(tier_error)?.is_some())
+        })
+    }
+
+    /// Keys starting with `prefix`, from every tier that can list.
+    fn list_keys<'py>(&self, py: Python<'py>, prefix: String) -> PyResult<Bound<'py, PyAny>> {
+        let shared = self.shared.clone();
+        future_into_py(py, async move {
+            let manager = shared.manager().await?;
+            let keys = manager.list_keys(&prefix).await.map_err(tier_error)?;
+            Ok(keys.into_iter().collect::<Vec<_>>())
+        })
+    }
+
+    /// Removes every key starting with `prefix` from every tier; how many went.
+    fn clear<'py>(&self, py: Python<'py>, prefix: String) -> PyResult<Bound<'py, PyAny>> {
+        let shared = self.shared.clone();
+        future_into_py(py, async move {
+            let manager = shared.manager().await?;
+            let keys = manager.list_keys(&prefix).await.map_err(tier_error)?;
+            let mut removed = 0usize;
+            for key in &keys {
+                if manager.delete(key).await.map_err(tier_error)? {
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        })
+    }
+
+    /// `{"local": <store stats>, "tiers": [<per-tier stats>]}`, as `stats --json` prints.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let shared = self.shared.clone();
+        future_into_py(py, async move {
+            let manager = shared.manager().await?;
+            let local = manager.local().stats().await.map_err(tier_error)?;
+            let tiers = manager.tier_stats();
+            Python::attach(|py| {
+                let out = pyo3::types::PyDict::new(py);
+                let convert = |e: pythonize::PythonizeError| invalid("stats", e);
+                out.set_item("local", pythonize::pythonize(py, &local).map_err(convert)?)?;
+                out.set_item("tiers", pythonize::pythonize(py, &tiers).map_err(convert)?)?;
+                Ok(out.into_any().unbind())
+            })
+        })
+    }
+
+    /// Closes the cache; later calls raise `ClosedError`.
+    fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let shared = self.shared.clone();
+        future_into_py(py, async move { shared.close().await })
+    }
+
+    /// The video-level cache over this one, fingerprinting with `mode` (`stat` or `content`).
+    fn pipeline(&self, mode: &str) -> PyResult<crate::pipeline::NativePipeline> {
+        crate::pipeline::NativePipeline::new(self.shared.clone(), mode)
+    }
+}
