@@ -9,7 +9,7 @@ use pipecache_pipeline::{ArtifactKey, ArtifactKind, Fingerprint, FingerprintMode
 /// Print the canonical cache key of a video's artifact.
 #[derive(Debug, clap::Args)]
 pub struct KeyArgs {
-    /// The source video.
+    /// The source video: a path, file:///... or s3://bucket/key.
     video: PathBuf,
     /// keyframes, transcript, descriptions or embeddings.
     kind: String,
@@ -21,10 +21,10 @@ pub struct KeyArgs {
 }
 
 impl KeyArgs {
-    pub fn run(self) -> Result<ExitCode> {
+    pub async fn run(self) -> Result<ExitCode> {
         let mode: FingerprintMode = self.fingerprint.parse()?;
         let kind: ArtifactKind = self.kind.parse()?;
-        let fp = Fingerprint::of_file(&self.video, mode)?;
+        let fp = Fingerprint::of_video(&self.video, mode).await?;
         let mut key = ArtifactKey::new(fp, kind);
         for p in &self.params {
             let Some((name, text)) = p.split_once('=') else {

@@ -174,7 +174,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::RebuildIndex(args) => args.run(g).await,
         Command::StressPut(args) => args.run(g).await,
         Command::Demo(args) => args.run(g).await,
-        Command::Key(args) => args.run(),
+        Command::Key(args) => args.run().await,
         Command::Status(args) => args.run(g).await,
     }
 }

@@ -16,7 +16,7 @@ use super::report::{self, Report};
 /// What is cached for a video (as it is now) and what is missing, per pipeline stage.
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// The source video.
+    /// The source video: a path, file:///... or s3://bucket/key.
     video: PathBuf,
     /// Stages to check, from a file of their own (TOML: [keyframes] threshold,
     /// max_frames; [transcript] model_size, language; [descriptions] model, batch_size;
@@ -91,7 +91,7 @@ async fn status(
     config: &PipelineConfig,
     mode: FingerprintMode,
 ) -> Result<VideoStatus> {
-    let fp = Fingerprint::of_file(video, mode)?;
+    let fp = Fingerprint::of_video(video, mode).await?;
     let mut stages = Vec::new();
     for kind in config.kinds() {
         let key = config

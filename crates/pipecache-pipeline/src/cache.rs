@@ -211,6 +211,8 @@ pub struct PipelineArtifactCache {
     cache: CacheManager,
     mode: FingerprintMode,
     memo: std::sync::Arc<FingerprintMemo>,
+    /// How `s3://` videos are reached; `None`: the AWS variables, read at each call.
+    s3: Option<std::sync::Arc<crate::S3Access>>,
 }
 
 impl PipelineArtifactCache {
@@ -221,7 +223,14 @@ impl PipelineArtifactCache {
             cache: cache.into(),
             mode,
             memo: Default::default(),
+            s3: None,
         }
+    }
+
+    /// Reaches `s3://` videos as `access` says instead of through the AWS variables.
+    pub fn with_s3_access(mut self, access: crate::S3Access) -> Self {
+        self.s3 = Some(std::sync::Arc::new(access));
+        self
     }
 
     /// The local store underneath.
@@ -234,10 +243,22 @@ impl PipelineArtifactCache {
         &self.cache
     }
 
-    /// Fingerprints `video` (off the async threads: content mode reads the whole file, once
+    /// Fingerprints `video`, a path or a URI ([`crate::VideoSource`]; files off the async
+    /// threads: content mode reads the whole file, once
     /// per version of it; see [`PipelineArtifactCache::videos_hashed`]).
     pub async fn fingerprint(&self, video: &Path) -> Result<Fingerprint> {
-        let (video, mode, memo) = (video.to_owned(), self.mode, self.memo.clone());
+        let video = match crate::VideoSource::parse(video)? {
+            crate::VideoSource::File(path) => path,
+            crate::VideoSource::S3 { bucket, key } => {
+                let access = match &self.s3 {
+                    Some(a) => a.as_ref().clone(),
+                    None => crate::S3Access::from_env(),
+                };
+                return crate::VideoSource::object_fingerprint(&bucket, &key, self.mode, &access)
+                    .await;
+            }
+        };
+        let (mode, memo) = (self.mode, self.memo.clone());
         let clock = self.cache.local().options().clock.clone();
         tokio::task::spawn_blocking(move || memo.fingerprint(&video, mode, || clock.now_ms()))
             .await

@@ -32,7 +32,7 @@ impl FingerprintMode {
     }
 
     /// The letter of this mode's fingerprint tokens (`s1-...`, `c1-...`).
-    fn letter(self) -> char {
+    pub(crate) fn letter(self) -> char {
         match self {
             Self::Stat => 's',
             Self::Content => 'c',
@@ -94,7 +94,24 @@ impl Fingerprint {
         &self.0
     }
 
-    /// Fingerprints the video at `path`.
+    /// Fingerprints a video given as a path or a URI (`file://`, `s3://bucket/key`; see
+    /// [`VideoSource`](crate::VideoSource); buckets reached with [`S3Access::from_env`](crate::S3Access::from_env)). Content fingerprints of files are not
+    /// remembered here: [`PipelineArtifactCache`](crate::PipelineArtifactCache) does that.
+    pub async fn of_video(video: &Path, mode: FingerprintMode) -> Result<Self> {
+        match crate::VideoSource::parse(video)? {
+            crate::VideoSource::File(path) => {
+                tokio::task::spawn_blocking(move || Self::of_file(&path, mode))
+                    .await
+                    .map_err(|e| crate::error::invalid("fingerprint task", e.to_string()))?
+            }
+            crate::VideoSource::S3 { bucket, key } => {
+                let access = crate::S3Access::from_env();
+                crate::VideoSource::object_fingerprint(&bucket, &key, mode, &access).await
+            }
+        }
+    }
+
+    /// Fingerprints the local file at `path`.
     pub fn of_file(path: &Path, mode: FingerprintMode) -> Result<Self> {
         let err = |reason: String| PipelineError::Video {
             path: path.to_owned(),

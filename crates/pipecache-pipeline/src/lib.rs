@@ -1,7 +1,9 @@
 //! # pipecache-pipeline: videos and pipeline stages on top of the store
 //!
 //! Owns what ingest services think in: source-video fingerprints ([`Fingerprint`], stat or
-//! content mode), canonical typed artifact keys ([`ArtifactKey`]:
+//! content mode) of videos given as paths or URIs ([`VideoSource`]: `file://`, or
+//! `s3://bucket/key`, fingerprinted from the object's ETag, size and modification time),
+//! canonical typed artifact keys ([`ArtifactKey`]:
 //! `video:<fingerprint>:<kind>:<param>=<value>...`), typed artifacts per pipeline stage
 //! ([`Keyframes`], [`Transcript`], [`FrameDescriptions`], [`Embeddings`]) each with its own codec
 //! policy, time segments of long videos, and [`PipelineArtifactCache`], the seed's API.
@@ -11,7 +13,8 @@
 //! [`add_stage_costs`]).
 //!
 //! It must not touch chunk files, RocksDB or remote tiers (it uses the facade's public API:
-//! `pipecache::Store`, or a `CacheManager` for tiered caches), must never drop a parameter
+//! `pipecache::Store`, or a `CacheManager` for tiered caches; `pipecache-remote` only to
+//! stat a video's object), must never drop a parameter
 //! from a key, and must not install a tracing subscriber.
 
 mod artifacts;
@@ -19,6 +22,7 @@ mod cache;
 mod error;
 mod fingerprint;
 mod key;
+mod source;
 
 pub use artifacts::{
     Embeddings, FrameDescription, FrameDescriptions, FrameInfo, Keyframes, Transcript,
@@ -31,6 +35,7 @@ pub use cache::{
 pub use error::{PipelineError, Result};
 pub use fingerprint::{Fingerprint, FingerprintMode, KEY_SCHEMA};
 pub use key::{ArtifactKey, ArtifactKind, ParamValue};
+pub use source::{S3Access, VideoSource};
 
 /// The cost-weighted eviction policy weighing each pipeline stage by
 /// [`ArtifactKind::recompute_seconds`].

@@ -17,7 +17,8 @@ use crate::shared::{OpenSpec, Shared};
 fn parse_config(config: &Bound<'_, PyAny>, origin: &str) -> PyResult<CacheConfig> {
     let table: toml::Table = pythonize::depythonize(config)
         .map_err(|e| ConfigError::new_err(format!("{origin}: {e}")))?;
-    let text = toml::to_string(&table).map_err(|e| ConfigError::new_err(format!("{origin}: {e}")))?;
+    let text =
+        toml::to_string(&table).map_err(|e| ConfigError::new_err(format!("{origin}: {e}")))?;
     let mut config =
         CacheConfig::from_toml(&text, origin).map_err(|e| ConfigError::new_err(e.to_string()))?;
     pipecache_pipeline::add_stage_costs(&mut config);

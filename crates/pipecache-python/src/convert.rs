@@ -38,8 +38,7 @@ pub(crate) fn cbor_to_document<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let value: ciborium::Value = ciborium::from_reader(bytes)
         .map_err(|e| CorruptionError::new_err(format!("{what}: not a CBOR document: {e}")))?;
-    pythonize::pythonize(py, &value)
-        .map_err(|e| CorruptionError::new_err(format!("{what}: {e}")))
+    pythonize::pythonize(py, &value).map_err(|e| CorruptionError::new_err(format!("{what}: {e}")))
 }
 
 /// Encodes a JSON-compatible value as CBOR, the format documents are stored in.
@@ -64,11 +63,7 @@ pub(crate) fn decode_document<'py>(
 
 /// An artifact from parts Python handed over; runs off the GIL (the copy into the store's
 /// buffers happens here, not while Python waits).
-pub(crate) fn artifact_of(
-    kind: &str,
-    meta: Vec<(String, String)>,
-    parts: PyParts,
-) -> Artifact {
+pub(crate) fn artifact_of(kind: &str, meta: Vec<(String, String)>, parts: PyParts) -> Artifact {
     let mut artifact = Artifact::default().with_kind(kind);
     artifact.meta = meta.into_iter().collect();
     artifact.parts = parts

@@ -35,7 +35,9 @@ impl StageParams {
         let what = format!("{kind} parameters");
         let bad = |e: pythonize::PythonizeError| invalid(&what, e);
         Ok(match kind {
-            ArtifactKind::Keyframes => Self::Keyframes(pythonize::depythonize(params).map_err(bad)?),
+            ArtifactKind::Keyframes => {
+                Self::Keyframes(pythonize::depythonize(params).map_err(bad)?)
+            }
             ArtifactKind::Transcript => {
                 Self::Transcript(pythonize::depythonize(params).map_err(bad)?)
             }

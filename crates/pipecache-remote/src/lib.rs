@@ -21,7 +21,7 @@ mod object;
 mod redis_store;
 
 pub use error::{RemoteError, Result};
-pub use object::{ObjectEntry, ObjectStore, S3Options};
+pub use object::{ObjectEntry, ObjectMeta, ObjectStore, S3Options};
 pub use redis_store::{RedisStore, mask_url};
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -84,6 +84,17 @@ pub struct ObjectEntry {
     pub modified_ms: u64,
 }
 
+/// What [`ObjectStore::stat`] says of one object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification, unix ms (0 when the remote does not say).
+    pub modified_ms: u64,
+    /// The entity tag (S3: the MD5 of a single-part upload), when the remote gives one.
+    pub etag: Option<String>,
+}
+
 /// A bucket or directory of objects reached through opendal, every call under a deadline.
 #[derive(Clone, Debug)]
 pub struct ObjectStore {
@@ -395,6 +406,20 @@ impl ObjectStore {
         }
     }
 
+    /// Size, modification time and ETag of the object at `path`; `None` when there is none.
+    pub async fn stat(&self, path: &str) -> Result<Option<ObjectMeta>> {
+        TransferStats::add(&self.stats.lists, 1);
+        Ok(self
+            .call("stat", path, self.op.stat(path))
+            .await?
+            .ok()
+            .map(|m| ObjectMeta {
+                size: m.content_length(),
+                modified_ms: modified_ms(&m),
+                etag: m.etag().map(str::to_owned),
+            }))
+    }
+
     /// True when an object exists at `path`.
     pub async fn exists(&self, path: &str) -> Result<bool> {
         TransferStats::add(&self.stats.lists, 1);
@@ -441,17 +466,20 @@ impl ObjectStore {
                     Err(_) => continue,
                 }
             }
-            let modified_ms = meta
-                .last_modified()
-                .map(SystemTime::from)
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
             out.push(ObjectEntry {
                 path: e.path().trim_start_matches('/').to_owned(),
                 size: meta.content_length(),
-                modified_ms,
+                modified_ms: modified_ms(&meta),
             });
         }
         Ok(out)
     }
+}
+
+/// An object's last modification, unix ms (0 when the remote does not say).
+fn modified_ms(meta: &opendal::Metadata) -> u64 {
+    meta.last_modified()
+        .map(SystemTime::from)
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -10,6 +10,7 @@ mod pipeline_fingerprint;
 mod pipeline_fingerprint_memo;
 mod pipeline_invalidate_remote;
 mod pipeline_keys;
+mod pipeline_object_video;
 mod pipeline_segments;
 mod pipeline_three_tiers;
 mod pipeline_tiered;
