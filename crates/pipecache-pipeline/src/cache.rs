@@ -258,6 +258,11 @@ impl PipelineArtifactCache {
                     .await;
             }
         };
+        if self.mode == FingerprintMode::Stat {
+            // A stat and a path resolution: microseconds, less than the hop to a blocking
+            // thread would cost (measured: 51 µs with the hop; benches/pipeline.rs).
+            return Fingerprint::of_file(&video, FingerprintMode::Stat);
+        }
         let (mode, memo) = (self.mode, self.memo.clone());
         let clock = self.cache.local().options().clock.clone();
         tokio::task::spawn_blocking(move || memo.fingerprint(&video, mode, || clock.now_ms()))

@@ -24,9 +24,18 @@ mod shared;
 
 use pyo3::prelude::*;
 
+/// An awaitable that does nothing on the runtime: what crossing into Rust and back costs.
+#[pyfunction]
+fn ping(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    pyo3_async_runtimes::tokio::future_into_py(py, async { Ok(()) })
+}
+
 /// The native half of the `pipecache` package; use the `pipecache` module instead.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(1).enable_all();
+    pyo3_async_runtimes::tokio::init(builder);
     m.add_class::<cache::NativeCache>()?;
     m.add_class::<pipeline::NativePipeline>()?;
     m.add_function(wrap_pyfunction!(convert::encode_document, m)?)?;
@@ -34,6 +43,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cache::validate_config, m)?)?;
     m.add_function(wrap_pyfunction!(cache::read_config_file, m)?)?;
     m.add_function(wrap_pyfunction!(cache::duration_seconds, m)?)?;
+    m.add_function(wrap_pyfunction!(ping, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

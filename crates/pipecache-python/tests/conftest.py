@@ -17,7 +17,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, List, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -63,7 +63,7 @@ def _connects(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
             # A connect to a free ephemeral port can succeed on itself (TCP simultaneous open).
-            return s.getsockname() != s.getpeername()
+            return bool(s.getsockname() != s.getpeername())
     except OSError:
         return False
 
@@ -172,7 +172,7 @@ class S3Bucket:
     def config(self, **kwargs: object) -> pipecache.S3CacheConfig:
         """An S3 tier over this bucket with the server's credentials."""
         s = self.server
-        args: dict = dict(
+        args: Dict[str, Any] = dict(
             bucket=self.name,
             endpoint=s.endpoint,
             region=s.region,

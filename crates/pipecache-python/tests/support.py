@@ -138,17 +138,17 @@ def readme_python_example() -> str:
 
 def run_python(
     code_or_path: Union[str, Path],
-    *,
+    *args: str,
     cwd: Path,
     env: Optional[Dict[str, str]] = None,
     timeout: float = 120,
 ) -> "subprocess.CompletedProcess[str]":
-    """Runs the venv's python on a file (a ``Path``) or on source (a ``str``)."""
-    args = [PYTHON, str(code_or_path)] if isinstance(code_or_path, Path) else [PYTHON, "-c", code_or_path]
+    """Runs the venv's python on a file (a ``Path``) or on source (a ``str``) with ``args``."""
+    argv = [PYTHON, str(code_or_path)] if isinstance(code_or_path, Path) else [PYTHON, "-c", code_or_path]
     full_env = dict(os.environ)
     full_env.update(env or {})
     full_env.setdefault("PYTHONFAULTHANDLER", "1")
-    return subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([*argv, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
 def describe(proc: "subprocess.CompletedProcess[str]") -> str:

@@ -4,7 +4,7 @@ bytes they went in as; CacheManager stores arrays of any non-object dtype."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List
+from typing import Any, Dict, List
 
 import numpy as np
 import pytest
@@ -72,7 +72,7 @@ async def test_keyframe_images_must_be_a_list(cache: pipecache.PipelineArtifactC
     with pytest.raises(pipecache.InvalidInputError):
         await cache.set_keyframes(video, None, b"one image")
     with pytest.raises(pipecache.InvalidInputError):
-        await cache.set_keyframes(video, None, np.zeros((4, 4, 3), np.uint8))
+        await cache.set_keyframes(video, None, np.zeros((4, 4, 3), np.uint8))  # type: ignore[arg-type]
     with pytest.raises(pipecache.InvalidInputError):
         await cache.set_keyframes(video, None, ["not bytes"])
     assert await cache.get_keyframes(video) is None
@@ -156,7 +156,7 @@ async def test_embeddings_refused(cache: pipecache.PipelineArtifactCache, video:
     assert await cache.get_embeddings(video) is None
 
 
-ARRAYS = {
+ARRAYS: Dict[str, "np.ndarray[Any, Any]"] = {
     "uint8-image": np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3),
     "int16": np.array([-32768, 0, 32767], dtype=np.int16),
     "int64": np.array([[-(2**63), 2**63 - 1]], dtype=np.int64),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -68,8 +69,6 @@ async def test_manager_ttl_seconds_and_strings(manager: pipecache.CacheManager) 
     await manager.set("short-str", b"s", ttl="1s")
     await manager.set("short-int", b"i", ttl=1)
     assert await manager.get("short-str") == b"s"
-    import asyncio
-
     await asyncio.sleep(1.3)
     assert await manager.get("short-str") is None
     assert await manager.get("short-int") is None
@@ -98,8 +97,8 @@ async def test_manager_stats(manager: pipecache.CacheManager) -> None:
     assert local["counters"]["misses"] >= 1
 
 
-async def test_manager_kind_counts_in_stats(manager: pipecache.CacheManager) -> None:
-    """set(kind=...) stores the artifact under that kind; the value is unchanged."""
+async def test_manager_set_with_kind(manager: pipecache.CacheManager) -> None:
+    """set(kind=...) (an artifact kind for eviction and stats) leaves the value unchanged."""
     await manager.set("k", b"v", kind="transcript")
     assert await manager.get("k") == b"v"
 

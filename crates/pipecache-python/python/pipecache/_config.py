@@ -48,7 +48,9 @@ def _duration(owner: str, name: str, value: Optional[Duration]) -> Optional[Unio
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise _fail(owner, name, f"must be whole seconds (int) or a string like '7d', got {value!r}")
+        raise _fail(
+            owner, name, f"must be whole seconds (int) or a string like '7d', got {value!r}"
+        )
     if isinstance(value, int) and value <= 0:
         raise _fail(owner, name, f"must be positive, got {value!r}")
     if isinstance(value, str):
@@ -111,7 +113,7 @@ class FilesystemCacheConfig:
         )
 
 
-def _check_remote(c: Union["S3CacheConfig", "RedisCacheConfig"]) -> None:
+def _check_remote(c: Union[S3CacheConfig, RedisCacheConfig]) -> None:
     owner = type(c).__name__
     _priority(owner, c.priority)
     _choice(owner, "write_policy", c.write_policy, _WRITE_POLICIES)
@@ -121,7 +123,7 @@ def _check_remote(c: Union["S3CacheConfig", "RedisCacheConfig"]) -> None:
         raise _fail(owner, "queue_capacity", f"must be a positive int, got {q!r}")
 
 
-def _remote_table(c: Union["S3CacheConfig", "RedisCacheConfig"], rank: int) -> Dict[str, Any]:
+def _remote_table(c: Union[S3CacheConfig, RedisCacheConfig], rank: int) -> Dict[str, Any]:
     return {
         "name": c.name,
         "priority": rank if c.priority is None else c.priority,
@@ -274,7 +276,9 @@ class CacheConfig:
                 raise _fail(owner, f"backends[{i}]", f"is not a backend config: {b!r}")
         _duration(owner, "default_ttl", self.default_ttl)
         if self.enable_compression is not None and not isinstance(self.enable_compression, bool):
-            raise _fail(owner, "enable_compression", f"must be a bool, got {self.enable_compression!r}")
+            raise _fail(
+                owner, "enable_compression", f"must be a bool, got {self.enable_compression!r}"
+            )
         _size_mb(owner, "max_size_mb", self.max_size_mb)
         if self.eviction_policy is not None:
             _choice(owner, "eviction_policy", self.eviction_policy, _EVICTION_POLICIES)
@@ -291,7 +295,7 @@ class CacheConfig:
         return tables
 
     @classmethod
-    def from_toml(cls, path: PathLike) -> "CacheConfig":
+    def from_toml(cls, path: PathLike) -> CacheConfig:
         """Reads the same TOML file as ``pipecache --config FILE``."""
         origin = os.fspath(path)
         table = _native.read_config_file(origin)

@@ -50,12 +50,12 @@ class CacheManager:
         """The local store's directory."""
         return str(self._native.dir)
 
-    async def open(self) -> "CacheManager":
+    async def open(self) -> CacheManager:
         """Opens the local store now instead of on the first call."""
         await self._native.open()
         return self
 
-    async def __aenter__(self) -> "CacheManager":
+    async def __aenter__(self) -> CacheManager:
         return await self.open()
 
     async def __aexit__(
@@ -109,14 +109,17 @@ class CacheManager:
         await self._native.close()
 
 
-def _encode_value(key: str, value: Any) -> "tuple[List[tuple[str, str]], List[tuple[str, bytes]]]":
+def _encode_value(key: str, value: Any) -> tuple[List[tuple[str, str]], List[tuple[str, bytes]]]:
     if isinstance(value, (bytes, memoryview)):
         return [(_TYPE_META, "bytes")], [("data", as_bytes(value, key))]
     if isinstance(value, bytearray):
         return [(_TYPE_META, "bytearray")], [("data", bytes(value))]
     if is_ndarray(value):
         header = encode_document(array_header(value, key), key)
-        return [(_TYPE_META, "ndarray")], [("array.cbor", header), ("array.raw", array_bytes(value))]
+        return [(_TYPE_META, "ndarray")], [
+            ("array.cbor", header),
+            ("array.raw", array_bytes(value)),
+        ]
     return [(_TYPE_META, "document")], [("value.cbor", encode_document(value, key))]
 
 

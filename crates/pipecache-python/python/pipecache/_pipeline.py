@@ -7,7 +7,18 @@ an artifact set here has the key ``pipecache key`` prints and ``pipecache status
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Dict,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 from ._errors import CorruptionError, InvalidInputError
 from ._manager import CacheManager
@@ -47,8 +58,14 @@ PipelineConfig = Mapping[str, Any]
 # The seed's pipeline_config: a flag per stage, then each stage's parameters with their
 # defaults (the values `PipelineConfig::full()` uses in Rust).
 _STAGES: Dict[str, Tuple[str, Dict[str, Tuple[str, Any]]]] = {
-    "keyframes": ("extract_keyframes", {"threshold": ("threshold", 0.999), "max_frames": ("max_frames", 3000)}),
-    "transcript": ("transcribe_audio", {"model_size": ("model_size", "base"), "language": ("language", "en")}),
+    "keyframes": (
+        "extract_keyframes",
+        {"threshold": ("threshold", 0.999), "max_frames": ("max_frames", 3000)},
+    ),
+    "transcript": (
+        "transcribe_audio",
+        {"model_size": ("model_size", "base"), "language": ("language", "en")},
+    ),
     "descriptions": (
         "generate_descriptions",
         {"description_model": ("model", "Qwen2-VL"), "batch_size": ("batch_size", 8)},
@@ -57,7 +74,8 @@ _STAGES: Dict[str, Tuple[str, Dict[str, Tuple[str, Any]]]] = {
 }
 
 PIPELINE_CONFIG_KEYS: Dict[str, Any] = {
-    flag: {name: default for name, (_, default) in params.items()} for flag, params in _STAGES.values()
+    flag: {name: default for name, (_, default) in params.items()}
+    for flag, params in _STAGES.values()
 }
 """Every key a pipeline config may hold: a stage flag each, with its parameters' defaults."""
 
@@ -74,7 +92,8 @@ def _stages_of(config: PipelineConfig) -> Dict[str, Dict[str, Any]]:
     unknown = sorted(set(config) - known)
     if unknown:
         raise InvalidInputError(
-            f"pipeline_config: unknown key(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}"
+            f"pipeline_config: unknown key(s) {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(sorted(known))}"
         )
     stages = {}
     for kind, (flag, params) in _STAGES.items():
@@ -82,7 +101,9 @@ def _stages_of(config: PipelineConfig) -> Dict[str, Dict[str, Any]]:
         if not isinstance(on, bool):
             raise InvalidInputError(f"pipeline_config: {flag} must be a bool, got {on!r}")
         if on:
-            stages[kind] = {engine: config.get(name, default) for name, (engine, default) in params.items()}
+            stages[kind] = {
+                engine: config.get(name, default) for name, (engine, default) in params.items()
+            }
     return stages
 
 
@@ -109,7 +130,7 @@ class VideoArtifacts:
         keyframes: Optional[Keyframes] = None,
         audio_transcript: Any = None,
         frame_descriptions: Any = None,
-        embeddings: "Optional[npt.NDArray[Any]]" = None,
+        embeddings: Optional[npt.NDArray[Any]] = None,
     ) -> None:
         self.keyframes = keyframes
         self.audio_transcript = audio_transcript
@@ -144,7 +165,9 @@ def _video(video_path: VideoPath) -> str:
         return video_path
     if isinstance(video_path, os.PathLike):
         return os.fspath(video_path)
-    raise InvalidInputError(f"video_path: expected str, pathlib.Path or a URI, got {type(video_path).__name__}")
+    raise InvalidInputError(
+        f"video_path: expected str, pathlib.Path or a URI, got {type(video_path).__name__}"
+    )
 
 
 class PipelineArtifactCache:
@@ -214,10 +237,18 @@ class PipelineArtifactCache:
                 data = as_bytes(image, what)
             images.append((f"frame_{i:06}", data))
             await yielder.converted(len(data))
-        doc = encode_document({"metadata": keyframes_metadata, "images": headers}, "keyframes_metadata")
+        doc = encode_document(
+            {"metadata": keyframes_metadata, "images": headers}, "keyframes_metadata"
+        )
         params = {"threshold": threshold, "max_frames": max_frames}
         await self._native.put(
-            _video(video_path), "keyframes", params, [], [(_KEYFRAMES_DOC, doc), *images], None, ttl_seconds(ttl)
+            _video(video_path),
+            "keyframes",
+            params,
+            [],
+            [(_KEYFRAMES_DOC, doc), *images],
+            None,
+            ttl_seconds(ttl),
         )
 
     # Transcripts
@@ -233,7 +264,11 @@ class PipelineArtifactCache:
         segment when given), or ``None``."""
         params = {"model_size": model_size, "language": language}
         found = await self._native.get(_video(video_path), "transcript", params, segment)
-        return None if found is None else document(parts_dict(found[2]), "transcript.cbor", "transcript")
+        return (
+            None
+            if found is None
+            else document(parts_dict(found[2]), "transcript.cbor", "transcript")
+        )
 
     async def set_transcript(
         self,
@@ -248,7 +283,13 @@ class PipelineArtifactCache:
         params = {"model_size": model_size, "language": language}
         part = encode_document(transcript, "transcript")
         await self._native.put(
-            _video(video_path), "transcript", params, [], [("transcript.cbor", part)], segment, ttl_seconds(ttl)
+            _video(video_path),
+            "transcript",
+            params,
+            [],
+            [("transcript.cbor", part)],
+            segment,
+            ttl_seconds(ttl),
         )
 
     # Frame descriptions
@@ -263,7 +304,11 @@ class PipelineArtifactCache:
         """The frame descriptions made with these parameters, or ``None``."""
         params = {"model": model, "batch_size": batch_size}
         found = await self._native.get(_video(video_path), "descriptions", params, segment)
-        return None if found is None else document(parts_dict(found[2]), "descriptions.cbor", "descriptions")
+        return (
+            None
+            if found is None
+            else document(parts_dict(found[2]), "descriptions.cbor", "descriptions")
+        )
 
     async def set_descriptions(
         self,
@@ -278,14 +323,20 @@ class PipelineArtifactCache:
         params = {"model": model, "batch_size": batch_size}
         part = encode_document(descriptions, "descriptions")
         await self._native.put(
-            _video(video_path), "descriptions", params, [], [("descriptions.cbor", part)], segment, ttl_seconds(ttl)
+            _video(video_path),
+            "descriptions",
+            params,
+            [],
+            [("descriptions.cbor", part)],
+            segment,
+            ttl_seconds(ttl),
         )
 
     # Embeddings
 
     async def get_embeddings(
         self, video_path: VideoPath, model: str = "clip-vit-b32", segment: Optional[Segment] = None
-    ) -> "Optional[npt.NDArray[Any]]":
+    ) -> Optional[npt.NDArray[Any]]:
         """The embeddings made with ``model``: a read-only ``float32`` array (n × dim)
         viewing the cached bytes, or ``None``."""
         found = await self._native.get(_video(video_path), "embeddings", {"model": model}, segment)
@@ -294,20 +345,25 @@ class PipelineArtifactCache:
     async def set_embeddings(
         self,
         video_path: VideoPath,
-        embeddings: "npt.NDArray[Any]",
+        embeddings: npt.NDArray[Any],
         model: str = "clip-vit-b32",
         segment: Optional[Segment] = None,
         ttl: Ttl = None,
     ) -> None:
         """Stores embeddings: a numpy ``float32`` array of shape (n, dim), bit-exact."""
         if not is_ndarray(embeddings):
-            raise InvalidInputError(f"embeddings: expected a numpy float32 array, got {type(embeddings).__name__}")
+            raise InvalidInputError(
+                f"embeddings: expected a numpy float32 array, got {type(embeddings).__name__}"
+            )
         if embeddings.dtype.kind != "f" or embeddings.dtype.itemsize != 4:
             raise InvalidInputError(
-                f"embeddings: must be float32, got {embeddings.dtype} (convert with .astype(numpy.float32))"
+                f"embeddings: must be float32, got {embeddings.dtype} "
+                "(convert with .astype(numpy.float32))"
             )
         if embeddings.ndim != 2:
-            raise InvalidInputError(f"embeddings: must be 2-D (n x dim), got shape {embeddings.shape}")
+            raise InvalidInputError(
+                f"embeddings: must be 2-D (n x dim), got shape {embeddings.shape}"
+            )
         count, dim = embeddings.shape
         if dim == 0 and count > 0:
             raise InvalidInputError("embeddings: dim is 0: vectors must have at least one value")
@@ -325,7 +381,9 @@ class PipelineArtifactCache:
 
     # Whole videos
 
-    async def get_all_artifacts(self, video_path: VideoPath, pipeline_config: PipelineConfig) -> VideoArtifacts:
+    async def get_all_artifacts(
+        self, video_path: VideoPath, pipeline_config: PipelineConfig
+    ) -> VideoArtifacts:
         """Every artifact ``pipeline_config`` asks for, read concurrently.
 
         ``pipeline_config`` is the seed's dict: ``extract_keyframes``, ``transcribe_audio``,
@@ -337,16 +395,20 @@ class PipelineArtifactCache:
         stages = _stages_of(pipeline_config)
         found = await self._native.get_all(_video(video_path), stages)
         out = VideoArtifacts()
-        if found.get("keyframes") is not None:
-            out.keyframes = _keyframes_of(found["keyframes"][2])
-        if found.get("transcript") is not None:
-            out.audio_transcript = document(parts_dict(found["transcript"][2]), "transcript.cbor", "transcript")
-        if found.get("descriptions") is not None:
-            out.frame_descriptions = document(
-                parts_dict(found["descriptions"][2]), "descriptions.cbor", "descriptions"
+        keyframes, transcript = found.get("keyframes"), found.get("transcript")
+        descriptions, embeddings = found.get("descriptions"), found.get("embeddings")
+        if keyframes is not None:
+            out.keyframes = _keyframes_of(keyframes[2])
+        if transcript is not None:
+            out.audio_transcript = document(
+                parts_dict(transcript[2]), "transcript.cbor", "transcript"
             )
-        if found.get("embeddings") is not None:
-            out.embeddings = _embeddings_of(parts_dict(found["embeddings"][2]))
+        if descriptions is not None:
+            out.frame_descriptions = document(
+                parts_dict(descriptions[2]), "descriptions.cbor", "descriptions"
+            )
+        if embeddings is not None:
+            out.embeddings = _embeddings_of(parts_dict(embeddings[2]))
         return out
 
     async def invalidate_video(self, video_path: VideoPath) -> int:
@@ -359,7 +421,9 @@ class PipelineArtifactCache:
         """Which parts of ``[start_ms, end_ms)`` of a long video have ``stage`` cached as
         segments (set with ``segment=(start_ms, end_ms)``), and which are missing.
         ``params`` are the stage's, in the engine's names (see :meth:`key`)."""
-        cached, missing = await self._native.coverage(_video(video_path), stage, params, start_ms, end_ms)
+        cached, missing = await self._native.coverage(
+            _video(video_path), stage, params, start_ms, end_ms
+        )
         return SegmentCoverage([tuple(s) for s in cached], [tuple(s) for s in missing])  # type: ignore[misc]
 
 
@@ -369,7 +433,9 @@ def _keyframes_of(parts_list: Sequence[Tuple[str, bytes]]) -> Keyframes:
     try:
         metadata, headers = doc["metadata"], doc["images"]
     except (KeyError, TypeError):
-        raise CorruptionError("keyframes: not written by the Python package (no metadata/images)") from None
+        raise CorruptionError(
+            "keyframes: not written by the Python package (no metadata/images)"
+        ) from None
     images: List[Any] = []
     for i, header in enumerate(headers):
         what = f"keyframe_images[{i}]"
@@ -386,7 +452,7 @@ def _keyframes_of(parts_list: Sequence[Tuple[str, bytes]]) -> Keyframes:
     return Keyframes(metadata, images)
 
 
-def _embeddings_of(parts: Dict[str, bytes]) -> "npt.NDArray[Any]":
+def _embeddings_of(parts: Dict[str, bytes]) -> npt.NDArray[Any]:
     meta = document(parts, _EMBEDDINGS_DOC, "embeddings")
     raw = parts.get(_VECTORS)
     if raw is None:

@@ -25,16 +25,18 @@ class Store:
         self.path = path
 
     @classmethod
-    async def open(cls, path: Union[str, "os.PathLike[str]"], create: bool = True) -> "Store":
+    async def open(cls, path: Union[str, os.PathLike[str]], create: bool = True) -> Store:
         """Opens (by default creating) the store in ``path``."""
         path = os.fspath(path)
         if not create and not os.path.isdir(path):
             raise InvalidInputError(f"path: {path} is not a store directory")
-        native = _native.NativeCache({"backends": [{"type": "filesystem", "path": path}]}, "Store.open", path)
+        native = _native.NativeCache(
+            {"backends": [{"type": "filesystem", "path": path}]}, "Store.open", path
+        )
         await native.open()
         return cls(native, path)
 
-    async def __aenter__(self) -> "Store":
+    async def __aenter__(self) -> Store:
         return self
 
     async def __aexit__(
@@ -62,7 +64,9 @@ class Store:
             compress: force zstd on or off for new blobs; ``None`` for the store's policy.
         """
         if isinstance(value, Mapping):
-            parts = [(str(name), as_bytes(data, f"parts[{name!r}]")) for name, data in value.items()]
+            parts = [
+                (str(name), as_bytes(data, f"parts[{name!r}]")) for name, data in value.items()
+            ]
         else:
             parts = [("data", as_bytes(value, "value"))]
         await self._native.put(key, kind, [], parts, ttl_seconds(ttl), compress)

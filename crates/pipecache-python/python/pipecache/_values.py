@@ -32,7 +32,9 @@ def ttl_seconds(ttl: Ttl) -> Optional[float]:
     if isinstance(ttl, str):
         return float(_native.duration_seconds(ttl))
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0:
-        raise InvalidInputError(f"ttl: must be positive seconds or a string like '7d', got {ttl!r}")
+        raise InvalidInputError(
+            f"ttl: must be positive seconds or a string like '7d', got {ttl!r}"
+        )
     return float(ttl)
 
 
@@ -47,24 +49,26 @@ def as_bytes(value: object, what: str) -> bytes:
         return value
     if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
-    raise InvalidInputError(f"{what}: expected bytes-like or a numpy array, got {type(value).__name__}")
+    raise InvalidInputError(
+        f"{what}: expected bytes-like or a numpy array, got {type(value).__name__}"
+    )
 
 
-def array_header(array: "np.ndarray[Any, Any]", what: str) -> Dict[str, Any]:
+def array_header(array: np.ndarray[Any, Any], what: str) -> Dict[str, Any]:
     """The dtype and shape that bring an array's raw bytes back as the same array."""
     if array.dtype.hasobject:
         raise InvalidInputError(f"{what}: numpy arrays of Python objects cannot be stored")
     return {"dtype": array.dtype.str, "shape": list(array.shape)}
 
 
-def array_bytes(array: "np.ndarray[Any, Any]") -> bytes:
+def array_bytes(array: np.ndarray[Any, Any]) -> bytes:
     """An array's bytes in C order."""
     import numpy as np
 
     return np.ascontiguousarray(array).tobytes()
 
 
-def array_from(header: Any, raw: bytes, what: str) -> "npt.NDArray[Any]":
+def array_from(header: Any, raw: bytes, what: str) -> npt.NDArray[Any]:
     """The array ``header`` describes, viewing ``raw`` (read-only, no copy)."""
     import numpy as np
 

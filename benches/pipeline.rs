@@ -1,0 +1,133 @@
+//! The pipeline layer's hot read: one 50 KB `get_transcript` hit, timed call by call, p50 and
+//! p99, on a fresh store with stat fingerprints. The Python package's benchmark
+//! (`crates/pipecache-python/benches/python_vs_diskcache.py`) times the same call from
+//! Python; the gap between the two is what crossing into Python costs. Prints a markdown
+//! row and writes it to `target/pipecache-bench/pipeline.md`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use pipecache::{Store, StoreOptions};
+use pipecache_pipeline::{FingerprintMode, PipelineArtifactCache, Transcript, TranscriptSegment};
+
+const CALLS: usize = 5_000;
+const WARMUP: usize = 500;
+
+/// A transcript whose stored (CBOR) form is about `bytes` long, in segments as Whisper
+/// gives them.
+fn transcript(bytes: usize) -> Transcript {
+    let mut t = Transcript {
+        text: String::new(),
+        language: "en".into(),
+        model: "base".into(),
+        segments: Vec::new(),
+    };
+    let mut i = 0u64;
+    while cbor_len(&t) < bytes {
+        for _ in 0..10 {
+            let text = format!("segment {i}: the speaker explains the next slide in some detail");
+            t.text.push_str(&text);
+            t.segments.push(TranscriptSegment {
+                start_ms: i * 1500,
+                end_ms: i * 1500 + 1400,
+                text,
+            });
+            i += 1;
+        }
+    }
+    t
+}
+
+fn cbor_len(t: &Transcript) -> usize {
+    let mut out = Vec::new();
+    ciborium::into_writer(t, &mut out).expect("CBOR into a Vec");
+    out.len()
+}
+
+/// Mean time of `n` runs of `f`.
+async fn mean<F: std::future::Future>(n: u32, mut f: impl FnMut() -> F) -> Duration {
+    let start = Instant::now();
+    for _ in 0..n {
+        f().await;
+    }
+    start.elapsed() / n
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let video = dir.path().join("talk.mp4");
+    std::fs::write(&video, vec![7u8; 1 << 20]).expect("write video");
+    let (p50, p99, breakdown) = rt.block_on(async {
+        let store = Store::open(dir.path().join("store"), StoreOptions::default())
+            .await
+            .expect("open store");
+        let cache = PipelineArtifactCache::new(store.clone(), FingerprintMode::Stat);
+        let t = transcript(50_000);
+        cache
+            .set_transcript(Path::new(&video), &t, "base", "en")
+            .await
+            .expect("set");
+        let mut times = Vec::with_capacity(CALLS);
+        for i in 0..WARMUP + CALLS {
+            let start = Instant::now();
+            let hit = cache
+                .get_transcript(&video, "base", "en")
+                .await
+                .expect("get");
+            let took = start.elapsed();
+            assert!(hit.is_some_and(|h| h.segments.len() == t.segments.len()));
+            if i >= WARMUP {
+                times.push(took);
+            }
+        }
+        times.sort();
+        // Where the time goes: the fingerprint (a stat), the store read (index, chunk read,
+        // blake3, zstd), the CBOR decode.
+        let key = pipecache_pipeline::TranscriptConfig {
+            model_size: "base".into(),
+            language: "en".into(),
+        }
+        .key(&cache.fingerprint(&video).await.expect("fingerprint"))
+        .expect("key")
+        .to_string();
+        let fingerprint = mean(1000, || cache.fingerprint(&video)).await;
+        let read = mean(1000, || store.get(&key)).await;
+        let part = store.get(&key).await.expect("get").expect("hit").parts[0].data.clone();
+        let decode = mean(1000, || async {
+            let _: Transcript = ciborium::from_reader(part.as_slice()).expect("decode");
+        })
+        .await;
+        let breakdown = (fingerprint, read, decode, part.len());
+        store.close().await.expect("close");
+        (percentile(&times, 0.50), percentile(&times, 0.99), breakdown)
+    });
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let (fingerprint, read, decode, len) = breakdown;
+    let row = format!(
+        "| Rust `get_transcript`, {} KB hit | {:.1} µs | {:.1} µs |\n\
+         | of which: fingerprint (mean) | {:.1} µs | |\n\
+         | of which: store read (mean) | {:.1} µs | |\n\
+         | of which: CBOR decode (mean) | {:.1} µs | |\n",
+        len / 1000,
+        us(p50),
+        us(p99),
+        us(fingerprint),
+        us(read),
+        us(decode),
+    );
+    println!("| call | p50 | p99 |\n|---|---|---|\n{row}");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pipecache-bench");
+    let out = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|d| Path::new(&d).join("pipecache-bench"))
+        .unwrap_or(out);
+    std::fs::create_dir_all(&out).expect("bench output dir");
+    std::fs::write(out.join("pipeline.md"), row).expect("write pipeline.md");
+}
