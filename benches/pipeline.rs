@@ -100,14 +100,20 @@ fn main() {
         .to_string();
         let fingerprint = mean(1000, || cache.fingerprint(&video)).await;
         let read = mean(1000, || store.get(&key)).await;
-        let part = store.get(&key).await.expect("get").expect("hit").parts[0].data.clone();
+        let part = store.get(&key).await.expect("get").expect("hit").parts[0]
+            .data
+            .clone();
         let decode = mean(1000, || async {
             let _: Transcript = ciborium::from_reader(part.as_slice()).expect("decode");
         })
         .await;
         let breakdown = (fingerprint, read, decode, part.len());
         store.close().await.expect("close");
-        (percentile(&times, 0.50), percentile(&times, 0.99), breakdown)
+        (
+            percentile(&times, 0.50),
+            percentile(&times, 0.99),
+            breakdown,
+        )
     });
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let (fingerprint, read, decode, len) = breakdown;

@@ -89,6 +89,11 @@ fn bad_inputs_are_clear_errors() {
         &run_cli(pipecache_bin!(), &foreign, &["put", "k", "-"], Some(b"x")),
         "refusing",
     );
+    let left: Vec<_> = std::fs::read_dir(&foreign)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["notes.txt"], "a refused directory is left as it was");
     // Reading a store that does not exist is an error, not a silently created store.
     assert_error(
         &run_cli(

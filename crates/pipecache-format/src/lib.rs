@@ -6,7 +6,8 @@
 //! - [`chunk`]: chunk files (header, append-only [`ChunkWriter`], positioned [`ChunkReader`],
 //!   stand-alone [`ChunkScanner`]);
 //! - [`codec`]: the per-blob codec choice (raw or zstd);
-//! - [`record`]: the versioned CBOR values stored in the RocksDB index.
+//! - [`record`]: the versioned CBOR values stored in the RocksDB index;
+//! - [`document`]: JSON-like documents (transcripts, descriptions, metadata) as CBOR parts.
 //!
 //! It must not depend on RocksDB, tokio or opendal: the fuzz harness links it alone, and a chunk
 //! file must stay readable without an index. Every decoder here takes untrusted bytes and returns
@@ -15,6 +16,7 @@
 
 pub mod chunk;
 pub mod codec;
+pub mod document;
 mod error;
 pub mod frame;
 mod hash;

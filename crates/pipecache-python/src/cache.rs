@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use pipecache::{CacheConfig, CacheManager, CompressionPolicy, PutOptions};
 use pyo3::prelude::*;
-use pyo3_async_runtimes::tokio::future_into_py;
 
+use crate::bridge::{Completions, into_py, spawn};
 use crate::convert::{PyParts, artifact_of, artifact_to_py};
 use crate::errors::{ConfigError, invalid, tier_error};
 use crate::shared::{OpenSpec, Shared};
@@ -49,12 +49,12 @@ pub(crate) fn read_config_file(py: Python<'_>, path: PathBuf) -> PyResult<Py<PyA
         .map_err(|e| ConfigError::new_err(format!("{origin}: {e}")))
 }
 
-/// Seconds in a duration the CLI accepts (`90s`, `12h`, `7d`).
+/// Seconds in a duration the CLI accepts (`90s`, `12h`, `7d`); `what` names it in errors.
 #[pyfunction]
-pub(crate) fn duration_seconds(text: &str) -> PyResult<f64> {
+pub(crate) fn duration_seconds(text: &str, what: &str) -> PyResult<f64> {
     pipecache::tier::parse_duration(text)
         .map(|d| d.as_secs_f64())
-        .map_err(|e| invalid("ttl", e))
+        .map_err(|e| invalid(what, e))
 }
 
 /// A TTL in seconds, checked.
@@ -93,37 +93,43 @@ impl NativeCache {
     }
 
     /// Opens the store now (otherwise the first call does).
-    fn open<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    fn open(&self, done: &Bound<'_, Completions>, token: u64) {
         let shared = self.shared.clone();
-        future_into_py(py, async move { shared.manager().await.map(drop) })
+        spawn(
+            done.get(),
+            token,
+            async move { shared.manager().await.map(drop) },
+            into_py,
+        );
     }
 
     /// `(kind, meta, [(name, bytes)])` or `None`.
-    fn get<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
+    fn get(&self, done: &Bound<'_, Completions>, token: u64, key: String) {
         let shared = self.shared.clone();
-        future_into_py(py, async move {
+        let read = async move {
             let manager = shared.manager().await?;
-            let found = manager.get(&key).await.map_err(tier_error)?;
-            Python::attach(|py| match found {
-                Some(a) => Ok(Some(artifact_to_py(py, &a)?.unbind())),
-                None => Ok(None),
-            })
-        })
+            manager.get(&key).await.map_err(tier_error)
+        };
+        spawn(done.get(), token, read, |py, found, copies| match found {
+            Some(a) => Ok(artifact_to_py(py, a, copies)?.into_any().unbind()),
+            None => Ok(py.None()),
+        });
     }
 
     /// Stores parts under `key`.
-    #[pyo3(signature = (key, kind, meta, parts, ttl=None, compress=None))]
+    #[pyo3(signature = (done, token, key, kind, meta, parts, ttl=None, compress=None))]
     #[allow(clippy::too_many_arguments)]
-    fn put<'py>(
+    fn put(
         &self,
-        py: Python<'py>,
+        done: &Bound<'_, Completions>,
+        token: u64,
         key: String,
         kind: String,
         meta: Vec<(String, String)>,
         parts: PyParts,
         ttl: Option<f64>,
         compress: Option<bool>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> PyResult<()> {
         let shared = self.shared.clone();
         let options = PutOptions {
             ttl: ttl_of(ttl)?,
@@ -133,51 +139,56 @@ impl NativeCache {
             }),
             ..PutOptions::default()
         };
-        future_into_py(py, async move {
+        let write = async move {
             let manager = shared.manager().await?;
             let artifact = artifact_of(&kind, meta, parts);
             manager
                 .put_with(&key, artifact, options)
                 .await
                 .map_err(tier_error)
-        })
+        };
+        spawn(done.get(), token, write, into_py);
+        Ok(())
     }
 
     /// Removes `key` from every tier; whether it was there.
-    fn delete<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
+    fn delete(&self, done: &Bound<'_, Completions>, token: u64, key: String) {
         let shared = self.shared.clone();
-        future_into_py(py, async move {
+        let delete = async move {
             let manager = shared.manager().await?;
             manager.delete(&key).await.map_err(tier_error)
-        })
+        };
+        spawn(done.get(), token, delete, into_py);
     }
 
     /// Whether `key` is held locally, or by a slower tier (which a read would promote).
-    fn exists<'py>(&self, py: Python<'py>, key: String) -> PyResult<Bound<'py, PyAny>> {
+    fn exists(&self, done: &Bound<'_, Completions>, token: u64, key: String) {
         let shared = self.shared.clone();
-        future_into_py(py, async move {
+        let exists = async move {
             let manager = shared.manager().await?;
             if manager.local().contains(&key).await.map_err(tier_error)? {
                 return Ok(true);
             }
             Ok(manager.get(&key).await.map_err(tier_error)?.is_some())
-        })
+        };
+        spawn(done.get(), token, exists, into_py);
     }
 
     /// Keys starting with `prefix`, from every tier that can list.
-    fn list_keys<'py>(&self, py: Python<'py>, prefix: String) -> PyResult<Bound<'py, PyAny>> {
+    fn list_keys(&self, done: &Bound<'_, Completions>, token: u64, prefix: String) {
         let shared = self.shared.clone();
-        future_into_py(py, async move {
+        let list = async move {
             let manager = shared.manager().await?;
             let keys = manager.list_keys(&prefix).await.map_err(tier_error)?;
             Ok(keys.into_iter().collect::<Vec<_>>())
-        })
+        };
+        spawn(done.get(), token, list, into_py);
     }
 
     /// Removes every key starting with `prefix` from every tier; how many went.
-    fn clear<'py>(&self, py: Python<'py>, prefix: String) -> PyResult<Bound<'py, PyAny>> {
+    fn clear(&self, done: &Bound<'_, Completions>, token: u64, prefix: String) {
         let shared = self.shared.clone();
-        future_into_py(py, async move {
+        let clear = async move {
             let manager = shared.manager().await?;
             let keys = manager.list_keys(&prefix).await.map_err(tier_error)?;
             let mut removed = 0usize;
@@ -187,30 +198,50 @@ impl NativeCache {
                 }
             }
             Ok(removed)
-        })
+        };
+        spawn(done.get(), token, clear, into_py);
+    }
+
+    /// Waits until the write-back queues are empty (every queued upload done), up to
+    /// `timeout` seconds.
+    fn flush(&self, done: &Bound<'_, Completions>, token: u64, timeout: f64) -> PyResult<()> {
+        let shared = self.shared.clone();
+        let timeout = Duration::try_from_secs_f64(timeout)
+            .map_err(|_| invalid("timeout", "must be a non-negative number of seconds"))?;
+        let flush = async move {
+            let manager = shared.manager().await?;
+            manager.drain_queues(timeout).await.map_err(tier_error)
+        };
+        spawn(done.get(), token, flush, into_py);
+        Ok(())
     }
 
     /// `{"local": <store stats>, "tiers": [<per-tier stats>]}`, as `stats --json` prints.
-    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    fn stats(&self, done: &Bound<'_, Completions>, token: u64) {
         let shared = self.shared.clone();
-        future_into_py(py, async move {
+        let stats = async move {
             let manager = shared.manager().await?;
             let local = manager.local().stats().await.map_err(tier_error)?;
-            let tiers = manager.tier_stats();
-            Python::attach(|py| {
-                let out = pyo3::types::PyDict::new(py);
-                let convert = |e: pythonize::PythonizeError| invalid("stats", e);
-                out.set_item("local", pythonize::pythonize(py, &local).map_err(convert)?)?;
-                out.set_item("tiers", pythonize::pythonize(py, &tiers).map_err(convert)?)?;
-                Ok(out.into_any().unbind())
-            })
-        })
+            Ok((local, manager.tier_stats()))
+        };
+        spawn(done.get(), token, stats, |py, (local, tiers), _| {
+            let out = pyo3::types::PyDict::new(py);
+            let convert = |e: pythonize::PythonizeError| invalid("stats", e);
+            out.set_item("local", pythonize::pythonize(py, &local).map_err(convert)?)?;
+            out.set_item("tiers", pythonize::pythonize(py, &tiers).map_err(convert)?)?;
+            Ok(out.into_any().unbind())
+        });
     }
 
     /// Closes the cache; later calls raise `ClosedError`.
-    fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    fn close(&self, done: &Bound<'_, Completions>, token: u64) {
         let shared = self.shared.clone();
-        future_into_py(py, async move { shared.close().await })
+        spawn(
+            done.get(),
+            token,
+            async move { shared.close().await },
+            into_py,
+        );
     }
 
     /// The video-level cache over this one, fingerprinting with `mode` (`stat` or `content`).

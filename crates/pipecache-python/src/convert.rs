@@ -1,33 +1,159 @@
 //! Python values to store parts and back: documents (any JSON-compatible value) as CBOR
-//! through pythonize, parts as `bytes` taken without a copy under the GIL.
+//! (`pipecache_format::document`, built straight into Python objects), parts as `bytes` taken without a copy under the GIL.
 
 use pipecache::{Artifact, Part};
+use pipecache_format::FormatError;
+use pipecache_format::document::{DocumentBuilder, DocumentWriter, MAX_DEPTH, read_document};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple,
+};
 
+use crate::bridge::LargeCopies;
 use crate::errors::{CorruptionError, invalid};
 
-/// Parts at least this large are copied into Python with the GIL released, so a 100 MB
-/// get never stalls the event loop's other coroutines for the copy.
-const COPY_WITHOUT_GIL: usize = 256 * 1024;
+/// Parts at least this large are copied into their `bytes` objects off the loop thread.
+const COPY_OFF_LOOP: usize = 1 << 20;
 
 /// A part as Python hands it over: the name and the `bytes` object, read later (off the
 /// GIL) through [`PyBackedBytes`], which keeps the object alive.
 pub(crate) type PyParts = Vec<(String, PyBackedBytes)>;
 
-/// `obj` (dict, list, str, int, float, bool, None, bytes, nested) as CBOR; `what` names it
-/// in the error when it holds something else (a datetime, a set, an object).
+/// `obj` (dict, list, tuple, str, int, float, bool, None, bytes, nested) as a CBOR document;
+/// `what` names it in the error when it holds something else (a datetime, a set, an object).
 pub(crate) fn document_to_cbor(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
-    let value: ciborium::Value = pythonize::depythonize(obj).map_err(|e| {
-        invalid(
+    let mut w = DocumentWriter::new();
+    write_value(&mut w, obj, 0, what)?;
+    Ok(w.finish())
+}
+
+fn write_value(
+    w: &mut DocumentWriter,
+    obj: &Bound<'_, PyAny>,
+    depth: usize,
+    what: &str,
+) -> PyResult<()> {
+    if depth > MAX_DEPTH {
+        return Err(invalid(what, format!("nested deeper than {MAX_DEPTH}")));
+    }
+    if obj.is_none() {
+        w.null();
+    } else if let Ok(b) = obj.cast::<PyBool>() {
+        w.bool(b.is_true());
+    } else if let Ok(i) = obj.cast::<PyInt>() {
+        let v: i128 = match i.extract::<i64>() {
+            Ok(v) => v.into(),
+            Err(_) => i
+                .extract()
+                .map_err(|_| invalid(what, "an integer outside CBOR's 64-bit range"))?,
+        };
+        w.int(v).map_err(|e| invalid(what, e))?;
+    } else if let Ok(f) = obj.cast::<PyFloat>() {
+        w.float(f.value());
+    } else if let Ok(s) = obj.cast::<PyString>() {
+        w.text(&s.to_cow()?);
+    } else if let Ok(b) = obj.cast::<PyBytes>() {
+        w.bytes(b.as_bytes());
+    } else if let Ok(d) = obj.cast::<PyDict>() {
+        w.map(d.len() as u64);
+        for (k, v) in d.iter() {
+            if k.cast::<PyTuple>().is_ok() {
+                // A tuple key would read back as a list, which no dict can hold.
+                return Err(invalid(
+                    what,
+                    "dict keys must be str, int, float, bool, None or bytes, not tuple",
+                ));
+            }
+            write_value(w, &k, depth + 1, what)?;
+            write_value(w, &v, depth + 1, what)?;
+        }
+    } else if let Ok(l) = obj.cast::<PyList>() {
+        w.list(l.len() as u64);
+        for item in l.iter() {
+            write_value(w, &item, depth + 1, what)?;
+        }
+    } else if let Ok(t) = obj.cast::<PyTuple>() {
+        w.list(t.len() as u64);
+        for item in t.iter() {
+            write_value(w, &item, depth + 1, what)?;
+        }
+    } else if let Ok(b) = obj.cast::<PyByteArray>() {
+        w.bytes(&b.to_vec());
+    } else {
+        let type_name = obj.get_type().name()?;
+        return Err(invalid(
             what,
-            format!("not a JSON-compatible value (dict, list, str, number, bool, None): {e}"),
-        )
-    })?;
-    let mut out = Vec::new();
-    ciborium::into_writer(&value, &mut out).map_err(|e| invalid(what, e))?;
-    Ok(out)
+            format!(
+                "a {type_name} is not JSON-compatible (use dict, list, str, int, float, bool, \
+                 None or bytes)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Python values from a document's contents.
+struct PyBuilder<'py> {
+    py: Python<'py>,
+}
+
+/// A document that does not decode, or a Python error while building its values.
+enum BuildError {
+    Format(FormatError),
+    Python(PyErr),
+}
+
+impl From<FormatError> for BuildError {
+    fn from(e: FormatError) -> Self {
+        Self::Format(e)
+    }
+}
+
+impl From<PyErr> for BuildError {
+    fn from(e: PyErr) -> Self {
+        Self::Python(e)
+    }
+}
+
+type Built<'py> = Result<Bound<'py, PyAny>, BuildError>;
+
+impl<'py> DocumentBuilder for PyBuilder<'py> {
+    type Value = Bound<'py, PyAny>;
+    type Error = BuildError;
+    fn null(&mut self) -> Built<'py> {
+        Ok(self.py.None().into_bound(self.py))
+    }
+    fn bool(&mut self, v: bool) -> Built<'py> {
+        Ok(PyBool::new(self.py, v).to_owned().into_any())
+    }
+    fn int(&mut self, v: i128) -> Built<'py> {
+        let py = self.py;
+        Ok(match i64::try_from(v) {
+            Ok(small) => small.into_pyobject(py).map(Bound::into_any),
+            Err(_) => v.into_pyobject(py).map(Bound::into_any),
+        }
+        .unwrap_or_else(|never| match never {}))
+    }
+    fn float(&mut self, v: f64) -> Built<'py> {
+        Ok(PyFloat::new(self.py, v).into_any())
+    }
+    fn text(&mut self, v: &str) -> Built<'py> {
+        Ok(PyString::new(self.py, v).into_any())
+    }
+    fn bytes(&mut self, v: &[u8]) -> Built<'py> {
+        Ok(PyBytes::new(self.py, v).into_any())
+    }
+    fn list(&mut self, items: Vec<Bound<'py, PyAny>>) -> Built<'py> {
+        Ok(PyList::new(self.py, items)?.into_any())
+    }
+    fn map(&mut self, entries: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>) -> Built<'py> {
+        let dict = PyDict::new(self.py);
+        for (k, v) in entries {
+            dict.set_item(k, v)?;
+        }
+        Ok(dict.into_any())
+    }
 }
 
 /// The document CBOR `bytes` hold; `what` names it when they do not decode.
@@ -36,46 +162,9 @@ pub(crate) fn cbor_to_document<'py>(
     bytes: &[u8],
     what: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let value: ciborium::Value = ciborium::from_reader(bytes)
-        .map_err(|e| CorruptionError::new_err(format!("{what}: not a CBOR document: {e}")))?;
-    value_to_py(py, value, what)
-}
-
-/// A decoded CBOR value as Python objects, built directly: through pythonize's serde path
-/// the same document took twice as long (measured on a 50 KB transcript).
-fn value_to_py<'py>(
-    py: Python<'py>,
-    value: ciborium::Value,
-    what: &str,
-) -> PyResult<Bound<'py, PyAny>> {
-    use ciborium::Value;
-    Ok(match value {
-        Value::Null => py.None().into_bound(py),
-        Value::Bool(b) => pyo3::types::PyBool::new(py, b).to_owned().into_any(),
-        Value::Integer(i) => i128::from(i).into_pyobject(py)?.into_any(),
-        Value::Float(f) => pyo3::types::PyFloat::new(py, f).into_any(),
-        Value::Text(s) => pyo3::types::PyString::new(py, &s).into_any(),
-        Value::Bytes(b) => PyBytes::new(py, &b).into_any(),
-        Value::Array(items) => {
-            let list = PyList::empty(py);
-            for item in items {
-                list.append(value_to_py(py, item, what)?)?;
-            }
-            list.into_any()
-        }
-        Value::Map(entries) => {
-            let dict = PyDict::new(py);
-            for (k, v) in entries {
-                dict.set_item(value_to_py(py, k, what)?, value_to_py(py, v, what)?)?;
-            }
-            dict.into_any()
-        }
-        Value::Tag(_, inner) => value_to_py(py, *inner, what)?,
-        other => {
-            return Err(CorruptionError::new_err(format!(
-                "{what}: unsupported CBOR value {other:?}"
-            )));
-        }
+    read_document(bytes, &mut PyBuilder { py }).map_err(|e| match e {
+        BuildError::Format(e) => CorruptionError::new_err(format!("{what}: {e}")),
+        BuildError::Python(e) => e,
     })
 }
 
@@ -111,36 +200,30 @@ pub(crate) fn artifact_of(kind: &str, meta: Vec<(String, String)>, parts: PyPart
     artifact
 }
 
-/// A part's bytes as a Python `bytes`, large ones copied with the GIL released.
-fn part_bytes<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-    if data.len() < COPY_WITHOUT_GIL {
-        return Ok(PyBytes::new(py, data));
-    }
-    // The new object is not visible to any other Python code until returned, so filling it
-    // without the GIL races with nothing.
-    PyBytes::new_with(py, data.len(), |buf| {
-        py.detach(|| buf.copy_from_slice(data));
-        Ok(())
-    })
-}
-
-/// An artifact as `(kind, meta, [(name, bytes), ...])`.
+/// An artifact as `(kind, meta, [(name, bytes), ...])`; parts of [`COPY_OFF_LOOP`] bytes or
+/// more are filled by `copies` after this returns.
 pub(crate) fn artifact_to_py<'py>(
     py: Python<'py>,
-    artifact: &Artifact,
+    artifact: Artifact,
+    copies: &mut LargeCopies,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let meta = PyDict::new(py);
     for (k, v) in &artifact.meta {
         meta.set_item(k, v)?;
     }
     let parts = PyList::empty(py);
-    for part in &artifact.parts {
-        parts.append((part.name.as_str(), part_bytes(py, &part.data)?))?;
+    for part in artifact.parts {
+        let data = if part.data.len() >= COPY_OFF_LOOP {
+            copies.bytes(py, part.data)?
+        } else {
+            PyBytes::new(py, &part.data)
+        };
+        parts.append((part.name, data))?;
     }
     PyTuple::new(
         py,
         [
-            artifact.kind.as_str().into_pyobject(py)?.into_any(),
+            artifact.kind.into_pyobject(py)?.into_any(),
             meta.into_any(),
             parts.into_any(),
         ],

@@ -1,8 +1,9 @@
 //! # pipecache-python: the Python package's native module, `pipecache._native`
 //!
 //! Owns the boundary between Python and the engine: opening a [`pipecache::CacheManager`]
-//! from a config the Python side built, bridging every I/O call to an asyncio awaitable
-//! (pyo3-async-runtimes on the tokio runtime, the GIL released while Rust works), turning
+//! from a config the Python side built, running every I/O call on a tokio runtime (the GIL
+//! released while Rust works) and resolving an asyncio future when it ends (`bridge`: no
+//! Rust thread ever takes the GIL), turning
 //! Python documents into CBOR parts and back (pythonize), and mapping the engine's errors
 //! onto the exception hierarchy of `pipecache._errors`.
 //!
@@ -12,10 +13,12 @@
 //! `PipelineArtifactCache`, numpy handling, docstrings) is the pure-Python layer in
 //! `python/pipecache/`, which calls only what this module exports (`_native.pyi`).
 //!
-//! Layers, bottom up: `errors` (engine error -> exception), `convert` (documents, parts),
+//! Layers, bottom up: `errors` (engine error -> exception), `bridge` (futures to asyncio),
+//! `convert` (documents, parts),
 //! `shared` (the lazily opened manager every handle shares), `cache` (key-level calls),
 //! `pipeline` (video-level calls).
 
+mod bridge;
 mod cache;
 mod convert;
 mod errors;
@@ -24,18 +27,16 @@ mod shared;
 
 use pyo3::prelude::*;
 
-/// An awaitable that does nothing on the runtime: what crossing into Rust and back costs.
+/// A call that does nothing on the runtime: what crossing into Rust and back costs.
 #[pyfunction]
-fn ping(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    pyo3_async_runtimes::tokio::future_into_py(py, async { Ok(()) })
+fn ping(done: &Bound<'_, bridge::Completions>, token: u64) {
+    bridge::spawn(done.get(), token, async { Ok(()) }, bridge::into_py);
 }
 
 /// The native half of the `pipecache` package; use the `pipecache` module instead.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.worker_threads(1).enable_all();
-    pyo3_async_runtimes::tokio::init(builder);
+    m.add_class::<bridge::Completions>()?;
     m.add_class::<cache::NativeCache>()?;
     m.add_class::<pipeline::NativePipeline>()?;
     m.add_function(wrap_pyfunction!(convert::encode_document, m)?)?;

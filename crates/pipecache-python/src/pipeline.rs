@@ -13,8 +13,8 @@ use pipecache_pipeline::{
 };
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use pyo3_async_runtimes::tokio::future_into_py;
 
+use crate::bridge::{Completions, into_py, spawn};
 use crate::cache::ttl_of;
 use crate::convert::{PyParts, artifact_of, artifact_to_py};
 use crate::errors::{invalid, pipeline_error, tier_error};
@@ -133,78 +133,86 @@ impl NativePipeline {
     }
 
     /// The video's fingerprint token (`s1-...`, `c1-...`).
-    fn fingerprint<'py>(&self, py: Python<'py>, video: &str) -> PyResult<Bound<'py, PyAny>> {
+    fn fingerprint(&self, done: &Bound<'_, Completions>, token: u64, video: &str) -> PyResult<()> {
         let (shared, mode, video) = (self.shared.clone(), self.mode, video_path(video)?);
-        future_into_py(py, async move {
+        let fingerprint = async move {
             let cache = shared.pipeline(mode).await?;
             let fp = cache.fingerprint(&video).await.map_err(pipeline_error)?;
             Ok(fp.as_str().to_owned())
-        })
+        };
+        spawn(done.get(), token, fingerprint, into_py);
+        Ok(())
     }
 
     /// The key of a stage's artifact for the video as it is now.
-    #[pyo3(signature = (video, kind, params, segment=None))]
-    fn key<'py>(
+    #[pyo3(signature = (done, token, video, kind, params, segment=None))]
+    fn key(
         &self,
-        py: Python<'py>,
+        done: &Bound<'_, Completions>,
+        token: u64,
         video: &str,
         kind: &str,
-        params: &Bound<'py, PyAny>,
+        params: &Bound<'_, PyAny>,
         segment: Option<(u64, u64)>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> PyResult<()> {
         let (shared, mode, video) = (self.shared.clone(), self.mode, video_path(video)?);
         let stage = StageParams::parse(kind, params)?;
-        future_into_py(py, async move {
+        let key = async move {
             let cache = shared.pipeline(mode).await?;
             Ok(key_of(&cache, &video, &stage, segment).await?.to_string())
-        })
+        };
+        spawn(done.get(), token, key, into_py);
+        Ok(())
     }
 
     /// `(kind, meta, [(name, bytes)])` of a stage's artifact, or `None`.
-    #[pyo3(signature = (video, kind, params, segment=None))]
-    fn get<'py>(
+    #[pyo3(signature = (done, token, video, kind, params, segment=None))]
+    fn get(
         &self,
-        py: Python<'py>,
+        done: &Bound<'_, Completions>,
+        token: u64,
         video: &str,
         kind: &str,
-        params: &Bound<'py, PyAny>,
+        params: &Bound<'_, PyAny>,
         segment: Option<(u64, u64)>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> PyResult<()> {
         let (shared, mode, video) = (self.shared.clone(), self.mode, video_path(video)?);
         let stage = StageParams::parse(kind, params)?;
-        future_into_py(py, async move {
+        let read = async move {
             let cache = shared.pipeline(mode).await?;
             let key = key_of(&cache, &video, &stage, segment).await?;
-            let found = cache
+            cache
                 .manager()
                 .get(&key.to_string())
                 .await
-                .map_err(tier_error)?;
-            Python::attach(|py| match found {
-                Some(a) => Ok(Some(artifact_to_py(py, &a)?.unbind())),
-                None => Ok(None),
-            })
-        })
+                .map_err(tier_error)
+        };
+        spawn(done.get(), token, read, |py, found, copies| match found {
+            Some(a) => Ok(artifact_to_py(py, a, copies)?.into_any().unbind()),
+            None => Ok(py.None()),
+        });
+        Ok(())
     }
 
     /// Stores a stage's artifact (parts built by the Python layer) with the kind's codec.
-    #[pyo3(signature = (video, kind, params, meta, parts, segment=None, ttl=None))]
+    #[pyo3(signature = (done, token, video, kind, params, meta, parts, segment=None, ttl=None))]
     #[allow(clippy::too_many_arguments)]
-    fn put<'py>(
+    fn put(
         &self,
-        py: Python<'py>,
+        done: &Bound<'_, Completions>,
+        token: u64,
         video: &str,
         kind: &str,
-        params: &Bound<'py, PyAny>,
+        params: &Bound<'_, PyAny>,
         meta: Vec<(String, String)>,
         parts: PyParts,
         segment: Option<(u64, u64)>,
         ttl: Option<f64>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> PyResult<()> {
         let (shared, mode, video) = (self.shared.clone(), self.mode, video_path(video)?);
         let stage = StageParams::parse(kind, params)?;
         let ttl = ttl_of(ttl)?;
-        future_into_py(py, async move {
+        let write = async move {
             let cache = shared.pipeline(mode).await?;
             let key = key_of(&cache, &video, &stage, segment).await?;
             let artifact = artifact_of(stage.kind().as_str(), meta, parts);
@@ -218,23 +226,26 @@ impl NativePipeline {
                 .put_with(&key.to_string(), artifact, options)
                 .await
                 .map_err(tier_error)
-        })
+        };
+        spawn(done.get(), token, write, into_py);
+        Ok(())
     }
 
     /// `{kind: (kind, meta, parts) or None}` for each stage `stages` maps to its
     /// parameters, read concurrently under one fingerprint.
-    fn get_all<'py>(
+    fn get_all(
         &self,
-        py: Python<'py>,
+        done: &Bound<'_, Completions>,
+        token: u64,
         video: &str,
-        stages: &Bound<'py, PyDict>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+        stages: &Bound<'_, PyDict>,
+    ) -> PyResult<()> {
         let (shared, mode, video) = (self.shared.clone(), self.mode, video_path(video)?);
         let stages = stages
             .iter()
             .map(|(kind, params)| StageParams::parse(&kind.extract::<String>()?, &params))
             .collect::<PyResult<Vec<_>>>()?;
-        future_into_py(py, async move {
+        let read = async move {
             let cache = shared.pipeline(mode).await?;
             let fp = cache.fingerprint(&video).await.map_err(pipeline_error)?;
             let mut reads = tokio::task::JoinSet::new();
@@ -248,43 +259,53 @@ impl NativePipeline {
                 let (i, result) = done.map_err(|e| invalid("get_all_artifacts", e))?;
                 found[i] = result.map_err(tier_error)?;
             }
-            Python::attach(|py| {
-                let out = PyDict::new(py);
-                for (stage, artifact) in stages.iter().zip(&found) {
-                    let value = match artifact {
-                        Some(a) => Some(artifact_to_py(py, a)?),
-                        None => None,
-                    };
-                    out.set_item(stage.kind().as_str(), value)?;
-                }
-                Ok(out.into_any().unbind())
-            })
-        })
+            Ok(stages
+                .iter()
+                .map(|s| s.kind().as_str())
+                .zip(found)
+                .collect::<Vec<_>>())
+        };
+        spawn(done.get(), token, read, |py, found, copies| {
+            let out = PyDict::new(py);
+            for (kind, artifact) in found {
+                let value = match artifact {
+                    Some(a) => Some(artifact_to_py(py, a, copies)?),
+                    None => None,
+                };
+                out.set_item(kind, value)?;
+            }
+            Ok(out.into_any().unbind())
+        });
+        Ok(())
     }
 
     /// Removes every artifact of the video as it is now, from every tier; how many went.
-    fn invalidate<'py>(&self, py: Python<'py>, video: &str) -> PyResult<Bound<'py, PyAny>> {
+    fn invalidate(&self, done: &Bound<'_, Completions>, token: u64, video: &str) -> PyResult<()> {
         let (shared, mode, video) = (self.shared.clone(), self.mode, video_path(video)?);
-        future_into_py(py, async move {
+        let invalidate = async move {
             let cache = shared.pipeline(mode).await?;
             cache.invalidate(&video).await.map_err(pipeline_error)
-        })
+        };
+        spawn(done.get(), token, invalidate, into_py);
+        Ok(())
     }
 
     /// `(cached, missing)`: the cached segments of a stage overlapping
     /// `[start_ms, end_ms)`, and the gaps none covers.
-    fn coverage<'py>(
+    #[allow(clippy::too_many_arguments)]
+    fn coverage(
         &self,
-        py: Python<'py>,
+        done: &Bound<'_, Completions>,
+        token: u64,
         video: &str,
         kind: &str,
-        params: &Bound<'py, PyAny>,
+        params: &Bound<'_, PyAny>,
         start_ms: u64,
         end_ms: u64,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> PyResult<()> {
         let (shared, mode, video) = (self.shared.clone(), self.mode, video_path(video)?);
         let stage = StageParams::parse(kind, params)?;
-        future_into_py(py, async move {
+        let coverage = async move {
             let cache = shared.pipeline(mode).await?;
             let base = key_of(&cache, &video, &stage, None).await?;
             let coverage = cache
@@ -292,6 +313,8 @@ impl NativePipeline {
                 .await
                 .map_err(pipeline_error)?;
             Ok((coverage.cached, coverage.missing))
-        })
+        };
+        spawn(done.get(), token, coverage, into_py);
+        Ok(())
     }
 }

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Tuple
 
-import pytest
-
 import pipecache
+import pytest
 from support import SilentListener, free_port, fs_manager, redis_command, run
 
 START_TIMEOUT = 30.0
@@ -34,7 +33,7 @@ S3_REGION = "us-east-1"
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> "bool | None":
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     """Runs ``async def`` tests on a fresh event loop each (``asyncio.run``)."""
     if not inspect.iscoroutinefunction(pyfuncitem.obj):
         return None
@@ -70,28 +69,35 @@ def _connects(port: int) -> bool:
 
 def _start(
     what: str, argv: Callable[[int], List[str]], log: Path, ready: Callable[[int], bool]
-) -> Tuple["subprocess.Popen[bytes]", int]:
+) -> Tuple[subprocess.Popen[bytes], int]:
     """Starts ``argv(port)`` on a free port and waits until ``ready(port)``."""
     failures = []
     for _ in range(START_ATTEMPTS):
         port = free_port()
         with open(log, "wb") as out:
-            proc = subprocess.Popen(argv(port), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                argv(port), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                failures.append(f"exited with {proc.returncode}: {log.read_text(errors='replace')}")
+                failures.append(
+                    f"exited with {proc.returncode}: {log.read_text(errors='replace')}"
+                )
                 break
             if ready(port) and proc.poll() is None:
                 return proc, port
             time.sleep(0.05)
         else:
             _stop(proc)
-            pytest.fail(f"{what} did not get ready on port {port} in {START_TIMEOUT}s:\n{log.read_text(errors='replace')}")
+            pytest.fail(
+                f"{what} did not get ready on port {port} in {START_TIMEOUT}s:\n"
+                + log.read_text(errors="replace")
+            )
     pytest.fail(f"{what} failed to start {START_ATTEMPTS} times:\n" + "\n".join(failures))
 
 
-def _stop(proc: "subprocess.Popen[bytes]") -> None:
+def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=10)
@@ -156,7 +162,7 @@ class S3Server:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def new_bucket(self) -> "S3Bucket":
+    def new_bucket(self) -> S3Bucket:
         name = f"test-bucket-{next(self._next):04d}"
         return S3Bucket(self, name, self.create_bucket(name))
 
@@ -195,8 +201,23 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     workdir = tmp_path_factory.mktemp("redis")
 
     def argv(port: int) -> List[str]:
-        return [program, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--daemonize", "no", "--databases", "256", "--dir", str(workdir)]
+        return [
+            program,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--databases",
+            "256",
+            "--dir",
+            str(workdir),
+        ]
 
     def ready(port: int) -> bool:
         try:
@@ -218,8 +239,18 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     root.mkdir()
 
     def argv(port: int) -> List[str]:
-        return [program, "--host", "127.0.0.1", "--port", str(port), "--access-key", S3_ACCESS_KEY,
-                "--secret-key", S3_SECRET_KEY, str(root)]
+        return [
+            program,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--access-key",
+            S3_ACCESS_KEY,
+            "--secret-key",
+            S3_SECRET_KEY,
+            str(root),
+        ]
 
     proc, port = _start("s3s-fs", argv, workdir / "s3s.log", _connects)
     yield S3Server(port, root)

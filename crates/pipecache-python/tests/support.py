@@ -30,12 +30,12 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-def fs_config(path: Union[str, "os.PathLike[str]"], **kwargs: Any) -> pipecache.CacheConfig:
+def fs_config(path: Union[str, os.PathLike[str]], **kwargs: Any) -> pipecache.CacheConfig:
     """A config with only the local tier, in ``path``."""
     return pipecache.CacheConfig(backends=[pipecache.FilesystemCacheConfig(path)], **kwargs)
 
 
-def fs_manager(path: Union[str, "os.PathLike[str]"], **kwargs: Any) -> pipecache.CacheManager:
+def fs_manager(path: Union[str, os.PathLike[str]], **kwargs: Any) -> pipecache.CacheManager:
     """An (unopened) manager with only the local tier, in ``path``."""
     return pipecache.CacheManager(fs_config(path, **kwargs))
 
@@ -127,7 +127,7 @@ def readme_python_example() -> str:
     text = README.read_text(encoding="utf-8")
     heading = re.search(r"^## Use it from Python[ \t]*$", text, re.MULTILINE)
     assert heading, "README.md has no '## Use it from Python' heading"
-    section = text[heading.end():]
+    section = text[heading.end() :]
     next_heading = re.search(r"^## ", section, re.MULTILINE)
     if next_heading:
         section = section[: next_heading.start()]
@@ -142,26 +142,40 @@ def run_python(
     cwd: Path,
     env: Optional[Dict[str, str]] = None,
     timeout: float = 120,
-) -> "subprocess.CompletedProcess[str]":
+) -> subprocess.CompletedProcess[str]:
     """Runs the venv's python on a file (a ``Path``) or on source (a ``str``) with ``args``."""
-    argv = [PYTHON, str(code_or_path)] if isinstance(code_or_path, Path) else [PYTHON, "-c", code_or_path]
+    argv = (
+        [PYTHON, str(code_or_path)]
+        if isinstance(code_or_path, Path)
+        else [PYTHON, "-c", code_or_path]
+    )
     full_env = dict(os.environ)
     full_env.update(env or {})
     full_env.setdefault("PYTHONFAULTHANDLER", "1")
-    return subprocess.run([*argv, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [*argv, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
 
 
-def describe(proc: "subprocess.CompletedProcess[str]") -> str:
+def describe(proc: subprocess.CompletedProcess[str]) -> str:
     """Exit code and output of a finished process, for assertion messages."""
-    return f"exit code {proc.returncode}\n--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
+    return (
+        f"exit code {proc.returncode}\n"
+        f"--- stdout ---\n{proc.stdout}\n"
+        f"--- stderr ---\n{proc.stderr}"
+    )
 
 
 def assert_same(actual: Any, expected: Any, path: str = "value") -> None:
     """``actual == expected`` and, all the way down, of the same types (``True`` is not
     ``1``, ``1.0`` is not ``1``), floats compared bit for bit (so ``-0.0`` and NaN count)."""
-    assert type(actual) is type(expected), f"{path}: {type(actual).__name__} {actual!r} != {type(expected).__name__} {expected!r}"
+    assert type(actual) is type(expected), (
+        f"{path}: {type(actual).__name__} {actual!r} != {type(expected).__name__} {expected!r}"
+    )
     if isinstance(expected, dict):
-        assert list(actual) == list(expected), f"{path}: keys {list(actual)!r} != {list(expected)!r}"
+        assert list(actual) == list(expected), (
+            f"{path}: keys {list(actual)!r} != {list(expected)!r}"
+        )
         for k in expected:
             assert_same(actual[k], expected[k], f"{path}[{k!r}]")
     elif isinstance(expected, list):

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import numpy as np
-import pytest
-
 import pipecache
+import pytest
 from support import assert_same, whisper_transcript, write_video
 
 CONFIG: Dict[str, Any] = {
@@ -43,7 +42,9 @@ DESCRIPTIONS = [{"index": 0, "text": "a slide"}, {"index": 1, "text": "un tablea
 VECTORS = np.arange(12, dtype=np.float32).reshape(2, 6)
 
 
-async def _set_keyframes_and_transcript(cache: pipecache.PipelineArtifactCache, video: Path) -> None:
+async def _set_keyframes_and_transcript(
+    cache: pipecache.PipelineArtifactCache, video: Path
+) -> None:
     await cache.set_keyframes(video, KEYFRAMES_META, IMAGES, threshold=0.95, max_frames=500)
     await cache.set_transcript(video, whisper_transcript(), model_size="small", language="fr")
 
@@ -85,7 +86,9 @@ async def test_partial_then_complete(cache: pipecache.PipelineArtifactCache, vid
     assert "keyframes" in repr(found)
 
 
-async def test_disabled_stages_are_not_missing(cache: pipecache.PipelineArtifactCache, video: Path) -> None:
+async def test_disabled_stages_are_not_missing(
+    cache: pipecache.PipelineArtifactCache, video: Path
+) -> None:
     """A stage the config turns off (or leaves out) is neither read nor missing."""
     await _set_keyframes_and_transcript(cache, video)
     config = dict(CONFIG, generate_descriptions=False)
@@ -103,10 +106,17 @@ async def test_defaults_match_getters(cache: pipecache.PipelineArtifactCache, vi
     await cache.set_transcript(video, "t")
     await cache.set_descriptions(video, [])
     await cache.set_embeddings(video, np.zeros((1, 2), np.float32))
-    flags = {"extract_keyframes": True, "transcribe_audio": True, "generate_descriptions": True,
-             "generate_embeddings": True}
+    flags = {
+        "extract_keyframes": True,
+        "transcribe_audio": True,
+        "generate_descriptions": True,
+        "generate_embeddings": True,
+    }
     assert (await cache.get_all_artifacts(video, flags)).is_complete(flags)
-    defaults = {**flags, **{k: v for params in pipecache.PIPELINE_CONFIG_KEYS.values() for k, v in params.items()}}
+    defaults = {
+        **flags,
+        **{k: v for params in pipecache.PIPELINE_CONFIG_KEYS.values() for k, v in params.items()},
+    }
     assert (await cache.get_all_artifacts(video, defaults)).is_complete(defaults)
     assert not (await cache.get_all_artifacts(video, CONFIG)).is_complete(CONFIG)
 
@@ -145,7 +155,9 @@ async def test_other_parameters_miss(
     ],
     ids=["typo", "engine-name", "only-unknown", "flag-not-bool"],
 )
-async def test_bad_config_raises(cache: pipecache.PipelineArtifactCache, video: Path, bad: Dict[str, Any]) -> None:
+async def test_bad_config_raises(
+    cache: pipecache.PipelineArtifactCache, video: Path, bad: Dict[str, Any]
+) -> None:
     """An unknown key (or a flag that is not a bool) raises InvalidInputError, from
     get_all_artifacts, is_complete and missing alike."""
     with pytest.raises(pipecache.InvalidInputError) as info:
@@ -175,7 +187,9 @@ async def test_changed_video_misses(cache: pipecache.PipelineArtifactCache, vide
     assert await cache.get_transcript(video, model_size="small", language="fr") is None
 
 
-async def test_missing_video_raises(cache: pipecache.PipelineArtifactCache, tmp_path: Path) -> None:
+async def test_missing_video_raises(
+    cache: pipecache.PipelineArtifactCache, tmp_path: Path
+) -> None:
     """get_all_artifacts of a video that does not exist raises VideoError."""
     with pytest.raises(pipecache.VideoError):
         await cache.get_all_artifacts(tmp_path / "gone.mp4", CONFIG)

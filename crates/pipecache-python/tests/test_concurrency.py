@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, List, Tuple
 
 import numpy as np
-
 import pipecache
 from support import assert_same, run, whisper_transcript, write_video
 
@@ -117,7 +116,10 @@ async def _max_gap_during(op: Callable[[], Awaitable[Any]], label: str) -> Tuple
     done.set()
     await task
     worst = max(gaps)
-    print(f"\n{label}: took {took * 1000:.0f} ms, max event-loop gap {worst * 1000:.1f} ms ({len(gaps)} ticks)")
+    print(
+        f"\n{label}: took {took * 1000:.0f} ms, "
+        f"max event-loop gap {worst * 1000:.1f} ms ({len(gaps)} ticks)"
+    )
     return worst, result
 
 
@@ -134,15 +136,21 @@ async def test_loop_responsive_during_100mb_set_and_get(manager: pipecache.Cache
     assert gap_get < MAX_GAP_S, f"event loop blocked {gap_get * 1000:.1f} ms during a 100 MB get"
 
 
-async def test_loop_responsive_during_100mb_of_keyframe_arrays(manager: pipecache.CacheManager, tmp_path: Path) -> None:
+async def test_loop_responsive_during_100mb_of_keyframe_arrays(
+    manager: pipecache.CacheManager, tmp_path: Path
+) -> None:
     """The same for set_keyframes/get_keyframes of 100 MB of numpy frames (25 x 4 MB)."""
     video = write_video(tmp_path / "v.mp4")
     cache = pipecache.PipelineArtifactCache(manager)
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (1024, 1024, 4), dtype=np.uint8) for _ in range(25)]
     await manager.open()
-    gap_set, _ = await _max_gap_during(lambda: cache.set_keyframes(video, None, frames), "set_keyframes 100 MB")
-    gap_get, got = await _max_gap_during(lambda: cache.get_keyframes(video), "get_keyframes 100 MB")
+    gap_set, _ = await _max_gap_during(
+        lambda: cache.set_keyframes(video, None, frames), "set_keyframes 100 MB"
+    )
+    gap_get, got = await _max_gap_during(
+        lambda: cache.get_keyframes(video), "get_keyframes 100 MB"
+    )
     assert got is not None and len(got.images) == 25
     assert all(g.tobytes() == f.tobytes() for g, f in zip(got.images, frames))
     assert gap_set < MAX_GAP_S, f"event loop blocked {gap_set * 1000:.1f} ms during set_keyframes"

@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-
 import pipecache
+import pytest
 from conftest import RedisDb, S3Bucket
 from support import fs_manager
 
@@ -41,7 +40,10 @@ async def test_from_toml_default_ttl_applies(tmp_path: Path) -> None:
     """default_ttl from the file is the lifetime of values set without a TTL."""
     store = tmp_path / "s"
     path = tmp_path / "c.toml"
-    path.write_text(f'default_ttl = "1s"\n[[backends]]\ntype = "filesystem"\npath = "{store}"\n', encoding="utf-8")
+    path.write_text(
+        f'default_ttl = "1s"\n[[backends]]\ntype = "filesystem"\npath = "{store}"\n',
+        encoding="utf-8",
+    )
     async with pipecache.CacheManager(pipecache.CacheConfig.from_toml(path)) as m:
         await m.set("short", b"v")
         await m.set("long", b"v", ttl="1h")
@@ -51,7 +53,9 @@ async def test_from_toml_default_ttl_applies(tmp_path: Path) -> None:
         assert await m.get("long") == b"v"
 
 
-async def test_from_toml_with_remote_tiers(tmp_path: Path, s3_bucket: S3Bucket, redis_db: RedisDb) -> None:
+async def test_from_toml_with_remote_tiers(
+    tmp_path: Path, s3_bucket: S3Bucket, redis_db: RedisDb
+) -> None:
     """A TOML file with filesystem, redis and s3 backends (as in the README) works: values
     land in Redis and S3, and a manager on an empty local store reads them back."""
     s3 = s3_bucket.server
@@ -60,11 +64,12 @@ async def test_from_toml_with_remote_tiers(tmp_path: Path, s3_bucket: S3Bucket, 
         return (
             'default_ttl = "7d"\n\n'
             f'[[backends]]\ntype = "filesystem"\npath = "{store}"\n\n'
-            f'[[backends]]\ntype = "redis"\npriority = 1\nurl = "{redis_db.url}"\nmax_object_size = "1MiB"\n'
-            'write_policy = "write-through"\n\n'
-            f'[[backends]]\ntype = "s3"\npriority = 2\nbucket = "{s3_bucket.name}"\nprefix = "pc"\n'
-            f'region = "{s3.region}"\nendpoint = "{s3.endpoint}"\naccess_key_id = "{s3.access_key}"\n'
-            f'secret_access_key = "{s3.secret_key}"\nwrite_policy = "write-through"\ntimeout = "10s"\n'
+            f'[[backends]]\ntype = "redis"\npriority = 1\nurl = "{redis_db.url}"\n'
+            'max_object_size = "1MiB"\nwrite_policy = "write-through"\n\n'
+            f'[[backends]]\ntype = "s3"\npriority = 2\nbucket = "{s3_bucket.name}"\n'
+            f'prefix = "pc"\nregion = "{s3.region}"\nendpoint = "{s3.endpoint}"\n'
+            f'access_key_id = "{s3.access_key}"\nsecret_access_key = "{s3.secret_key}"\n'
+            'write_policy = "write-through"\ntimeout = "10s"\n'
         )
 
     first = tmp_path / "first.toml"
@@ -86,9 +91,13 @@ def test_config_classes_to_toml_shape(tmp_path: Path) -> None:
     remote priorities by rank)."""
     config = pipecache.CacheConfig(
         backends=[
-            pipecache.FilesystemCacheConfig(tmp_path, max_size_mb=500, eviction_policy="cost-weighted"),
+            pipecache.FilesystemCacheConfig(
+                tmp_path, max_size_mb=500, eviction_policy="cost-weighted"
+            ),
             pipecache.RedisCacheConfig(url="redis://127.0.0.1:1/0", max_object_size_mb=2),
-            pipecache.S3CacheConfig(bucket="b", prefix="p/", write_policy="write-back", timeout="30s"),
+            pipecache.S3CacheConfig(
+                bucket="b", prefix="p/", write_policy="write-back", timeout="30s"
+            ),
         ],
         default_ttl="7d",
         enable_compression=False,
@@ -96,11 +105,27 @@ def test_config_classes_to_toml_shape(tmp_path: Path) -> None:
         cost_hints={"keyframes": 60.0},
     )
     d = config.to_dict()
-    assert d["default_ttl"] == "7d" and d["enable_compression"] is False and d["min_free_space"] == "2GiB"
+    assert (
+        d["default_ttl"] == "7d"
+        and d["enable_compression"] is False
+        and d["min_free_space"] == "2GiB"
+    )
     fs, redis, s3 = d["backends"]
-    assert fs == {"type": "filesystem", "path": str(tmp_path), "max_size": "500MB", "eviction_policy": "cost-weighted"}
-    assert redis["type"] == "redis" and redis["priority"] == 1 and redis["max_object_size"] == "2MB"
-    assert s3["type"] == "s3" and s3["priority"] == 2 and s3["write_policy"] == "write-back" and s3["timeout"] == "30s"
+    assert fs == {
+        "type": "filesystem",
+        "path": str(tmp_path),
+        "max_size": "500MB",
+        "eviction_policy": "cost-weighted",
+    }
+    assert (
+        redis["type"] == "redis" and redis["priority"] == 1 and redis["max_object_size"] == "2MB"
+    )
+    assert (
+        s3["type"] == "s3"
+        and s3["priority"] == 2
+        and s3["write_policy"] == "write-back"
+        and s3["timeout"] == "30s"
+    )
 
 
 def test_secret_not_in_repr() -> None:
@@ -112,7 +137,9 @@ def test_secret_not_in_repr() -> None:
     assert "very-secret" not in text and "hunter2" not in text
 
 
-async def test_default_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_default_dir_from_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Without a filesystem backend the store lives in $PIPECACHE_DIR."""
     monkeypatch.setenv("PIPECACHE_DIR", str(tmp_path / "env-store"))
     assert pipecache.default_store_dir() == str(tmp_path / "env-store")
@@ -137,6 +164,9 @@ async def test_compression_setting(tmp_path: Path) -> None:
 
 async def test_max_size_budget_reported(tmp_path: Path) -> None:
     """max_size_mb of the filesystem backend is the store's budget."""
-    async with pipecache.CacheManager(pipecache.CacheConfig(
-            backends=[pipecache.FilesystemCacheConfig(tmp_path / "s", max_size_mb=12.5)])) as m:
+    async with pipecache.CacheManager(
+        pipecache.CacheConfig(
+            backends=[pipecache.FilesystemCacheConfig(tmp_path / "s", max_size_mb=12.5)]
+        )
+    ) as m:
         assert (await m.stats())["local"]["max_size"] == 12_500_000

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import numpy as np
-import pytest
-
 import pipecache
+import pytest
 from support import write_video
 
 FRAME_BYTES = 100_000
@@ -30,7 +29,9 @@ async def _local(manager: pipecache.CacheManager) -> Dict[str, Any]:
 
 
 @pytest.mark.parametrize("kind", ["bytes", "ndarray"])
-async def test_shared_frames_stored_once(manager: pipecache.CacheManager, tmp_path: Path, kind: str) -> None:
+async def test_shared_frames_stored_once(
+    manager: pipecache.CacheManager, tmp_path: Path, kind: str
+) -> None:
     """Two videos sharing 10 identical 100 KB frames (plus 2 of their own each): the second
     set adds only its 2 own frames and its metadata document to the unique bytes."""
     a = write_video(tmp_path / "a.mp4", 1000, seed=1)
@@ -68,7 +69,9 @@ async def test_shared_frames_stored_once(manager: pipecache.CacheManager, tmp_pa
         ]
 
 
-async def test_same_frames_twice_in_one_video(manager: pipecache.CacheManager, tmp_path: Path) -> None:
+async def test_same_frames_twice_in_one_video(
+    manager: pipecache.CacheManager, tmp_path: Path
+) -> None:
     """A frame repeated within one video (a static scene) is stored once too."""
     video = write_video(tmp_path / "static.mp4")
     frame = os.urandom(FRAME_BYTES)

@@ -10,19 +10,40 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Dict
 
-import pytest
-
 import pipecache
+import pytest
 from support import assert_same, whisper_transcript, write_video
 
 DOCUMENTS: Dict[str, Any] = {
-    "unknown-fields": {"text": "t", "x_custom": {"nested": [1, 2, {"deep": ["x"]}]}, "__weird key__": 1},
+    "unknown-fields": {
+        "text": "t",
+        "x_custom": {"nested": [1, 2, {"deep": ["x"]}]},
+        "__weird key__": 1,
+    },
     "nested-lists": [[[], [1, [2, [3, [4, []]]]]], [{"a": [None, [True]]}]],
-    "unicode": {"emoji": "🎬🎥👩‍💻🇯🇵", "cjk": "视频缓存・キャッシュ・캐시", "rtl": "مرحبا", "combining": "e\u0301",
-                "nul": "a\x00b", "key 🔑 名前": "value"},
+    "unicode": {
+        "emoji": "🎬🎥👩‍💻🇯🇵",
+        "cjk": "视频缓存・キャッシュ・캐시",
+        "rtl": "مرحبا",
+        "combining": "e\u0301",
+        "nul": "a\x00b",
+        "key 🔑 名前": "value",
+    },
     "none-and-bools": {"none": None, "t": True, "f": False, "list": [None, True, False, 0, 1]},
     "ints": [0, 1, -1, 2**31, 2**53 + 1, 2**63 - 1, -(2**63), 2**64 - 1, -(2**64)],
-    "floats": [0.0, -0.0, 0.1, 1.0, -2.5, 1e308, 5e-324, 1 / 3, 2.0**60, float("inf"), float("-inf")],
+    "floats": [
+        0.0,
+        -0.0,
+        0.1,
+        1.0,
+        -2.5,
+        1e308,
+        5e-324,
+        1 / 3,
+        2.0**60,
+        float("inf"),
+        float("-inf"),
+    ],
     "empty-containers": {"d": {}, "l": [], "s": ""},
     "top-level-list": [1, "a", None],
     "top-level-str": "just text",
@@ -66,7 +87,9 @@ async def test_manager_value_roundtrip(manager: pipecache.CacheManager, name: st
 
 
 @pytest.mark.parametrize("name", list(DOCUMENTS))
-async def test_transcript_roundtrip(cache: pipecache.PipelineArtifactCache, video: Path, name: str) -> None:
+async def test_transcript_roundtrip(
+    cache: pipecache.PipelineArtifactCache, video: Path, name: str
+) -> None:
     """A transcript of any JSON-compatible shape comes back equal."""
     await cache.set_transcript(video, DOCUMENTS[name])
     assert_same(await cache.get_transcript(video), DOCUMENTS[name])
@@ -76,10 +99,21 @@ async def test_descriptions_and_keyframe_metadata_roundtrip(
     cache: pipecache.PipelineArtifactCache, video: Path
 ) -> None:
     """Descriptions and keyframe metadata keep unknown fields, unicode and every scalar type."""
-    descriptions = [{"index": i, "text": DOCUMENTS["unicode"]["cjk"], "objects": ["🐈", None], "conf": 0.25 * i}
-                    for i in range(4)]
-    metadata = {"fps": 29.97, "frames": [{"i": 0, "ts": 0.0, "scene_cut": True}], "source": {"codec": "h264"},
-                "big": 2**64 - 1}
+    descriptions = [
+        {
+            "index": i,
+            "text": DOCUMENTS["unicode"]["cjk"],
+            "objects": ["🐈", None],
+            "conf": 0.25 * i,
+        }
+        for i in range(4)
+    ]
+    metadata = {
+        "fps": 29.97,
+        "frames": [{"i": 0, "ts": 0.0, "scene_cut": True}],
+        "source": {"codec": "h264"},
+        "big": 2**64 - 1,
+    }
     await cache.set_descriptions(video, descriptions)
     await cache.set_keyframes(video, metadata, [b"jpeg-bytes"])
     assert_same(await cache.get_descriptions(video), descriptions)

@@ -6,9 +6,8 @@ import asyncio
 import os
 from pathlib import Path
 
-import pytest
-
 import pipecache
+import pytest
 
 
 async def test_open_put_get_delete_exists_list(store_dir: Path) -> None:
@@ -32,7 +31,9 @@ async def test_open_put_get_delete_exists_list(store_dir: Path) -> None:
     assert sorted(await store.list("bin/")) == ["bin/1", "bin/2", "bin/3"]
     stats = await store.stats()
     assert stats["artifacts"] == 4
-    assert stats["logical_bytes"] == len(payload) + len(b"from a bytearray") + len(b"from a memoryview")
+    assert stats["logical_bytes"] == len(payload) + len(b"from a bytearray") + len(
+        b"from a memoryview"
+    )
     assert await store.delete("bin/1") is True
     assert await store.delete("bin/1") is False
     assert await store.get("bin/1") is None
@@ -44,7 +45,11 @@ async def test_open_put_get_delete_exists_list(store_dir: Path) -> None:
 
 async def test_named_parts(store_dir: Path) -> None:
     """A dict of named parts comes back whole from get_parts; get refuses several parts."""
-    parts = {"frame_000.jpg": os.urandom(5000), "frame_001.jpg": b"second", "meta.json": b'{"fps": 25}'}
+    parts = {
+        "frame_000.jpg": os.urandom(5000),
+        "frame_001.jpg": b"second",
+        "meta.json": b'{"fps": 25}',
+    }
     async with await pipecache.Store.open(store_dir) as store:
         await store.put("multi", parts, kind="keyframes")
         got = await store.get_parts("multi")
@@ -127,6 +132,8 @@ async def test_store_and_manager_share_the_format(store_dir: Path) -> None:
     async with await pipecache.Store.open(store_dir) as store:
         await store.put("one", b"single part")
         await store.put("many", {"a": b"1", "b": b"2"})
-    async with pipecache.CacheManager(pipecache.CacheConfig(backends=[pipecache.FilesystemCacheConfig(store_dir)])) as m:
+    async with pipecache.CacheManager(
+        pipecache.CacheConfig(backends=[pipecache.FilesystemCacheConfig(store_dir)])
+    ) as m:
         assert await m.get("one") == b"single part"
         assert await m.get("many") == {"a": b"1", "b": b"2"}

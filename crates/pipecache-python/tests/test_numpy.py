@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import numpy as np
-import pytest
-
 import pipecache
+import pytest
 from support import write_video
 
 
@@ -23,14 +22,16 @@ def video(tmp_path: Path) -> Path:
     return write_video(tmp_path / "v.mp4")
 
 
-def _assert_same_array(got: Any, want: "np.ndarray[Any, Any]") -> None:
+def _assert_same_array(got: Any, want: np.ndarray[Any, Any]) -> None:
     assert isinstance(got, np.ndarray), type(got)
     assert got.dtype == want.dtype, (got.dtype, want.dtype)
     assert got.shape == want.shape, (got.shape, want.shape)
     assert got.tobytes() == want.tobytes()
 
 
-async def test_keyframe_images_mixed_types(cache: pipecache.PipelineArtifactCache, video: Path) -> None:
+async def test_keyframe_images_mixed_types(
+    cache: pipecache.PipelineArtifactCache, video: Path
+) -> None:
     """uint8 H x W x C arrays, bytes and bytearray in one call each come back as their own
     type, with the same dtype, shape and bytes."""
     rng = np.random.default_rng(7)
@@ -55,7 +56,9 @@ async def test_keyframe_images_mixed_types(cache: pipecache.PipelineArtifactCach
             assert g == want
 
 
-async def test_keyframe_non_contiguous_array(cache: pipecache.PipelineArtifactCache, video: Path) -> None:
+async def test_keyframe_non_contiguous_array(
+    cache: pipecache.PipelineArtifactCache, video: Path
+) -> None:
     """A strided view (every other row, BGR->RGB flip) is stored as its values in C order."""
     base = np.arange(40 * 30 * 3, dtype=np.uint8).reshape(40, 30, 3)
     view = base[::2, :, ::-1]
@@ -67,7 +70,9 @@ async def test_keyframe_non_contiguous_array(cache: pipecache.PipelineArtifactCa
     assert np.array_equal(got.images[0], view)
 
 
-async def test_keyframe_images_must_be_a_list(cache: pipecache.PipelineArtifactCache, video: Path) -> None:
+async def test_keyframe_images_must_be_a_list(
+    cache: pipecache.PipelineArtifactCache, video: Path
+) -> None:
     """One image (bytes or an array) instead of a list of them is refused, as is a str image."""
     with pytest.raises(pipecache.InvalidInputError):
         await cache.set_keyframes(video, None, b"one image")
@@ -78,7 +83,7 @@ async def test_keyframe_images_must_be_a_list(cache: pipecache.PipelineArtifactC
     assert await cache.get_keyframes(video) is None
 
 
-def _special_floats() -> "np.ndarray[Any, Any]":
+def _special_floats() -> np.ndarray[Any, Any]:
     bits = np.array(
         [
             0x7FC00000,  # quiet NaN
@@ -115,7 +120,9 @@ async def test_embeddings_bit_exact(cache: pipecache.PipelineArtifactCache, vide
     assert np.signbit(got[0, 4]) and got[0, 4] == 0
 
 
-async def test_embeddings_big_endian_and_strided(cache: pipecache.PipelineArtifactCache, video: Path) -> None:
+async def test_embeddings_big_endian_and_strided(
+    cache: pipecache.PipelineArtifactCache, video: Path
+) -> None:
     """Big-endian or non-contiguous float32 input comes back as the same values (native
     little-endian float32, C order)."""
     values = np.arange(24, dtype=np.float32).reshape(6, 4) / 7
@@ -148,7 +155,9 @@ async def test_embeddings_empty(cache: pipecache.PipelineArtifactCache, video: P
     ],
     ids=["float64", "float16", "int32", "1-D", "3-D", "dim-0", "list"],
 )
-async def test_embeddings_refused(cache: pipecache.PipelineArtifactCache, video: Path, bad: Any) -> None:
+async def test_embeddings_refused(
+    cache: pipecache.PipelineArtifactCache, video: Path, bad: Any
+) -> None:
     """Embeddings that are not a 2-D float32 array raise InvalidInputError, storing nothing."""
     with pytest.raises(pipecache.InvalidInputError) as info:
         await cache.set_embeddings(video, bad)
@@ -156,7 +165,7 @@ async def test_embeddings_refused(cache: pipecache.PipelineArtifactCache, video:
     assert await cache.get_embeddings(video) is None
 
 
-ARRAYS: Dict[str, "np.ndarray[Any, Any]"] = {
+ARRAYS: Dict[str, np.ndarray[Any, Any]] = {
     "uint8-image": np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3),
     "int16": np.array([-32768, 0, 32767], dtype=np.int16),
     "int64": np.array([[-(2**63), 2**63 - 1]], dtype=np.int64),
@@ -172,8 +181,25 @@ ARRAYS: Dict[str, "np.ndarray[Any, Any]"] = {
     "empty": np.zeros((0, 5), dtype=np.float32),
     "unicode": np.array(["ab", "視頻"]),
     "datetime64": np.array(["2024-01-02T03:04:05"], dtype="datetime64[s]"),
-    "structured": np.array([(1, 2.5), (3, 4.5)], dtype=[("id", "<i4"), ("score", "<f8")]),
 }
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.array([(1, 2.5), (3, 4.5)], dtype=[("id", "<i4"), ("score", "<f8")]),
+        np.array([object(), 1], dtype=object),
+    ],
+    ids=["structured", "object"],
+)
+async def test_unstorable_arrays_are_refused(
+    manager: pipecache.CacheManager, array: np.ndarray[Any, Any]
+) -> None:
+    """Structured and object arrays, whose bytes alone cannot bring them back, raise
+    InvalidInputError instead of coming back as something else."""
+    with pytest.raises(pipecache.InvalidInputError, match="dtype"):
+        await manager.set("arr/bad", array)
+    assert await manager.get("arr/bad") is None
 
 
 @pytest.mark.parametrize("name", list(ARRAYS))

@@ -32,7 +32,9 @@ def test_exit_right_after_close_is_clean(tmp_path: Path) -> None:
     script.write_text(SCRIPT, encoding="utf-8")
 
     def one(i: int) -> Optional[str]:
-        proc = run_python(script, str(tmp_path / f"store-{i % PARALLEL}"), cwd=tmp_path, timeout=60)
+        proc = run_python(
+            script, str(tmp_path / f"store-{i % PARALLEL}"), cwd=tmp_path, timeout=60
+        )
         return None if proc.returncode == 0 else f"run {i}: {describe(proc)}"
 
     # Runs i and i + PARALLEL share a store directory, never at the same time.

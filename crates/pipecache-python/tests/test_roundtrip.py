@@ -7,9 +7,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pytest
-
 import pipecache
+import pytest
 from support import assert_same, fs_manager, whisper_transcript, write_video
 
 
@@ -168,7 +167,9 @@ async def test_pipeline_transcript(manager: pipecache.CacheManager, video: Path)
     cache = pipecache.PipelineArtifactCache(manager)
     transcript = whisper_transcript()
     await cache.set_transcript(video, transcript, model_size="large-v3", language="de")
-    assert_same(await cache.get_transcript(video, model_size="large-v3", language="de"), transcript)
+    assert_same(
+        await cache.get_transcript(video, model_size="large-v3", language="de"), transcript
+    )
     assert await cache.get_transcript(video, model_size="large-v3", language="en") is None
     assert await cache.get_transcript(video) is None
 
@@ -176,7 +177,10 @@ async def test_pipeline_transcript(manager: pipecache.CacheManager, video: Path)
 async def test_pipeline_descriptions(manager: pipecache.CacheManager, video: Path) -> None:
     """set_/get_descriptions round-trip, keyed by model and batch_size."""
     cache = pipecache.PipelineArtifactCache(manager)
-    descriptions = [{"index": i, "text": f"frame {i}: a person at a desk", "extra": {"conf": 0.5}} for i in range(5)]
+    descriptions = [
+        {"index": i, "text": f"frame {i}: a person at a desk", "extra": {"conf": 0.5}}
+        for i in range(5)
+    ]
     await cache.set_descriptions(video, descriptions, model="llava", batch_size=4)
     assert_same(await cache.get_descriptions(video, model="llava", batch_size=4), descriptions)
     assert await cache.get_descriptions(video, model="llava", batch_size=8) is None
@@ -195,14 +199,21 @@ async def test_pipeline_embeddings(manager: pipecache.CacheManager, video: Path)
     assert await cache.get_embeddings(video) is None
 
 
-async def test_pipeline_get_all_and_invalidate(manager: pipecache.CacheManager, video: Path) -> None:
+async def test_pipeline_get_all_and_invalidate(
+    manager: pipecache.CacheManager, video: Path
+) -> None:
     """get_all_artifacts reads every stage; invalidate_video removes all of them."""
     cache = pipecache.PipelineArtifactCache(manager)
     await cache.set_keyframes(video, {"n": 1}, [b"frame"])
     await cache.set_transcript(video, {"text": "t"})
     await cache.set_descriptions(video, ["d"])
     await cache.set_embeddings(video, np.ones((1, 4), np.float32))
-    config = {"extract_keyframes": True, "transcribe_audio": True, "generate_descriptions": True, "generate_embeddings": True}
+    config = {
+        "extract_keyframes": True,
+        "transcribe_audio": True,
+        "generate_descriptions": True,
+        "generate_embeddings": True,
+    }
     found = await cache.get_all_artifacts(video, config)
     assert found.is_complete(config)
     other = write_video(video.parent / "other.mp4", 500, seed=9)
@@ -225,12 +236,16 @@ async def test_pipeline_key(manager: pipecache.CacheManager, video: Path) -> Non
     assert await manager.exists(key)
     tkey = await cache.key(video, "transcript", model_size="base", language="en")
     assert tkey == f"video:{fp}:transcript:language=en:model_size=base"
-    skey = await cache.key(video, "transcript", segment=(0, 1000), model_size="base", language="en")
+    skey = await cache.key(
+        video, "transcript", segment=(0, 1000), model_size="base", language="en"
+    )
     assert skey == f"video:{fp}:transcript:language=en:model_size=base:segment=0-1000"
 
 
 @pytest.mark.parametrize("video_arg", ["str", "path"])
-async def test_pipeline_accepts_str_and_path(manager: pipecache.CacheManager, video: Path, video_arg: str) -> None:
+async def test_pipeline_accepts_str_and_path(
+    manager: pipecache.CacheManager, video: Path, video_arg: str
+) -> None:
     """A video given as str or pathlib.Path names the same artifacts."""
     cache = pipecache.PipelineArtifactCache(manager)
     given = str(video) if video_arg == "str" else video

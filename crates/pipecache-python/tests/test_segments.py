@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
-
 import pipecache
+import pytest
 from support import write_video
 
 TRANSCRIPT = {"model_size": "base", "language": "en"}
@@ -23,7 +22,9 @@ def video(tmp_path: Path) -> Path:
     return write_video(tmp_path / "long.mp4", 100_000)
 
 
-async def test_segment_artifacts_are_separate(cache: pipecache.PipelineArtifactCache, video: Path) -> None:
+async def test_segment_artifacts_are_separate(
+    cache: pipecache.PipelineArtifactCache, video: Path
+) -> None:
     """A segment's transcript, descriptions and embeddings are their own artifacts: the whole
     video's and other segments' are misses."""
     await cache.set_transcript(video, {"text": "first minute"}, segment=(0, 60_000))
@@ -52,12 +53,16 @@ async def test_coverage(cache: pipecache.PipelineArtifactCache, video: Path) -> 
     assert set(inner.cached) == {(0, 10_000), (20_000, 30_000)}
 
 
-async def test_coverage_respects_parameters(cache: pipecache.PipelineArtifactCache, video: Path) -> None:
+async def test_coverage_respects_parameters(
+    cache: pipecache.PipelineArtifactCache, video: Path
+) -> None:
     """Segments set with other parameters (another language) do not count."""
     await cache.set_transcript(video, {"t": 1}, segment=(0, 10_000), language="de")
     cov = await cache.segment_coverage(video, "transcript", 0, 10_000, **TRANSCRIPT)
     assert cov.cached == [] and cov.missing == [(0, 10_000)]
-    de = await cache.segment_coverage(video, "transcript", 0, 10_000, model_size="base", language="de")
+    de = await cache.segment_coverage(
+        video, "transcript", 0, 10_000, model_size="base", language="de"
+    )
     assert de.cached == [(0, 10_000)] and de.missing == []
 
 
@@ -67,7 +72,9 @@ async def test_coverage_of_nothing(cache: pipecache.PipelineArtifactCache, video
     assert cov == pipecache.SegmentCoverage([], [(0, 5_000)])
 
 
-async def test_invalidate_removes_segments(cache: pipecache.PipelineArtifactCache, video: Path) -> None:
+async def test_invalidate_removes_segments(
+    cache: pipecache.PipelineArtifactCache, video: Path
+) -> None:
     """invalidate_video removes segment artifacts too."""
     await cache.set_transcript(video, {"t": 1}, segment=(0, 1_000))
     await cache.set_transcript(video, {"t": 2}, segment=(1_000, 2_000))
@@ -77,7 +84,9 @@ async def test_invalidate_removes_segments(cache: pipecache.PipelineArtifactCach
 
 
 @pytest.mark.parametrize("segment", [(1_000, 1_000), (2_000, 1_000)])
-async def test_bad_segment(cache: pipecache.PipelineArtifactCache, video: Path, segment: "tuple[int, int]") -> None:
+async def test_bad_segment(
+    cache: pipecache.PipelineArtifactCache, video: Path, segment: tuple[int, int]
+) -> None:
     """A segment whose start is not before its end raises InvalidInputError."""
     with pytest.raises(pipecache.InvalidInputError):
         await cache.set_transcript(video, {"t": 1}, segment=segment)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import pipecache
+import pytest
 from support import describe, fs_manager, run_python
 
 OPEN_IN_CHILD = """
@@ -25,7 +24,10 @@ async def main() -> None:
         print(type(e).__name__, flush=True)
         print(e, file=sys.stderr)
         return
-    await opened.set("from-child", b"x") if sys.argv[2] == "manager" else await opened.put("from-child", b"x")
+    if sys.argv[2] == "manager":
+        await opened.set("from-child", b"x")
+    else:
+        await opened.put("from-child", b"x")
     await opened.close()
     print("opened", flush=True)
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import List
 
 import pytest
-
 from support import PACKAGE_DIR, PYTHON, readme_python_example
 
 # stubtest findings that are not stub errors: aliases that exist only for type checking,
@@ -29,10 +28,13 @@ def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("mypy-cache")
 
 
-def _mypy(args: List[str], cwd: Path, cache: Path) -> "subprocess.CompletedProcess[str]":
+def _mypy(args: List[str], cwd: Path, cache: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [PYTHON, "-m", "mypy", "--strict", "--cache-dir", str(cache), "--no-error-summary", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=300,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -50,7 +52,9 @@ def test_mypy_strict_readme_example(tmp_path: Path, mypy_cache: Path) -> None:
     example.write_text(readme_python_example(), encoding="utf-8")
     proc = _mypy([str(example)], tmp_path, mypy_cache)
     print(proc.stdout, proc.stderr)
-    assert proc.returncode == 0, f"mypy --strict on the README example:\n{proc.stdout}{proc.stderr}"
+    assert proc.returncode == 0, (
+        f"mypy --strict on the README example:\n{proc.stdout}{proc.stderr}"
+    )
 
 
 def test_stubs_match_native_module(tmp_path: Path, mypy_cache: Path) -> None:
@@ -59,12 +63,28 @@ def test_stubs_match_native_module(tmp_path: Path, mypy_cache: Path) -> None:
     allowlist = tmp_path / "allowlist.txt"
     allowlist.write_text(STUBTEST_ALLOWLIST, encoding="utf-8")
     proc = subprocess.run(
-        [PYTHON, "-m", "mypy.stubtest", "pipecache._native", "--allowlist", str(allowlist),
-         "--ignore-disjoint-bases", "--concise"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        [
+            PYTHON,
+            "-m",
+            "mypy.stubtest",
+            "pipecache._native",
+            "--allowlist",
+            str(allowlist),
+            "--ignore-disjoint-bases",
+            "--concise",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     # pyo3 classes cannot be subclassed; the stub not saying @final is not a mismatch.
-    errors = [line for line in proc.stdout.splitlines()
-              if line.strip() and "isn't marked with @final" not in line and not line.startswith("Found ")]
+    errors = [
+        line
+        for line in proc.stdout.splitlines()
+        if line.strip()
+        and "isn't marked with @final" not in line
+        and not line.startswith("Found ")
+    ]
     print(proc.stdout, proc.stderr)
     assert not errors, "stubtest pipecache._native:\n" + "\n".join(errors) + proc.stderr

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import pipecache
+import pytest
 from conftest import S3Bucket
 from support import write_video
 

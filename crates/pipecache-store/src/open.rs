@@ -34,7 +34,7 @@ pub(crate) fn check_store_dir(dir: &Path, options: &StoreOptions) -> Result<()> 
     Ok(())
 }
 
-pub(crate) fn lock_store(dir: &Path) -> Result<File> {
+fn lock_store(dir: &Path) -> Result<File> {
     let path = dir.join(LOCK_FILE);
     let file = OpenOptions::new()
         .create(true)
@@ -65,10 +65,25 @@ pub(crate) fn lock_store(dir: &Path) -> Result<File> {
     }
 }
 
+/// Locks `dir` and checks it is a store (or adopts it, see [`check_marker`]). When the check
+/// refuses, a lock file this call created is removed again: a refused directory (a mistyped
+/// path, a directory of someone's files) is left as it was found.
+pub(crate) fn lock_and_check(dir: &Path, options: &StoreOptions) -> Result<File> {
+    let lock_existed = dir.join(LOCK_FILE).exists();
+    let lock = lock_store(dir)?;
+    if let Err(e) = check_marker(dir, options) {
+        if !lock_existed {
+            let _ = fs::remove_file(dir.join(LOCK_FILE));
+        }
+        return Err(e);
+    }
+    Ok(lock)
+}
+
 /// How long a busy store lock is retried (see `lock_store`).
 const LOCK_RETRY: Duration = Duration::from_millis(250);
 
-pub(crate) fn check_marker(dir: &Path, options: &StoreOptions) -> Result<()> {
+fn check_marker(dir: &Path, options: &StoreOptions) -> Result<()> {
     let path = dir.join(MARKER_FILE);
     match fs::read_to_string(&path) {
         Ok(text) => {

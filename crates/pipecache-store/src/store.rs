@@ -20,7 +20,7 @@ use crate::compaction::{self, CompactReport};
 use crate::job;
 use crate::layout::{CHUNK_DIR, INDEX_DIR};
 use crate::lifecycle::{self, GcOptions, GcReport};
-use crate::open::{check_marker, check_store_dir, lock_store};
+use crate::open::{check_store_dir, lock_and_check};
 use crate::outbox::{OutboxClaim, OutboxSlot, QueueEntry};
 use crate::rebuild::{self, RebuildReport};
 use crate::recovery::recover_chunks;
@@ -135,8 +135,7 @@ impl Store {
     fn open_blocking(dir: PathBuf, options: StoreOptions) -> Result<Store> {
         options.validate()?;
         check_store_dir(&dir, &options)?;
-        let lock = lock_store(&dir)?;
-        check_marker(&dir, &options)?;
+        let lock = lock_and_check(&dir, &options)?;
         let chunk_dir = dir.join(CHUNK_DIR);
         fs::create_dir_all(&chunk_dir)
             .map_err(|e| Error::io(format!("create {}", chunk_dir.display()), e))?;
@@ -229,8 +228,7 @@ impl Store {
                     what: format!("store directory {}", dir.display()),
                 });
             }
-            let _lock = lock_store(&dir)?;
-            check_marker(
+            let _lock = lock_and_check(
                 &dir,
                 &StoreOptions {
                     create_if_missing: false,

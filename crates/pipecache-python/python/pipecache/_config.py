@@ -26,7 +26,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 Duration = Union[int, str]
 """Seconds (an ``int``) or a duration string the CLI accepts: ``"90s"``, ``"12h"``, ``"7d"``."""
 
-_WRITE_POLICIES = ("write-through", "write-back", "read-only")
+_WRITE_POLICIES = ("write-through", "write-back")
 _EVICTION_POLICIES = ("lru", "cost-weighted")
 
 
@@ -55,9 +55,9 @@ def _duration(owner: str, name: str, value: Optional[Duration]) -> Optional[Unio
         raise _fail(owner, name, f"must be positive, got {value!r}")
     if isinstance(value, str):
         try:
-            _native.duration_seconds(value)
+            _native.duration_seconds(value, f"{owner}.{name}")
         except ValueError as e:
-            raise _fail(owner, name, str(e)) from None
+            raise ConfigError(str(e)) from None
     return value
 
 
@@ -144,8 +144,9 @@ class S3CacheConfig:
         endpoint: endpoint URL; ``None`` for AWS's own.
         priority: order in the walk, 1 and up (0 is the local store); default: the
             backend's rank among the remote tiers, 1 for the first.
-        write_policy: ``"write-through"`` (a put returns once this tier has it),
-            ``"write-back"`` (queued, uploaded in the background) or ``"read-only"``.
+        write_policy: ``"write-through"`` (a put returns once this tier has it, or has
+            queued it when the tier is unreachable) or ``"write-back"`` (queued on disk,
+            uploaded in the background; :meth:`CacheManager.flush` waits for it).
         access_key_id, secret_access_key: credentials; default ``$AWS_ACCESS_KEY_ID`` and
             ``$AWS_SECRET_ACCESS_KEY``.
         timeout: deadline of each call to this tier: seconds or ``"30s"``.

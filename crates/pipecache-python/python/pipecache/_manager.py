@@ -6,6 +6,7 @@ from types import TracebackType
 from typing import Any, Dict, List, Optional, Type
 
 from . import _native
+from ._bridge import call
 from ._config import CacheConfig, default_store_dir
 from ._values import (
     Ttl,
@@ -52,7 +53,7 @@ class CacheManager:
 
     async def open(self) -> CacheManager:
         """Opens the local store now instead of on the first call."""
-        await self._native.open()
+        await call(self._native.open)
         return self
 
     async def __aenter__(self) -> CacheManager:
@@ -68,7 +69,7 @@ class CacheManager:
 
     async def get(self, key: str) -> Any:
         """The value under ``key``, or ``None`` on a miss."""
-        found = await self._native.get(key)
+        found = await call(self._native.get, key)
         if found is None:
             return None
         _kind, meta, parts = found
@@ -82,31 +83,37 @@ class CacheManager:
             kind: an artifact kind for cost-weighted eviction and stats.
         """
         meta, parts = _encode_value(key, value)
-        await self._native.put(key, kind, meta, parts, ttl_seconds(ttl))
+        await call(self._native.put, key, kind, meta, parts, ttl_seconds(ttl))
 
     async def delete(self, key: str) -> bool:
         """Removes ``key`` from every tier; whether it was cached."""
-        return bool(await self._native.delete(key))
+        return bool(await call(self._native.delete, key))
 
     async def exists(self, key: str) -> bool:
         """Whether ``key`` is cached in any tier."""
-        return bool(await self._native.exists(key))
+        return bool(await call(self._native.exists, key))
 
     async def keys(self, prefix: str = "") -> List[str]:
         """Keys starting with ``prefix``, from every tier that can list."""
-        return list(await self._native.list_keys(prefix))
+        return list(await call(self._native.list_keys, prefix))
 
     async def clear(self, prefix: str = "") -> int:
         """Removes every key starting with ``prefix`` (all keys for ``""``); how many."""
-        return int(await self._native.clear(prefix))
+        return int(await call(self._native.clear, prefix))
 
     async def stats(self) -> Dict[str, Any]:
         """``{"local": {...}, "tiers": [...]}``: the figures ``pipecache stats --json`` shows."""
-        return dict(await self._native.stats())
+        return dict(await call(self._native.stats))
+
+    async def flush(self, timeout: float = 60.0) -> None:
+        """Waits until every write-back tier has uploaded what it queued, up to
+        ``timeout`` seconds (then :class:`TimeoutError`). ``close`` does not wait: queued
+        uploads stay queued on disk and resume at the next open."""
+        await call(self._native.flush, float(timeout))
 
     async def close(self) -> None:
         """Closes the cache; later calls raise :class:`ClosedError`. Idempotent."""
-        await self._native.close()
+        await call(self._native.close)
 
 
 def _encode_value(key: str, value: Any) -> tuple[List[tuple[str, str]], List[tuple[str, bytes]]]:

@@ -20,6 +20,7 @@ from typing import (
     Union,
 )
 
+from ._bridge import call
 from ._errors import CorruptionError, InvalidInputError
 from ._manager import CacheManager
 from ._values import (
@@ -192,7 +193,7 @@ class PipelineArtifactCache:
 
     async def fingerprint(self, video_path: VideoPath) -> str:
         """The video's fingerprint token, as it appears in keys."""
-        return str(await self._native.fingerprint(_video(video_path)))
+        return str(await call(self._native.fingerprint, _video(video_path)))
 
     async def key(
         self, video_path: VideoPath, stage: str, segment: Optional[Segment] = None, **params: Any
@@ -200,7 +201,7 @@ class PipelineArtifactCache:
         """The key of ``stage``'s artifact (``keyframes``, ``transcript``, ``descriptions``,
         ``embeddings``) with ``params`` (the engine's names: ``threshold``, ``max_frames``,
         ``model_size``, ``language``, ``model``, ``batch_size``)."""
-        return str(await self._native.key(_video(video_path), stage, params, segment))
+        return str(await call(self._native.key, _video(video_path), stage, params, segment))
 
     # Keyframes
 
@@ -209,7 +210,7 @@ class PipelineArtifactCache:
     ) -> Optional[Keyframes]:
         """Keyframes extracted with these parameters, or ``None``."""
         params = {"threshold": threshold, "max_frames": max_frames}
-        found = await self._native.get(_video(video_path), "keyframes", params)
+        found = await call(self._native.get, _video(video_path), "keyframes", params)
         return None if found is None else _keyframes_of(found[2])
 
     async def set_keyframes(
@@ -241,7 +242,8 @@ class PipelineArtifactCache:
             {"metadata": keyframes_metadata, "images": headers}, "keyframes_metadata"
         )
         params = {"threshold": threshold, "max_frames": max_frames}
-        await self._native.put(
+        await call(
+            self._native.put,
             _video(video_path),
             "keyframes",
             params,
@@ -263,7 +265,7 @@ class PipelineArtifactCache:
         """The transcript made with these parameters (of one ``(start_ms, end_ms)``
         segment when given), or ``None``."""
         params = {"model_size": model_size, "language": language}
-        found = await self._native.get(_video(video_path), "transcript", params, segment)
+        found = await call(self._native.get, _video(video_path), "transcript", params, segment)
         return (
             None
             if found is None
@@ -282,7 +284,8 @@ class PipelineArtifactCache:
         """Stores a transcript (any JSON-compatible value: Whisper's output as it is)."""
         params = {"model_size": model_size, "language": language}
         part = encode_document(transcript, "transcript")
-        await self._native.put(
+        await call(
+            self._native.put,
             _video(video_path),
             "transcript",
             params,
@@ -303,7 +306,7 @@ class PipelineArtifactCache:
     ) -> Any:
         """The frame descriptions made with these parameters, or ``None``."""
         params = {"model": model, "batch_size": batch_size}
-        found = await self._native.get(_video(video_path), "descriptions", params, segment)
+        found = await call(self._native.get, _video(video_path), "descriptions", params, segment)
         return (
             None
             if found is None
@@ -322,7 +325,8 @@ class PipelineArtifactCache:
         """Stores frame descriptions (any JSON-compatible value)."""
         params = {"model": model, "batch_size": batch_size}
         part = encode_document(descriptions, "descriptions")
-        await self._native.put(
+        await call(
+            self._native.put,
             _video(video_path),
             "descriptions",
             params,
@@ -339,7 +343,9 @@ class PipelineArtifactCache:
     ) -> Optional[npt.NDArray[Any]]:
         """The embeddings made with ``model``: a read-only ``float32`` array (n × dim)
         viewing the cached bytes, or ``None``."""
-        found = await self._native.get(_video(video_path), "embeddings", {"model": model}, segment)
+        found = await call(
+            self._native.get, _video(video_path), "embeddings", {"model": model}, segment
+        )
         return None if found is None else _embeddings_of(parts_dict(found[2]))
 
     async def set_embeddings(
@@ -369,7 +375,8 @@ class PipelineArtifactCache:
             raise InvalidInputError("embeddings: dim is 0: vectors must have at least one value")
         meta = encode_document({"model": model, "dim": dim, "count": count}, "embeddings")
         raw = array_bytes(embeddings.astype("<f4", copy=False))
-        await self._native.put(
+        await call(
+            self._native.put,
             _video(video_path),
             "embeddings",
             {"model": model},
@@ -393,7 +400,7 @@ class PipelineArtifactCache:
         ``get_*`` methods do. Unknown keys raise :class:`InvalidInputError`.
         """
         stages = _stages_of(pipeline_config)
-        found = await self._native.get_all(_video(video_path), stages)
+        found = await call(self._native.get_all, _video(video_path), stages)
         out = VideoArtifacts()
         keyframes, transcript = found.get("keyframes"), found.get("transcript")
         descriptions, embeddings = found.get("descriptions"), found.get("embeddings")
@@ -413,7 +420,7 @@ class PipelineArtifactCache:
 
     async def invalidate_video(self, video_path: VideoPath) -> int:
         """Removes every artifact of the video as it is now, from every tier; how many."""
-        return int(await self._native.invalidate(_video(video_path)))
+        return int(await call(self._native.invalidate, _video(video_path)))
 
     async def segment_coverage(
         self, video_path: VideoPath, stage: str, start_ms: int, end_ms: int, **params: Any
@@ -421,10 +428,12 @@ class PipelineArtifactCache:
         """Which parts of ``[start_ms, end_ms)`` of a long video have ``stage`` cached as
         segments (set with ``segment=(start_ms, end_ms)``), and which are missing.
         ``params`` are the stage's, in the engine's names (see :meth:`key`)."""
-        cached, missing = await self._native.coverage(
-            _video(video_path), stage, params, start_ms, end_ms
+        cached, missing = await call(
+            self._native.coverage, _video(video_path), stage, params, start_ms, end_ms
         )
-        return SegmentCoverage([tuple(s) for s in cached], [tuple(s) for s in missing])  # type: ignore[misc]
+        return SegmentCoverage(
+            [(int(s), int(e)) for s, e in cached], [(int(s), int(e)) for s, e in missing]
+        )
 
 
 def _keyframes_of(parts_list: Sequence[Tuple[str, bytes]]) -> Keyframes:

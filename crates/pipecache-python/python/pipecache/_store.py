@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import Any, Dict, List, Mapping, Optional, Type, Union
 
 from . import _native
+from ._bridge import call
 from ._errors import InvalidInputError
 from ._values import Ttl, as_bytes, parts_dict, ttl_seconds
 
@@ -17,7 +18,7 @@ class Store:
     """One local store directory (chunk files and a RocksDB index), no remote tiers.
 
     Open it with ``store = await Store.open(path)``; it is an async context manager.
-    Keys follow the CLI's rules (printable ASCII, at most 1024 bytes).
+    Keys follow the CLI's rules: any non-empty text of at most 1024 bytes (UTF-8).
     """
 
     def __init__(self, native: Any, path: str) -> None:
@@ -33,7 +34,7 @@ class Store:
         native = _native.NativeCache(
             {"backends": [{"type": "filesystem", "path": path}]}, "Store.open", path
         )
-        await native.open()
+        await call(native.open)
         return cls(native, path)
 
     async def __aenter__(self) -> Store:
@@ -69,11 +70,11 @@ class Store:
             ]
         else:
             parts = [("data", as_bytes(value, "value"))]
-        await self._native.put(key, kind, [], parts, ttl_seconds(ttl), compress)
+        await call(self._native.put, key, kind, [], parts, ttl_seconds(ttl), compress)
 
     async def get(self, key: str) -> Optional[bytes]:
         """The bytes of a one-part artifact, or ``None``; :meth:`get_parts` for several."""
-        found = await self._native.get(key)
+        found = await call(self._native.get, key)
         if found is None:
             return None
         parts = found[2]
@@ -83,25 +84,25 @@ class Store:
 
     async def get_parts(self, key: str) -> Optional[Dict[str, bytes]]:
         """Every part by name, or ``None``."""
-        found = await self._native.get(key)
+        found = await call(self._native.get, key)
         return None if found is None else parts_dict(found[2])
 
     async def delete(self, key: str) -> bool:
         """Removes ``key``; whether it was there."""
-        return bool(await self._native.delete(key))
+        return bool(await call(self._native.delete, key))
 
     async def exists(self, key: str) -> bool:
         """Whether ``key`` is held (and not expired)."""
-        return bool(await self._native.exists(key))
+        return bool(await call(self._native.exists, key))
 
     async def list(self, prefix: str = "") -> List[str]:
         """Keys starting with ``prefix``."""
-        return list(await self._native.list_keys(prefix))
+        return list(await call(self._native.list_keys, prefix))
 
     async def stats(self) -> Dict[str, Any]:
         """The figures ``pipecache stats --json`` shows for this store."""
-        return dict((await self._native.stats())["local"])
+        return dict((await call(self._native.stats))["local"])
 
     async def close(self) -> None:
         """Closes the store. Idempotent."""
-        await self._native.close()
+        await call(self._native.close)

@@ -30,7 +30,7 @@ def ttl_seconds(ttl: Ttl) -> Optional[float]:
     if ttl is None:
         return None
     if isinstance(ttl, str):
-        return float(_native.duration_seconds(ttl))
+        return float(_native.duration_seconds(ttl, "ttl"))
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0:
         raise InvalidInputError(
             f"ttl: must be positive seconds or a string like '7d', got {ttl!r}"
@@ -56,8 +56,10 @@ def as_bytes(value: object, what: str) -> bytes:
 
 def array_header(array: np.ndarray[Any, Any], what: str) -> Dict[str, Any]:
     """The dtype and shape that bring an array's raw bytes back as the same array."""
-    if array.dtype.hasobject:
-        raise InvalidInputError(f"{what}: numpy arrays of Python objects cannot be stored")
+    if array.dtype.hasobject or array.dtype.fields is not None or array.dtype.subdtype is not None:
+        raise InvalidInputError(
+            f"{what}: only arrays of plain numbers or bytes can be stored, not dtype {array.dtype}"
+        )
     return {"dtype": array.dtype.str, "shape": list(array.shape)}
 
 
