@@ -96,7 +96,15 @@ fn write_value(
 /// Python values from a document's contents.
 struct PyBuilder<'py> {
     py: Python<'py>,
+    /// Short strings already made, reused: a transcript repeats the same keys (`start`,
+    /// `end`, `text`) in every segment, and one object per key saves its allocation, UTF-8
+    /// check and hash each time (as pickle's memo does).
+    strings: std::collections::HashMap<Box<str>, Bound<'py, PyString>>,
 }
+
+/// Longest string [`PyBuilder`] reuses, and how many it keeps.
+const REUSED_STRING_LEN: usize = 24;
+const REUSED_STRINGS: usize = 4096;
 
 /// A document that does not decode, or a Python error while building its values.
 enum BuildError {
@@ -139,7 +147,17 @@ impl<'py> DocumentBuilder for PyBuilder<'py> {
         Ok(PyFloat::new(self.py, v).into_any())
     }
     fn text(&mut self, v: &str) -> Built<'py> {
-        Ok(PyString::new(self.py, v).into_any())
+        if v.len() > REUSED_STRING_LEN {
+            return Ok(PyString::new(self.py, v).into_any());
+        }
+        if let Some(s) = self.strings.get(v) {
+            return Ok(s.clone().into_any());
+        }
+        let s = PyString::new(self.py, v);
+        if self.strings.len() < REUSED_STRINGS {
+            self.strings.insert(v.into(), s.clone());
+        }
+        Ok(s.into_any())
     }
     fn bytes(&mut self, v: &[u8]) -> Built<'py> {
         Ok(PyBytes::new(self.py, v).into_any())
@@ -162,7 +180,11 @@ pub(crate) fn cbor_to_document<'py>(
     bytes: &[u8],
     what: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    read_document(bytes, &mut PyBuilder { py }).map_err(|e| match e {
+    let mut builder = PyBuilder {
+        py,
+        strings: Default::default(),
+    };
+    read_document(bytes, &mut builder).map_err(|e| match e {
         BuildError::Format(e) => CorruptionError::new_err(format!("{what}: {e}")),
         BuildError::Python(e) => e,
     })
