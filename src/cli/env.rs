@@ -105,7 +105,12 @@ impl Env {
 
     /// [`Env::open`] with the library's error as it is (for commands that react to its kind).
     pub async fn open_raw(&self, create: bool) -> pipecache::Result<CacheManager> {
-        CacheManager::open(&self.config, &self.dir, self.options(create), &self.origin).await
+        // One command, one process: nothing is read twice, so a memory tier would only cost.
+        let config = pipecache::CacheConfig {
+            memory_size: Some(pipecache::config::FreeSpace(0)),
+            ..self.config.clone()
+        };
+        CacheManager::open(&config, &self.dir, self.options(create), &self.origin).await
     }
 }
 

@@ -41,6 +41,8 @@ pub const DEFAULT_REDIS_DEADLINE: Duration = Duration::from_secs(5);
 pub const DEFAULT_QUEUE_CAPACITY: u64 = 100_000;
 /// Default S3 region.
 pub const DEFAULT_REGION: &str = "us-east-1";
+/// The memory tier's budget when the configuration names none.
+pub const DEFAULT_MEMORY_SIZE: u64 = 256 << 20;
 
 /// When a put reaches a remote tier.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -377,6 +379,9 @@ pub struct CacheConfig {
     /// Free space puts leave on the store's filesystem, e.g. "2GiB" or "0" (default: the
     /// smaller of 1 GiB and 5% of the filesystem).
     pub min_free_space: Option<FreeSpace>,
+    /// Byte budget of the memory tier in front of the local store, e.g. "256MiB"; "0" turns
+    /// it off (default [`DEFAULT_MEMORY_SIZE`]).
+    pub memory_size: Option<FreeSpace>,
     /// Tiers, walked by priority (0 = fastest).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backends: Vec<BackendConfig>,
@@ -562,6 +567,7 @@ impl CacheConfig {
             compact_batch_size: Some(ByteSize(options.compact_batch_bytes)),
             enable_compression: Some(options.compression.enabled),
             min_free_space: options.min_free_space.map(FreeSpace),
+            memory_size: Some(FreeSpace(self.memory_budget())),
             backends,
         };
         if effective.min_free_space.is_none() {
@@ -570,6 +576,11 @@ impl CacheConfig {
             );
         }
         Ok((effective, notes))
+    }
+
+    /// The memory tier's byte budget (0: none).
+    pub fn memory_budget(&self) -> u64 {
+        self.memory_size.map_or(DEFAULT_MEMORY_SIZE, |m| m.0)
     }
 
     /// The local (`filesystem`) backend entry, if any.

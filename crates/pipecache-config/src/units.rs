@@ -17,7 +17,8 @@ pub struct ByteSize(pub u64);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TimeSpan(pub Duration);
 
-/// A free-space floor: a [`ByteSize`], or `0` for none.
+/// A size that may be `0`: a free-space floor (`0`: none), a memory tier's budget (`0`:
+/// no memory tier).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FreeSpace(pub u64);
 

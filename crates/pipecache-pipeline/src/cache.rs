@@ -270,6 +270,20 @@ impl PipelineArtifactCache {
             .map_err(|e| invalid("fingerprint task", e.to_string()))?
     }
 
+    /// `video`'s fingerprint when it costs no more than a stat (stat mode, or a content
+    /// fingerprint remembered for the unchanged file), for callers that must not wait on
+    /// I/O; `None` when it would read the video or ask a bucket (then use
+    /// [`PipelineArtifactCache::fingerprint`]).
+    pub fn fingerprint_now(&self, video: &Path) -> Option<Fingerprint> {
+        let crate::VideoSource::File(path) = crate::VideoSource::parse(video).ok()? else {
+            return None;
+        };
+        match self.mode {
+            FingerprintMode::Stat => Fingerprint::of_file(&path, FingerprintMode::Stat).ok(),
+            FingerprintMode::Content => self.memo.remembered(&path),
+        }
+    }
+
     /// Videos this cache (and its clones) read whole for a content fingerprint. A file whose
     /// identity, size, modification and change times are unchanged is not read again, unless
     /// its timestamps were within 2 s of the last read (timestamp granularity: a rewrite

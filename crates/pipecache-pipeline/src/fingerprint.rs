@@ -282,6 +282,20 @@ impl FingerprintMemo {
         Ok(fp)
     }
 
+    /// `path`'s remembered content fingerprint, if the file is provably unchanged since it
+    /// was read: a stat and a map lookup, never a read of the video.
+    pub(crate) fn remembered(&self, path: &Path) -> Option<Fingerprint> {
+        let stat = std::fs::File::open(path)
+            .and_then(|f| f.metadata())
+            .ok()
+            .and_then(|m| FileStat::of(&m))?;
+        let entries = self.entries.lock().expect("fingerprint memo poisoned");
+        entries
+            .get(path)
+            .filter(|(seen, _)| *seen == stat)
+            .map(|(_, fp)| fp.clone())
+    }
+
     /// Videos read whole so far.
     pub(crate) fn hashed(&self) -> u64 {
         self.hashed.load(Ordering::Relaxed)

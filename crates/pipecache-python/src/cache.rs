@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use pipecache::{CacheConfig, CacheManager, CompressionPolicy, PutOptions};
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 
 use crate::bridge::{Completions, into_py, spawn};
-use crate::convert::{PyParts, artifact_of, artifact_to_py};
+use crate::convert::{PyParts, artifact_of, artifact_to_py, memory_hit_to_py, ttl_of};
 use crate::errors::{ConfigError, invalid, tier_error};
 use crate::shared::{OpenSpec, Shared};
 
@@ -57,14 +58,6 @@ pub(crate) fn duration_seconds(text: &str, what: &str) -> PyResult<f64> {
         .map_err(|e| invalid(what, e))
 }
 
-/// A TTL in seconds, checked.
-pub(crate) fn ttl_of(seconds: Option<f64>) -> PyResult<Option<Duration>> {
-    seconds
-        .map(|s| Duration::try_from_secs_f64(s).ok().filter(|d| !d.is_zero()))
-        .map(|d| d.ok_or_else(|| invalid("ttl", "must be a positive number of seconds")))
-        .transpose()
-}
-
 /// The key-level cache over one manager.
 #[pyclass(frozen, module = "pipecache._native")]
 pub(crate) struct NativeCache {
@@ -103,15 +96,31 @@ impl NativeCache {
         );
     }
 
+    /// A memory-tier hit of `key` (up to 1 MiB), answered without I/O or a thread crossing;
+    /// `None` otherwise (then `get`).
+    fn get_memory<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let Some(hit) = self
+            .shared
+            .try_manager()
+            .and_then(|m| m.get_from_memory(key))
+        else {
+            return Ok(None);
+        };
+        memory_hit_to_py(py, &hit.artifact)
+    }
+
     /// `(kind, meta, [(name, bytes)])` or `None`.
     fn get(&self, done: &Bound<'_, Completions>, token: u64, key: String) {
         let shared = self.shared.clone();
         let read = async move {
             let manager = shared.manager().await?;
-            manager.get(&key).await.map_err(tier_error)
+            manager.get_shared(&key).await.map_err(tier_error)
         };
         spawn(done.get(), token, read, |py, found, copies| match found {
-            Some(a) => Ok(artifact_to_py(py, a, copies)?.into_any().unbind()),
+            Some(a) => {
+                let a = std::sync::Arc::unwrap_or_clone(a).artifact;
+                Ok(artifact_to_py(py, a, copies)?.into_any().unbind())
+            }
             None => Ok(py.None()),
         });
     }

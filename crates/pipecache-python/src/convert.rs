@@ -10,6 +10,8 @@ use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple,
 };
 
+use std::time::Duration;
+
 use crate::bridge::LargeCopies;
 use crate::errors::{CorruptionError, invalid};
 
@@ -222,6 +224,38 @@ pub(crate) fn artifact_of(kind: &str, meta: Vec<(String, String)>, parts: PyPart
     artifact
 }
 
+/// A memory-tier hit as `(kind, meta, [(name, bytes), ...])`, built on the caller's thread
+/// (copies of at most [`INLINE_HIT_MAX`] bytes in all), or `None` when it is larger: a large
+/// hit takes the path that copies off the loop thread.
+pub(crate) fn memory_hit_to_py<'py>(
+    py: Python<'py>,
+    artifact: &Artifact,
+) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    if artifact.logical_size() > INLINE_HIT_MAX {
+        return Ok(None);
+    }
+    let meta = PyDict::new(py);
+    for (k, v) in &artifact.meta {
+        meta.set_item(k, v)?;
+    }
+    let parts = PyList::empty(py);
+    for part in &artifact.parts {
+        parts.append((part.name.as_str(), PyBytes::new(py, &part.data)))?;
+    }
+    let tuple = PyTuple::new(
+        py,
+        [
+            artifact.kind.as_str().into_pyobject(py)?.into_any(),
+            meta.into_any(),
+            parts.into_any(),
+        ],
+    )?;
+    Ok(Some(tuple))
+}
+
+/// Largest memory-tier hit answered on the caller's thread (a copy of ~100 µs at most).
+const INLINE_HIT_MAX: u64 = 1 << 20;
+
 /// An artifact as `(kind, meta, [(name, bytes), ...])`; parts of [`COPY_OFF_LOOP`] bytes or
 /// more are filled by `copies` after this returns.
 pub(crate) fn artifact_to_py<'py>(
@@ -250,4 +284,12 @@ pub(crate) fn artifact_to_py<'py>(
             parts.into_any(),
         ],
     )
+}
+
+/// A TTL in seconds, checked.
+pub(crate) fn ttl_of(seconds: Option<f64>) -> PyResult<Option<Duration>> {
+    seconds
+        .map(|s| Duration::try_from_secs_f64(s).ok().filter(|d| !d.is_zero()))
+        .map(|d| d.ok_or_else(|| invalid("ttl", "must be a positive number of seconds")))
+        .transpose()
 }

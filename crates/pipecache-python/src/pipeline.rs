@@ -15,8 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::bridge::{Completions, into_py, spawn};
-use crate::cache::ttl_of;
-use crate::convert::{PyParts, artifact_of, artifact_to_py};
+use crate::convert::{PyParts, artifact_of, artifact_to_py, memory_hit_to_py, ttl_of};
 use crate::errors::{invalid, pipeline_error, tier_error};
 use crate::shared::Shared;
 
@@ -165,6 +164,31 @@ impl NativePipeline {
         Ok(())
     }
 
+    /// A memory-tier hit of a stage's artifact (up to 1 MiB), answered without a thread
+    /// crossing: only when the fingerprint costs no more than a stat (see
+    /// `PipelineArtifactCache::fingerprint_now`); `None` otherwise (then `get`).
+    #[pyo3(signature = (video, kind, params, segment=None))]
+    fn get_memory<'py>(
+        &self,
+        py: Python<'py>,
+        video: &str,
+        kind: &str,
+        params: &Bound<'py, PyAny>,
+        segment: Option<(u64, u64)>,
+    ) -> PyResult<Option<Bound<'py, pyo3::types::PyTuple>>> {
+        let Some(cache) = self.shared.try_pipeline(self.mode) else {
+            return Ok(None);
+        };
+        let Some(fp) = cache.fingerprint_now(&video_path(video)?) else {
+            return Ok(None);
+        };
+        let key = StageParams::parse(kind, params)?.key(&fp, segment)?;
+        match cache.manager().get_from_memory(&key.to_string()) {
+            Some(hit) => memory_hit_to_py(py, &hit.artifact),
+            None => Ok(None),
+        }
+    }
+
     /// `(kind, meta, [(name, bytes)])` of a stage's artifact, or `None`.
     #[pyo3(signature = (done, token, video, kind, params, segment=None))]
     fn get(
@@ -183,12 +207,15 @@ impl NativePipeline {
             let key = key_of(&cache, &video, &stage, segment).await?;
             cache
                 .manager()
-                .get(&key.to_string())
+                .get_shared(&key.to_string())
                 .await
                 .map_err(tier_error)
         };
         spawn(done.get(), token, read, |py, found, copies| match found {
-            Some(a) => Ok(artifact_to_py(py, a, copies)?.into_any().unbind()),
+            Some(a) => {
+                let a = std::sync::Arc::unwrap_or_clone(a).artifact;
+                Ok(artifact_to_py(py, a, copies)?.into_any().unbind())
+            }
             None => Ok(py.None()),
         });
         Ok(())

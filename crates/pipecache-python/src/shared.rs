@@ -90,6 +90,26 @@ impl Shared {
         }
     }
 
+    /// The open manager, without waiting: `None` before the first call opened it, after
+    /// close, or while another call holds the state.
+    pub(crate) fn try_manager(&self) -> Option<CacheManager> {
+        match &*self.state.try_lock().ok()? {
+            State::Open { manager, .. } => Some(manager.clone()),
+            _ => None,
+        }
+    }
+
+    /// The pipeline cache of `mode`, without waiting (as [`Shared::try_manager`]).
+    pub(crate) fn try_pipeline(&self, mode: FingerprintMode) -> Option<PipelineArtifactCache> {
+        match &*self.state.try_lock().ok()? {
+            State::Open { pipelines, .. } => pipelines
+                .iter()
+                .find(|(m, _)| *m == mode)
+                .map(|(_, p)| p.clone()),
+            _ => None,
+        }
+    }
+
     /// The pipeline cache fingerprinting with `mode` (opening the manager on first use).
     pub(crate) async fn pipeline(&self, mode: FingerprintMode) -> PyResult<PipelineArtifactCache> {
         let mut state = self.state.lock().await;

@@ -76,7 +76,8 @@ async def test_from_toml_with_remote_tiers(
     first.write_text(toml(tmp_path / "a"), encoding="utf-8")
     async with pipecache.CacheManager(pipecache.CacheConfig.from_toml(first)) as m:
         await m.set("shared", {"v": 1})
-        assert [t["name"] for t in (await m.stats())["tiers"]] == ["local", "redis", "s3"]
+        names = [t["name"] for t in (await m.stats())["tiers"]]
+        assert names == ["memory", "local", "redis", "s3"]
     assert redis_db.keys("pipecache:*")
     assert any(o.startswith("pc/records/") for o in s3_bucket.objects()), s3_bucket.objects()
 

@@ -82,7 +82,7 @@ async def test_manager_stats(manager: pipecache.CacheManager) -> None:
     before = await manager.stats()
     assert set(before) == {"local", "tiers"}
     assert before["local"]["artifacts"] == 0
-    assert [t["name"] for t in before["tiers"]] == ["local"]
+    assert [t["name"] for t in before["tiers"]] == ["memory", "local"]
     await manager.set("a", os.urandom(10_000))
     await manager.set("b", {"x": 1})
     await manager.get("a")

@@ -88,6 +88,7 @@ pub use pipecache_format::BlobHash;
 pub use policy::{CostWeighted, EvictionCandidate, EvictionPolicy, Lru};
 pub use rebuild::RebuildReport;
 pub use space::FsSpace;
+pub use state::RemovalListener;
 pub use stats::{CounterSnapshot, Footprint, Stats};
 pub use store::Store;
 pub use verify::{DamagedBlob, LiveBytesMismatch, RefcountMismatch, RepairReport, VerifyReport};

@@ -45,6 +45,21 @@ pub(crate) struct Counters {
     pub write_errors: Counter,
 }
 
+/// A callback told of each key the store's GC removed (expired or evicted). Runs on the
+/// writer thread: it must be quick and must not call back into the store.
+pub type RemovalListener = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The registered [`RemovalListener`]s.
+#[derive(Default)]
+struct RemovalListeners(RwLock<Vec<RemovalListener>>);
+
+impl std::fmt::Debug for RemovalListeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.read().map_or(0, |l| l.len());
+        write!(f, "{n} removal listeners")
+    }
+}
+
 /// State shared by the async API, blocking tasks and the writer thread.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -67,6 +82,8 @@ pub(crate) struct Shared {
     pub reserve: Reserve,
     /// Opened read-only: the filesystem was too full to open the index for writing.
     pub read_only: bool,
+    /// Told of every key GC expired or evicted, after the commit (see `Store::on_removal`).
+    removal_listeners: RemovalListeners,
     // Declared last so it is released after RocksDB is closed.
     _lock: File,
 }
@@ -98,7 +115,34 @@ impl Shared {
             claimed_queues: Mutex::default(),
             reserve,
             read_only,
+            removal_listeners: RemovalListeners::default(),
             _lock: lock,
+        }
+    }
+
+    /// Adds a listener told of every key GC removes (see `Store::on_removal`).
+    pub(crate) fn add_removal_listener(&self, listener: RemovalListener) {
+        self.removal_listeners
+            .0
+            .write()
+            .expect("removal listeners poisoned")
+            .push(listener);
+    }
+
+    /// Tells the listeners that `keys` were removed; called by the writer after the commit.
+    pub(crate) fn notify_removed<'k>(&self, keys: impl Iterator<Item = &'k str>) {
+        let listeners = self
+            .removal_listeners
+            .0
+            .read()
+            .expect("removal listeners poisoned");
+        if listeners.is_empty() {
+            return;
+        }
+        for key in keys {
+            for listener in listeners.iter() {
+                listener(key);
+            }
         }
     }
 

@@ -366,6 +366,13 @@ impl Store {
         Ok(Footprint::of(records.iter().flatten()))
     }
 
+    /// Registers `listener`, told of every key GC expires or evicts, right after the
+    /// commit that removed it, on the writer thread (quick, and never calling back into
+    /// the store). Lets a cache in front of the store drop its copy at once.
+    pub fn on_removal(&self, listener: crate::state::RemovalListener) {
+        self.shared.add_removal_listener(listener);
+    }
+
     /// Claims outbox queue `queue` for one consumer until the claim drops.
     pub fn claim_outbox(&self, queue: &str) -> Result<OutboxClaim> {
         if !self

@@ -134,7 +134,9 @@ pub fn tier_options(clock: Option<Arc<ManualClock>>) -> StoreOptions {
     o
 }
 
-/// Opens a manager with its local store in `dir` and `backends` behind it.
+/// Opens a manager with its local store in `dir` and `backends` behind it. Without a
+/// memory tier: these tests read the tiers behind it, and a hit in memory would answer
+/// before them (the memory tier has tests of its own).
 pub async fn open_manager(
     dir: &Path,
     backends: Vec<BackendConfig>,
@@ -142,6 +144,7 @@ pub async fn open_manager(
 ) -> CacheManager {
     let config = CacheConfig {
         backends,
+        memory_size: Some(pipecache::config::FreeSpace(0)),
         ..CacheConfig::default()
     };
     CacheManager::open(&config, dir, tier_options(clock), "test")

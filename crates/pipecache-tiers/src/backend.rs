@@ -8,6 +8,8 @@ use pipecache_store::StoredArtifact;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackendKind {
+    /// Hot artifacts in this process's memory.
+    Memory,
     /// The local store (chunk files + RocksDB).
     Local,
     /// Packs and records in an opendal filesystem directory.

@@ -1,7 +1,7 @@
 //! # pipecache-tiers: tiers and the cache manager
 //!
 //! The [`CacheBackend`] trait every tier implements, the backends (the local store, opendal
-//! packs on a filesystem or S3, Redis), the cross-cutting layers around them (hash
+//! packs on a filesystem or S3, Redis), the [`MemoryTier`] in front of them all, the cross-cutting layers around them (hash
 //! verification, promotion) and the [`CacheManager`] that walks them by priority, writes
 //! through or back, syncs and collects remote garbage.
 //!
@@ -19,6 +19,7 @@ mod error;
 mod backend;
 
 mod local;
+mod memory;
 mod verified;
 
 mod pack;
@@ -33,6 +34,7 @@ pub use error::{Result, TierError};
 pub use manager::{
     CacheManager, ManagerBuilder, PullReport, PushReport, RemoteGcReport, TierStats,
 };
+pub use memory::MemoryTier;
 pub use pack::{BatchReport, PackGcReport, PackTier};
 pub use pipecache_config::CacheConfig;
 pub use promotion::{PromotionOutcome, Promotions, promote};

@@ -256,6 +256,8 @@ class CacheConfig:
             filesystem backend (the backend's own win).
         min_free_space: free space puts must leave, e.g. ``"2GiB"``.
         cost_hints: recompute seconds per artifact kind, for ``cost-weighted`` eviction.
+        memory_size_mb: the memory tier's budget in megabytes: hot artifacts answered
+            from this process's memory (default 256 MiB; 0 turns it off).
     """
 
     backends: List[BackendConfig] = field(default_factory=list)
@@ -265,6 +267,7 @@ class CacheConfig:
     eviction_policy: Optional[str] = None
     min_free_space: Optional[str] = None
     cost_hints: Optional[Dict[str, float]] = None
+    memory_size_mb: Optional[float] = None
     _file_table: Optional[Dict[str, Any]] = field(default=None, repr=False, compare=False)
     _origin: str = field(default="CacheConfig", repr=False, compare=False)
 
@@ -283,6 +286,8 @@ class CacheConfig:
         _size_mb(owner, "max_size_mb", self.max_size_mb)
         if self.eviction_policy is not None:
             _choice(owner, "eviction_policy", self.eviction_policy, _EVICTION_POLICIES)
+        if self.memory_size_mb != 0:
+            _size_mb(owner, "memory_size_mb", self.memory_size_mb)
         # The engine checks the rest (tier structure, names, sizes) as it does a TOML file.
         _native.validate_config(self.to_dict(), self._origin)
 
@@ -314,6 +319,11 @@ class CacheConfig:
                 "eviction_policy": self.eviction_policy,
                 "min_free_space": self.min_free_space,
                 "cost_hints": self.cost_hints,
+                "memory_size": (
+                    "0"
+                    if self.memory_size_mb == 0
+                    else _size_mb("CacheConfig", "memory_size_mb", self.memory_size_mb)
+                ),
                 "backends": self._backend_tables() or None,
             }
         )

@@ -69,7 +69,10 @@ class CacheManager:
 
     async def get(self, key: str) -> Any:
         """The value under ``key``, or ``None`` on a miss."""
-        found = await call(self._native.get, key)
+        # A hot hit comes from the memory tier on this thread, without a crossing.
+        found = self._native.get_memory(key)
+        if found is None:
+            found = await call(self._native.get, key)
         if found is None:
             return None
         _kind, meta, parts = found

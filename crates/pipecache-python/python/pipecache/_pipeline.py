@@ -191,6 +191,15 @@ class PipelineArtifactCache:
         self.manager = manager
         self._native = manager._native.pipeline(fingerprint)
 
+    async def _get(
+        self, video: str, kind: str, params: Dict[str, Any], segment: Optional[Segment] = None
+    ) -> Any:
+        """A stage's stored parts: from the memory tier on this thread when hot, else read."""
+        found = self._native.get_memory(video, kind, params, segment)
+        if found is None:
+            found = await call(self._native.get, video, kind, params, segment)
+        return found
+
     async def fingerprint(self, video_path: VideoPath) -> str:
         """The video's fingerprint token, as it appears in keys."""
         return str(await call(self._native.fingerprint, _video(video_path)))
@@ -210,7 +219,7 @@ class PipelineArtifactCache:
     ) -> Optional[Keyframes]:
         """Keyframes extracted with these parameters, or ``None``."""
         params = {"threshold": threshold, "max_frames": max_frames}
-        found = await call(self._native.get, _video(video_path), "keyframes", params)
+        found = await self._get(_video(video_path), "keyframes", params)
         return None if found is None else _keyframes_of(found[2])
 
     async def set_keyframes(
@@ -265,7 +274,7 @@ class PipelineArtifactCache:
         """The transcript made with these parameters (of one ``(start_ms, end_ms)``
         segment when given), or ``None``."""
         params = {"model_size": model_size, "language": language}
-        found = await call(self._native.get, _video(video_path), "transcript", params, segment)
+        found = await self._get(_video(video_path), "transcript", params, segment)
         return (
             None
             if found is None
@@ -306,7 +315,7 @@ class PipelineArtifactCache:
     ) -> Any:
         """The frame descriptions made with these parameters, or ``None``."""
         params = {"model": model, "batch_size": batch_size}
-        found = await call(self._native.get, _video(video_path), "descriptions", params, segment)
+        found = await self._get(_video(video_path), "descriptions", params, segment)
         return (
             None
             if found is None
@@ -343,9 +352,7 @@ class PipelineArtifactCache:
     ) -> Optional[npt.NDArray[Any]]:
         """The embeddings made with ``model``: a read-only ``float32`` array (n × dim)
         viewing the cached bytes, or ``None``."""
-        found = await call(
-            self._native.get, _video(video_path), "embeddings", {"model": model}, segment
-        )
+        found = await self._get(_video(video_path), "embeddings", {"model": model}, segment)
         return None if found is None else _embeddings_of(parts_dict(found[2]))
 
     async def set_embeddings(

@@ -74,7 +74,7 @@ class Store:
 
     async def get(self, key: str) -> Optional[bytes]:
         """The bytes of a one-part artifact, or ``None``; :meth:`get_parts` for several."""
-        found = await call(self._native.get, key)
+        found = self._native.get_memory(key) or await call(self._native.get, key)
         if found is None:
             return None
         parts = found[2]
@@ -84,7 +84,7 @@ class Store:
 
     async def get_parts(self, key: str) -> Optional[Dict[str, bytes]]:
         """Every part by name, or ``None``."""
-        found = await call(self._native.get, key)
+        found = self._native.get_memory(key) or await call(self._native.get, key)
         return None if found is None else parts_dict(found[2])
 
     async def delete(self, key: str) -> bool:

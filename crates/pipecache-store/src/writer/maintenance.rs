@@ -79,7 +79,7 @@ impl Writer {
 
     /// Removes expired or evicted artifacts whose records still are what GC planned on.
     fn evict(&mut self, victims: &[Victim]) -> Result<Vec<(String, u64, RemovalReason)>> {
-        self.maintenance(|w, st| {
+        let removed = self.maintenance(|w, st| {
             w.read_ahead(st, victims.iter().map(|v| v.key.as_str()))?;
             let mut removed = Vec::new();
             for v in victims {
@@ -93,7 +93,10 @@ impl Writer {
                 }
             }
             Ok(removed)
-        })
+        })?;
+        self.shared
+            .notify_removed(removed.iter().map(|(k, _, _)| k.as_str()));
+        Ok(removed)
     }
 
     /// Drops the blob records of `hashes` that still have no reference.

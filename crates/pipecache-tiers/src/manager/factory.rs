@@ -24,9 +24,17 @@ use crate::{BackendKind, Error, Result};
 pub struct ManagerBuilder {
     local: Store,
     remotes: Vec<RemoteTier>,
+    memory: u64,
 }
 
 impl ManagerBuilder {
+    /// Puts a memory tier of `budget` bytes in front of the local store (0: none, the
+    /// builder's default).
+    pub fn memory_tier(mut self, budget: u64) -> Self {
+        self.memory = budget;
+        self
+    }
+
     /// Adds a pack tier (fs-remote or S3), hash-verified.
     pub fn pack_tier(
         mut self,
@@ -73,7 +81,8 @@ impl ManagerBuilder {
             let q = &t.queue;
             q.load(&self.local.outbox_peek(&q.name, usize::MAX).await?);
         }
-        let inner = Arc::new(Inner::new(self.local, self.remotes, queue_claims));
+        let memory = (self.memory > 0).then(|| Arc::new(crate::MemoryTier::new(self.memory)));
+        let inner = Arc::new(Inner::new(self.local, memory, self.remotes, queue_claims));
         let workers = (0..inner.remotes.len())
             .map(|i| {
                 let rx = inner.shutdown.subscribe();
@@ -92,7 +101,7 @@ impl ManagerBuilder {
 impl From<Store> for CacheManager {
     /// A manager with only the local tier.
     fn from(store: Store) -> Self {
-        CacheManager::with_inner(Arc::new(Inner::new(store, Vec::new(), Vec::new())))
+        CacheManager::with_inner(Arc::new(Inner::new(store, None, Vec::new(), Vec::new())))
     }
 }
 
@@ -189,6 +198,7 @@ impl CacheManager {
         ManagerBuilder {
             local: store,
             remotes: Vec::new(),
+            memory: 0,
         }
     }
 
@@ -209,6 +219,7 @@ impl CacheManager {
         ManagerBuilder {
             local: store,
             remotes: tiers,
+            memory: config.memory_budget(),
         }
         .build()
         .await

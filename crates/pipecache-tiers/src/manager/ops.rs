@@ -34,9 +34,39 @@ impl CacheManager {
     }
 
     /// [`CacheManager::get`] with the artifact's times.
-    #[tracing::instrument(level = "debug", skip(self))]
     pub async fn get_stored(&self, key: &str) -> Result<Option<StoredArtifact>> {
+        Ok(self.get_shared(key).await?.map(Arc::unwrap_or_clone))
+    }
+
+    /// [`CacheManager::get_stored`], shared with the memory tier: a memory hit is not
+    /// copied, and a read from a slower tier fills the memory tier.
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn get_shared(&self, key: &str) -> Result<Option<Arc<StoredArtifact>>> {
         validate_key(key)?;
+        let Some(memory) = &self.inner.memory else {
+            return Ok(self.get_from_tiers(key).await?.map(Arc::new));
+        };
+        if let Some(hit) = memory.get(key, self.inner.local.options().clock.now_ms()) {
+            return Ok(Some(hit));
+        }
+        let seen = memory.generation();
+        let found = self.get_from_tiers(key).await?.map(Arc::new);
+        if let Some(f) = &found {
+            memory.insert_if_unchanged(key, f.clone(), seen);
+        }
+        Ok(found)
+    }
+
+    /// The memory tier's copy of `key`, without I/O: `None` when there is no memory tier
+    /// or it does not hold the key (then [`CacheManager::get_shared`] reads the others, and
+    /// counts the miss). Counts a hit.
+    pub fn get_from_memory(&self, key: &str) -> Option<Arc<StoredArtifact>> {
+        let memory = self.inner.memory.as_ref()?;
+        memory.peek(key, self.inner.local.options().clock.now_ms())
+    }
+
+    /// The walk below the memory tier: the local tier, then the remote ones by priority.
+    async fn get_from_tiers(&self, key: &str) -> Result<Option<StoredArtifact>> {
         let local = &self.inner.local_tier;
         let found = local.backend.get(key).await;
         local.count_get(key, &found);
@@ -113,9 +143,23 @@ impl CacheManager {
         self.put_with(key, artifact, PutOptions::default()).await
     }
 
-    /// Stores `artifact` in the local tier, then per remote tier by its write policy.
+    /// Stores `artifact` in the local tier, then per remote tier by its write policy. The
+    /// memory tier drops its copy before and after, so no read returns the value replaced.
     #[tracing::instrument(level = "debug", skip(self, artifact, options))]
     pub async fn put_with(&self, key: &str, artifact: Artifact, options: PutOptions) -> Result<()> {
+        self.invalidate_memory(key);
+        let written = self.put_in_tiers(key, artifact, options).await;
+        self.invalidate_memory(key);
+        written
+    }
+
+    fn invalidate_memory(&self, key: &str) {
+        if let Some(m) = &self.inner.memory {
+            m.invalidate(key);
+        }
+    }
+
+    async fn put_in_tiers(&self, key: &str, artifact: Artifact, options: PutOptions) -> Result<()> {
         let remotes = &self.inner.remotes;
         if remotes.is_empty() {
             return Ok(self.inner.local.put_with(key, artifact, options).await?);
@@ -213,6 +257,13 @@ impl CacheManager {
     /// read-through). Returns whether any tier had it.
     pub async fn delete(&self, key: &str) -> Result<bool> {
         validate_key(key)?;
+        self.invalidate_memory(key);
+        let deleted = self.delete_in_tiers(key).await;
+        self.invalidate_memory(key);
+        deleted
+    }
+
+    async fn delete_in_tiers(&self, key: &str) -> Result<bool> {
         // Every remote tier deletes through its queue, in order with the uploads before it:
         // deleting directly could race an upload of the old value already under way. A
         // write-through delete is applied by this call once the local one committed (the
@@ -253,9 +304,14 @@ impl CacheManager {
 
     /// Per-tier figures, fastest first.
     pub fn tier_stats(&self) -> Vec<TierStats> {
+        let memory = self.inner.memory.as_deref().map(TierStats::of_memory);
         let local = TierStats::of(&self.inner.local_tier, None);
         let remotes = self.inner.remotes.iter().map(|t| TierStats::of(t, Some(t)));
-        std::iter::once(local).chain(remotes).collect()
+        memory
+            .into_iter()
+            .chain(std::iter::once(local))
+            .chain(remotes)
+            .collect()
     }
 
     /// The pack tier `name` (default: the first), with its index among the remote tiers.

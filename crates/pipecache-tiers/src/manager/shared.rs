@@ -16,6 +16,8 @@ use crate::promotion::Promotions;
 #[derive(Debug)]
 pub(super) struct Inner {
     pub(super) local: Store,
+    /// Hot artifacts in memory, in front of the local store (absent when its budget is 0).
+    pub(super) memory: Option<Arc<crate::MemoryTier>>,
     /// The local store as the walk's first tier.
     pub(super) local_tier: Tier,
     /// Remote tiers by priority, fastest first.
@@ -30,10 +32,25 @@ pub(super) struct Inner {
 }
 
 impl Inner {
-    pub(super) fn new(local: Store, remotes: Vec<RemoteTier>, claims: Vec<QueueClaim>) -> Self {
+    pub(super) fn new(
+        local: Store,
+        memory: Option<Arc<crate::MemoryTier>>,
+        remotes: Vec<RemoteTier>,
+        claims: Vec<QueueClaim>,
+    ) -> Self {
         let (shutdown, _) = watch::channel(false);
+        if let Some(m) = &memory {
+            // GC's expiries and evictions reach the memory tier at once.
+            let m = Arc::downgrade(m);
+            local.on_removal(Arc::new(move |key| {
+                if let Some(m) = m.upgrade() {
+                    m.invalidate(key);
+                }
+            }));
+        }
         Inner {
             local_tier: Tier::local(&local),
+            memory,
             local,
             remotes,
             shutdown,

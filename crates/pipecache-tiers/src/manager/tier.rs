@@ -268,6 +268,38 @@ pub struct TierStats {
 }
 
 impl TierStats {
+    /// The memory tier's figures (it is walked first; reported at priority 0 with the
+    /// local tier, which it sits in front of).
+    pub(super) fn of_memory(m: &crate::MemoryTier) -> Self {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        TierStats {
+            name: "memory".into(),
+            kind: crate::BackendKind::Memory,
+            priority: 0,
+            write_policy: None,
+            capabilities: crate::Capabilities {
+                ranged_reads: false,
+                native_ttl: false,
+                max_object_size: Some(m.budget() / 4),
+                list: false,
+            },
+            hits: r(&m.hits),
+            misses: r(&m.misses),
+            errors: 0,
+            timeouts: 0,
+            corrupt: 0,
+            promotions: 0,
+            puts: 0,
+            skipped_too_large: 0,
+            deferred: 0,
+            queue_length: 0,
+            queue_dropped: 0,
+            bytes_up: 0,
+            bytes_down: 0,
+            requests: None,
+        }
+    }
+
     /// The figures of `tier`; `remote` adds a remote tier's policy, queue and transfers.
     pub(super) fn of(tier: &Tier, remote: Option<&RemoteTier>) -> Self {
         let r = |c: &AtomicU64| c.load(Ordering::Relaxed);

@@ -3,6 +3,7 @@
 //! pack and Redis tiers against real servers on loopback, sync and remote GC.
 //! `log_once.rs` is a binary of its own: it installs a global tracing subscriber.
 
+mod memory_tier;
 mod promotion_keeps_newer;
 mod promotion_layer;
 mod remote_builder;

@@ -1,0 +1,147 @@
+//! The memory tier: hot artifacts in this process's memory, in front of the local store.
+//!
+//! A moka cache (TinyLFU admission, which keeps a frequently read artifact against a scan
+//! of one-off reads, where LRU would not) with a byte budget. Values are shared
+//! (`Arc<StoredArtifact>`), never copied per hit by [`MemoryTier::get`].
+//!
+//! It never serves a value a later write replaced. Every put and delete through the manager
+//! invalidates the key before and after it writes, GC's expiries and evictions invalidate
+//! it from the store's writer thread ([`pipecache_store::Store::on_removal`]), and expiry is
+//! also checked on every hit. A read that missed fills the tier only if no write
+//! invalidated anything since the read began ([`MemoryTier::insert_if_unchanged`]): the
+//! check and the insert hold the key's stripe lock, which every invalidation takes after
+//! moving the generation, so a slow reader can never put back a value a write replaced.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use pipecache_store::StoredArtifact;
+
+/// Stripe locks ordering inserts against invalidations of the same key.
+const STRIPES: usize = 64;
+
+/// Entry overhead counted against the budget besides key and bytes.
+const ENTRY_OVERHEAD: u64 = 96;
+
+/// Hot artifacts in memory. See the module docs for why it is never stale.
+pub struct MemoryTier {
+    cache: moka::sync::Cache<String, Arc<StoredArtifact>>,
+    /// Moves on every invalidation; a read fills the tier only if it did not move.
+    generation: AtomicU64,
+    stripes: Box<[Mutex<()>]>,
+    budget: u64,
+    /// Largest artifact kept: a quarter of the budget, so one large read cannot flush
+    /// every hot small one.
+    max_entry: u64,
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+}
+
+impl std::fmt::Debug for MemoryTier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryTier")
+            .field("budget", &self.budget)
+            .field("entries", &self.cache.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+fn weight(key: &str, value: &StoredArtifact) -> u64 {
+    key.len() as u64 + value.artifact.logical_size() + ENTRY_OVERHEAD
+}
+
+impl MemoryTier {
+    /// A tier holding at most `budget` bytes (keys, parts and per-entry overhead).
+    pub fn new(budget: u64) -> Self {
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(budget)
+            .weigher(|k: &String, v: &Arc<StoredArtifact>| {
+                u32::try_from(weight(k, v)).unwrap_or(u32::MAX)
+            })
+            .build();
+        Self {
+            cache,
+            generation: AtomicU64::new(0),
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            budget,
+            max_entry: budget / 4,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// The byte budget.
+    pub fn budget(&self) -> u64 {
+        self.budget
+    }
+
+    /// Bytes held now (after pending evictions ran).
+    pub fn weighted_size(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.weighted_size()
+    }
+
+    fn stripe(&self, key: &str) -> std::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        // Fixed keys: the same key maps to the same stripe every time.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        self.stripes[(h.finish() as usize) % STRIPES]
+            .lock()
+            .expect("memory tier stripe poisoned")
+    }
+
+    /// The artifact under `key`, unless absent or expired at `now_ms` (an expired one is
+    /// dropped). Counts a hit or a miss.
+    pub fn get(&self, key: &str, now_ms: u64) -> Option<Arc<StoredArtifact>> {
+        let found = self.cache.get(key);
+        match found {
+            Some(v) if !v.is_expired(now_ms) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Some(v)
+            }
+            Some(_) => {
+                self.invalidate(key);
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            None => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// [`MemoryTier::get`] counting only a hit: for a look that a full read follows on a
+    /// miss (which counts the miss).
+    pub fn peek(&self, key: &str, now_ms: u64) -> Option<Arc<StoredArtifact>> {
+        let found = self.cache.get(key).filter(|v| !v.is_expired(now_ms))?;
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        Some(found)
+    }
+
+    /// The generation a read takes before it reads a slower tier.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Keeps `value` read under `key`, unless an invalidation happened since the read
+    /// began (`seen`, from [`MemoryTier::generation`]) or it is larger than a quarter of
+    /// the budget.
+    pub fn insert_if_unchanged(&self, key: &str, value: Arc<StoredArtifact>, seen: u64) {
+        if weight(key, &value) > self.max_entry {
+            return;
+        }
+        let _stripe = self.stripe(key);
+        if self.generation.load(Ordering::SeqCst) == seen {
+            self.cache.insert(key.to_owned(), value);
+        }
+    }
+
+    /// Drops `key` now; reads that began before are kept from filling it back.
+    pub fn invalidate(&self, key: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let _stripe = self.stripe(key);
+        self.cache.invalidate(key);
+    }
+}
