@@ -136,8 +136,10 @@ async fn unreachable_and_silent_endpoints_fail_within_the_deadline() {
             Duration::from_secs(1),
         );
         let dir = tempfile::tempdir().unwrap();
+        // No memory tier: the reads below are meant to reach the tiers behind it.
         let config = CacheConfig {
             backends: vec![backend],
+            memory_size: Some(pipecache::config::FreeSpace(0)),
             ..CacheConfig::default()
         };
         let m = CacheManager::open(&config, dir.path(), tier_options(None), "test")

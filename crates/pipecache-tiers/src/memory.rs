@@ -5,7 +5,8 @@
 //! (`Arc<StoredArtifact>`), never copied per hit by [`MemoryTier::get`].
 //!
 //! It never serves a value a later write replaced. Every put and delete through the manager
-//! invalidates the key before and after it writes, GC's expiries and evictions invalidate
+//! invalidates the key before it writes, and after (a small put keeps its value instead,
+//! [`MemoryTier::insert_written`], unless another write intervened), GC's expiries and evictions invalidate
 //! it from the store's writer thread ([`pipecache_store::Store::on_removal`]), and expiry is
 //! also checked on every hit. A read that missed fills the tier only if no write
 //! invalidated anything since the read began ([`MemoryTier::insert_if_unchanged`]): the
@@ -135,6 +136,25 @@ impl MemoryTier {
         let _stripe = self.stripe(key);
         if self.generation.load(Ordering::SeqCst) == seen {
             self.cache.insert(key.to_owned(), value);
+        }
+    }
+
+    /// Whether an artifact of `size` logical bytes under `key` is small enough to keep.
+    pub fn fits(&self, key: &str, size: u64) -> bool {
+        key.len() as u64 + size + ENTRY_OVERHEAD <= self.max_entry
+    }
+
+    /// Keeps `value`, just written under `key` by a put that took `seen` right after its
+    /// own invalidation: kept only if nothing else was invalidated since (another write to
+    /// the key may have committed after this one), else dropped. Either way the generation
+    /// moves, so a read that began before cannot put the older value back.
+    pub fn insert_written(&self, key: &str, value: Arc<StoredArtifact>, seen: u64) {
+        let _stripe = self.stripe(key);
+        let unchanged = self.generation.fetch_add(1, Ordering::SeqCst) == seen;
+        if unchanged && weight(key, &value) <= self.max_entry {
+            self.cache.insert(key.to_owned(), value);
+        } else {
+            self.cache.invalidate(key);
         }
     }
 

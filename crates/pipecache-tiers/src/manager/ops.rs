@@ -147,9 +147,32 @@ impl CacheManager {
     /// memory tier drops its copy before and after, so no read returns the value replaced.
     #[tracing::instrument(level = "debug", skip(self, artifact, options))]
     pub async fn put_with(&self, key: &str, artifact: Artifact, options: PutOptions) -> Result<()> {
-        self.invalidate_memory(key);
+        let Some(memory) = &self.inner.memory else {
+            return self.put_in_tiers(key, artifact, options).await;
+        };
+        // A small artifact is kept in memory as it is written: the stages after the one
+        // that computed it read it next (a conditional copy may write nothing, so not it).
+        let local = self.inner.local.options();
+        let now = local.clock.now_ms();
+        // One expiry for the store and memory alike.
+        let options = PutOptions {
+            expires_at_ms: options.expiry(now, local.default_ttl),
+            ..options
+        };
+        let keep = (!options.if_absent && memory.fits(key, artifact.logical_size())).then(|| {
+            StoredArtifact {
+                artifact: artifact.clone(),
+                created_ms: now,
+                expires_ms: options.expires_at_ms,
+            }
+        });
+        memory.invalidate(key);
+        let seen = memory.generation();
         let written = self.put_in_tiers(key, artifact, options).await;
-        self.invalidate_memory(key);
+        match keep {
+            Some(value) if written.is_ok() => memory.insert_written(key, Arc::new(value), seen),
+            _ => memory.invalidate(key),
+        }
         written
     }
 

@@ -60,29 +60,39 @@ fn the_byte_budget_holds() {
 
 #[tokio::test]
 async fn hits_come_from_memory_and_are_counted() {
-    let (ts, m) = manager(StoreOptions::default(), 1 << 20).await;
+    let (_ts, m) = manager(StoreOptions::default(), 1 << 20).await;
     m.put("k", value("v1")).await.unwrap();
-    assert!(
-        m.get_from_memory("k").is_none(),
-        "a put does not fill memory"
-    );
-    assert_eq!(text(&m.get("k").await.unwrap().unwrap()), "v1");
-    let hit = m.get_from_memory("k").expect("the read filled memory");
+    let hit = m
+        .get_from_memory("k")
+        .expect("a small put is kept as written");
     assert_eq!(text(&hit.artifact), "v1");
+    assert_eq!(text(&m.get("k").await.unwrap().unwrap()), "v1");
     // Shared, not copied: the same allocation answers again.
     assert!(Arc::ptr_eq(
         &hit,
         &m.get_shared("k").await.unwrap().unwrap()
     ));
+    // Too large to keep (over a quarter of the budget): read from the store every time,
+    // and a read does not keep it either.
+    m.put("big", Artifact::single(vec![7; 300_000]))
+        .await
+        .unwrap();
+    assert!(m.get_from_memory("big").is_none());
+    assert!(m.get("big").await.unwrap().is_some());
+    assert!(m.get_from_memory("big").is_none());
     let stats = m.tier_stats();
     assert_eq!(stats[0].kind, BackendKind::Memory);
-    assert_eq!(stats[0].hits, 2);
+    assert_eq!(stats[0].hits, 3);
     assert_eq!(stats[1].kind, BackendKind::Local);
-    assert_eq!(stats[1].hits, 1, "the store was read once");
+    assert_eq!(
+        stats[1].hits, 1,
+        "only the large artifact was read from the store"
+    );
+    m.put("k", value("v2")).await.unwrap();
+    assert_eq!(text(&m.get("k").await.unwrap().unwrap()), "v2");
     m.delete("k").await.unwrap();
     assert!(m.get_from_memory("k").is_none());
     assert!(m.get("k").await.unwrap().is_none());
-    drop(ts);
 }
 
 #[tokio::test]
@@ -101,7 +111,6 @@ async fn expiry_and_gc_eviction_take_effect_in_memory_at_once() {
         ..PutOptions::default()
     };
     m.put_with("short", value("expires"), short).await.unwrap();
-    m.get("short").await.unwrap().unwrap();
     assert!(m.get_from_memory("short").is_some());
     clock.advance(Duration::from_secs(11));
     assert!(

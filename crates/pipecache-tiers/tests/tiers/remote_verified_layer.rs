@@ -79,10 +79,23 @@ async fn fs_remote_backend_shares_artifacts_between_two_stores() {
         .await
         .unwrap();
     assert_eq!(b.get("k").await.unwrap(), Some(art));
+    // The config's default memory tier walks first, then the local tier, then the share.
     let s = b.tier_stats();
     assert_eq!(
-        (s[1].name.as_str(), s[1].kind, s[1].hits),
-        ("share", BackendKind::FsRemote, 1)
+        (
+            s[0].kind,
+            s[1].kind,
+            s[2].name.as_str(),
+            s[2].kind,
+            s[2].hits
+        ),
+        (
+            BackendKind::Memory,
+            BackendKind::Local,
+            "share",
+            BackendKind::FsRemote,
+            1
+        )
     );
     b.close().await.unwrap();
 }
