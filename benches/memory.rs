@@ -66,7 +66,7 @@ fn hit_ratios(trace: &[u64], capacity: u64) -> (f64, f64) {
         let key = format!("k{k:05}");
         match tier.get(&key, 0) {
             Some(_) => tier_hits += 1,
-            None => tier.insert_if_unchanged(&key, entry.clone(), tier.generation()),
+            None => tier.insert_if_unchanged(&key, entry.clone(), tier.generation(&key)),
         }
         match lru.get(&key) {
             Some(()) => lru_hits += 1,

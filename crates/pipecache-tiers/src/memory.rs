@@ -9,17 +9,27 @@
 //! [`MemoryTier::insert_written`], unless another write intervened), GC's expiries and evictions invalidate
 //! it from the store's writer thread ([`pipecache_store::Store::on_removal`]), and expiry is
 //! also checked on every hit. A read that missed fills the tier only if no write
-//! invalidated anything since the read began ([`MemoryTier::insert_if_unchanged`]): the
-//! check and the insert hold the key's stripe lock, which every invalidation takes after
-//! moving the generation, so a slow reader can never put back a value a write replaced.
+//! invalidated its key's stripe since the read began ([`MemoryTier::insert_if_unchanged`]):
+//! the check and the insert hold the stripe's lock, which every invalidation takes after
+//! moving the stripe's generation, so a slow reader can never put back a value a write
+//! replaced. Generations are per stripe, not global: with one counter, 32 puts in flight
+//! kept each other (and every concurrent read) from filling the tier at all.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use pipecache_store::StoredArtifact;
 
-/// Stripe locks ordering inserts against invalidations of the same key.
-const STRIPES: usize = 64;
+/// Stripes ordering inserts against invalidations of the same key; many, so that
+/// concurrent writes to other keys rarely share one (a shared stripe only costs a fill).
+const STRIPES: usize = 4096;
+
+/// One stripe: its lock and its generation, which moves on every invalidation of a key in it.
+#[derive(Default)]
+struct Stripe {
+    lock: Mutex<()>,
+    generation: AtomicU64,
+}
 
 /// Entry overhead counted against the budget besides key and bytes.
 const ENTRY_OVERHEAD: u64 = 96;
@@ -27,9 +37,7 @@ const ENTRY_OVERHEAD: u64 = 96;
 /// Hot artifacts in memory. See the module docs for why it is never stale.
 pub struct MemoryTier {
     cache: moka::sync::Cache<String, Arc<StoredArtifact>>,
-    /// Moves on every invalidation; a read fills the tier only if it did not move.
-    generation: AtomicU64,
-    stripes: Box<[Mutex<()>]>,
+    stripes: Box<[Stripe]>,
     budget: u64,
     /// Largest artifact kept: a quarter of the budget, so one large read cannot flush
     /// every hot small one.
@@ -62,8 +70,7 @@ impl MemoryTier {
             .build();
         Self {
             cache,
-            generation: AtomicU64::new(0),
-            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
             budget,
             max_entry: budget / 4,
             hits: AtomicU64::new(0),
@@ -82,14 +89,12 @@ impl MemoryTier {
         self.cache.weighted_size()
     }
 
-    fn stripe(&self, key: &str) -> std::sync::MutexGuard<'_, ()> {
+    fn stripe(&self, key: &str) -> &Stripe {
         use std::hash::{Hash, Hasher};
         // Fixed keys: the same key maps to the same stripe every time.
         let mut h = std::collections::hash_map::DefaultHasher::new();
         key.hash(&mut h);
-        self.stripes[(h.finish() as usize) % STRIPES]
-            .lock()
-            .expect("memory tier stripe poisoned")
+        &self.stripes[(h.finish() as usize) % STRIPES]
     }
 
     /// The artifact under `key`, unless absent or expired at `now_ms` (an expired one is
@@ -121,9 +126,9 @@ impl MemoryTier {
         Some(found)
     }
 
-    /// The generation a read takes before it reads a slower tier.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
+    /// The generation of `key`'s stripe, taken by a read before it reads a slower tier.
+    pub fn generation(&self, key: &str) -> u64 {
+        self.stripe(key).generation.load(Ordering::SeqCst)
     }
 
     /// Keeps `value` read under `key`, unless an invalidation happened since the read
@@ -133,8 +138,9 @@ impl MemoryTier {
         if weight(key, &value) > self.max_entry {
             return;
         }
-        let _stripe = self.stripe(key);
-        if self.generation.load(Ordering::SeqCst) == seen {
+        let stripe = self.stripe(key);
+        let _held = stripe.lock.lock().expect("memory tier stripe poisoned");
+        if stripe.generation.load(Ordering::SeqCst) == seen {
             self.cache.insert(key.to_owned(), value);
         }
     }
@@ -149,8 +155,9 @@ impl MemoryTier {
     /// the key may have committed after this one), else dropped. Either way the generation
     /// moves, so a read that began before cannot put the older value back.
     pub fn insert_written(&self, key: &str, value: Arc<StoredArtifact>, seen: u64) {
-        let _stripe = self.stripe(key);
-        let unchanged = self.generation.fetch_add(1, Ordering::SeqCst) == seen;
+        let stripe = self.stripe(key);
+        let _held = stripe.lock.lock().expect("memory tier stripe poisoned");
+        let unchanged = stripe.generation.fetch_add(1, Ordering::SeqCst) == seen;
         if unchanged && weight(key, &value) <= self.max_entry {
             self.cache.insert(key.to_owned(), value);
         } else {
@@ -160,8 +167,9 @@ impl MemoryTier {
 
     /// Drops `key` now; reads that began before are kept from filling it back.
     pub fn invalidate(&self, key: &str) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        let _stripe = self.stripe(key);
+        let stripe = self.stripe(key);
+        stripe.generation.fetch_add(1, Ordering::SeqCst);
+        let _held = stripe.lock.lock().expect("memory tier stripe poisoned");
         self.cache.invalidate(key);
     }
 }

@@ -49,7 +49,7 @@ impl CacheManager {
         if let Some(hit) = memory.get(key, self.inner.local.options().clock.now_ms()) {
             return Ok(Some(hit));
         }
-        let seen = memory.generation();
+        let seen = memory.generation(key);
         let found = self.get_from_tiers(key).await?.map(Arc::new);
         if let Some(f) = &found {
             memory.insert_if_unchanged(key, f.clone(), seen);
@@ -167,7 +167,7 @@ impl CacheManager {
             }
         });
         memory.invalidate(key);
-        let seen = memory.generation();
+        let seen = memory.generation(key);
         let written = self.put_in_tiers(key, artifact, options).await;
         match keep {
             Some(value) if written.is_ok() => memory.insert_written(key, Arc::new(value), seen),

@@ -40,7 +40,8 @@ fn the_byte_budget_holds() {
             created_ms: 0,
             expires_ms: None,
         };
-        m.insert_if_unchanged(&format!("k{i}"), Arc::new(stored), m.generation());
+        let key = format!("k{i}");
+        m.insert_if_unchanged(&key, Arc::new(stored), m.generation(&key));
     }
     let held = m.weighted_size();
     assert!(held <= budget, "{held} bytes held, budget {budget}");
@@ -54,7 +55,7 @@ fn the_byte_budget_holds() {
         created_ms: 0,
         expires_ms: None,
     };
-    m.insert_if_unchanged("big", Arc::new(big), m.generation());
+    m.insert_if_unchanged("big", Arc::new(big), m.generation("big"));
     assert!(m.get("big", 0).is_none());
 }
 
