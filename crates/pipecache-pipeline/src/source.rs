@@ -14,55 +14,47 @@ use crate::{Fingerprint, FingerprintMode, KEY_SCHEMA};
 const STAT_DEADLINE: Duration = Duration::from_secs(30);
 
 /// How videos in S3 buckets are reached: by default the standard AWS variables
-/// ([`S3Access::from_env`]).
-#[derive(Clone, Default)]
-pub struct S3Access {
-    /// Endpoint URL (`AWS_ENDPOINT_URL`); `None` for AWS's own.
-    pub endpoint: Option<String>,
-    /// Region (`AWS_REGION`, else `AWS_DEFAULT_REGION`, else `us-east-1`).
-    pub region: String,
-    /// Access key id (`AWS_ACCESS_KEY_ID`).
-    pub access_key_id: Option<String>,
-    /// Secret access key (`AWS_SECRET_ACCESS_KEY`). Never printed.
-    pub secret_access_key: Option<String>,
-}
-
-impl std::fmt::Debug for S3Access {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Access")
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("access_key_id", &self.access_key_id.as_ref().map(|_| "***"))
-            .field(
-                "secret_access_key",
-                &self.secret_access_key.as_ref().map(|_| "***"),
-            )
-            .finish()
-    }
-}
+/// ([`S3Access::from_env`]). Holds the transport's [`S3Options`] without a bucket, whose
+/// `Debug` never shows the credentials.
+#[derive(Clone, Debug)]
+pub struct S3Access(S3Options);
 
 impl S3Access {
-    /// From the standard AWS variables, read now.
+    /// An endpoint (`None`: AWS's own), a region and optional credentials (both or
+    /// neither; without them requests go unsigned).
+    pub fn new(
+        endpoint: Option<String>,
+        region: impl Into<String>,
+        access_key_id: Option<String>,
+        secret_access_key: Option<String>,
+    ) -> Self {
+        Self(S3Options {
+            endpoint,
+            region: region.into(),
+            access_key_id,
+            secret_access_key,
+            ..S3Options::default()
+        })
+    }
+
+    /// From the standard AWS variables, read now: `AWS_ENDPOINT_URL`, `AWS_REGION` (else
+    /// `AWS_DEFAULT_REGION`, else `us-east-1`), `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`.
     pub fn from_env() -> Self {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        Self {
-            endpoint: env("AWS_ENDPOINT_URL"),
-            region: env("AWS_REGION")
+        Self::new(
+            env("AWS_ENDPOINT_URL"),
+            env("AWS_REGION")
                 .or_else(|| env("AWS_DEFAULT_REGION"))
                 .unwrap_or_else(|| "us-east-1".into()),
-            access_key_id: env("AWS_ACCESS_KEY_ID"),
-            secret_access_key: env("AWS_SECRET_ACCESS_KEY"),
-        }
+            env("AWS_ACCESS_KEY_ID"),
+            env("AWS_SECRET_ACCESS_KEY"),
+        )
     }
 
     fn options(&self, bucket: &str) -> S3Options {
         S3Options {
             bucket: bucket.to_owned(),
-            prefix: String::new(),
-            endpoint: self.endpoint.clone(),
-            region: self.region.clone(),
-            access_key_id: self.access_key_id.clone(),
-            secret_access_key: self.secret_access_key.clone(),
+            ..self.0.clone()
         }
     }
 }

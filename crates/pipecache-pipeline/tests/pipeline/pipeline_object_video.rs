@@ -12,12 +12,12 @@ use pipecache_test_support::TempStore;
 use pipecache_test_support::servers::{S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY, S3Server};
 
 fn access(s3: &S3Server) -> S3Access {
-    S3Access {
-        endpoint: Some(s3.endpoint()),
-        region: S3_REGION.into(),
-        access_key_id: Some(S3_ACCESS_KEY.into()),
-        secret_access_key: Some(S3_SECRET_KEY.into()),
-    }
+    S3Access::new(
+        Some(s3.endpoint()),
+        S3_REGION,
+        Some(S3_ACCESS_KEY.into()),
+        Some(S3_SECRET_KEY.into()),
+    )
 }
 
 fn transcript(text: &str) -> Transcript {
