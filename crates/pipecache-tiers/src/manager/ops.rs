@@ -14,6 +14,11 @@ use crate::pack::PackTier;
 use crate::promotion::{PromotionOutcome, promote};
 use crate::{CacheBackend, Error, Result};
 
+/// Largest artifact a put keeps in the memory tier as it writes it: keeping costs a copy on
+/// the put path, worth it for the small documents the next stages read, not for large
+/// parts (those enter memory when read).
+const KEEP_ON_PUT: u64 = 1 << 20;
+
 impl CacheManager {
     /// The local store.
     pub fn local(&self) -> &Store {
@@ -159,13 +164,15 @@ impl CacheManager {
             expires_at_ms: options.expiry(now, local.default_ttl),
             ..options
         };
-        let keep = (!options.if_absent && memory.fits(key, artifact.logical_size())).then(|| {
-            StoredArtifact {
-                artifact: artifact.clone(),
-                created_ms: now,
-                expires_ms: options.expires_at_ms,
-            }
-        });
+        let size = artifact.logical_size();
+        let keep =
+            (!options.if_absent && size <= KEEP_ON_PUT && memory.fits(key, size)).then(|| {
+                StoredArtifact {
+                    artifact: artifact.clone(),
+                    created_ms: now,
+                    expires_ms: options.expires_at_ms,
+                }
+            });
         memory.invalidate(key);
         let seen = memory.generation(key);
         let written = self.put_in_tiers(key, artifact, options).await;
