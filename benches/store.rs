@@ -1,6 +1,8 @@
 //! Store put/get throughput against two baselines measured in the same run:
 //! - `fs`: one file per blob, written with std::fs + fsync + rename, read back + blake3 check;
-//! - `cacache` 13 (tokio runtime, mmap; SHA-256 integrity, no fsync).
+//! - `cacache` 13 (tokio runtime, mmap; SHA-256 integrity, no fsync);
+//! - for puts only, `disk`: every blob appended to one file by one thread, one fsync at the
+//!   end: what this disk writes sequentially, with no per-blob cost at all.
 //!
 //! Workloads: 1,000 x 50 KB incompressible, 1,000 x 50 KB JSON-like, 100 x 10 MB incompressible.
 //! Puts run 32 in flight for every system (pipecache group-commits them); gets run one at a
@@ -60,7 +62,20 @@ enum System {
     Pipecache,
     Fs,
     Cacache,
+    Disk,
+    /// pipecache with direct writes off: every blob through the writer thread's open chunk
+    /// (the design before direct writes), for the 10 MB puts.
+    PipecacheOneWriter,
 }
+
+/// Systems the puts are measured on (`Disk` has no gets: it keeps no index).
+const PUT_SYSTEMS: [System; 5] = [
+    System::Pipecache,
+    System::PipecacheOneWriter,
+    System::Fs,
+    System::Cacache,
+    System::Disk,
+];
 
 impl System {
     fn name(self) -> &'static str {
@@ -68,6 +83,8 @@ impl System {
             System::Pipecache => "pipecache",
             System::Fs => "fs+fsync+rename",
             System::Cacache => "cacache",
+            System::Disk => "disk: one file, sequential write + fsync",
+            System::PipecacheOneWriter => "pipecache, direct writes off",
         }
     }
 }
@@ -77,6 +94,7 @@ enum Target {
     Pipecache(Store),
     Fs(PathBuf),
     Cacache(PathBuf),
+    Disk(PathBuf),
 }
 
 impl Target {
@@ -85,11 +103,22 @@ impl Target {
             System::Pipecache => {
                 Target::Pipecache(Store::open(dir, StoreOptions::default()).await.unwrap())
             }
+            System::PipecacheOneWriter => {
+                let options = StoreOptions {
+                    direct_write_min: u64::MAX,
+                    ..StoreOptions::default()
+                };
+                Target::Pipecache(Store::open(dir, options).await.unwrap())
+            }
             System::Fs => {
                 std::fs::create_dir_all(dir).unwrap();
                 Target::Fs(dir.to_owned())
             }
             System::Cacache => Target::Cacache(dir.to_owned()),
+            System::Disk => {
+                std::fs::create_dir_all(dir).unwrap();
+                Target::Disk(dir.join("all"))
+            }
         }
     }
 
@@ -100,6 +129,19 @@ impl Target {
     }
 
     async fn put_all(&self, blobs: Arc<Vec<Vec<u8>>>) {
+        if let Target::Disk(path) = self {
+            let path = path.clone();
+            return tokio::task::spawn_blocking(move || {
+                use std::io::Write;
+                let mut f = std::fs::File::create(&path).unwrap();
+                for b in blobs.iter() {
+                    f.write_all(b).unwrap();
+                }
+                f.sync_all().unwrap();
+            })
+            .await
+            .unwrap();
+        }
         let sem = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
         let mut tasks = Vec::with_capacity(blobs.len());
         for i in 0..blobs.len() {
@@ -137,6 +179,7 @@ impl Target {
                         drop(permit);
                     })
                 }
+                Target::Disk(_) => unreachable!("written above"),
             });
         }
         for t in tasks {
@@ -160,6 +203,7 @@ impl Target {
                 .unwrap()
             }
             Target::Cacache(dir) => cacache::read(dir, &key).await.unwrap().len(),
+            Target::Disk(_) => unreachable!("no gets from the disk baseline"),
         }
     }
 }
@@ -186,7 +230,12 @@ fn bench_workload(c: &mut Criterion, rt: &Runtime, w: Workload, results: &Arc<Mu
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(if w.size > 1 << 20 { 20 } else { 5 }));
     group.throughput(Throughput::Bytes(total));
-    for system in [System::Pipecache, System::Fs, System::Cacache] {
+    for system in PUT_SYSTEMS {
+        if system == System::PipecacheOneWriter
+            && w.size < StoreOptions::default().direct_write_min as usize
+        {
+            continue; // the same code path as `Pipecache` at this size
+        }
         let round = Arc::new(Mutex::new(0u64));
         group.bench_function(format!("put/{}", system.name()), |b| {
             b.iter_custom(|iters| {
@@ -220,6 +269,9 @@ fn bench_workload(c: &mut Criterion, rt: &Runtime, w: Workload, results: &Arc<Mu
             })
         });
 
+        if matches!(system, System::Disk | System::PipecacheOneWriter) {
+            continue;
+        }
         // Gets from one warm store.
         let dir = tempfile::tempdir().unwrap();
         let store_dir = dir.path().join("s");
@@ -289,7 +341,7 @@ fn report(results: &Results, workloads: &[Workload]) -> String {
             else {
                 continue;
             };
-            for system in [System::Pipecache, System::Fs, System::Cacache] {
+            for system in PUT_SYSTEMS {
                 let Some(v) = results.times.get(&(w.name, op, system)) else {
                     continue;
                 };

@@ -56,6 +56,10 @@ pub struct StressPutArgs {
     /// Also run gc and compaction in a loop beside the writers.
     #[arg(long)]
     gc: bool,
+    /// Give every put one new 4-6 MiB part, which the store writes directly (in parallel,
+    /// into a chunk of its own) instead of through the writer thread's open chunk.
+    #[arg(long)]
+    large: bool,
 }
 
 impl StressPutArgs {
@@ -67,12 +71,29 @@ impl StressPutArgs {
             self.keys,
             self.concurrency,
             self.ops,
-            self.gc,
+            Workload {
+                gc: self.gc,
+                large: self.large,
+            },
         )
         .await?;
         manager.close().await?;
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// What runs beside the plain puts and deletes.
+#[derive(Clone, Copy)]
+struct Workload {
+    gc: bool,
+    large: bool,
+}
+
+/// A part no other put has, larger than the store's default `direct_write_min` (4 MiB).
+fn large_part(rng: &mut StdRng) -> Vec<u8> {
+    let mut v = vec![0u8; rng.random_range(4 << 20..6 << 20)];
+    rng.fill(&mut v[..]);
+    v
 }
 
 async fn run(
@@ -81,7 +102,7 @@ async fn run(
     keys: usize,
     concurrency: usize,
     ops: Option<u64>,
-    gc: bool,
+    Workload { gc, large }: Workload,
 ) -> Result<()> {
     anyhow::ensure!(
         keys > 0 && concurrency > 0,
@@ -118,6 +139,9 @@ async fn run(
                     let mut a = Artifact::default().with_kind("stress");
                     for j in 0..rng.random_range(1..8) {
                         a = a.with_part(format!("p{j}"), payload(rng.random_range(0..64)));
+                    }
+                    if large {
+                        a = a.with_part("large", large_part(&mut rng));
                     }
                     let digest = a.digest();
                     line(format!("BEGIN {key} {digest}"));

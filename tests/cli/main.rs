@@ -12,6 +12,7 @@ mod cli_sync;
 mod cli_verify_damaged;
 mod crash_gc_compact;
 mod crash_kill;
+mod crash_large_puts;
 mod crash_write_back;
 mod remote_bad_config;
 mod remote_push_kill;

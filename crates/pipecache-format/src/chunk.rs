@@ -308,6 +308,44 @@ impl ChunkWriter {
     }
 }
 
+/// Writes a complete chunk file in one go: header, then `frames` in order, then (with
+/// `sync`) one fsync of the file and one of `dir`. Returns the file's length and each
+/// frame's offset. Used for a put's large blobs, which the putting thread writes into a chunk
+/// of their own instead of queueing them behind the writer thread's appends; the chunk is
+/// sealed from birth (nothing is ever appended to it).
+pub fn write_chunk_file(
+    dir: &Path,
+    id: u64,
+    created_ms: u64,
+    frames: &[(FrameHeader, &[u8])],
+    sync: bool,
+) -> Result<(u64, Vec<u64>), FormatError> {
+    let path = dir.join(chunk_file_name(id));
+    let io = |e| FormatError::io(format!("write chunk file {}", path.display()), e);
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(io)?;
+    let mut offsets = Vec::with_capacity(frames.len());
+    file.write_all_at(&ChunkHeader { id, created_ms }.encode(), 0)
+        .map_err(io)?;
+    let mut at = CHUNK_HEADER_LEN;
+    for (header, payload) in frames {
+        debug_assert_eq!(header.stored_len, payload.len() as u64);
+        offsets.push(at);
+        file.write_all_at(&header.encode(), at).map_err(io)?;
+        file.write_all_at(payload, at + FRAME_HEADER_LEN as u64)
+            .map_err(io)?;
+        at += FRAME_HEADER_LEN as u64 + payload.len() as u64;
+    }
+    if sync {
+        file.sync_all().map_err(io)?;
+        sync_dir(dir)?;
+    }
+    Ok((at, offsets))
+}
+
 /// Positioned reads of frames from one chunk file; shareable between threads.
 #[derive(Debug)]
 pub struct ChunkReader {

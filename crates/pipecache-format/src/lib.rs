@@ -25,7 +25,7 @@ pub mod remote;
 
 pub use chunk::{
     ChunkHeader, ChunkReader, ChunkScanner, ChunkWriter, ScannedFrame, chunk_file_name,
-    parse_chunk_file_name, sync_dir,
+    parse_chunk_file_name, sync_dir, write_chunk_file,
 };
 pub use codec::{Codec, CompressionPolicy};
 pub use error::FormatError;

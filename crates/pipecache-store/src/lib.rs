@@ -20,6 +20,7 @@
 //! - `open`, `space`, `stats`: the directory and its lock, free space, reports;
 //! - `state`: what every thread shares (read handle of the index, counters, reader cache);
 //! - `outbox`: queue slots and claims (the tiers' door into the index);
+//! - `direct`: a put's large blobs, written by the putting thread into a chunk of their own;
 //! - `recovery`, `accounting`: reconciling chunk files and counts with the index;
 //! - `writer`: the one thread that commits;
 //! - `read`: the read path (and a put's hashing on the caller's thread);
@@ -54,6 +55,8 @@ mod stats;
 mod state;
 
 pub mod outbox;
+
+mod direct;
 
 mod accounting;
 mod recovery;

@@ -107,6 +107,11 @@ pub struct StoreOptions {
     pub max_batch_requests: usize,
     /// Most payload bytes one group commit takes before it commits.
     pub max_batch_bytes: u64,
+    /// A put's new blobs stored at this size or larger (default 4 MiB) skip the writer
+    /// thread's open chunk: the putting thread writes and fsyncs them into a chunk file of
+    /// their own, in parallel with other puts, and the writer only commits their records
+    /// (`u64::MAX` turns this off).
+    pub direct_write_min: u64,
     /// Free space a put must leave on the store's filesystem, bytes; a put that would
     /// cross it fails with [`Error::NoSpace`] before anything is written. `None` (default):
     /// the smaller of 1 GiB and 5% of the filesystem. `Some(0)` lets puts fill the disk.
@@ -133,6 +138,7 @@ impl Default for StoreOptions {
             access_flush_interval: Duration::from_secs(30),
             max_batch_requests: 512,
             max_batch_bytes: 64 << 20,
+            direct_write_min: 4 << 20,
             min_free_space: None,
             clock: Arc::new(SystemClock),
         }
@@ -177,6 +183,9 @@ impl StoreOptions {
         }
         if self.gc_interval == Some(Duration::ZERO) {
             return bad("gc_interval must be positive".into());
+        }
+        if self.direct_write_min == 0 {
+            return bad("direct_write_min must be positive".into());
         }
         if self.max_batch_requests == 0 {
             return bad("max_batch_requests must be at least 1".into());

@@ -4,9 +4,12 @@
 
 use std::collections::HashSet;
 
-use pipecache_format::BlobHash;
+use std::sync::Arc;
+
+use pipecache_format::{BlobHash, FrameHeader};
 
 use crate::artifact::{Part, StoredArtifact};
+use crate::direct::{DirectChunk, write_direct};
 use crate::state::Shared;
 use crate::writer::PreparedPart;
 use crate::{Artifact, Error, Result};
@@ -149,8 +152,46 @@ impl Shared {
                     hash,
                     raw: p.data,
                     encoded,
+                    direct: None,
                 })
             })
             .collect()
     }
+}
+
+/// Writes the new blobs of `parts` stored at `direct_write_min` bytes or more into a direct
+/// chunk (see `direct`), on the caller's thread, and records where each went.
+pub(crate) fn write_large_parts(
+    shared: &Arc<Shared>,
+    parts: &mut [PreparedPart],
+) -> Result<Option<DirectChunk>> {
+    let min = shared.options.direct_write_min;
+    let large: Vec<usize> = (0..parts.len())
+        .filter(|&i| {
+            let p = &parts[i];
+            p.encoded.as_ref().is_some_and(|(_, stored)| {
+                stored.as_ref().map_or(p.raw.len(), Vec::len) as u64 >= min
+            })
+        })
+        .collect();
+    if large.is_empty() {
+        return Ok(None);
+    }
+    let frames: Vec<(FrameHeader, &[u8])> = large
+        .iter()
+        .map(|&i| {
+            let p = &parts[i];
+            let (codec, stored) = p.encoded.as_ref().expect("selected for being encoded");
+            let stored = stored.as_deref().unwrap_or(&p.raw);
+            (
+                FrameHeader::blob(p.hash, *codec, p.raw.len() as u64, stored),
+                stored,
+            )
+        })
+        .collect();
+    let (chunk, placed) = write_direct(shared, &frames)?;
+    for (i, at) in large.into_iter().zip(placed) {
+        parts[i].direct = Some(at);
+    }
+    Ok(Some(chunk))
 }

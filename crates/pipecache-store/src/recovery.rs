@@ -29,7 +29,8 @@ pub(crate) fn remove_orphan_chunks(shared: &Shared) -> Result<Vec<u64>> {
         let Some(id) = entry.file_name().to_str().and_then(parse_chunk_file_name) else {
             continue;
         };
-        if !known.contains(&id) {
+        // A direct chunk's file exists before its put commits (see `direct`).
+        if !known.contains(&id) && !shared.is_direct_in_flight(id) {
             let path = entry.path();
             tracing::info!(chunk = id, path = %path.display(), "removing chunk file no committed entry references");
             shared.forget_reader(id);
@@ -86,6 +87,7 @@ pub(crate) fn recover_chunks(
     };
     drop(files);
     remove_orphan_chunks(shared)?;
+    shared.chunk_ids_from(meta.next_chunk_id);
     let chunk = match meta.open_chunk {
         None => None,
         Some(id) => match index.chunk(id)? {

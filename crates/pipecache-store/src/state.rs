@@ -82,6 +82,13 @@ pub(crate) struct Shared {
     pub reserve: Reserve,
     /// Opened read-only: the filesystem was too full to open the index for writing.
     pub read_only: bool,
+    /// The next chunk id to hand out: the writer's new chunks and puts' direct chunks both
+    /// take theirs here, so the two never collide (the committed `StoreMeta::next_chunk_id`
+    /// only ever catches up with it).
+    next_chunk_id: AtomicU64,
+    /// Direct chunks (see `direct`) being written or waiting for their put's commit: orphan
+    /// removal and verify must not take them for leftovers of a crash.
+    direct_in_flight: Mutex<HashSet<u64>>,
     /// Told of every key GC expired or evicted, after the commit (see `Store::on_removal`).
     removal_listeners: RemovalListeners,
     // Declared last so it is released after RocksDB is closed.
@@ -115,6 +122,8 @@ impl Shared {
             claimed_queues: Mutex::default(),
             reserve,
             read_only,
+            next_chunk_id: AtomicU64::new(1),
+            direct_in_flight: Mutex::default(),
             removal_listeners: RemovalListeners::default(),
             _lock: lock,
         }
@@ -144,6 +153,37 @@ impl Shared {
                 listener(key);
             }
         }
+    }
+
+    /// Takes a chunk id no chunk file has used.
+    pub(crate) fn take_chunk_id(&self) -> u64 {
+        self.next_chunk_id.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Makes sure ids handed out from now on are at least `next` (the committed meta's).
+    pub(crate) fn chunk_ids_from(&self, next: u64) {
+        self.next_chunk_id.fetch_max(next, Ordering::SeqCst);
+    }
+
+    /// Marks chunk `id` as a direct chunk in flight (`true`) or no longer (`false`).
+    pub(crate) fn set_direct_in_flight(&self, id: u64, in_flight: bool) {
+        let mut set = self
+            .direct_in_flight
+            .lock()
+            .expect("direct chunk set poisoned");
+        if in_flight {
+            set.insert(id);
+        } else {
+            set.remove(&id);
+        }
+    }
+
+    /// True while chunk `id` is a direct chunk not yet committed or removed.
+    pub(crate) fn is_direct_in_flight(&self, id: u64) -> bool {
+        self.direct_in_flight
+            .lock()
+            .expect("direct chunk set poisoned")
+            .contains(&id)
     }
 
     /// Commits so far (see `commit_epoch`).

@@ -22,6 +22,7 @@ use crate::layout::{CHUNK_DIR, INDEX_DIR};
 use crate::lifecycle::{self, GcOptions, GcReport};
 use crate::open::{check_store_dir, lock_and_check};
 use crate::outbox::{OutboxClaim, OutboxSlot, QueueEntry};
+use crate::read::write_large_parts;
 use crate::rebuild::{self, RebuildReport};
 use crate::recovery::recover_chunks;
 use crate::space::{Reserve, effective_min_free, fs_space};
@@ -305,7 +306,8 @@ impl Store {
             // per-kind ones) picks the level and threshold, never overrides that choice.
             let mut policy = options.compression.unwrap_or(shared.options.compression);
             policy.enabled &= shared.options.compression.enabled;
-            let parts = shared.prepare(artifact.parts, &policy)?;
+            let mut parts = shared.prepare(artifact.parts, &policy)?;
+            let direct = write_large_parts(&shared, &mut parts)?;
             let expires_ms =
                 options.expiry(shared.options.clock.now_ms(), shared.options.default_ttl);
             let req = PutRequest {
@@ -316,6 +318,7 @@ impl Store {
                 expires_ms,
                 if_absent: options.if_absent,
                 queue,
+                direct,
                 reply,
             };
             tx.send(Request::Put(req)).map_err(|_| Error::Closed)

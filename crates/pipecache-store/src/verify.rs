@@ -241,7 +241,7 @@ fn expectations(shared: &Shared, report: &mut VerifyReport) -> Result<Expected> 
     Ok(expected)
 }
 
-/// Chunk files the index does not know, by id.
+/// Chunk files the index does not know, by id (a put's direct chunk in flight is not one).
 fn orphan_chunk_files(shared: &Shared, known: &HashSet<u64>) -> Result<Vec<u64>> {
     let list_err = |e| Error::io(format!("list {}", shared.chunk_dir.display()), e);
     let mut orphans = Vec::new();
@@ -252,6 +252,9 @@ fn orphan_chunk_files(shared: &Shared, known: &HashSet<u64>) -> Result<Vec<u64>>
             .to_str()
             .and_then(pipecache_format::parse_chunk_file_name)
             && !known.contains(&id)
+            && !shared.is_direct_in_flight(id)
+            // Committed since `known` was read (a new chunk, or a direct chunk's put).
+            && shared.index.chunk(id)?.is_none()
         {
             orphans.push(id);
         }

@@ -1,4 +1,6 @@
-//! The single writer thread: every index mutation and every chunk append goes through it.
+//! The single writer thread: every index mutation and every chunk append goes through it
+//! (a put's large blobs come already written, in a direct chunk of their own: see `direct`;
+//! the writer commits their records).
 //!
 //! Requests arrive on a crossbeam channel. The thread takes everything queued (up to
 //! `max_batch_requests` / `max_batch_bytes`), appends the group's new blobs and record frames to

@@ -7,6 +7,7 @@ use pipecache_format::{BlobHash, Codec, FrameHeader};
 use tokio::sync::oneshot;
 
 use crate::Result;
+use crate::direct::{DirectChunk, DirectFrame};
 use crate::outbox::OutboxSlot;
 
 /// A blob's bytes as prepared by the caller's thread (hashed, maybe compressed).
@@ -17,6 +18,8 @@ pub(crate) struct PreparedPart {
     pub raw: Vec<u8>,
     /// `Some` when the caller already chose a codec (the blob looked new when prepared).
     pub encoded: Option<(Codec, Option<Vec<u8>>)>,
+    /// Where the caller already wrote the blob (see `direct`); `encoded` is `Some` then.
+    pub direct: Option<DirectFrame>,
 }
 
 #[derive(Debug)]
@@ -30,6 +33,8 @@ pub(crate) struct PutRequest {
     pub if_absent: bool,
     /// Write-back queue entries committed with the put (none when `if_absent` refuses it).
     pub queue: Vec<OutboxSlot>,
+    /// The chunk the caller wrote this put's large blobs into, adopted by the commit.
+    pub direct: Option<DirectChunk>,
     /// `Ok(false)`: `if_absent` refused the put (nothing written, no queue entry).
     pub reply: oneshot::Sender<Result<bool>>,
 }
@@ -169,7 +174,13 @@ pub(crate) enum Request {
 impl Request {
     pub(super) fn payload_bytes(&self) -> u64 {
         match self {
-            Request::Put(p) => p.parts.iter().map(|x| x.raw.len() as u64).sum(),
+            // Bytes the writer appends: direct blobs are written already.
+            Request::Put(p) => p
+                .parts
+                .iter()
+                .filter(|x| x.direct.is_none())
+                .map(|x| x.raw.len() as u64)
+                .sum(),
             _ => 0,
         }
     }

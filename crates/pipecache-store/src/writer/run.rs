@@ -8,6 +8,7 @@ use pipecache_format::FRAME_HEADER_LEN;
 
 use super::request::Request;
 use super::state::Writer;
+use crate::direct::DirectChunk;
 use crate::space::{effective_min_free, fs_space};
 use crate::{Error, Result};
 
@@ -92,9 +93,11 @@ impl Writer {
                 kept.push(req);
                 continue;
             };
+            // Direct blobs are on disk already (and were checked by their caller).
             let need = p
                 .parts
                 .iter()
+                .filter(|x| x.direct.is_none())
                 .map(|x| (x.raw.len() + FRAME_HEADER_LEN) as u64)
                 .sum::<u64>()
                 + PUT_RECORD_ALLOWANCE;
@@ -111,6 +114,22 @@ impl Writer {
             }
         }
         kept
+    }
+    /// Keeps the direct chunks the index now references and deletes the others (their put
+    /// failed or was refused, or found every blob present). Asking the index, not the batch,
+    /// is what keeps a commit that failed after RocksDB applied it from losing a chunk.
+    fn settle_direct(&self, direct: Vec<DirectChunk>) {
+        for chunk in direct {
+            match self.shared.index.chunk(chunk.id()) {
+                Ok(Some(_)) => chunk.adopt(),
+                Ok(None) => drop(chunk),
+                Err(e) => {
+                    // Unknown: keep the file; the next open removes it if it is an orphan.
+                    tracing::warn!(chunk = chunk.id(), error = %e, "direct chunk's fate unknown; kept");
+                    chunk.adopt();
+                }
+            }
+        }
     }
     /// Releases or restores the reserve file after space changed (see `space`).
     pub(super) fn adjust_reserve(&self) {
@@ -129,10 +148,12 @@ impl Writer {
         let mut put_replies = Vec::new();
         let mut delete_replies = Vec::new();
         let mut flush_replies = Vec::new();
+        let mut direct = Vec::new();
         let mut outcome: Result<()> = Ok(());
         for req in batch {
             match req {
-                Request::Put(p) => {
+                Request::Put(mut p) => {
+                    direct.extend(p.direct.take());
                     let mut written = false;
                     if outcome.is_ok() {
                         match self.apply_put(&mut st, &p) {
@@ -164,6 +185,11 @@ impl Writer {
         if outcome.is_ok() {
             outcome = self.commit(st);
         }
+        if outcome.is_err() {
+            // Reload first: the direct chunks' fate is what the index now says.
+            self.recover_after_error();
+        }
+        self.settle_direct(direct);
         match &outcome {
             Ok(()) => {
                 for (r, written) in put_replies {
@@ -192,7 +218,6 @@ impl Writer {
                 for (r, _) in delete_replies {
                     let _ = r.send(Err(e.duplicate()));
                 }
-                self.recover_after_error();
             }
         }
         if !flush_replies.is_empty() {

@@ -13,6 +13,7 @@ use pipecache_format::{BlobHash, ChunkWriter, FRAME_HEADER_LEN, FrameHeader, Fra
 use pipecache_index::IndexWriter;
 
 use super::request::PreparedPart;
+use crate::direct::DirectFrame;
 use crate::outbox::OutboxSlot;
 use crate::state::Shared;
 use crate::{Error, Result};
@@ -189,6 +190,9 @@ impl Writer {
             }
             return Ok(());
         }
+        if let Some(at) = part.direct {
+            return self.adopt_direct(st, part, at, now);
+        }
         let encoded;
         let (codec, stored) = match &part.encoded {
             Some((codec, stored)) => (*codec, stored.as_deref()),
@@ -218,6 +222,47 @@ impl Writer {
         t.unique_bytes += rec.raw_len;
         t.stored_bytes += rec.stored_len;
         st.blobs_written += 1;
+        Ok(())
+    }
+    /// Records a blob the caller already wrote into a direct chunk (see `direct`), and the
+    /// chunk itself (sealed: nothing is ever appended to it) with its first blob.
+    fn adopt_direct(
+        &mut self,
+        st: &mut BatchState,
+        part: &PreparedPart,
+        at: DirectFrame,
+        now: u64,
+    ) -> Result<()> {
+        let (codec, stored) = part
+            .encoded
+            .as_ref()
+            .expect("a direct blob was encoded by its caller");
+        let stored_len = stored.as_ref().map_or(part.raw.len(), Vec::len) as u64;
+        let rec = BlobRecord {
+            v: RECORD_VERSION,
+            chunk: at.chunk,
+            offset: at.offset,
+            stored_len,
+            raw_len: part.raw.len() as u64,
+            codec: *codec as u8,
+            refs: 1,
+        };
+        st.blobs.insert(part.hash, rec);
+        st.meta.next_chunk_id = st.meta.next_chunk_id.max(at.chunk + 1);
+        let chunk = st.chunks.entry(at.chunk).or_insert(ChunkRecord {
+            v: RECORD_VERSION,
+            total_bytes: at.chunk_len,
+            live_bytes: 0,
+            sealed: true,
+            created_ms: now,
+        });
+        chunk.live_bytes += rec.frame_len();
+        let t = &mut st.meta.totals;
+        t.blobs += 1;
+        t.unique_bytes += rec.raw_len;
+        t.stored_bytes += rec.stored_len;
+        st.blobs_written += 1;
+        st.bytes_written += rec.frame_len();
         Ok(())
     }
     /// Appends one frame to the open chunk (rolling over when full) and says where it went.
@@ -265,9 +310,9 @@ impl Writer {
             return Ok(());
         }
         self.seal_open(st)?;
-        let id = st.meta.next_chunk_id;
+        let id = self.shared.take_chunk_id();
         let writer = ChunkWriter::create(&self.shared.chunk_dir, id, now)?;
-        st.meta.next_chunk_id += 1;
+        st.meta.next_chunk_id = st.meta.next_chunk_id.max(id + 1);
         st.meta.open_chunk = Some(id);
         st.chunks.insert(
             id,

@@ -11,6 +11,8 @@ mod compaction_reclaims;
 mod compaction_threshold;
 mod corruption;
 mod dedup;
+mod direct_writes;
+mod direct_writes_unadopted;
 mod gc_budget_race;
 mod gc_concurrent;
 mod group_commit;
