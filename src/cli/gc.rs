@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Result;
 use pipecache::tier::{RemoteGcReport, parse_duration};
 use pipecache::{GcOptions, GcReport};
+use serde::Serialize;
 
 use super::env::{Env, GlobalArgs};
 use super::progress;
@@ -20,9 +21,12 @@ pub struct GcArgs {
     /// Report what would be removed without removing anything.
     #[arg(long)]
     dry_run: bool,
-    /// JSON report.
+    /// JSON report: counts, without the keys (megabytes at a large store's scale).
     #[arg(long)]
     json: bool,
+    /// With --json: also list every expired and evicted key (`expired_keys`, `evicted_keys`).
+    #[arg(long, requires = "json")]
+    keys: bool,
     /// Collect a remote (s3 or fs-remote) tier instead of the local store.
     #[arg(long)]
     remote: bool,
@@ -35,9 +39,31 @@ pub struct GcArgs {
     tier: Option<String>,
 }
 
-impl Report for JobReport<GcReport> {
-    fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
+/// The local GC report as `gc` prints it: the key lists become counts, and come along in
+/// full only with `--keys`.
+struct GcSummary {
+    report: GcReport,
+    keys: bool,
+}
+
+impl Serialize for GcSummary {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let r = &self.report;
+        let mut v = serde_json::to_value(r).map_err(serde::ser::Error::custom)?;
+        let fields = v.as_object_mut().expect("GcReport serializes to an object");
+        fields.insert("expired".into(), r.expired.len().into());
+        fields.insert("evicted".into(), r.evicted.len().into());
+        if self.keys {
+            fields.insert("expired_keys".into(), r.expired.clone().into());
+            fields.insert("evicted_keys".into(), r.evicted.clone().into());
+        }
+        v.serialize(serializer)
+    }
+}
+
+impl Report for JobReport<GcSummary> {
+    fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        let r = &self.report.report;
         let verb = self.verb("would remove", "removed");
         writeln!(
             out,
@@ -91,6 +117,10 @@ impl GcArgs {
                     move |phase, done, total| bar.phase(phase, done, total),
                 )
                 .await?;
+            let report = GcSummary {
+                report,
+                keys: self.keys,
+            };
             report::print(&JobReport { report, dry_run }, self.json)?;
         }
         manager.close().await?;

@@ -34,6 +34,11 @@ fn gc_compact_budget_and_rebuild_from_the_cli() {
     ));
     assert_eq!(dry["dry_run"], true);
     assert_eq!(dry["dead_blobs_dropped"], 10);
+    assert_eq!(dry["expired"], 0);
+    assert!(
+        dry.get("expired_keys").is_none(),
+        "keys only with --keys: {dry}"
+    );
     let before = stdout_json(&run_cli(
         pipecache_bin!(),
         &store,
@@ -47,7 +52,7 @@ fn gc_compact_budget_and_rebuild_from_the_cli() {
     let out = run_cli(
         pipecache_bin!(),
         &store,
-        &["--max-size", "500kB", "gc", "--json"],
+        &["--max-size", "500kB", "gc", "--json", "--keys"],
         None,
     );
     assert_success(&out);
@@ -58,7 +63,10 @@ fn gc_compact_budget_and_rebuild_from_the_cli() {
         String::from_utf8_lossy(&out.stderr)
     );
     let r = stdout_json(&out);
-    assert!(!r["evicted"].as_array().unwrap().is_empty());
+    let evicted = r["evicted_keys"].as_array().unwrap();
+    assert!(!evicted.is_empty());
+    assert_eq!(r["evicted"].as_u64().unwrap(), evicted.len() as u64);
+    assert!(evicted.iter().all(|k| k.as_str().unwrap().starts_with('k')));
     assert!(r["disk_bytes_after"].as_u64().unwrap() <= 500_000 + 64 * 1024 * 1024);
     let after = stdout_json(&run_cli(
         pipecache_bin!(),

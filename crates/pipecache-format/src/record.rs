@@ -37,8 +37,21 @@ pub trait Record: Serialize + DeserializeOwned {
         out
     }
 
+    /// Decodes the encoding this build writes, faster than the generic path; `None` for
+    /// anything else, which the generic path then decodes (or refuses). Must accept only
+    /// bytes the generic path decodes to the same value.
+    fn decode_canonical(_bytes: &[u8]) -> Option<Self> {
+        None
+    }
+
     /// Decodes untrusted bytes.
     fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
+        if let Some(rec) = Self::decode_canonical(bytes)
+            && check_version(Self::WHAT, rec.version()).is_ok()
+        {
+            rec.check()?;
+            return Ok(rec);
+        }
         let mut cursor = Cursor::new(bytes);
         match ciborium::from_reader::<Self, _>(&mut cursor) {
             Ok(rec) => {
@@ -234,7 +247,50 @@ pub struct BlobRecord {
     pub refs: u64,
 }
 
-impl_record!(BlobRecord, "blob record");
+impl Record for BlobRecord {
+    const WHAT: &'static str = "blob record";
+    fn version(&self) -> u32 {
+        self.v
+    }
+    /// Written by hand because scans and GC decode millions of these (serde's path was about
+    /// a tenth of a 3M-blob gc pass): a definite map of the seven keys, each once, in any
+    /// order, each an unsigned integer that fits its field, and nothing after it.
+    fn decode_canonical(bytes: &[u8]) -> Option<Self> {
+        let mut d = minicbor::Decoder::new(bytes);
+        if d.map().ok()? != Some(7) {
+            return None;
+        }
+        let mut fields = [None::<u64>; 7];
+        for _ in 0..7 {
+            let i = match d.str().ok()? {
+                "v" => 0,
+                "c" => 1,
+                "o" => 2,
+                "s" => 3,
+                "r" => 4,
+                "z" => 5,
+                "n" => 6,
+                _ => return None,
+            };
+            if fields[i].replace(d.u64().ok()?).is_some() {
+                return None;
+            }
+        }
+        if d.position() != bytes.len() {
+            return None;
+        }
+        let [v, chunk, offset, stored_len, raw_len, codec, refs] = fields.map(Option::unwrap);
+        Some(Self {
+            v: u32::try_from(v).ok()?,
+            chunk,
+            offset,
+            stored_len,
+            raw_len,
+            codec: u8::try_from(codec).ok()?,
+            refs,
+        })
+    }
+}
 
 impl BlobRecord {
     /// Decoded codec.
@@ -529,5 +585,62 @@ mod tests {
             };
             prop_assert_eq!(ArtifactRecord::decode(&rec.encode()).unwrap(), rec);
         }
+
+        /// The hand-written blob record decoder takes every record this build writes, and
+        /// agrees with the generic decoder on any bytes it takes at all.
+        #[test]
+        fn blob_record_fast_path_agrees_with_serde(
+            fields in any::<(u64, u64, u64, u64, u8, u64)>(),
+            noise in proptest::collection::vec(any::<u8>(), 0..40),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let (chunk, offset, stored_len, raw_len, codec, refs) = fields;
+            let rec = BlobRecord { v: RECORD_VERSION, chunk, offset, stored_len, raw_len, codec, refs };
+            let bytes = rec.encode();
+            prop_assert_eq!(BlobRecord::decode_canonical(&bytes), Some(rec));
+            // Damaged or altered encodings: taken by both decoders identically, or not taken.
+            let mut altered = bytes.clone();
+            let at = cut.index(altered.len());
+            altered.splice(at..at, noise);
+            if let Some(fast) = BlobRecord::decode_canonical(&altered) {
+                let generic: BlobRecord = ciborium::from_reader(&altered[..]).unwrap();
+                prop_assert_eq!(fast, generic);
+            }
+        }
+    }
+
+    #[test]
+    fn blob_records_in_other_encodings_still_decode() {
+        // An extra field (as a later version might add) and the keys in another order: not
+        // the canonical form, so the generic path decodes them.
+        #[derive(Serialize)]
+        struct Extra {
+            n: u64,
+            z: u8,
+            r: u64,
+            s: u64,
+            o: u64,
+            c: u64,
+            v: u32,
+            x: String,
+        }
+        let bytes = {
+            let mut out = Vec::new();
+            let e = Extra {
+                n: 2,
+                z: 0,
+                r: 5,
+                s: 5,
+                o: 64,
+                c: 3,
+                v: 1,
+                x: "later".into(),
+            };
+            ciborium::into_writer(&e, &mut out).unwrap();
+            out
+        };
+        assert_eq!(BlobRecord::decode_canonical(&bytes), None);
+        let rec = BlobRecord::decode(&bytes).unwrap();
+        assert_eq!((rec.chunk, rec.offset, rec.refs), (3, 64, 2));
     }
 }

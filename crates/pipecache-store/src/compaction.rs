@@ -9,6 +9,7 @@ use crossbeam_channel::Sender;
 use pipecache_format::chunk::CHUNK_HEADER_LEN;
 use pipecache_format::record::{Record, RecordFrame, TombstoneFrame};
 use pipecache_format::{BlobHash, ChunkScanner, FrameKind, chunk_file_name};
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::accounting::disk_bytes;
@@ -134,7 +135,14 @@ pub(crate) fn compact(
         let Some(rec) = shared.index.chunk(id)? else {
             continue;
         };
-        match relocate_chunk(shared, tx, id, rec.total_bytes, &mut prescan) {
+        let started = std::time::Instant::now();
+        let relocated = relocate_chunk(shared, tx, id, rec.total_bytes, &mut prescan);
+        tracing::debug!(
+            chunk = id,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "chunk compacted"
+        );
+        match relocated {
             Ok(Some(outcome)) => report.add(id, outcome),
             Ok(None) => report.chunks_skipped.push(id),
             // A damaged chunk stays where it is (verify names its keys); compacting the rest
@@ -239,6 +247,7 @@ impl Prescan {
     /// "filter by point lookups", which cost one lookup per frame of those chunks only.
     fn read(shared: &Shared, wanted: &[u64]) -> Result<Self> {
         let max = shared.options.gc_prescan_max_blobs;
+        let started = std::time::Instant::now();
         let before = shared.epoch();
         // Read here, not taken from `compact`'s plan: a later round runs after earlier
         // chunks moved their blobs, and each chunk's covered length must be current.
@@ -256,8 +265,9 @@ impl Prescan {
                 chunks: wanted.iter().map(|id| (*id, None)).collect(),
             });
         }
-        let rank: HashMap<u64, usize> = wanted.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-        let mut located: HashMap<u64, Vec<Located>> = HashMap::new();
+        let rank: FxHashMap<u64, usize> =
+            wanted.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        let mut located: FxHashMap<u64, Vec<Located>> = FxHashMap::default();
         let mut held = 0usize;
         let mut cutoff = wanted.len(); // chunks ranked at or after this are left for later
         let mut first_too_big = false;
@@ -303,6 +313,12 @@ impl Prescan {
             chunks.insert(wanted[0], None);
         }
         let valid_at = (shared.epoch() == before).then_some(before);
+        tracing::debug!(
+            chunks = chunks.len(),
+            located = held,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "prescan of the blobs CF done"
+        );
         Ok(Self { valid_at, chunks })
     }
 

@@ -93,7 +93,8 @@ pub struct StoreOptions {
     /// Most artifacts one background GC step removes (bounded work per step).
     pub gc_step_removals: usize,
     /// Most blob locations compaction reads ahead in one scan of the index (24 bytes each;
-    /// default 2 Mi, 48 MiB). Chunks whose blobs do not fit are prescanned in later rounds, and
+    /// default 8 Mi, 192 MiB: one scan covers a whole pass up to 8M blobs; every further
+    /// round rescans the whole CF). Chunks whose blobs do not fit are prescanned in later rounds, and
     /// a chunk that alone does not fit is filtered by point lookups instead (slower, bounded).
     pub gc_prescan_max_blobs: usize,
     /// Most bytes of live blob and tombstone frames one compaction batch (one writer commit)
@@ -133,7 +134,7 @@ impl Default for StoreOptions {
             compact_threshold: 0.5,
             gc_interval: Some(Duration::from_secs(60)),
             gc_step_removals: 1000,
-            gc_prescan_max_blobs: 2 << 20,
+            gc_prescan_max_blobs: 8 << 20,
             compact_batch_bytes: 8 << 20,
             access_flush_interval: Duration::from_secs(30),
             max_batch_requests: 512,
