@@ -1,5 +1,5 @@
-//! Remote tiers against real servers on loopback (moto for S3, redis-server), started by the
-//! bench itself.
+//! Remote tiers against real servers on loopback (moto and s3s-fs for S3, redis-server),
+//! started by the bench itself.
 //!
 //! Setup: a local store of synthetic videos (`PIPECACHE_BENCH_REMOTE_MB`, default 256 MB of
 //! artifacts; the figure is 1024): per video a keyframe set of 60 unique ~25 KB frames
@@ -11,6 +11,7 @@
 //!   baseline: the same bytes PUT as 64 MiB objects straight through the transport;
 //! - `sync push` again with the remote up to date; baseline: the first push;
 //! - `sync pull` of everything into an empty store: MB/s; baseline: those objects read back;
+//! - those three against moto and again against s3s-fs (both started here);
 //! - read-through latency of a 50 KB artifact (local miss, remote hit, promotion off the
 //!   critical path), p50/p99 over 200 reads, from Redis and from S3; baseline: a local hit;
 //! - GET requests per artifact of the pull;
@@ -26,12 +27,14 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use pipecache::tier::{CacheBackend, CacheConfig, RedisTier, WritePolicy};
+use pipecache::tier::{
+    BackendConfig, CacheBackend, CacheConfig, PushReport, RedisTier, WritePolicy,
+};
 use pipecache::{Artifact, CacheManager, CompressionPolicy, StoredArtifact, SystemClock};
 use pipecache_remote::RedisStore;
-use pipecache_test_support::servers::{RedisServer, S3Server};
+use pipecache_test_support::servers::{RedisServer, S3Server, S3sServer};
 use pipecache_test_support::tiers::{
-    frames_artifact, open_manager, redis_backend, s3_backend, tier_options,
+    frames_artifact, open_manager, redis_backend, s3_backend, s3s_backend, tier_options,
 };
 use pipecache_test_support::{json_like, random_bytes};
 
@@ -155,6 +158,113 @@ async fn put_costs(redis: &RedisServer, dir: &std::path::Path) -> Vec<String> {
     rows
 }
 
+/// The local store the remote measurements push from.
+struct Corpus {
+    dir: PathBuf,
+    logical: u64,
+    artifacts: u64,
+    frames: u64,
+    target_mb: u64,
+}
+
+/// What [`push_and_pull`] reports besides its table rows.
+struct PushPull {
+    push: PushReport,
+    pull_gets: u64,
+    pull_lists: u64,
+}
+
+/// Pushes the whole corpus to `backend` (then again, with the remote up to date), measures
+/// the bare transport's 64 MiB PUTs and GETs as the baseline, and pulls everything into an
+/// empty store at `pull_dir`.
+async fn push_and_pull(
+    corpus: &Corpus,
+    server: &str,
+    backend: BackendConfig,
+    pull_dir: &std::path::Path,
+    pack_bytes: Option<u64>,
+) -> (PushPull, Vec<String>) {
+    let Corpus {
+        logical,
+        artifacts,
+        frames,
+        target_mb,
+        ..
+    } = *corpus;
+    let a = open_manager(&corpus.dir, vec![backend.clone()], None).await;
+    let t = Instant::now();
+    let push = a.sync_push(None, pack_bytes, &|_, _| {}).await.unwrap();
+    let push_time = t.elapsed();
+    assert_eq!(push.pushed, artifacts, "{push:?}");
+    // Again, with the remote up to date: decided from records alone.
+    let t = Instant::now();
+    let again = a.sync_push(None, pack_bytes, &|_, _| {}).await.unwrap();
+    let again_time = t.elapsed();
+    assert_eq!(again.already_remote, artifacts, "{again:?}");
+    // Baseline: the same number of bytes as 64 MiB objects through the bare transport.
+    let raw = a.remote_packs(None).unwrap().store().clone();
+    let chunk = vec![0x5a_u8; 64 << 20];
+    let objects = push.bytes_up.div_ceil(chunk.len() as u64);
+    let t = Instant::now();
+    for i in 0..objects {
+        raw.put(&format!("baseline/{i}"), chunk.clone())
+            .await
+            .unwrap();
+    }
+    let raw_put = t.elapsed();
+    let t = Instant::now();
+    for i in 0..objects {
+        raw.get(&format!("baseline/{i}")).await.unwrap().unwrap();
+    }
+    let raw_get = t.elapsed();
+    let raw_bytes = objects * chunk.len() as u64;
+    for i in 0..objects {
+        raw.delete(&format!("baseline/{i}")).await.unwrap();
+    }
+    a.close().await.unwrap();
+
+    // Pull into an empty store.
+    let b = open_manager(pull_dir, vec![backend], None).await;
+    let requests = || b.remote_packs(None).unwrap().store().stats().snapshot();
+    let before = requests();
+    let t = Instant::now();
+    let pull = b.sync_pull(None, "", &|_, _| {}).await.unwrap();
+    let pull_time = t.elapsed();
+    assert_eq!(pull.pulled, artifacts, "{pull:?}");
+    let after = requests();
+    b.close().await.unwrap();
+
+    let rows = vec![
+        format!(
+            "| {server}: push {target_mb} MB ({artifacts} artifacts, {frames} keyframes) | {:.1} s | {:.0} MB/s logical | {:.0} MB/s (64 MiB PUTs) | {:.2} |",
+            push_time.as_secs_f64(),
+            mbps(logical, push_time),
+            mbps(raw_bytes, raw_put),
+            mbps(push.bytes_up, push_time) / mbps(raw_bytes, raw_put),
+        ),
+        format!(
+            "| {server}: push again, remote up to date | {:.2} s | {:.0} artifacts/s | first push {:.1} s | {:.3} |",
+            again_time.as_secs_f64(),
+            artifacts as f64 / again_time.as_secs_f64(),
+            push_time.as_secs_f64(),
+            again_time.as_secs_f64() / push_time.as_secs_f64(),
+        ),
+        format!(
+            "| {server}: pull everything | {:.1} s | {:.0} MB/s logical | {:.0} MB/s (64 MiB GETs) | {:.2} |",
+            pull_time.as_secs_f64(),
+            mbps(logical, pull_time),
+            mbps(raw_bytes, raw_get),
+            mbps(pull.bytes_down, pull_time) / mbps(raw_bytes, raw_get),
+        ),
+    ];
+    let report = PushPull {
+        push,
+        pull_gets: after.gets - before.gets,
+        pull_lists: after.lists - before.lists,
+    };
+    (report, rows)
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -193,73 +303,41 @@ async fn run() {
     local.close().await.unwrap();
     let mut rows = Vec::new();
 
-    // Push.
-    let a = open_manager(&work.path().join("a"), vec![s3b()], None).await;
-    let t = Instant::now();
     let pack_bytes = std::env::var("PIPECACHE_BENCH_PACK_MB")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
         .map(|mb| mb << 20);
-    let push = a.sync_push(None, pack_bytes, &|_, _| {}).await.unwrap();
-    let push_time = t.elapsed();
-    assert_eq!(push.pushed, artifacts, "{push:?}");
-    // Again, with the remote up to date: decided from records alone.
-    let t = Instant::now();
-    let again = a.sync_push(None, pack_bytes, &|_, _| {}).await.unwrap();
-    let again_time = t.elapsed();
-    assert_eq!(again.already_remote, artifacts, "{again:?}");
-    // Baseline: the same number of bytes as 64 MiB objects through the bare transport.
-    let raw = a.remote_packs(None).unwrap().store().clone();
-    let chunk = vec![0x5a_u8; 64 << 20];
-    let objects = push.bytes_up.div_ceil(chunk.len() as u64);
-    let t = Instant::now();
-    for i in 0..objects {
-        raw.put(&format!("baseline/{i}"), chunk.clone())
-            .await
-            .unwrap();
-    }
-    let raw_put = t.elapsed();
-    let t = Instant::now();
-    for i in 0..objects {
-        raw.get(&format!("baseline/{i}")).await.unwrap().unwrap();
-    }
-    let raw_get = t.elapsed();
-    let raw_bytes = objects * chunk.len() as u64;
-    a.close().await.unwrap();
-
-    // Pull into an empty store.
-    let b = open_manager(&work.path().join("b"), vec![s3b()], None).await;
-    let requests = || b.remote_packs(None).unwrap().store().stats().snapshot();
-    let before = requests();
-    let t = Instant::now();
-    let pull = b.sync_pull(None, "", &|_, _| {}).await.unwrap();
-    let pull_time = t.elapsed();
-    assert_eq!(pull.pulled, artifacts, "{pull:?}");
-    let after = requests();
-    let (pull_gets, pull_lists) = (after.gets - before.gets, after.lists - before.lists);
-    b.close().await.unwrap();
-
-    rows.push(format!(
-        "| push {target_mb} MB ({artifacts} artifacts, {frames} keyframes) | {:.1} s | {:.0} MB/s logical | {:.0} MB/s (64 MiB PUTs) | {:.2} |",
-        push_time.as_secs_f64(),
-        mbps(logical, push_time),
-        mbps(raw_bytes, raw_put),
-        mbps(push.bytes_up, push_time) / mbps(raw_bytes, raw_put),
-    ));
-    rows.push(format!(
-        "| push again, remote up to date | {:.2} s | {:.0} artifacts/s | first push {:.1} s | {:.3} |",
-        again_time.as_secs_f64(),
-        artifacts as f64 / again_time.as_secs_f64(),
-        push_time.as_secs_f64(),
-        again_time.as_secs_f64() / push_time.as_secs_f64(),
-    ));
-    rows.push(format!(
-        "| pull everything | {:.1} s | {:.0} MB/s logical | {:.0} MB/s (64 MiB GETs) | {:.2} |",
-        pull_time.as_secs_f64(),
-        mbps(logical, pull_time),
-        mbps(raw_bytes, raw_get),
-        mbps(pull.bytes_down, pull_time) / mbps(raw_bytes, raw_get),
-    ));
+    let store = Corpus {
+        dir: work.path().join("a"),
+        logical,
+        artifacts,
+        frames,
+        target_mb,
+    };
+    // The same store pushed to and pulled from both servers: moto (Python, the reference
+    // implementation of the protocol's semantics) and s3s-fs (Rust, objects as files).
+    let (push, moto_rows) = push_and_pull(
+        &store,
+        "moto",
+        s3b(),
+        &work.path().join("b-moto"),
+        pack_bytes,
+    )
+    .await;
+    rows.extend(moto_rows);
+    let s3s = S3sServer::start();
+    let (_, s3s_rows) = push_and_pull(
+        &store,
+        "s3s-fs",
+        s3s_backend(&s3s, WritePolicy::WriteBack),
+        &work.path().join("b-s3s"),
+        pack_bytes,
+    )
+    .await;
+    rows.extend(s3s_rows);
+    let pull_gets = push.pull_gets;
+    let pull_lists = push.pull_lists;
+    let push = push.push;
     let puts_per_frame = push.put_requests as f64 / frames as f64;
 
     // Read-through latency of a 50 KB transcript.

@@ -1,4 +1,5 @@
-//! `pipecache sync push` SIGKILLed part-way through a push to S3: the local store still
+//! `pipecache sync push` (pipelined: the next batch is packed while one uploads) SIGKILLed
+//! part-way through a push to S3: the local store still
 //! verifies, a second push sends only what had not arrived, a third sends nothing, and another
 //! machine reads every artifact back byte-identical.
 

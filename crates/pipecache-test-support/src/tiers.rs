@@ -92,6 +92,21 @@ pub fn s3_backend(endpoint: &str, bucket: &str, policy: WritePolicy) -> BackendC
     }
 }
 
+/// An `s3` backend on an [`S3sServer`](crate::servers::S3sServer) (signature-checking
+/// S3 server), its default bucket, with the credentials it accepts.
+pub fn s3s_backend(server: &crate::servers::S3sServer, policy: WritePolicy) -> BackendConfig {
+    BackendConfig::S3 {
+        remote: remote_common(policy, Some(Duration::from_secs(10))),
+        bucket: crate::servers::S3_DEFAULT_BUCKET.into(),
+        prefix: "cache".into(),
+        endpoint: Some(server.endpoint()),
+        region: Some(S3_REGION.into()),
+        access_key_id: Some(crate::servers::S3S_ACCESS_KEY.into()),
+        secret_access_key: Some(crate::servers::S3S_SECRET_KEY.into()),
+        gc_grace: None,
+    }
+}
+
 /// A `redis` backend at `url`, priority 1 (in front of S3 at 2 when both are used).
 pub fn redis_backend(url: &str, policy: WritePolicy) -> BackendConfig {
     BackendConfig::Redis {

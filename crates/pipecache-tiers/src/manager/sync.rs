@@ -1,14 +1,17 @@
 //! Sync: `sync push` uploads what a pack tier lacks in resumable batches, `sync pull` copies
 //! a remote tier's artifacts into the local store through the promotion layer.
 
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use pipecache_format::BlobHash;
 use pipecache_format::record::ArtifactRecord;
-use pipecache_format::remote::RemoteRecord;
-use pipecache_store::{StoreError, StoredArtifact};
+use pipecache_format::remote::{PackLocation, RemoteRecord};
+use pipecache_store::{ListEntry, StoreError, StoredArtifact};
 use serde::Serialize;
 
 use super::shared::CacheManager;
-use super::tier::bump_by;
-use crate::pack::{BatchReport, record_path};
+use super::tier::{RemoteTier, bump_by};
+use crate::pack::{BatchReport, PackTier, PreparedBatch, record_path};
 use crate::promotion::{PromotionOutcome, promote};
 use crate::{CacheBackend, Result, for_each_bounded};
 
@@ -78,7 +81,6 @@ impl CacheManager {
         progress: &(dyn Fn(u64, u64) + Send + Sync),
     ) -> Result<PushReport> {
         let (_, t, pack) = self.pack_tier(tier)?;
-        let name = t.backend.name().to_owned();
         let before = pack.store().stats().snapshot();
         let batch_bytes = batch_bytes.unwrap_or(DEFAULT_PUSH_BATCH).max(1);
         let remote_names = pack
@@ -86,24 +88,89 @@ impl CacheManager {
             .await
             .inspect_err(|e| t.failed("push", "", e))?;
         let local = self.inner.local.list("").await?;
-        let total = local.len() as u64;
         let mut report = PushReport {
-            tier: name.clone(),
-            artifacts: total,
+            tier: t.backend.name().to_owned(),
+            artifacts: local.len() as u64,
             ..PushReport::default()
         };
+        // Pipelined: the planner reads local artifacts and packs batch N+1 (blake3 and zstd
+        // on the blocking pool) while the uploader writes batch N. The channel holds one
+        // batch, so at most three are in memory: uploading, queued, being built. Uploads
+        // stay one at a time and in order, which keeps a killed push resumable.
+        let (queue, mut batches) = tokio::sync::mpsc::channel::<PreparedBatch>(1);
+        let planner = self.plan_push(
+            t,
+            pack,
+            &local,
+            &remote_names,
+            batch_bytes,
+            progress,
+            &mut report,
+            queue,
+        );
+        let uploader = async {
+            let mut uploaded = BatchReport::default();
+            while let Some(batch) = batches.recv().await {
+                let r = pack
+                    .upload_batch(batch, false)
+                    .await
+                    .inspect_err(|e| t.failed("push", "", e))?;
+                uploaded.records += r.records;
+                uploaded.blobs_uploaded += r.blobs_uploaded;
+                uploaded.blobs_reused += r.blobs_reused;
+                uploaded.packs += r.packs;
+            }
+            Ok(uploaded)
+        };
+        let ((), uploaded) = tokio::try_join!(planner, uploader)?;
+        report.pushed = uploaded.records;
+        report.blobs_uploaded = uploaded.blobs_uploaded;
+        report.blobs_reused = uploaded.blobs_reused;
+        report.packs = uploaded.packs;
+        progress(report.artifacts, report.artifacts);
+        t.succeeded();
+        let after = pack.store().stats().snapshot();
+        report.bytes_up = after.bytes_up - before.bytes_up;
+        report.put_requests = after.puts - before.puts;
+        bump_by(&t.counters.puts, report.pushed);
+        Ok(report)
+    }
+
+    /// The planning half of `sync_push`: decides, a window of keys at a time, which local
+    /// artifacts the remote lacks (from index records on both sides: an artifact the remote
+    /// already has costs one record read there and no blob read here), reads them, and
+    /// queues them as prepared batches of about `batch_bytes`.
+    #[allow(clippy::too_many_arguments)] // one caller; the pieces are sync_push's locals
+    async fn plan_push(
+        &self,
+        t: &RemoteTier,
+        pack: &PackTier,
+        local: &[ListEntry],
+        remote_names: &HashSet<String>,
+        batch_bytes: u64,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+        report: &mut PushReport,
+        queue: tokio::sync::mpsc::Sender<PreparedBatch>,
+    ) -> Result<()> {
+        let total = local.len() as u64;
         let mut batch: Vec<(String, StoredArtifact)> = Vec::new();
         let mut pending = 0u64;
-        let flush =
-            |batch: &mut Vec<(String, StoredArtifact)>, report: &mut PushReport, r: BatchReport| {
-                report.pushed += batch.len() as u64;
-                report.blobs_uploaded += r.blobs_uploaded;
-                report.blobs_reused += r.blobs_reused;
-                report.packs += r.packs;
-                batch.clear();
-            };
-        // Decided from index records on both sides, a window at a time: an artifact the
-        // remote already has costs one record read there and no blob read here.
+        // New blobs of the batches that may still be uploading (queued and in flight):
+        // the next batch names them instead of packing them again.
+        let mut earlier: VecDeque<HashMap<BlobHash, PackLocation>> = VecDeque::new();
+        let mut send = async |items: Vec<(String, StoredArtifact)>| -> Result<()> {
+            let prepared = pack
+                .prepare_batch(items, earlier.make_contiguous())
+                .await
+                .inspect_err(|e| t.failed("push", "", e))?;
+            if earlier.len() == 2 {
+                earlier.pop_front();
+            }
+            earlier.push_back(prepared.locations());
+            // A closed queue means the uploader stopped on an error, which try_join reports.
+            let _ = queue.send(prepared).await;
+            Ok(())
+        };
         let mut done = 0u64;
         for window in local.chunks(PUSH_WINDOW) {
             let keys: Vec<String> = window.iter().map(|e| e.key.clone()).collect();
@@ -142,29 +209,15 @@ impl CacheManager {
                 pending += item.artifact.logical_size();
                 batch.push((key, item));
                 if pending >= batch_bytes {
-                    let r = pack
-                        .put_batch(&batch)
-                        .await
-                        .inspect_err(|e| t.failed("push", "", e))?;
-                    flush(&mut batch, &mut report, r);
+                    send(std::mem::take(&mut batch)).await?;
                     pending = 0;
                 }
             }
         }
         if !batch.is_empty() {
-            let r = pack
-                .put_batch(&batch)
-                .await
-                .inspect_err(|e| t.failed("push", "", e))?;
-            flush(&mut batch, &mut report, r);
+            send(batch).await?;
         }
-        progress(total, total);
-        t.succeeded();
-        let after = pack.store().stats().snapshot();
-        report.bytes_up = after.bytes_up - before.bytes_up;
-        report.put_requests = after.puts - before.puts;
-        bump_by(&t.counters.puts, report.pushed);
-        Ok(report)
+        Ok(())
     }
 
     /// Copies the pack tier's artifacts whose key starts with `prefix` into the local tier

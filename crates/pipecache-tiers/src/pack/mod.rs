@@ -17,21 +17,20 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pipecache_format::record::Record;
-use pipecache_format::remote::{
-    PackBuilder, PackEntry, PackIndex, PackLocation, RemotePart, RemoteRecord, decode_pack_frame,
-};
+use pipecache_format::remote::{PackIndex, PackLocation, RemoteRecord, decode_pack_frame};
 use pipecache_format::{BlobHash, CompressionPolicy};
 use pipecache_remote::{ObjectStore, RemoteError};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
+mod batch;
 mod gc;
 
+pub(crate) use batch::PreparedBatch;
 pub use gc::PackGcReport;
 
 use crate::{
     BackendKind, CacheBackend, Capabilities, Fetched, for_each_bounded, from_record, key_hash,
-    remote_record,
 };
 use crate::{Error, Result};
 use pipecache_store::{Clock, StoreError, StoredArtifact};
@@ -296,7 +295,7 @@ impl PackTier {
 
     /// Uploads `items` as one batch: one pack of the blobs the remote lacks, one index, then
     /// one record per artifact.
-    pub async fn put_batch(&self, items: &[(String, StoredArtifact)]) -> Result<BatchReport> {
+    pub async fn put_batch(&self, items: Vec<(String, StoredArtifact)>) -> Result<BatchReport> {
         self.put_batch_with(items, false).await
     }
 
@@ -305,107 +304,11 @@ impl PackTier {
     /// whose records all lose stays unreferenced until remote GC).
     async fn put_batch_with(
         &self,
-        items: &[(String, StoredArtifact)],
+        items: Vec<(String, StoredArtifact)>,
         if_absent: bool,
     ) -> Result<BatchReport> {
-        let started = self.clock.now_ms();
-        let reuse_window = (self.grace / 2).as_millis() as u64;
-        let mut report = BatchReport::default();
-        let mut pack = PackBuilder::new(started);
-        let mut placed: HashMap<BlobHash, Option<PackLocation>> = HashMap::new();
-        let mut records = Vec::with_capacity(items.len());
-        {
-            let mut map = self.map.lock().await;
-            self.refresh(&mut map, false).await?;
-            for (key, item) in items {
-                let mut parts = Vec::with_capacity(item.artifact.parts.len());
-                for p in &item.artifact.parts {
-                    let hash = BlobHash::of(&p.data);
-                    // `None` = in the pack being built (location fixed once its id is known).
-                    let at = match placed.get(&hash) {
-                        Some(at) => *at,
-                        None => {
-                            let reusable = map.blobs.get(&hash).filter(|(_, created)| {
-                                started.saturating_sub(*created) < reuse_window
-                            });
-                            let at = if let Some((loc, _)) = reusable {
-                                report.blobs_reused += 1;
-                                Some(*loc)
-                            } else {
-                                let (codec, packed) = self
-                                    .compression
-                                    .encode(&p.data)
-                                    .map_err(|e| StoreError::from_format(e, Some(key), None))?;
-                                let stored = packed.as_deref().unwrap_or(&p.data);
-                                pack.push(hash, codec, p.data.len() as u64, stored);
-                                report.blobs_uploaded += 1;
-                                None
-                            };
-                            placed.insert(hash, at);
-                            at
-                        }
-                    };
-                    parts.push(RemotePart {
-                        name: p.name.clone(),
-                        hash,
-                        len: p.data.len() as u64,
-                        at,
-                    });
-                }
-                records.push(remote_record(key, item, parts));
-            }
-        }
-        let mut pack_id = None;
-        let mut entries: Vec<PackEntry> = Vec::new();
-        if !pack.is_empty() {
-            let (id, bytes, list) = pack.finish();
-            report.pack_bytes = bytes.len() as u64;
-            report.packs = 1;
-            self.store
-                .put(&pack_path(&id), bytes)
-                .await
-                .map_err(|e| self.remote(e))?;
-            pack_id = Some(id);
-            entries = list;
-        }
-        let by_hash: HashMap<BlobHash, PackEntry> = entries.iter().map(|e| (e.hash, *e)).collect();
-        for rec in &mut records {
-            for part in &mut rec.parts {
-                if part.at.is_none() {
-                    let e = by_hash[&part.hash];
-                    part.at = Some(PackLocation {
-                        pack: pack_id.expect("blobs were packed"),
-                        offset: e.offset,
-                        stored_len: e.stored_len,
-                    });
-                }
-            }
-        }
-        let keys: Vec<String> = items.iter().map(|(k, _)| k.clone()).collect();
-        let idx = PackIndex::new(pack_id, entries.clone(), keys, started).encode();
-        let idx_name = format!("index/{}", BlobHash::of(&idx).to_hex());
-        self.store
-            .put(&idx_name, idx)
-            .await
-            .map_err(|e| self.remote(e))?;
-        // From here the pack's blobs are reusable: a retry after the records fail (a push
-        // resumed within MAP_REFRESH) must not upload them again.
-        {
-            let mut map = self.map.lock().await;
-            map.seen.insert(idx_name);
-            if let Some(pack) = pack_id {
-                for e in entries {
-                    let loc = PackLocation {
-                        pack,
-                        offset: e.offset,
-                        stored_len: e.stored_len,
-                    };
-                    map.blobs.insert(e.hash, (loc, started));
-                }
-            }
-        }
-        report.records = self.put_records(&records, if_absent).await?;
-        Ok(report)
+        let batch = self.prepare_batch(items, &[]).await?;
+        self.upload_batch(batch, if_absent).await
     }
 
     /// Writes `records` (with `if_absent`, only where none is); returns how many were written.
@@ -543,7 +446,7 @@ impl CacheBackend for PackTier {
     }
 
     async fn put(&self, key: &str, item: &StoredArtifact) -> Result<()> {
-        self.put_batch(&[(key.to_owned(), item.clone())]).await?;
+        self.put_batch(vec![(key.to_owned(), item.clone())]).await?;
         Ok(())
     }
 
@@ -555,13 +458,13 @@ impl CacheBackend for PackTier {
         if self.record(key).await?.is_some() {
             return Ok(());
         }
-        self.put_batch_with(&[(key.to_owned(), item.clone())], true)
+        self.put_batch_with(vec![(key.to_owned(), item.clone())], true)
             .await?;
         Ok(())
     }
 
     async fn put_many(&self, items: &[(String, StoredArtifact)]) -> Result<()> {
-        self.put_batch(items).await?;
+        self.put_batch(items.to_vec()).await?;
         Ok(())
     }
 

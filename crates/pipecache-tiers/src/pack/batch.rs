@@ -1,0 +1,230 @@
+//! One upload batch in two steps, so `sync push` can pack the next batch while the current
+//! one uploads: [`PackTier::prepare_batch`] does the CPU work (blake3, compression, the
+//! pack's bytes) on tokio's blocking pool, [`PackTier::upload_batch`] the writes, in the
+//! module's write order (pack, index, records).
+//!
+//! A batch prepared while earlier ones are still uploading may name their new blobs
+//! (`earlier`): they are uploaded first, since batches upload one at a time in
+//! the order they were prepared, and a failed upload stops the push before any later batch
+//! writes a record.
+
+use std::collections::HashMap;
+
+use pipecache_format::record::Record;
+use pipecache_format::remote::{
+    PackBuilder, PackEntry, PackIndex, PackLocation, RemotePart, RemoteRecord,
+};
+use pipecache_format::{BlobHash, CompressionPolicy};
+use pipecache_store::{StoreError, StoredArtifact};
+
+use super::{BatchReport, PackTier, pack_path};
+use crate::{Result, remote_record};
+
+/// A batch ready to upload: its records, and the pack of its new blobs.
+#[derive(Debug)]
+pub(crate) struct PreparedBatch {
+    started_ms: u64,
+    keys: Vec<String>,
+    records: Vec<RemoteRecord>,
+    /// The pack's id and bytes; `None` when every blob was already remote.
+    pack: Option<(BlobHash, Vec<u8>)>,
+    entries: Vec<PackEntry>,
+    report: BatchReport,
+}
+
+impl PreparedBatch {
+    /// Where this batch's new blobs will be once it is uploaded.
+    pub(crate) fn locations(&self) -> HashMap<BlobHash, PackLocation> {
+        let Some((pack, _)) = &self.pack else {
+            return HashMap::new();
+        };
+        self.entries
+            .iter()
+            .map(|e| {
+                let loc = PackLocation {
+                    pack: *pack,
+                    offset: e.offset,
+                    stored_len: e.stored_len,
+                };
+                (e.hash, loc)
+            })
+            .collect()
+    }
+}
+
+/// Runs CPU-bound work on the blocking pool (a panic there is re-raised here).
+async fn off_the_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+impl PackTier {
+    /// Hashes `items`' parts, decides which blobs the remote (or an `earlier` batch, see the
+    /// module docs) already holds, and builds the pack of the others.
+    pub(crate) async fn prepare_batch(
+        &self,
+        items: Vec<(String, StoredArtifact)>,
+        earlier: &[HashMap<BlobHash, PackLocation>],
+    ) -> Result<PreparedBatch> {
+        let started_ms = self.clock.now_ms();
+        let reuse_window = (self.grace / 2).as_millis() as u64;
+        let (items, hashes) = off_the_runtime(move || {
+            let hashes: Vec<Vec<BlobHash>> = items
+                .iter()
+                .map(|(_, it)| {
+                    it.artifact
+                        .parts
+                        .iter()
+                        .map(|p| BlobHash::of(&p.data))
+                        .collect()
+                })
+                .collect();
+            (items, hashes)
+        })
+        .await;
+        let mut remote: HashMap<BlobHash, PackLocation> = HashMap::new();
+        {
+            let mut map = self.map.lock().await;
+            self.refresh(&mut map, false).await?;
+            for hash in hashes.iter().flatten() {
+                let reusable = map
+                    .blobs
+                    .get(hash)
+                    .filter(|(_, created)| started_ms.saturating_sub(*created) < reuse_window)
+                    .map(|(loc, _)| *loc)
+                    .or_else(|| earlier.iter().find_map(|m| m.get(hash).copied()));
+                if let Some(loc) = reusable {
+                    remote.insert(*hash, loc);
+                }
+            }
+        }
+        let compression = self.compression;
+        off_the_runtime(move || build(items, &hashes, &remote, compression, started_ms)).await
+    }
+
+    /// Writes a prepared batch: its pack, its index, then its records (with `if_absent`,
+    /// only where none is).
+    pub(crate) async fn upload_batch(
+        &self,
+        batch: PreparedBatch,
+        if_absent: bool,
+    ) -> Result<BatchReport> {
+        let PreparedBatch {
+            started_ms,
+            keys,
+            records,
+            pack,
+            entries,
+            mut report,
+        } = batch;
+        let pack_id = pack.as_ref().map(|(id, _)| *id);
+        if let Some((id, bytes)) = pack {
+            self.store
+                .put(&pack_path(&id), bytes)
+                .await
+                .map_err(|e| self.remote(e))?;
+        }
+        let idx = PackIndex::new(pack_id, entries.clone(), keys, started_ms).encode();
+        let idx_name = format!("index/{}", BlobHash::of(&idx).to_hex());
+        self.store
+            .put(&idx_name, idx)
+            .await
+            .map_err(|e| self.remote(e))?;
+        // From here the pack's blobs are reusable: a retry after the records fail (a push
+        // resumed within MAP_REFRESH) must not upload them again.
+        {
+            let mut map = self.map.lock().await;
+            map.seen.insert(idx_name);
+            if let Some(pack) = pack_id {
+                for e in entries {
+                    let loc = PackLocation {
+                        pack,
+                        offset: e.offset,
+                        stored_len: e.stored_len,
+                    };
+                    map.blobs.insert(e.hash, (loc, started_ms));
+                }
+            }
+        }
+        report.records = self.put_records(&records, if_absent).await?;
+        Ok(report)
+    }
+}
+
+/// The CPU half of [`PackTier::prepare_batch`]: compresses and packs every blob `remote`
+/// does not hold (each once), and writes the records.
+fn build(
+    items: Vec<(String, StoredArtifact)>,
+    hashes: &[Vec<BlobHash>],
+    remote: &HashMap<BlobHash, PackLocation>,
+    compression: CompressionPolicy,
+    started_ms: u64,
+) -> Result<PreparedBatch> {
+    let mut report = BatchReport::default();
+    let mut pack = PackBuilder::new(started_ms);
+    // `None` = in the pack being built (location fixed once its id is known).
+    let mut placed: HashMap<BlobHash, Option<PackLocation>> = HashMap::new();
+    let mut records = Vec::with_capacity(items.len());
+    for ((key, item), hashes) in items.iter().zip(hashes) {
+        let mut parts = Vec::with_capacity(item.artifact.parts.len());
+        for (p, hash) in item.artifact.parts.iter().zip(hashes) {
+            let at = match placed.get(hash) {
+                Some(at) => *at,
+                None => {
+                    let at = if let Some(loc) = remote.get(hash) {
+                        report.blobs_reused += 1;
+                        Some(*loc)
+                    } else {
+                        let (codec, packed) = compression
+                            .encode(&p.data)
+                            .map_err(|e| StoreError::from_format(e, Some(key), None))?;
+                        let stored = packed.as_deref().unwrap_or(&p.data);
+                        pack.push(*hash, codec, p.data.len() as u64, stored);
+                        report.blobs_uploaded += 1;
+                        None
+                    };
+                    placed.insert(*hash, at);
+                    at
+                }
+            };
+            parts.push(RemotePart {
+                name: p.name.clone(),
+                hash: *hash,
+                len: p.data.len() as u64,
+                at,
+            });
+        }
+        records.push(remote_record(key, item, parts));
+    }
+    let (pack, entries) = if pack.is_empty() {
+        (None, Vec::new())
+    } else {
+        let (id, bytes, entries) = pack.finish();
+        report.pack_bytes = bytes.len() as u64;
+        report.packs = 1;
+        (Some((id, bytes)), entries)
+    };
+    if let Some((id, _)) = &pack {
+        let by_hash: HashMap<BlobHash, PackEntry> = entries.iter().map(|e| (e.hash, *e)).collect();
+        for part in records.iter_mut().flat_map(|r| r.parts.iter_mut()) {
+            if part.at.is_none() {
+                let e = by_hash[&part.hash];
+                part.at = Some(PackLocation {
+                    pack: *id,
+                    offset: e.offset,
+                    stored_len: e.stored_len,
+                });
+            }
+        }
+    }
+    Ok(PreparedBatch {
+        started_ms,
+        keys: items.into_iter().map(|(k, _)| k).collect(),
+        records,
+        pack,
+        entries,
+        report,
+    })
+}
