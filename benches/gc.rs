@@ -23,15 +23,14 @@
 //!
 //! Target (issue): a gc pass over 1M blobs in under 10 s and under 256 MB RSS on a 2-core box.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pipecache::{Artifact, Durability, Part, PutOptions, Store, StoreOptions};
+use pipecache_test_support::bench::{
+    Run, bounded, json, pipecache_bin, run_child, target_dir, u, write_report,
+};
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use serde_json::Value;
-use tokio::task::JoinSet;
 
 const PARTS: usize = 10;
 const BLOB_LEN: usize = 64;
@@ -69,27 +68,6 @@ fn expiring(i: usize) -> bool {
     i % 10 == 1
 }
 
-/// Runs `op(i)` for `0..n`, `IN_FLIGHT` at a time.
-async fn bounded<F, Fut>(n: usize, op: F)
-where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let mut set = JoinSet::new();
-    for i in 0..n {
-        if set.len() >= IN_FLIGHT {
-            set.join_next()
-                .await
-                .expect("a task")
-                .expect("task panicked");
-        }
-        set.spawn(op(i));
-    }
-    while let Some(r) = set.join_next().await {
-        r.expect("task panicked");
-    }
-}
-
 struct Setup {
     artifacts: usize,
     deleted: usize,
@@ -114,7 +92,7 @@ async fn generate(dir: &Path, blobs: usize) -> Setup {
 
     let t = Instant::now();
     let s = store.clone();
-    bounded(artifacts, move |i| {
+    bounded(artifacts, IN_FLIGHT, move |i| {
         let s = s.clone();
         async move {
             let mut rng = StdRng::seed_from_u64(i as u64);
@@ -137,7 +115,7 @@ async fn generate(dir: &Path, blobs: usize) -> Setup {
 
     let t = Instant::now();
     let s = store.clone();
-    bounded(artifacts, move |i| {
+    bounded(artifacts, IN_FLIGHT, move |i| {
         let s = s.clone();
         async move {
             if deleted(i) {
@@ -177,125 +155,6 @@ async fn generate(dir: &Path, blobs: usize) -> Setup {
     }
 }
 
-/// One child run: wall time, peak RSS, stdout.
-struct Run {
-    secs: f64,
-    peak_rss_kib: u64,
-    stdout: Vec<u8>,
-}
-
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-/// Runs `pipecache --dir dir [--max-size m] args`, sampling VmHWM every 5 ms until it exits.
-fn run_child(bin: &Path, dir: &Path, max_size: Option<u64>, args: &[&str], keep: bool) -> Run {
-    let mut cmd = Command::new(bin);
-    cmd.arg("--dir").arg(dir);
-    if let Some(m) = max_size {
-        cmd.arg("--max-size").arg(m.to_string());
-    }
-    cmd.args(args)
-        .env_remove("PIPECACHE_DIR")
-        .env_remove("PIPECACHE_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(if keep { Stdio::piped() } else { Stdio::null() })
-        .stderr(Stdio::piped());
-    let t = Instant::now();
-    let mut child = cmd.spawn().expect("spawn pipecache");
-    let pid = child.id();
-    let drain = |r: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut r) = r {
-                r.read_to_end(&mut buf).expect("read child output");
-            }
-            buf
-        })
-    };
-    let out = drain(child.stdout.take().map(|s| Box::new(s) as _));
-    let err = drain(child.stderr.take().map(|s| Box::new(s) as _));
-    let mut peak = 0;
-    let status = loop {
-        // VmHWM is a high-water mark: the last value read before exit is the peak.
-        if let Some(v) = vm_hwm_kib(pid) {
-            peak = peak.max(v);
-        }
-        if let Some(status) = child.try_wait().expect("wait for pipecache") {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let secs = t.elapsed().as_secs_f64();
-    let stdout = out.join().expect("stdout reader");
-    let stderr = err.join().expect("stderr reader");
-    assert!(
-        status.success(),
-        "pipecache {args:?} failed with {status}: {}",
-        String::from_utf8_lossy(&stderr)
-    );
-    Run {
-        secs,
-        peak_rss_kib: peak,
-        stdout,
-    }
-}
-
-fn json(run: &Run) -> Value {
-    serde_json::from_slice(&run.stdout).expect("pipecache printed JSON")
-}
-
-fn u(v: &Value, path: &[&str]) -> u64 {
-    let mut v = v;
-    for p in path {
-        v = &v[*p];
-    }
-    v.as_u64()
-        .or_else(|| v.as_array().map(|a| a.len() as u64))
-        .unwrap_or_else(|| panic!("report field {path:?} missing: {v}"))
-}
-
-/// The target directory: benches run from `<target>/release/deps/`.
-fn target_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(d);
-    }
-    let exe = std::env::current_exe().expect("bench executable path");
-    exe.ancestors()
-        .nth(3)
-        .map(Path::to_owned)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
-
-/// The release `pipecache` binary, built first when it is missing.
-fn pipecache_bin(target: &Path) -> PathBuf {
-    if let Some(p) = option_env!("CARGO_BIN_EXE_pipecache").map(PathBuf::from)
-        && p.is_file()
-    {
-        return p;
-    }
-    let bin = target.join("release/pipecache");
-    if !bin.is_file() {
-        println!(
-            "{} is missing: building it (cargo build --release --bin pipecache)",
-            bin.display()
-        );
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--release", "--bin", "pipecache"])
-            .env("CARGO_TARGET_DIR", target)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build --release failed: {status}");
-    }
-    assert!(bin.is_file(), "{} not found after building", bin.display());
-    bin
-}
-
 struct Row {
     phase: &'static str,
     run: Run,
@@ -330,7 +189,7 @@ fn main() {
         })
         .unwrap_or(1_000_000);
     let target = target_dir();
-    let bin = pipecache_bin(&target);
+    let bin = pipecache_bin(&target, option_env!("CARGO_BIN_EXE_pipecache"));
     let tmp = tempfile::tempdir().expect("temp dir");
     // PIPECACHE_BENCH_DIR keeps the generated store there (a new directory) for inspection.
     let dir = std::env::var_os("PIPECACHE_BENCH_DIR")
@@ -373,10 +232,13 @@ fn main() {
         return;
     }
 
-    let gc1 = run_child(&bin, &dir, Some(max_size), &["gc", "--json"], true);
-    let gc2 = run_child(&bin, &dir, Some(max_size), &["gc", "--json"], true);
-    let verify = run_child(&bin, &dir, None, &["verify", "--json"], true);
-    let ls = run_child(&bin, &dir, None, &["ls", "--json"], false);
+    let d = dir.to_str().expect("a UTF-8 store path");
+    let max = max_size.to_string();
+    let gc_args = ["--dir", d, "--max-size", &max, "gc", "--json"];
+    let gc1 = run_child(&bin, &gc_args, true);
+    let gc2 = run_child(&bin, &gc_args, true);
+    let verify = run_child(&bin, &["--dir", d, "verify", "--json"], true);
+    let ls = run_child(&bin, &["--dir", d, "ls", "--json"], false);
 
     // Check the reports against what setup did.
     let (r1, r2, v) = (json(&gc1), json(&gc2), json(&verify));
@@ -522,9 +384,7 @@ fn main() {
         }
     }
     println!("\n{report}");
-    let out_dir = target.join("pipecache-bench");
-    std::fs::create_dir_all(&out_dir).expect("create bench output dir");
-    std::fs::write(out_dir.join("gc.md"), &report).expect("write gc.md");
-    println!("written to {}", out_dir.join("gc.md").display());
+    let written = write_report(&target, "gc.md", &report);
+    println!("written to {}", written.display());
     assert!(problems.is_empty(), "gc bench found wrong counts");
 }

@@ -9,15 +9,12 @@ use std::time::{Duration, Instant};
 
 use pipecache::tier::MemoryTier;
 use pipecache::{Artifact, CacheManager, Store, StoreOptions, StoredArtifact};
+use pipecache_test_support::bench::{percentiles, target_dir, write_report};
 use rand::distr::Distribution;
 use rand::{SeedableRng, rngs::StdRng};
 
 const KEYS: usize = 1_000;
 const CALLS: usize = 20_000;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
 
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
@@ -34,8 +31,8 @@ async fn time_gets<F: std::future::Future<Output = bool>>(
         assert!(get(key).await, "a warm key missed");
         times.push(start.elapsed());
     }
-    times.sort();
-    (percentile(&times, 0.5), percentile(&times, 0.99))
+    let [p50, p99] = percentiles(&mut times, [0.5, 0.99]);
+    (p50, p99)
 }
 
 /// A Zipf(1.0) trace over `keys` keys.
@@ -142,10 +139,5 @@ fn main() {
         (tiny10 - lru10) * 100.0,
     );
     println!("{table}");
-    let out = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-        .join("pipecache-bench");
-    std::fs::create_dir_all(&out).expect("bench output dir");
-    std::fs::write(out.join("memory.md"), table).expect("write memory.md");
+    write_report(&target_dir(), "memory.md", &table);
 }

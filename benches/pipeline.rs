@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use pipecache::{Store, StoreOptions};
 use pipecache_pipeline::{FingerprintMode, PipelineArtifactCache, Transcript, TranscriptSegment};
+use pipecache_test_support::bench::{percentiles, target_dir, write_report};
 
 const CALLS: usize = 5_000;
 const WARMUP: usize = 500;
@@ -53,10 +54,6 @@ async fn mean<F: std::future::Future>(n: u32, mut f: impl FnMut() -> F) -> Durat
     start.elapsed() / n
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -88,7 +85,7 @@ fn main() {
                 times.push(took);
             }
         }
-        times.sort();
+        let [p50, p99] = percentiles(&mut times, [0.5, 0.99]);
         // Where the time goes: the fingerprint (a stat), the store read (index, chunk read,
         // blake3, zstd), the CBOR decode.
         let key = pipecache_pipeline::TranscriptConfig {
@@ -109,11 +106,7 @@ fn main() {
         .await;
         let breakdown = (fingerprint, read, decode, part.len());
         store.close().await.expect("close");
-        (
-            percentile(&times, 0.50),
-            percentile(&times, 0.99),
-            breakdown,
-        )
+        (p50, p99, breakdown)
     });
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let (fingerprint, read, decode, len) = breakdown;
@@ -130,10 +123,5 @@ fn main() {
         us(decode),
     );
     println!("| call | p50 | p99 |\n|---|---|---|\n{row}");
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pipecache-bench");
-    let out = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|d| Path::new(&d).join("pipecache-bench"))
-        .unwrap_or(out);
-    std::fs::create_dir_all(&out).expect("bench output dir");
-    std::fs::write(out.join("pipeline.md"), row).expect("write pipeline.md");
+    write_report(&target_dir(), "pipeline.md", &row);
 }

@@ -32,6 +32,7 @@ use pipecache::tier::{
 };
 use pipecache::{Artifact, CacheManager, CompressionPolicy, StoredArtifact, SystemClock};
 use pipecache_remote::RedisStore;
+use pipecache_test_support::bench::percentiles;
 use pipecache_test_support::servers::{RedisServer, S3Server, S3sServer};
 use pipecache_test_support::tiers::{
     frames_artifact, open_manager, redis_backend, s3_backend, s3s_backend, tier_options,
@@ -69,11 +70,6 @@ fn mbps(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / 1e6 / d.as_secs_f64()
 }
 
-fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
-    v.sort();
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
-
 async fn latencies(m: &CacheManager, key: &str, fresh: bool, n: usize) -> Vec<Duration> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
@@ -99,7 +95,8 @@ async fn put_p50(m: &CacheManager, seed: u64, n: u64) -> Duration {
         m.put(&key, art).await.unwrap();
         lat.push(t.elapsed());
     }
-    percentile(lat, 0.5)
+    let [p50] = percentiles(&mut lat, [0.5]);
+    p50
 }
 
 /// What a put costs with a Redis tier behind the local one, per write policy. Baseline: a
@@ -131,7 +128,7 @@ async fn put_costs(redis: &RedisServer, dir: &std::path::Path) -> Vec<String> {
         bare.put(&format!("bare{i}"), &item).await.unwrap();
         lat.push(t.elapsed());
     }
-    let bare_p50 = percentile(lat, 0.5);
+    let [bare_p50] = percentiles(&mut lat, [0.5]);
     let baseline = local_p50 + bare_p50;
     let mut rows = Vec::new();
     for (policy, seed) in [
@@ -373,13 +370,14 @@ async fn run() {
     let via_s3 = open_manager(&work.path().join("s"), vec![s3b()], None).await;
     let s3_lat = latencies(&via_s3, key, true, n).await;
     via_s3.close().await.unwrap();
-    let local_p50 = percentile(local_lat.clone(), 0.5);
+    let [local_p50] = percentiles(&mut local_lat.clone(), [0.5]);
     for (name, lat) in [
         ("Redis", redis_lat),
         ("S3", s3_lat),
         ("local hit (baseline)", local_lat),
     ] {
-        let (p50, p99) = (percentile(lat.clone(), 0.5), percentile(lat, 0.99));
+        let mut lat = lat;
+        let [p50, p99] = percentiles(&mut lat, [0.5, 0.99]);
         rows.push(format!(
             "| 50 KB read-through from {name} | p50 {:.0} us | p99 {:.0} us | | {:.0}x local |",
             p50.as_secs_f64() * 1e6,

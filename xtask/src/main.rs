@@ -18,7 +18,9 @@
 //!   it (same target directory and profile: RocksDB's C++ is not built again), and its
 //!   pytest suite against the same servers.
 //! - `cargo xtask fuzz [--seconds N]` — smoke-run every fuzz target (installs cargo-fuzz).
-//! - `cargo xtask bench [ARGS]` — run the criterion benches.
+//! - `cargo xtask bench [--quick]` — run every bench (the peers: plain files, cacache, foyer,
+//!   diskcache through the Python package, a Zipf trace against LRU) and rewrite the tables
+//!   of docs/performance.md with the machine, the date and the commit (`bench.rs`).
 //!
 //! Everything uses the release profile: RocksDB's C++ is built once per machine and shared by
 //! tests, benches and the CLI.
@@ -38,10 +40,10 @@ fn main() -> Result<()> {
         "demo" => demo(rest),
         "test" => test(rest),
         "fuzz" => fuzz(rest),
-        "bench" => bench(rest),
+        "bench" => bench::bench(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo [demo args]|test|fuzz [--seconds N]|bench [criterion args]>"
+                "usage: cargo xtask <demo [demo args]|test|fuzz [--seconds N]|bench [--quick]>"
             );
             if cmd == "help" || cmd == "--help" {
                 Ok(())
@@ -244,8 +246,9 @@ fn ensure_python_venv() -> Result<PathBuf> {
     Ok(venv)
 }
 
-/// Builds the Python package into its venv and runs its pytest suite.
-fn python_tests(servers: &TestServers) -> Result<()> {
+/// Checks the Python package's style and builds it into its venv (`maturin develop`, same
+/// target directory and profile); returns the venv and a `PATH` with its `bin` first.
+fn build_python_package() -> Result<(PathBuf, std::ffi::OsString)> {
     let venv = ensure_python_venv()?;
     let bin = venv.join("bin");
     let path = std::env::join_paths(std::iter::once(bin.clone()).chain(std::env::split_paths(
@@ -265,6 +268,13 @@ fn python_tests(servers: &TestServers) -> Result<()> {
         .env("PATH", &path)
         .args(["develop", "--release", "--manifest-path"])
         .arg(package.join("Cargo.toml")))?;
+    Ok((venv, path))
+}
+
+/// Builds the Python package into its venv and runs its pytest suite.
+fn python_tests(servers: &TestServers) -> Result<()> {
+    let (venv, path) = build_python_package()?;
+    let bin = venv.join("bin");
     run(Command::new(bin.join("python"))
         .current_dir(root())
         .env("VIRTUAL_ENV", &venv)
@@ -273,7 +283,7 @@ fn python_tests(servers: &TestServers) -> Result<()> {
         .env("PIPECACHE_S3S_SERVER", &servers.s3s)
         .env("PIPECACHE_REDIS_SERVER", &servers.redis)
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
-        .arg(package.join("tests")))
+        .arg(root().join("crates/pipecache-python/tests")))
 }
 
 /// Absolute paths of the real servers the remote tiers' tests start on loopback.
@@ -500,10 +510,7 @@ fn fuzz(rest: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn bench(rest: &[String]) -> Result<()> {
-    ensure_build_deps()?;
-    run(cargo().args(["bench", "--workspace"]).args(rest))
-}
+mod bench;
 
 #[cfg(test)]
 mod tidy;

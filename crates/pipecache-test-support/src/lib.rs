@@ -1,9 +1,11 @@
 //! # pipecache-test-support: helpers shared by integration tests and benches
 //!
-//! Temp stores, deterministic payload generators, byte-flipping and a CLI runner. Test-only:
-//! nothing in a library crate may depend on it, and it must not hide a real component behind a
-//! mock (stores here are real RocksDB + chunk files in a temp directory).
+//! Temp stores, deterministic payload generators, byte-flipping, a CLI runner and (in
+//! [`bench`]) what the benches share. Test-only: nothing in a library crate may depend on it,
+//! and it must not hide a real component behind a mock (stores here are real RocksDB + chunk
+//! files in a temp directory).
 
+pub mod bench;
 pub mod operations;
 pub mod pipeline;
 pub mod servers;
