@@ -309,7 +309,9 @@ impl ChunkWriter {
 }
 
 /// Writes a complete chunk file in one go: header, then `frames` in order, then (with
-/// `sync`) one fsync of the file and one of `dir`. Returns the file's length and each
+/// `sync`) one fdatasync of the file. The directory entry is not synced here: the caller
+/// must [`sync_dir`] before anything relies on the file surviving a power cut (the store
+/// does it once for a whole group of such files). Returns the file's length and each
 /// frame's offset. Used for a put's large blobs, which the putting thread writes into a chunk
 /// of their own instead of queueing them behind the writer thread's appends; the chunk is
 /// sealed from birth (nothing is ever appended to it).
@@ -340,8 +342,7 @@ pub fn write_chunk_file(
         at += FRAME_HEADER_LEN as u64 + payload.len() as u64;
     }
     if sync {
-        file.sync_all().map_err(io)?;
-        sync_dir(dir)?;
+        file.sync_data().map_err(io)?;
     }
     Ok((at, offsets))
 }

@@ -4,9 +4,9 @@
 //! waits behind every other put's bytes and one thread's write rate caps every put. A put
 //! whose new blobs are stored at `direct_write_min` bytes or more writes them instead into a
 //! chunk file of its own, on the caller's blocking thread, in parallel with other puts, and
-//! fsyncs the file and the directory before the put reaches the writer. The writer then
-//! commits the blobs' records pointing into that chunk (sealed from birth) in the put's
-//! group, like any other put. So invariant 1 (frames durable before the commit that
+//! fsyncs the file before the put reaches the writer. The writer fsyncs the chunk directory
+//! once for every direct chunk of a group, then commits the blobs' records pointing into
+//! those chunks (sealed from birth) in the group's batch, like any other put. So invariant 1 (frames durable before the commit that
 //! references them) and invariant 3 (one index writer) hold as before.
 //!
 //! A direct chunk its put's commit does not adopt (the put failed or was refused, or every

@@ -4,11 +4,12 @@
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use pipecache_format::FRAME_HEADER_LEN;
+use pipecache_format::{FRAME_HEADER_LEN, sync_dir};
 
 use super::request::Request;
 use super::state::Writer;
 use crate::direct::DirectChunk;
+use crate::options::Durability;
 use crate::space::{effective_min_free, fs_space};
 use crate::{Error, Result};
 
@@ -115,6 +116,12 @@ impl Writer {
         }
         kept
     }
+    fn sync_chunk_dir(&self) -> Result<()> {
+        if self.shared.options.durability != Durability::Fsync {
+            return Ok(());
+        }
+        sync_dir(&self.shared.chunk_dir).map_err(Error::from)
+    }
     /// Keeps the direct chunks the index now references and deletes the others (their put
     /// failed or was refused, or found every blob present). Asking the index, not the batch,
     /// is what keeps a commit that failed after RocksDB applied it from losing a chunk.
@@ -181,6 +188,11 @@ impl Writer {
                 Request::FlushAccess { reply } => flush_replies.push(reply),
                 other => unreachable!("maintenance request {other:?} in a group"),
             }
+        }
+        if outcome.is_ok() && !direct.is_empty() {
+            // Direct chunks' directory entries, durable before the commit names them
+            // (invariant 1): one directory fsync for the whole group.
+            outcome = self.sync_chunk_dir();
         }
         if outcome.is_ok() {
             outcome = self.commit(st);
