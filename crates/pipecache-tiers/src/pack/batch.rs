@@ -69,7 +69,7 @@ impl PackTier {
         earlier: &[HashMap<BlobHash, PackLocation>],
     ) -> Result<PreparedBatch> {
         let started_ms = self.clock.now_ms();
-        let reuse_window = (self.grace / 2).as_millis() as u64;
+        let reuse_window = self.reuse_window_ms();
         let (items, hashes) = off_the_runtime(move || {
             let hashes: Vec<Vec<BlobHash>> = items
                 .iter()
@@ -93,7 +93,7 @@ impl PackTier {
                     .blobs
                     .get(hash)
                     .filter(|(_, created)| started_ms.saturating_sub(*created) < reuse_window)
-                    .map(|(loc, _)| *loc)
+                    .map(|(loc, _)| loc)
                     .or_else(|| earlier.iter().find_map(|m| m.get(hash).copied()));
                 if let Some(loc) = reusable {
                     remote.insert(*hash, loc);

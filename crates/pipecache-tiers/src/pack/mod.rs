@@ -47,11 +47,29 @@ const MAP_REFRESH: Duration = Duration::from_secs(60);
 /// One ranged read: (pack, start, end, the parts it covers with their locations).
 type MergedRange = (BlobHash, u64, u64, Vec<(usize, PackLocation)>);
 
-#[derive(Debug, Default)]
+/// Most remote blob locations kept for reuse. Each costs ~150 bytes with the cache's own
+/// bookkeeping; keeping every one made a push from a 3M-blob store peak at 1.2 GB. One not
+/// kept (TinyLFU keeps the often-reused ones, such as shared intros) only costs uploading
+/// that blob again.
+const REUSE_MAP_ENTRIES: u64 = 512 * 1024;
+
+/// Remote blobs a push may name instead of uploading them again: (location, creation time
+/// of its pack), from the index objects seen and this process's own uploads.
+#[derive(Debug)]
 struct BlobMap {
-    blobs: HashMap<BlobHash, (PackLocation, u64)>,
+    blobs: moka::sync::Cache<BlobHash, (PackLocation, u64)>,
     seen: HashSet<String>,
     loaded_ms: Option<u64>,
+}
+
+impl Default for BlobMap {
+    fn default() -> Self {
+        Self {
+            blobs: moka::sync::Cache::new(REUSE_MAP_ENTRIES),
+            seen: HashSet::new(),
+            loaded_ms: None,
+        }
+    }
 }
 
 /// What one batch upload did.
@@ -115,6 +133,12 @@ impl PackTier {
     /// The GC grace period.
     pub fn grace(&self) -> Duration {
         self.grace
+    }
+
+    /// How old a pack may be for a push to name its blobs: half the grace period, so a
+    /// pack a new record is about to name is never old enough to be collected.
+    fn reuse_window_ms(&self) -> u64 {
+        (self.grace / 2).as_millis() as u64
     }
 
     /// The transport (for stats and tests).
@@ -229,11 +253,17 @@ impl PackTier {
             .map(|e| e.path)
             .filter(|p| !map.seen.contains(p))
             .collect();
-        for (path, bytes) in self.get_many(fresh).await? {
-            let Some(bytes) = bytes else { continue };
+        // Each index is decoded as it arrives, not all held at once (242 of them, ~170 MB,
+        // for a 3M-blob remote).
+        let reuse_window = self.reuse_window_ms();
+        self.for_each_object(fresh, |path, bytes| {
+            let Some(bytes) = bytes else { return Ok(()) };
             match PackIndex::decode(&bytes) {
                 Ok(idx) => {
-                    if let Some(pack) = idx.pack {
+                    // A pack past the reuse window is never named again (module docs): its
+                    // blobs need no room here.
+                    let reusable = now.saturating_sub(idx.created_ms) < reuse_window;
+                    if let Some(pack) = idx.pack.filter(|_| reusable) {
                         for b in &idx.blobs {
                             let loc = PackLocation {
                                 pack,
@@ -250,7 +280,9 @@ impl PackTier {
                     tracing::warn!(tier = %self.name, %path, error = %e, "skipping corrupt pack index");
                 }
             }
-        }
+            Ok(())
+        })
+        .await?;
         map.loaded_ms = Some(now);
         Ok(keys)
     }
@@ -258,6 +290,21 @@ impl PackTier {
     /// Fetches whole objects concurrently; `None` for the ones that vanished.
     async fn get_many(&self, paths: Vec<String>) -> Result<Vec<(String, Option<Vec<u8>>)>> {
         let mut out = Vec::with_capacity(paths.len());
+        self.for_each_object(paths, |path, bytes| {
+            out.push((path, bytes));
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Fetches whole objects concurrently and hands each to `each` as it arrives (`None` for
+    /// one that vanished).
+    async fn for_each_object(
+        &self,
+        paths: Vec<String>,
+        mut each: impl FnMut(String, Option<Vec<u8>>) -> Result<()>,
+    ) -> Result<()> {
         let store = &self.store;
         for_each_bounded(
             paths,
@@ -269,13 +316,9 @@ impl PackTier {
                     (path, r)
                 }
             },
-            |(path, r)| {
-                out.push((path, r.map_err(|e| self.remote(e))?));
-                Ok(())
-            },
+            |(path, r)| each(path, r.map_err(|e| self.remote(e))?),
         )
-        .await?;
-        Ok(out)
+        .await
     }
 
     /// Keys listed by any index object, filtered by `prefix`. A listed key's record may have
@@ -285,9 +328,11 @@ impl PackTier {
         let mut map = BlobMap::default();
         let keys = self.refresh(&mut map, true).await?;
         {
-            let mut shared = self.map.lock().await;
-            for (h, v) in map.blobs {
-                shared.blobs.entry(h).or_insert(v);
+            let shared = self.map.lock().await;
+            for (h, v) in map.blobs.iter() {
+                if !shared.blobs.contains_key(&*h) {
+                    shared.blobs.insert(*h, v);
+                }
             }
         }
         Ok(keys.into_iter().filter(|k| k.starts_with(prefix)).collect())
