@@ -288,6 +288,17 @@ pub fn manual_gc_options(chunk_size: u64) -> StoreOptions {
     }
 }
 
+/// Options for the direct-write tests: blobs of 64 KiB or more go to direct chunks (the
+/// default is 4 MiB; smaller keeps the tests fast), no TTL, no background GC thread.
+pub fn direct_write_options() -> StoreOptions {
+    StoreOptions {
+        direct_write_min: 64 << 10,
+        default_ttl: None,
+        gc_interval: None,
+        ..StoreOptions::default()
+    }
+}
+
 /// Options for deterministic lifecycle tests: blobs stored raw (sizes on disk are exact),
 /// `chunk_size`-byte chunks, no background GC thread, and `clock` for TTLs and access times.
 /// Everything else is the default (7-day default TTL, no budget, LRU).

@@ -2,18 +2,10 @@
 //! file of their own, and the store reads them back after a reopen, verifies clean, and
 //! can rebuild its index from those chunks.
 
-use pipecache_store::{Artifact, Store, StoreOptions};
-use pipecache_test_support::{TempStore, assert_reads_back, chunk_files, random_bytes};
-
-/// Blobs of 64 KiB or more are written directly (the default is 4 MiB; smaller keeps it fast).
-fn options() -> StoreOptions {
-    StoreOptions {
-        direct_write_min: 64 << 10,
-        default_ttl: None,
-        gc_interval: None,
-        ..StoreOptions::default()
-    }
-}
+use pipecache_store::{Artifact, Store};
+use pipecache_test_support::{
+    TempStore, assert_reads_back, chunk_files, direct_write_options, random_bytes,
+};
 
 fn artifact(i: u64) -> Artifact {
     Artifact::default()
@@ -25,7 +17,7 @@ fn artifact(i: u64) -> Artifact {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_large_puts_write_their_own_chunks() {
-    let mut ts = TempStore::new(options()).await;
+    let mut ts = TempStore::new(direct_write_options()).await;
     let store = ts.store().clone();
     let puts: Vec<_> = (0..8u64)
         .map(|i| {
@@ -53,7 +45,7 @@ async fn concurrent_large_puts_write_their_own_chunks() {
     ts.close().await;
 
     std::fs::remove_dir_all(ts.path().join("index")).unwrap();
-    let rebuilt = Store::rebuild_index(ts.path(), options(), false, |_, _| {})
+    let rebuilt = Store::rebuild_index(ts.path(), direct_write_options(), false, |_, _| {})
         .await
         .unwrap();
     assert_eq!(rebuilt.artifacts_restored, 8);

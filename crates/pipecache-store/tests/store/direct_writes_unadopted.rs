@@ -2,21 +2,12 @@
 //! already holds, a put `if_absent` refuses, and two puts racing with the same new blob
 //! leave exactly one copy and no stray chunk file.
 
-use pipecache_store::{Artifact, PutOptions, StoreOptions};
-use pipecache_test_support::{TempStore, chunk_files, random_bytes};
-
-fn options() -> StoreOptions {
-    StoreOptions {
-        direct_write_min: 64 << 10,
-        default_ttl: None,
-        gc_interval: None,
-        ..StoreOptions::default()
-    }
-}
+use pipecache_store::{Artifact, PutOptions};
+use pipecache_test_support::{TempStore, chunk_files, direct_write_options, random_bytes};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unreferenced_direct_chunks_are_removed() {
-    let ts = TempStore::new(options()).await;
+    let ts = TempStore::new(direct_write_options()).await;
     let store = ts.store().clone();
     let big = random_bytes(1, 300_000);
     store
