@@ -16,6 +16,7 @@ mod remote_manager_drop;
 mod remote_oversized_overwrite;
 mod remote_promotion_into_redis;
 mod remote_push_outage;
+mod remote_push_pipelined;
 mod remote_push_resume;
 mod remote_push_up_to_date;
 mod remote_put_if_absent;
