@@ -216,6 +216,8 @@ impl Target {
                     })
                 }
                 Target::Foyer(f) => {
+                    // foyer's insert is synchronous (its disk write happens behind it): a
+                    // finished task keeps the loop's join below uniform.
                     f.insert(key, blobs[i].clone());
                     drop(permit);
                     tokio::spawn(async {})

@@ -21,7 +21,7 @@ use pipecache_format::chunk::CHUNK_HEADER_LEN;
 use pipecache_format::{FRAME_HEADER_LEN, FrameHeader, chunk_file_name, write_chunk_file};
 
 use crate::options::Durability;
-use crate::space::{effective_min_free, fs_space};
+use crate::space::write_room;
 use crate::state::Shared;
 use crate::{Error, Result};
 
@@ -108,22 +108,13 @@ pub(crate) fn write_direct(
 
 /// The `min_free_space` check the writer makes for its own appends (`refuse_puts_over_space`).
 fn check_room(shared: &Shared, need: u64) -> Result<()> {
-    let space = match fs_space(&shared.chunk_dir) {
-        Ok(space) => space,
-        Err(e) => {
-            // Measuring failed; the write itself still meets a full disk as NoSpace.
-            tracing::warn!(error = %e, "free space unknown; direct chunk not checked against min_free_space");
-            return Ok(());
-        }
-    };
-    let min_free = effective_min_free(shared.options.min_free_space, space);
-    if space.free_bytes.saturating_sub(min_free) < need {
-        return Err(Error::NoSpace {
+    match write_room(&shared.chunk_dir, shared.options.min_free_space) {
+        Some(r) if r.room < need => Err(Error::NoSpace {
             detail: format!(
-                "a put's large blobs need {need} bytes; {} bytes are free on the store's filesystem and min_free_space keeps {min_free}",
-                space.free_bytes
+                "a put's large blobs need {need} bytes; {} bytes are free on the store's filesystem and min_free_space keeps {}",
+                r.free_bytes, r.min_free
             ),
-        });
+        }),
+        _ => Ok(()),
     }
-    Ok(())
 }

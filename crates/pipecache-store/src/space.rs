@@ -57,6 +57,32 @@ pub(crate) fn effective_min_free(configured: Option<u64>, space: FsSpace) -> u64
     })
 }
 
+/// What puts may still write under `dir` without crossing `min_free_space`: the filesystem's
+/// free bytes, the floor kept free, and the room between them. `None` when measuring failed
+/// (logged): the write itself still meets a full disk as `NoSpace`.
+pub(crate) struct WriteRoom {
+    pub free_bytes: u64,
+    pub min_free: u64,
+    pub room: u64,
+}
+
+pub(crate) fn write_room(dir: &Path, min_free_space: Option<u64>) -> Option<WriteRoom> {
+    match fs_space(dir) {
+        Ok(space) => {
+            let min_free = effective_min_free(min_free_space, space);
+            Some(WriteRoom {
+                free_bytes: space.free_bytes,
+                min_free,
+                room: space.free_bytes.saturating_sub(min_free),
+            })
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "free space unknown; puts not checked against min_free_space");
+            None
+        }
+    }
+}
+
 fn reserve_bytes(space: FsSpace) -> u64 {
     RESERVE_MAX_BYTES.min(space.total_bytes / RESERVE_FS_SHARE)
 }

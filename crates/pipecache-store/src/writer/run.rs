@@ -10,7 +10,7 @@ use super::request::Request;
 use super::state::Writer;
 use crate::direct::DirectChunk;
 use crate::options::Durability;
-use crate::space::{effective_min_free, fs_space};
+use crate::space::{WriteRoom, write_room};
 use crate::{Error, Result};
 
 /// Bytes a put's record frame and chunk roll-over may add beyond its parts' frames, for the
@@ -78,16 +78,14 @@ impl Writer {
         if !batch.iter().any(|r| matches!(r, Request::Put(_))) {
             return batch;
         }
-        let space = match fs_space(&self.shared.chunk_dir) {
-            Ok(space) => space,
-            Err(e) => {
-                // Measuring failed; the write itself still meets a full disk as NoSpace.
-                tracing::warn!(error = %e, "free space unknown; puts not checked against min_free_space");
-                return batch;
-            }
+        let Some(WriteRoom {
+            free_bytes,
+            min_free,
+            mut room,
+        }) = write_room(&self.shared.chunk_dir, self.shared.options.min_free_space)
+        else {
+            return batch;
         };
-        let min_free = effective_min_free(self.shared.options.min_free_space, space);
-        let mut room = space.free_bytes.saturating_sub(min_free);
         let mut kept = Vec::with_capacity(batch.len());
         for req in batch {
             let Request::Put(p) = req else {
@@ -109,7 +107,7 @@ impl Writer {
                 let _ = p.reply.send(Err(Error::NoSpace {
                     detail: format!(
                         "put of {:?} needs up to {need} bytes; {} bytes are free on the store's filesystem and min_free_space keeps {min_free}",
-                        p.key, space.free_bytes
+                        p.key, free_bytes
                     ),
                 }));
             }
