@@ -4,11 +4,12 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use pipecache::CompactReport;
+use pipecache::client::protocol::JobRequest;
+use pipecache::{Cache, CompactReport};
 
 use super::env::{Env, GlobalArgs};
-use super::progress;
 use super::report::{self, JobReport, Report};
+use super::{progress, served};
 
 /// Copy live data out of mostly-dead chunk files and remove them.
 #[derive(Debug, clap::Args)]
@@ -47,7 +48,16 @@ impl Report for JobReport<CompactReport> {
 
 impl CompactArgs {
     pub async fn run(self, global: &GlobalArgs) -> Result<ExitCode> {
-        let manager = Env::load(global)?.open(false).await?;
+        let manager = match Env::load(global)?.open(false).await? {
+            Cache::InProcess(manager) => manager,
+            Cache::Served(client) => {
+                let request = JobRequest::Compact {
+                    dry_run: self.dry_run,
+                };
+                served::print(&served::run_job(&client, request, "compact").await?)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+        };
         let bar = progress::Bar::new("compact");
         let report = manager
             .local()

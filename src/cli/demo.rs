@@ -258,7 +258,7 @@ pub struct DemoArgs {
 
 impl DemoArgs {
     pub async fn run(self, global: &GlobalArgs) -> Result<ExitCode> {
-        let manager = Env::load(global)?.open(true).await?;
+        let manager = Env::load(global)?.open_owned(true, "demo").await?;
         run(manager.local(), self.videos, self.frames, self.keep).await?;
         manager.close().await?;
         Ok(ExitCode::SUCCESS)

@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use pipecache::tier::{BackendConfig, CacheConfig, parse_free_space, parse_size};
-use pipecache::{CacheManager, StoreOptions};
+use pipecache::{Cache, CacheManager, StoreOptions};
 use pipecache_pipeline::PipelineConfig;
 
 use super::config_file;
@@ -96,21 +96,44 @@ impl Env {
             .any(|b| !matches!(b, BackendConfig::Filesystem { .. }))
     }
 
-    /// Opens the store and its tiers, creating the store only when `create`.
-    pub async fn open(&self, create: bool) -> Result<CacheManager> {
+    /// Opens the store and its tiers, creating the store only when `create`; when a
+    /// `pipecache serve` holds the store, its client instead.
+    pub async fn open(&self, create: bool) -> Result<Cache> {
         self.open_raw(create)
             .await
             .with_context(|| format!("open store {}", self.dir.display()))
     }
 
     /// [`Env::open`] with the library's error as it is (for commands that react to its kind).
-    pub async fn open_raw(&self, create: bool) -> pipecache::Result<CacheManager> {
-        // One command, one process: nothing is read twice, so a memory tier would only cost.
-        let config = pipecache::CacheConfig {
+    pub async fn open_raw(&self, create: bool) -> pipecache::Result<Cache> {
+        Cache::open(
+            &self.short_lived_config(),
+            &self.dir,
+            self.options(create),
+            &self.origin,
+        )
+        .await
+    }
+
+    /// Opens the store in this process, for commands that need it to themselves (sync,
+    /// repair, the demo): a store held by a server is refused, naming the server.
+    pub async fn open_owned(&self, create: bool, what: &str) -> Result<CacheManager> {
+        match self.open(create).await? {
+            Cache::InProcess(manager) => Ok(manager),
+            Cache::Served(client) => bail!(
+                "{what} needs the store to itself, and {} holds {}; stop the server first",
+                client.name(),
+                self.dir.display()
+            ),
+        }
+    }
+
+    /// One command, one process: nothing is read twice, so a memory tier would only cost.
+    fn short_lived_config(&self) -> CacheConfig {
+        pipecache::CacheConfig {
             memory_size: Some(pipecache::config::FreeSpace(0)),
             ..self.config.clone()
-        };
-        CacheManager::open(&config, &self.dir, self.options(create), &self.origin).await
+        }
     }
 }
 

@@ -6,13 +6,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
+use pipecache::client::protocol::{JobRequest, gc_report_json};
 use pipecache::tier::{RemoteGcReport, parse_duration};
-use pipecache::{GcOptions, GcReport};
+use pipecache::{Cache, GcOptions, GcReport};
 use serde::Serialize;
 
 use super::env::{Env, GlobalArgs};
-use super::progress;
 use super::report::{self, JobReport, Report};
+use super::{progress, served};
 
 /// Remove expired artifacts, evict to the size budget, compact chunks, drop dead blobs.
 /// With --remote: mark and sweep a remote tier's unreferenced packs instead.
@@ -48,16 +49,7 @@ struct GcSummary {
 
 impl Serialize for GcSummary {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let r = &self.report;
-        let mut v = serde_json::to_value(r).map_err(serde::ser::Error::custom)?;
-        let fields = v.as_object_mut().expect("GcReport serializes to an object");
-        fields.insert("expired".into(), r.expired.len().into());
-        fields.insert("evicted".into(), r.evicted.len().into());
-        if self.keys {
-            fields.insert("expired_keys".into(), r.expired.clone().into());
-            fields.insert("evicted_keys".into(), r.evicted.clone().into());
-        }
-        v.serialize(serializer)
+        gc_report_json(&self.report, self.keys).serialize(serializer)
     }
 }
 
@@ -97,8 +89,19 @@ impl Report for JobReport<RemoteGcReport> {
 
 impl GcArgs {
     pub async fn run(self, global: &GlobalArgs) -> Result<ExitCode> {
-        let manager = Env::load(global)?.open(false).await?;
+        let env = Env::load(global)?;
         let dry_run = self.dry_run;
+        if !self.remote {
+            if let Cache::Served(client) = env.open(false).await? {
+                let request = JobRequest::Gc {
+                    dry_run,
+                    keys: self.keys,
+                };
+                served::print(&served::run_job(&client, request, "gc").await?)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        let manager = env.open_owned(false, "gc --remote").await?;
         if self.remote {
             manager.check().await?;
             let report = manager

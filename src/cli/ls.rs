@@ -37,7 +37,7 @@ impl Report for Listing {
 impl LsArgs {
     pub async fn run(self, global: &GlobalArgs) -> Result<ExitCode> {
         let manager = Env::load(global)?.open(false).await?;
-        let entries = manager.local().list(&self.prefix).await?;
+        let entries = manager.list_entries(&self.prefix).await?;
         report::print(&Listing(entries), self.json)?;
         manager.close().await?;
         Ok(ExitCode::SUCCESS)

@@ -25,6 +25,8 @@ mod put;
 mod rebuild_index;
 mod report;
 mod rm;
+mod serve;
+mod served;
 mod stats;
 mod status;
 mod stress;
@@ -62,6 +64,7 @@ enum Command {
     Demo(demo::DemoArgs),
     Key(key::KeyArgs),
     Status(status::StatusArgs),
+    Serve(serve::ServeArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -176,6 +179,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo(args) => args.run(g).await,
         Command::Key(args) => args.run().await,
         Command::Status(args) => args.run(g).await,
+        Command::Serve(args) => args.run(g).await,
     }
 }
 

@@ -53,7 +53,12 @@ impl PutArgs {
         manager.put_with(&self.key, artifact, options).await?;
         eprintln!("stored {} ({parts} part(s), {size} bytes)", self.key);
         // No background GC in a CLI process: the put that crossed the budget collects.
-        if let Some(r) = manager.local().gc_if_over_budget().await? {
+        // A server collects in the background.
+        let over_budget = match manager.manager() {
+            Some(m) => m.local().gc_if_over_budget().await?,
+            None => None,
+        };
+        if let Some(r) = over_budget {
             eprintln!(
                 "over budget: evicted {} artifact(s), reclaimed {} bytes",
                 r.evicted.len(),

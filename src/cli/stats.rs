@@ -63,10 +63,11 @@ impl StatsArgs {
     pub async fn run(self, global: &GlobalArgs) -> Result<ExitCode> {
         let env = Env::load(global)?;
         let manager = env.open(false).await?;
+        let figures = manager.stats().await?;
         let report = StoreStats {
             dir: env.dir.clone(),
-            stats: manager.local().stats().await?,
-            tiers: manager.tier_stats(),
+            stats: figures.stats,
+            tiers: figures.tiers,
         };
         report::print(&report, self.json)?;
         manager.close().await?;

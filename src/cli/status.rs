@@ -46,7 +46,7 @@ impl StatusArgs {
             (None, Some(stages)) => stages.clone(),
             (None, None) => PipelineConfig::full(),
         };
-        let manager = env.open(false).await?;
+        let manager = env.open_owned(false, "status").await?;
         let status = status(manager.local(), &self.video, &config, mode).await?;
         report::print(&status, self.json)?;
         manager.close().await?;

@@ -64,7 +64,7 @@ pub struct StressPutArgs {
 
 impl StressPutArgs {
     pub async fn run(self, global: &GlobalArgs) -> Result<ExitCode> {
-        let manager = Env::load(global)?.open(true).await?;
+        let manager = Env::load(global)?.open_owned(true, "stress-put").await?;
         run(
             &manager,
             self.seed,

@@ -82,7 +82,7 @@ impl Report for PullReport {
 
 impl SyncArgs {
     pub async fn run(self, global: &GlobalArgs) -> Result<ExitCode> {
-        let manager = Env::load(global)?.open(true).await?;
+        let manager = Env::load(global)?.open_owned(true, "sync").await?;
         manager.check().await?;
         let code = match self.direction {
             SyncDirection::Push {

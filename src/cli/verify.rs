@@ -4,12 +4,13 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use pipecache::{RepairReport, VerifyReport};
+use pipecache::client::protocol::JobRequest;
+use pipecache::{Cache, RepairReport, VerifyReport};
 
 use super::INDEX_DAMAGE_HINT;
 use super::env::{Env, GlobalArgs};
-use super::progress;
 use super::report::{self, Report};
+use super::{progress, served};
 
 /// Read and blake3-check every chunk file and reconcile it with the index.
 #[derive(Debug, clap::Args)]
@@ -121,7 +122,27 @@ impl VerifyArgs {
     pub async fn run(self, global: &GlobalArgs) -> Result<ExitCode> {
         let env = Env::load(global)?;
         let manager = match env.open_raw(false).await {
-            Ok(manager) => manager,
+            Ok(Cache::InProcess(manager)) => manager,
+            Ok(Cache::Served(client)) if !self.repair => {
+                let report = served::run_job(&client, JobRequest::Verify, "verify").await?;
+                served::print(&report)?;
+                let clean = report.get("clean").and_then(serde_json::Value::as_bool) == Some(true);
+                if !clean {
+                    eprintln!("pipecache: verify found damage (see the report)");
+                }
+                return Ok(if clean {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                });
+            }
+            Ok(Cache::Served(client)) => {
+                anyhow::bail!(
+                    "verify --repair needs the store to itself, and {} holds {}; stop the server first",
+                    client.name(),
+                    env.dir.display()
+                );
+            }
             // A damaged index is a finding like any other damage.
             Err(e) if e.is_index_damage() => {
                 println!("damaged index: {e}");

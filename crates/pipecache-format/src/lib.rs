@@ -8,6 +8,8 @@
 //! - [`codec`]: the per-blob codec choice (raw or zstd);
 //! - [`record`]: the versioned CBOR values stored in the RocksDB index;
 //! - [`document`]: JSON-like documents (transcripts, descriptions, metadata) as CBOR parts.
+//! - [`remote`] and [`wire`]: remote tiers' objects, and an artifact between `pipecache serve`
+//!   and its clients.
 //!
 //! It must not depend on RocksDB, tokio or opendal: the fuzz harness links it alone, and a chunk
 //! file must stay readable without an index. Every decoder here takes untrusted bytes and returns
@@ -22,6 +24,7 @@ pub mod frame;
 mod hash;
 pub mod record;
 pub mod remote;
+pub mod wire;
 
 pub use chunk::{
     ChunkHeader, ChunkReader, ChunkScanner, ChunkWriter, ScannedFrame, chunk_file_name,

@@ -44,7 +44,7 @@ pub struct TransferStats {
 }
 
 /// A copy of [`TransferStats`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TransferSnapshot {
     /// Bytes uploaded.
     pub bytes_up: u64,

@@ -206,7 +206,7 @@ impl PutOptions {
 }
 
 /// One entry of [`crate::Store::list`].
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ListEntry {
     /// Artifact key.
     pub key: String,

@@ -31,7 +31,7 @@ const RESERVE_MAX_BYTES: u64 = 16 << 20;
 const RESERVE_FS_SHARE: u64 = 64;
 
 /// Space on the filesystem that holds a store.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FsSpace {
     /// Bytes an unprivileged writer may still use.
     pub free_bytes: u64,

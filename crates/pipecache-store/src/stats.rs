@@ -4,7 +4,7 @@ use serde::Serialize;
 use crate::space::FsSpace;
 
 /// Counters of one open store handle (since open).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CounterSnapshot {
     /// `get`s that returned an artifact.
     pub hits: u64,
@@ -31,7 +31,7 @@ pub struct CounterSnapshot {
 }
 
 /// A snapshot of the store's size and dedup figures.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Stats {
     /// Live artifacts.
     pub artifacts: u64,

@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod operations;
 pub mod pipeline;
+pub mod served;
 pub mod servers;
 pub mod tiers;
 

@@ -5,7 +5,7 @@ use crate::Result;
 use pipecache_store::StoredArtifact;
 
 /// What kind of tier a backend is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackendKind {
     /// Hot artifacts in this process's memory.
@@ -18,10 +18,12 @@ pub enum BackendKind {
     S3,
     /// Whole small artifacts in Redis.
     Redis,
+    /// A store owned by a `pipecache serve` process, reached over its socket.
+    Server,
 }
 
 /// What a tier can do; the manager plans around it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Capabilities {
     /// Blobs are fetched with ranged reads of larger objects.
     pub ranged_reads: bool,

@@ -7,6 +7,8 @@
 //! - [`pipecache_tiers`] (as [`tier`]): the [`CacheBackend`] trait, pack and Redis tiers,
 //!   hash verification, promotion, and the [`CacheManager`] that walks them.
 //! - [`pipecache_config`] (as [`config`]): [`CacheConfig`] and its defaults, typed data.
+//! - [`pipecache_client`] (as [`client`]): [`Cache`], a store opened in process or held by
+//!   `pipecache serve`, and the [`ServerClient`] that talks to such a server.
 //!
 //! [`Error`] is the tiers' error, which carries the store's ([`StoreError`]) whole: a
 //! `Store` call's error converts into it with `?`. It must not gain code of its own: a
@@ -23,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+pub use pipecache_client::{Cache, ServerClient};
 pub use pipecache_config::ConfigError;
 pub use pipecache_remote::RemoteError;
 pub use pipecache_store::{
@@ -55,4 +58,9 @@ pub mod tier {
 /// The cache configuration (`pipecache-config`).
 pub mod config {
     pub use pipecache_config::*;
+}
+
+/// The client of `pipecache serve` and the protocol it speaks (`pipecache-client`).
+pub mod client {
+    pub use pipecache_client::*;
 }

@@ -222,7 +222,7 @@ impl std::ops::Deref for RemoteTier {
 }
 
 /// Per-tier figures for `stats --json`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct TierStats {
     /// Tier name.
     pub name: String,

@@ -1,0 +1,196 @@
+//! [`Cache`]: a store opened in this process, or the server that holds it.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use pipecache_config::CacheConfig;
+use pipecache_store::{
+    Artifact, ListEntry, PutOptions, Store, StoreError, StoreOptions, StoredArtifact,
+};
+use pipecache_tiers::{CacheManager, Result, TierError};
+
+use crate::client::ServerClient;
+use crate::protocol::StatsReport;
+
+/// A cache as a process uses it: the [`CacheManager`] it opened itself, or a client of the
+/// `pipecache serve` process that holds the store directory.
+///
+/// [`Cache::open`] decides: it opens the store in process when it can, and when another
+/// process owns the store and that process is a server (its server file names a socket that
+/// answers), it talks to it. So N processes opening one store directory all work once a
+/// server holds it. The server's configuration (its tiers, budget, TTL) rules what it holds;
+/// the caller's is used only when it opens the store itself.
+#[derive(Clone, Debug)]
+pub enum Cache {
+    /// This process owns the store.
+    InProcess(CacheManager),
+    /// A server owns the store; calls go over its socket.
+    Served(ServerClient),
+}
+
+impl From<CacheManager> for Cache {
+    fn from(m: CacheManager) -> Self {
+        Self::InProcess(m)
+    }
+}
+
+impl From<Store> for Cache {
+    fn from(s: Store) -> Self {
+        Self::InProcess(CacheManager::from(s))
+    }
+}
+
+impl From<ServerClient> for Cache {
+    fn from(c: ServerClient) -> Self {
+        Self::Served(c)
+    }
+}
+
+impl Cache {
+    /// Opens the store `config` describes (in `default_dir` unless the config names a path),
+    /// or connects to the server holding it; see the type's documentation.
+    pub async fn open(
+        config: &CacheConfig,
+        default_dir: &Path,
+        options: StoreOptions,
+        origin: &str,
+    ) -> Result<Self> {
+        match CacheManager::open(config, default_dir, options, origin).await {
+            Ok(m) => Ok(Self::InProcess(m)),
+            Err(TierError::Store(StoreError::StoreInUse { path })) => {
+                match ServerClient::discover(&path).await? {
+                    Some((client, file)) => {
+                        tracing::debug!(pid = file.pid, socket = %file.socket.display(), "store held by a server; using it");
+                        Ok(Self::Served(client))
+                    }
+                    None => Err(StoreError::StoreInUse { path }.into()),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The manager, when this process owns the store.
+    pub fn manager(&self) -> Option<&CacheManager> {
+        match self {
+            Self::InProcess(m) => Some(m),
+            Self::Served(_) => None,
+        }
+    }
+
+    /// The server client, when a server owns the store.
+    pub fn server(&self) -> Option<&ServerClient> {
+        match self {
+            Self::InProcess(_) => None,
+            Self::Served(c) => Some(c),
+        }
+    }
+
+    /// The artifact under `key`.
+    pub async fn get(&self, key: &str) -> Result<Option<Artifact>> {
+        Ok(self.get_stored(key).await?.map(|s| s.artifact))
+    }
+
+    /// The artifact under `key`, with its times.
+    pub async fn get_stored(&self, key: &str) -> Result<Option<StoredArtifact>> {
+        match self {
+            Self::InProcess(m) => m.get_stored(key).await,
+            Self::Served(c) => c.get(key).await,
+        }
+    }
+
+    /// [`Cache::get_stored`], shared with the memory tier when in process.
+    pub async fn get_shared(&self, key: &str) -> Result<Option<Arc<StoredArtifact>>> {
+        match self {
+            Self::InProcess(m) => m.get_shared(key).await,
+            Self::Served(c) => Ok(c.get(key).await?.map(Arc::new)),
+        }
+    }
+
+    /// A memory-tier hit, answered without waiting; `None` when served or not in memory.
+    pub fn get_from_memory(&self, key: &str) -> Option<Arc<StoredArtifact>> {
+        self.manager().and_then(|m| m.get_from_memory(key))
+    }
+
+    /// Writes `artifact` under `key`.
+    pub async fn put(&self, key: &str, artifact: Artifact) -> Result<()> {
+        self.put_with(key, artifact, PutOptions::default()).await
+    }
+
+    /// Writes `artifact` under `key` with per-put options.
+    pub async fn put_with(&self, key: &str, artifact: Artifact, options: PutOptions) -> Result<()> {
+        match self {
+            Self::InProcess(m) => m.put_with(key, artifact, options).await,
+            Self::Served(c) => c.put(key, artifact, options).await,
+        }
+    }
+
+    /// Removes `key` from every tier; whether it was there.
+    pub async fn delete(&self, key: &str) -> Result<bool> {
+        match self {
+            Self::InProcess(m) => m.delete(key).await,
+            Self::Served(c) => c.delete(key).await,
+        }
+    }
+
+    /// True when the local store holds a live artifact under `key` (no remote walk).
+    pub async fn contains_local(&self, key: &str) -> Result<bool> {
+        match self {
+            Self::InProcess(m) => Ok(m.local().contains(key).await?),
+            Self::Served(c) => c.contains(key).await,
+        }
+    }
+
+    /// Keys starting with `prefix`, in order, over every tier that lists.
+    pub async fn list_keys(&self, prefix: &str) -> Result<Vec<String>> {
+        match self {
+            Self::InProcess(m) => Ok(m.list_keys(prefix).await?.into_iter().collect()),
+            Self::Served(c) => c.list_keys(prefix).await,
+        }
+    }
+
+    /// The local store's entries (key, size, parts, kind) starting with `prefix`.
+    pub async fn list_entries(&self, prefix: &str) -> Result<Vec<ListEntry>> {
+        match self {
+            Self::InProcess(m) => Ok(m.local().list(prefix).await?),
+            Self::Served(c) => c.list_entries(prefix).await,
+        }
+    }
+
+    /// The store's figures and every tier's.
+    pub async fn stats(&self) -> Result<StatsReport> {
+        match self {
+            Self::InProcess(m) => Ok(StatsReport {
+                stats: m.local().stats().await?,
+                tiers: m.tier_stats(),
+            }),
+            Self::Served(c) => c.stats().await,
+        }
+    }
+
+    /// Waits until the write queues are empty, up to `timeout` (served: the server drains
+    /// its own queues; nothing to wait for here).
+    pub async fn drain_queues(&self, timeout: std::time::Duration) -> Result<()> {
+        match self {
+            Self::InProcess(m) => m.drain_queues(timeout).await,
+            Self::Served(_) => Ok(()),
+        }
+    }
+
+    /// Closes the store when this process owns it; a served cache only drops its
+    /// connections (the server keeps the store open for others).
+    pub async fn close(self) -> Result<()> {
+        match self {
+            Self::InProcess(m) => m.close().await,
+            Self::Served(_) => Ok(()),
+        }
+    }
+
+    /// A description of where the store is: `in process` or the server's name.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::InProcess(m) => format!("in process ({})", m.local().dir().display()),
+            Self::Served(c) => c.name().to_owned(),
+        }
+    }
+}

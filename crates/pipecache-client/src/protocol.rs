@@ -1,0 +1,348 @@
+//! What `pipecache serve` and its clients agree on: paths, headers, the server file, job
+//! reports, and errors as HTTP statuses with stable codes (`docs/server.md`).
+//!
+//! The server imports this module to speak; nothing here opens a socket.
+
+use std::path::{Path, PathBuf};
+
+use pipecache_remote::RemoteError;
+use pipecache_store::StoreError;
+use pipecache_tiers::TierError;
+use serde::{Deserialize, Serialize};
+
+/// The file a server writes into the store directory once it listens; clients find it there.
+pub const SERVER_FILE: &str = "server.json";
+/// The server's Unix socket in the store directory, unless told otherwise.
+pub const SOCKET_FILE: &str = "server.sock";
+/// Version of [`ServerFile`] and of the `/v1` API.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Request header: the artifact's TTL in milliseconds (absent: the store's default).
+pub const HEADER_TTL_MS: &str = "pipecache-ttl-ms";
+/// Request header: `1` writes only where the key holds no live artifact.
+pub const HEADER_IF_ABSENT: &str = "pipecache-if-absent";
+/// Request header: the codec policy for the artifact's new blobs, `off` or
+/// `zstd:<level>:<max_ratio>:<min_size>` (absent: the store's).
+pub const HEADER_COMPRESSION: &str = "pipecache-compression";
+
+/// Path of an artifact: `/v1/artifacts/<key, percent-encoded>`.
+pub fn artifact_path(key: &str) -> String {
+    format!(
+        "/v1/artifacts/{}",
+        percent_encoding::utf8_percent_encode(key, KEY_SET)
+    )
+}
+
+/// Every byte outside RFC 3986's unreserved set is escaped, `/` included, so a key is one
+/// path segment whatever it holds.
+const KEY_SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// A query value, escaped the same way.
+pub fn query_value(v: &str) -> String {
+    percent_encoding::utf8_percent_encode(v, KEY_SET).to_string()
+}
+
+/// What a running server publishes in [`SERVER_FILE`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerFile {
+    /// [`PROTOCOL_VERSION`] of the server.
+    pub protocol: u32,
+    /// The server's process id.
+    pub pid: u32,
+    /// Its Unix socket.
+    pub socket: PathBuf,
+    /// Its TCP address, when it also listens there (a token is then required on it).
+    pub tcp: Option<String>,
+    /// When it started, unix ms.
+    pub started_ms: u64,
+    /// The pipecache version it runs.
+    pub version: String,
+}
+
+impl ServerFile {
+    /// The server file of `dir`, `None` when there is none.
+    pub fn read(dir: &Path) -> std::io::Result<Option<Self>> {
+        match std::fs::read(dir.join(SERVER_FILE)) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes it into `dir` atomically (a temporary file renamed over it), so a client never
+    /// reads half a file.
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        let tmp = dir.join(format!("{SERVER_FILE}.tmp"));
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?,
+        )?;
+        std::fs::rename(&tmp, dir.join(SERVER_FILE))
+    }
+}
+
+/// A job the server runs for a client: `POST /v1/jobs` takes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum JobRequest {
+    /// Expiry, eviction, dead blobs and compaction (`pipecache gc`).
+    Gc {
+        /// Report what would go, remove nothing.
+        #[serde(default)]
+        dry_run: bool,
+        /// List every expired and evicted key in the report, not only their counts.
+        #[serde(default)]
+        keys: bool,
+    },
+    /// Compaction alone (`pipecache compact`).
+    Compact {
+        /// Report what would move, move nothing.
+        #[serde(default)]
+        dry_run: bool,
+    },
+    /// Every check of `pipecache verify`.
+    Verify,
+}
+
+/// The GC report as `gc --json` prints it and the server's gc job reports it: the key lists
+/// become counts (megabytes of keys at a large store's scale), and come along in full as
+/// `expired_keys` and `evicted_keys` only when asked.
+pub fn gc_report_json(r: &pipecache_store::GcReport, keys: bool) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).expect("a GC report serializes");
+    let fields = v.as_object_mut().expect("GcReport serializes to an object");
+    fields.insert("expired".into(), r.expired.len().into());
+    fields.insert("evicted".into(), r.evicted.len().into());
+    if keys {
+        fields.insert("expired_keys".into(), r.expired.clone().into());
+        fields.insert("evicted_keys".into(), r.evicted.clone().into());
+    }
+    v
+}
+
+/// Where a job is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JobState {
+    /// Still running.
+    Running,
+    /// Finished; `report` holds its report.
+    Done,
+    /// Failed; `error` says why.
+    Failed,
+}
+
+/// A job as `GET /v1/jobs/<id>` reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobStatus {
+    /// Its id.
+    pub id: u64,
+    /// What was asked.
+    pub request: JobRequest,
+    /// Where it is.
+    pub state: JobState,
+    /// The phase running (`expire`, `evict`, `compact`, `verify`, ...).
+    pub phase: String,
+    /// Work done in this phase, of `total`.
+    pub done: u64,
+    /// Work of this phase.
+    pub total: u64,
+    /// The report (the same JSON as the CLI's `--json`) once done.
+    pub report: Option<serde_json::Value>,
+    /// Why it failed.
+    pub error: Option<ErrorBody>,
+}
+
+/// `GET /v1/keys` answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyList {
+    /// Keys, in order.
+    pub keys: Vec<String>,
+}
+
+/// `GET /v1/stats` answer: the store's figures and each tier's, as `pipecache stats --json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatsReport {
+    /// The local store.
+    #[serde(flatten)]
+    pub stats: pipecache_store::Stats,
+    /// Every tier the server walks.
+    pub tiers: Vec<pipecache_tiers::TierStats>,
+}
+
+/// The JSON body of every refusal: `{"error": {...}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorEnvelope {
+    /// The error.
+    pub error: ErrorBody,
+}
+
+/// An error as it travels: a stable code (what clients classify by), a message for people,
+/// and the fields a client needs to rebuild the engine's error.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable code: see [`ErrorCode`].
+    pub code: ErrorCode,
+    /// What happened, for people.
+    pub message: String,
+    /// The tier that failed (remote tier errors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// The key concerned, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// Stable error codes, each with one HTTP status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// 400: the key breaks the key rules.
+    InvalidKey,
+    /// 400: the artifact or an option is unusable.
+    InvalidArtifact,
+    /// 400: the request is malformed (body, headers, query).
+    BadRequest,
+    /// 401: a TCP request without the right bearer token.
+    Unauthorized,
+    /// 404: no such route or job.
+    NotFound,
+    /// 408: the client sent too slowly.
+    RequestTimeout,
+    /// 413: the body is over the server's limit, or the artifact over the store's budget.
+    TooLarge,
+    /// 415: a body that is not `application/vnd.pipecache.artifact`.
+    UnsupportedMediaType,
+    /// 500: stored bytes failed a check; they were not returned.
+    Corruption,
+    /// 500: anything else that failed inside the server.
+    Internal,
+    /// 502: a remote tier failed.
+    Remote,
+    /// 503: too many requests at once, or the server is shutting down.
+    Unavailable,
+    /// 504: a remote tier, or the server's own wait, ran past its deadline.
+    Timeout,
+    /// 507: the store's filesystem is full or a put would cross `min_free_space`.
+    NoSpace,
+}
+
+impl ErrorCode {
+    /// The HTTP status this code travels with.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::InvalidKey | Self::InvalidArtifact | Self::BadRequest => 400,
+            Self::Unauthorized => 401,
+            Self::NotFound => 404,
+            Self::RequestTimeout => 408,
+            Self::TooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::Corruption | Self::Internal => 500,
+            Self::Remote => 502,
+            Self::Unavailable => 503,
+            Self::Timeout => 504,
+            Self::NoSpace => 507,
+        }
+    }
+}
+
+impl ErrorBody {
+    /// An error with a code and a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            tier: None,
+            key: None,
+        }
+    }
+
+    /// How the server reports an engine error, classified by variant.
+    pub fn from_tier_error(e: &TierError) -> Self {
+        let code = match e {
+            TierError::Store(s) => match s {
+                StoreError::InvalidKey { .. } => ErrorCode::InvalidKey,
+                StoreError::InvalidArtifact { .. } | StoreError::InvalidOption { .. } => {
+                    ErrorCode::InvalidArtifact
+                }
+                StoreError::TooLarge { .. } => ErrorCode::TooLarge,
+                StoreError::NoSpace { .. } => ErrorCode::NoSpace,
+                StoreError::Corruption { .. } => ErrorCode::Corruption,
+                StoreError::Closed => ErrorCode::Unavailable,
+                _ => ErrorCode::Internal,
+            },
+            TierError::Remote { source, .. } if source.is_timeout() => ErrorCode::Timeout,
+            TierError::Remote { .. } => ErrorCode::Remote,
+            TierError::Timeout { .. } => ErrorCode::Timeout,
+            _ => ErrorCode::Internal,
+        };
+        let mut body = Self::new(code, e.to_string());
+        if let TierError::Remote { tier, .. } = e {
+            body.tier = Some(tier.clone());
+        }
+        if let TierError::Store(StoreError::Corruption { key, .. }) = e {
+            body.key.clone_from(key);
+        }
+        body
+    }
+
+    /// The engine error a client raises for it, so callers classify a served store's errors
+    /// as they classify their own (`is_no_space`, `is_corruption`, `is_timeout`, ...).
+    pub fn into_tier_error(self, server: &str) -> TierError {
+        let message = self.message;
+        match self.code {
+            ErrorCode::InvalidKey => StoreError::InvalidKey { reason: message }.into(),
+            // Too large for the body limit or for the store's budget: this artifact cannot be
+            // put here, like any other unusable artifact.
+            ErrorCode::InvalidArtifact | ErrorCode::TooLarge => {
+                StoreError::InvalidArtifact { reason: message }.into()
+            }
+            ErrorCode::NoSpace => StoreError::NoSpace { detail: message }.into(),
+            ErrorCode::Corruption => StoreError::Corruption {
+                key: self.key,
+                blob: None,
+                detail: message,
+                in_index: false,
+            }
+            .into(),
+            ErrorCode::Timeout => TierError::Remote {
+                tier: self.tier.unwrap_or_else(|| server.to_owned()),
+                source: RemoteError::Timeout {
+                    target: server.to_owned(),
+                    op: message,
+                    after: std::time::Duration::ZERO,
+                },
+            },
+            ErrorCode::Remote => TierError::Remote {
+                tier: self.tier.unwrap_or_else(|| server.to_owned()),
+                source: RemoteError::Backend {
+                    target: server.to_owned(),
+                    op: "request".into(),
+                    detail: message,
+                },
+            },
+            ErrorCode::Unavailable => TierError::Remote {
+                tier: server.to_owned(),
+                source: RemoteError::Unavailable {
+                    target: server.to_owned(),
+                    op: "request".into(),
+                    detail: message,
+                },
+            },
+            code => TierError::Remote {
+                tier: server.to_owned(),
+                source: RemoteError::Backend {
+                    target: server.to_owned(),
+                    op: format!("request refused ({})", code.status()),
+                    detail: message,
+                },
+            },
+        }
+    }
+}
