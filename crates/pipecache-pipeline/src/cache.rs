@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use pipecache::{Artifact, CacheManager, PutOptions, Store};
+use pipecache::{Artifact, Cache, CacheManager, PutOptions, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::artifacts::{
@@ -208,7 +208,7 @@ fn check_kind<T: TypedArtifact>(key: &ArtifactKey) -> Result<()> {
 /// The pipeline cache: typed gets and sets keyed by video and parameters.
 #[derive(Clone, Debug)]
 pub struct PipelineArtifactCache {
-    cache: CacheManager,
+    cache: Cache,
     mode: FingerprintMode,
     memo: std::sync::Arc<FingerprintMemo>,
     /// How `s3://` videos are reached; `None`: the AWS variables, read at each call.
@@ -216,9 +216,9 @@ pub struct PipelineArtifactCache {
 }
 
 impl PipelineArtifactCache {
-    /// A cache over a [`CacheManager`] (one tier or several) or a plain [`Store`],
-    /// fingerprinting videos with `mode`.
-    pub fn new(cache: impl Into<CacheManager>, mode: FingerprintMode) -> Self {
+    /// A cache over a [`CacheManager`] (one tier or several), a plain [`Store`], or a
+    /// [`Cache`] (possibly served by `pipecache serve`), fingerprinting videos with `mode`.
+    pub fn new(cache: impl Into<Cache>, mode: FingerprintMode) -> Self {
         Self {
             cache: cache.into(),
             mode,
@@ -233,13 +233,18 @@ impl PipelineArtifactCache {
         self
     }
 
-    /// The local store underneath.
-    pub fn store(&self) -> &Store {
-        self.cache.local()
+    /// The local store underneath, when this process owns it (not when a server does).
+    pub fn store(&self) -> Option<&Store> {
+        self.cache.manager().map(CacheManager::local)
     }
 
-    /// The tiers underneath.
-    pub fn manager(&self) -> &CacheManager {
+    /// The tiers underneath, when this process owns the store (not when a server does).
+    pub fn manager(&self) -> Option<&CacheManager> {
+        self.cache.manager()
+    }
+
+    /// The cache underneath: in process or served.
+    pub fn cache(&self) -> &Cache {
         &self.cache
     }
 
@@ -264,7 +269,12 @@ impl PipelineArtifactCache {
             return Fingerprint::of_file(&video, FingerprintMode::Stat);
         }
         let (mode, memo) = (self.mode, self.memo.clone());
-        let clock = self.cache.local().options().clock.clone();
+        // The store's clock when it is in this process (tests drive it); a served store's
+        // clock is the system's, like the server's.
+        let clock: std::sync::Arc<dyn pipecache::Clock> = match self.cache.manager() {
+            Some(m) => m.local().options().clock.clone(),
+            None => std::sync::Arc::new(pipecache::SystemClock),
+        };
         tokio::task::spawn_blocking(move || memo.fingerprint(&video, mode, || clock.now_ms()))
             .await
             .map_err(|e| invalid("fingerprint task", e.to_string()))?
@@ -547,7 +557,7 @@ impl PipelineArtifactCache {
         );
         let mut out = Vec::new();
         // Segments are listed from the local tier: remote tiers are reached by key.
-        for entry in self.store().list(&prefix).await? {
+        for entry in self.cache.list_entries(&prefix).await? {
             let Ok(k) = ArtifactKey::parse(&entry.key) else {
                 continue;
             };

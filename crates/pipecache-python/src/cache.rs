@@ -91,7 +91,7 @@ impl NativeCache {
         spawn(
             done.get(),
             token,
-            async move { shared.manager().await.map(drop) },
+            async move { shared.cache().await.map(drop) },
             into_py,
         );
     }
@@ -101,7 +101,7 @@ impl NativeCache {
     fn get_memory<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyTuple>>> {
         let Some(hit) = self
             .shared
-            .try_manager()
+            .try_cache()
             .and_then(|m| m.get_from_memory(key))
         else {
             return Ok(None);
@@ -113,8 +113,8 @@ impl NativeCache {
     fn get(&self, done: &Bound<'_, Completions>, token: u64, key: String) {
         let shared = self.shared.clone();
         let read = async move {
-            let manager = shared.manager().await?;
-            manager.get_shared(&key).await.map_err(tier_error)
+            let cache = shared.cache().await?;
+            cache.get_shared(&key).await.map_err(tier_error)
         };
         spawn(done.get(), token, read, |py, found, copies| match found {
             Some(a) => {
@@ -149,9 +149,9 @@ impl NativeCache {
             ..PutOptions::default()
         };
         let write = async move {
-            let manager = shared.manager().await?;
+            let cache = shared.cache().await?;
             let artifact = artifact_of(&kind, meta, parts);
-            manager
+            cache
                 .put_with(&key, artifact, options)
                 .await
                 .map_err(tier_error)
@@ -164,8 +164,8 @@ impl NativeCache {
     fn delete(&self, done: &Bound<'_, Completions>, token: u64, key: String) {
         let shared = self.shared.clone();
         let delete = async move {
-            let manager = shared.manager().await?;
-            manager.delete(&key).await.map_err(tier_error)
+            let cache = shared.cache().await?;
+            cache.delete(&key).await.map_err(tier_error)
         };
         spawn(done.get(), token, delete, into_py);
     }
@@ -174,11 +174,11 @@ impl NativeCache {
     fn exists(&self, done: &Bound<'_, Completions>, token: u64, key: String) {
         let shared = self.shared.clone();
         let exists = async move {
-            let manager = shared.manager().await?;
-            if manager.local().contains(&key).await.map_err(tier_error)? {
+            let cache = shared.cache().await?;
+            if cache.contains_local(&key).await.map_err(tier_error)? {
                 return Ok(true);
             }
-            Ok(manager.get(&key).await.map_err(tier_error)?.is_some())
+            Ok(cache.get(&key).await.map_err(tier_error)?.is_some())
         };
         spawn(done.get(), token, exists, into_py);
     }
@@ -187,8 +187,8 @@ impl NativeCache {
     fn list_keys(&self, done: &Bound<'_, Completions>, token: u64, prefix: String) {
         let shared = self.shared.clone();
         let list = async move {
-            let manager = shared.manager().await?;
-            let keys = manager.list_keys(&prefix).await.map_err(tier_error)?;
+            let cache = shared.cache().await?;
+            let keys = cache.list_keys(&prefix).await.map_err(tier_error)?;
             Ok(keys.into_iter().collect::<Vec<_>>())
         };
         spawn(done.get(), token, list, into_py);
@@ -198,11 +198,11 @@ impl NativeCache {
     fn clear(&self, done: &Bound<'_, Completions>, token: u64, prefix: String) {
         let shared = self.shared.clone();
         let clear = async move {
-            let manager = shared.manager().await?;
-            let keys = manager.list_keys(&prefix).await.map_err(tier_error)?;
+            let cache = shared.cache().await?;
+            let keys = cache.list_keys(&prefix).await.map_err(tier_error)?;
             let mut removed = 0usize;
             for key in &keys {
-                if manager.delete(key).await.map_err(tier_error)? {
+                if cache.delete(key).await.map_err(tier_error)? {
                     removed += 1;
                 }
             }
@@ -218,8 +218,8 @@ impl NativeCache {
         let timeout = Duration::try_from_secs_f64(timeout)
             .map_err(|_| invalid("timeout", "must be a non-negative number of seconds"))?;
         let flush = async move {
-            let manager = shared.manager().await?;
-            manager.drain_queues(timeout).await.map_err(tier_error)
+            let cache = shared.cache().await?;
+            cache.drain_queues(timeout).await.map_err(tier_error)
         };
         spawn(done.get(), token, flush, into_py);
         Ok(())
@@ -229,9 +229,9 @@ impl NativeCache {
     fn stats(&self, done: &Bound<'_, Completions>, token: u64) {
         let shared = self.shared.clone();
         let stats = async move {
-            let manager = shared.manager().await?;
-            let local = manager.local().stats().await.map_err(tier_error)?;
-            Ok((local, manager.tier_stats()))
+            let cache = shared.cache().await?;
+            let report = cache.stats().await.map_err(tier_error)?;
+            Ok((report.stats, report.tiers))
         };
         spawn(done.get(), token, stats, |py, (local, tiers), _| {
             let out = pyo3::types::PyDict::new(py);

@@ -183,7 +183,7 @@ impl NativePipeline {
             return Ok(None);
         };
         let key = StageParams::parse(kind, params)?.key(&fp, segment)?;
-        match cache.manager().get_from_memory(&key.to_string()) {
+        match cache.cache().get_from_memory(&key.to_string()) {
             Some(hit) => memory_hit_to_py(py, &hit.artifact),
             None => Ok(None),
         }
@@ -206,7 +206,7 @@ impl NativePipeline {
             let cache = shared.pipeline(mode).await?;
             let key = key_of(&cache, &video, &stage, segment).await?;
             cache
-                .manager()
+                .cache()
                 .get_shared(&key.to_string())
                 .await
                 .map_err(tier_error)
@@ -249,7 +249,7 @@ impl NativePipeline {
                 ..PutOptions::default()
             };
             cache
-                .manager()
+                .cache()
                 .put_with(&key.to_string(), artifact, options)
                 .await
                 .map_err(tier_error)
@@ -278,7 +278,7 @@ impl NativePipeline {
             let mut reads = tokio::task::JoinSet::new();
             for (i, stage) in stages.iter().enumerate() {
                 let key = stage.key(&fp, None)?.to_string();
-                let manager = cache.manager().clone();
+                let manager = cache.cache().clone();
                 reads.spawn(async move { (i, manager.get(&key).await) });
             }
             let mut found = vec![None; stages.len()];

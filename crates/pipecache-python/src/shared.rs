@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use pipecache::{CacheConfig, CacheManager, StoreOptions};
+use pipecache::{Cache, CacheConfig, StoreOptions};
 use pipecache_pipeline::{FingerprintMode, PipelineArtifactCache};
 use pyo3::PyResult;
 
@@ -25,7 +25,7 @@ pub(crate) struct OpenSpec {
 enum State {
     Unopened,
     Open {
-        manager: CacheManager,
+        manager: Cache,
         /// One per fingerprint mode, so each keeps its fingerprint memo across calls.
         pipelines: Vec<(FingerprintMode, PipelineArtifactCache)>,
     },
@@ -63,7 +63,8 @@ impl Shared {
             State::Open { .. } => Ok(()),
             State::Closed => Err(ClosedError::new_err("the cache was closed")),
             State::Unopened => {
-                let manager = CacheManager::open(
+                // The store in this process, or the `pipecache serve` holding it.
+                let manager = Cache::open(
                     &self.spec.config,
                     &self.spec.default_dir,
                     StoreOptions::default(),
@@ -81,7 +82,7 @@ impl Shared {
     }
 
     /// The open manager (opening it on first use).
-    pub(crate) async fn manager(&self) -> PyResult<CacheManager> {
+    pub(crate) async fn cache(&self) -> PyResult<Cache> {
         let mut state = self.state.lock().await;
         self.open_locked(&mut state).await?;
         match &*state {
@@ -92,14 +93,14 @@ impl Shared {
 
     /// The open manager, without waiting: `None` before the first call opened it, after
     /// close, or while another call holds the state.
-    pub(crate) fn try_manager(&self) -> Option<CacheManager> {
+    pub(crate) fn try_cache(&self) -> Option<Cache> {
         match &*self.state.try_lock().ok()? {
             State::Open { manager, .. } => Some(manager.clone()),
             _ => None,
         }
     }
 
-    /// The pipeline cache of `mode`, without waiting (as [`Shared::try_manager`]).
+    /// The pipeline cache of `mode`, without waiting (as [`Shared::try_cache`]).
     pub(crate) fn try_pipeline(&self, mode: FingerprintMode) -> Option<PipelineArtifactCache> {
         match &*self.state.try_lock().ok()? {
             State::Open { pipelines, .. } => pipelines

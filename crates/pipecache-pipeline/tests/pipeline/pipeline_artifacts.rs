@@ -47,7 +47,7 @@ async fn typed_artifacts_round_trip_and_share_frames() {
         .set_keyframes(&vb, frames(10), images(2), 0.999, 3000)
         .await
         .unwrap();
-    let s = cache.store().stats().await.unwrap();
+    let s = cache.store().unwrap().stats().await.unwrap();
     // frames.cbor is identical for both videos too (same metadata): 6 shared + 8 own + 1.
     assert_eq!(s.blobs, 6 + 8 + 1, "shared frames are stored once");
     let kf = cache

@@ -32,14 +32,14 @@ async fn codec_follows_the_artifact_kind() {
         .set_keyframes(&video, vec![frame], vec![compressible_image], 0.9, 10)
         .await
         .unwrap();
-    let s = cache.store().stats().await.unwrap();
+    let s = cache.store().unwrap().stats().await.unwrap();
     assert_eq!(
         s.stored_bytes, s.unique_bytes,
         "keyframe parts are stored raw"
     );
 
     let t = put_compressible_transcript(cache, &video).await;
-    let after = cache.store().stats().await.unwrap();
+    let after = cache.store().unwrap().stats().await.unwrap();
     let transcript_raw = after.unique_bytes - s.unique_bytes;
     let transcript_stored = after.stored_bytes - s.stored_bytes;
     assert!(

@@ -88,6 +88,7 @@ async fn run_pipeline(
     }
     cache
         .manager()
+        .unwrap()
         .drain_queues(Duration::from_secs(60))
         .await
         .unwrap();
@@ -97,6 +98,7 @@ async fn run_pipeline(
 fn tier_kinds(cache: &PipelineArtifactCache) -> Vec<BackendKind> {
     cache
         .manager()
+        .unwrap()
         .tier_stats()
         .iter()
         .map(|t| t.kind)
@@ -132,7 +134,7 @@ async fn the_pipeline_runs_on_a_local_tier_alone() {
         second.found == outputs.artifacts(),
         "read back different artifacts"
     );
-    let local = &cache.manager().tier_stats()[LOCAL];
+    let local = &cache.manager().unwrap().tier_stats()[LOCAL];
     assert_eq!((local.misses, local.hits), (4, 4), "{local:?}");
 }
 
@@ -162,7 +164,7 @@ async fn the_pipeline_runs_on_local_redis_and_s3_across_two_machines() {
         [BackendKind::Local, BackendKind::Redis, BackendKind::S3]
     );
     // The premise: keyframes are over Redis's max_object_size, the other stages under it.
-    let max = a.manager().tier_stats()[REDIS]
+    let max = a.manager().unwrap().tier_stats()[REDIS]
         .capabilities
         .max_object_size
         .expect("the Redis tier has a size limit");
@@ -180,7 +182,7 @@ async fn the_pipeline_runs_on_local_redis_and_s3_across_two_machines() {
 
     let run_a = run_pipeline(&a, &video, &config, &outputs).await;
     assert_eq!(run_a.computed, config.kinds());
-    let sa = a.manager().tier_stats();
+    let sa = a.manager().unwrap().tier_stats();
     for t in &sa[REDIS..] {
         assert_eq!(
             (t.errors, t.timeouts, t.corrupt, t.deferred, t.queue_length),
@@ -268,7 +270,7 @@ async fn the_pipeline_runs_on_local_redis_and_s3_across_two_machines() {
         run_b.found == outputs.artifacts(),
         "B read back different artifacts"
     );
-    let sb = b.manager().tier_stats();
+    let sb = b.manager().unwrap().tier_stats();
     for t in &sb[REDIS..] {
         assert_eq!((t.errors, t.timeouts, t.corrupt), (0, 0, 0), "{t:?}");
     }
@@ -287,8 +289,8 @@ async fn the_pipeline_runs_on_local_redis_and_s3_across_two_machines() {
     );
     assert_eq!((sb[S3].hits, sb[S3].misses), (1, 0), "{:?}", sb[S3]);
 
-    b.manager().wait_promotions().await;
-    let sb = b.manager().tier_stats();
+    b.manager().unwrap().wait_promotions().await;
+    let sb = b.manager().unwrap().tier_stats();
     // Everything lands in B's local tier; the keyframes are again too large for Redis.
     assert_eq!(sb[LOCAL].promotions, 4, "{:?}", sb[LOCAL]);
     assert_eq!(
@@ -317,7 +319,7 @@ async fn the_pipeline_runs_on_local_redis_and_s3_across_two_machines() {
         again.found == outputs.artifacts(),
         "B's local copies differ"
     );
-    let sb2 = b.manager().tier_stats();
+    let sb2 = b.manager().unwrap().tier_stats();
     assert_eq!(
         (sb2[LOCAL].hits, sb2[LOCAL].misses),
         (4, 4),

@@ -27,7 +27,7 @@ async fn a_transcript_computed_on_one_machine_is_a_hit_on_another() {
         cache_b.get_transcript(&video, "base", "en").await.unwrap(),
         Some(transcript)
     );
-    let s3_tier = &cache_b.manager().tier_stats()[1];
+    let s3_tier = &cache_b.manager().unwrap().tier_stats()[1];
     assert_eq!(s3_tier.hits, 1, "{s3_tier:?}");
     let transcript_only = PipelineConfig {
         transcript: PipelineConfig::full().transcript,
