@@ -100,7 +100,7 @@ fn python_bench(servers: &TestServers, out: &Path, quick: bool) -> Result<()> {
     run(&mut cmd)
 }
 
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"))

@@ -282,6 +282,12 @@ fn python_tests(servers: &TestServers) -> Result<()> {
         .env("PIPECACHE_MOTO_SERVER", &servers.moto)
         .env("PIPECACHE_S3S_SERVER", &servers.s3s)
         .env("PIPECACHE_REDIS_SERVER", &servers.redis)
+        // `pipecache serve` and the CLI for the tests of processes sharing a server; the
+        // Rust tests built it just before.
+        .env(
+            "PIPECACHE_BIN",
+            bench::target_dir().join("release/pipecache"),
+        )
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
         .arg(root().join("crates/pipecache-python/tests")))
 }

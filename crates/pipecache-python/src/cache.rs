@@ -99,11 +99,7 @@ impl NativeCache {
     /// A memory-tier hit of `key` (up to 1 MiB), answered without I/O or a thread crossing;
     /// `None` otherwise (then `get`).
     fn get_memory<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        let Some(hit) = self
-            .shared
-            .try_cache()
-            .and_then(|m| m.get_from_memory(key))
-        else {
+        let Some(hit) = self.shared.try_cache().and_then(|m| m.get_from_memory(key)) else {
             return Ok(None);
         };
         memory_hit_to_py(py, &hit.artifact)

@@ -292,3 +292,43 @@ def silent_listener() -> Iterator[SilentListener]:
     listener = SilentListener()
     yield listener
     listener.close()
+
+
+@pytest.fixture
+def served_store(tmp_path: Path) -> Iterator[Path]:
+    """A store directory held by a running ``pipecache serve`` (the CLI binary named by
+    ``PIPECACHE_BIN``); stopped with SIGTERM afterwards, which must end it cleanly."""
+    binary = _program("PIPECACHE_BIN", "pipecache")
+    store = tmp_path / "served-store"
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [binary, "--dir", str(store), "serve"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    while not _serving(store):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop(proc)
+            pytest.fail("pipecache serve did not start:\n" + log.read_text(errors="replace"))
+        time.sleep(0.02)
+    try:
+        yield store
+    finally:
+        proc.terminate()
+        code = proc.wait(timeout=60)
+        assert code == 0, f"pipecache serve exited {code}:\n" + log.read_text(errors="replace")
+
+
+def _serving(store: Path) -> bool:
+    """True once the server file exists and its socket accepts a connection."""
+    if not (store / "server.json").exists():
+        return False
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(str(store / "server.sock"))
+        return True
+    except OSError:
+        return False
