@@ -40,6 +40,9 @@ pub struct Env {
     pub dir: PathBuf,
     /// Pipeline stages from the config file, if it has any.
     pub stages: Option<PipelineConfig>,
+    /// Flags that configure the store (`--max-size`, `--min-free-space`), which a server
+    /// holding the store does not take from its clients.
+    store_flags: Vec<&'static str>,
 }
 
 impl Env {
@@ -70,11 +73,19 @@ impl Env {
                 None => default_dir()?,
             },
         };
+        let store_flags = [
+            (global.max_size.is_some(), "--max-size"),
+            (global.min_free_space.is_some(), "--min-free-space"),
+        ]
+        .into_iter()
+        .filter_map(|(given, flag)| given.then_some(flag))
+        .collect();
         Ok(Self {
             config,
             origin,
             dir,
             stages: file.pipeline,
+            store_flags,
         })
     }
 
@@ -99,9 +110,18 @@ impl Env {
     /// Opens the store and its tiers, creating the store only when `create`; when a
     /// `pipecache serve` holds the store, its client instead.
     pub async fn open(&self, create: bool) -> Result<Cache> {
-        self.open_raw(create)
+        let cache = self
+            .open_raw(create)
             .await
-            .with_context(|| format!("open store {}", self.dir.display()))
+            .with_context(|| format!("open store {}", self.dir.display()))?;
+        if let (Cache::Served(client), false) = (&cache, self.store_flags.is_empty()) {
+            eprintln!(
+                "pipecache: warning: {} holds the store with its own settings; {} ignored",
+                client.name(),
+                self.store_flags.join(" and ")
+            );
+        }
+        Ok(cache)
     }
 
     /// [`Env::open`] with the library's error as it is (for commands that react to its kind).

@@ -91,8 +91,9 @@ impl GcArgs {
     pub async fn run(self, global: &GlobalArgs) -> Result<ExitCode> {
         let env = Env::load(global)?;
         let dry_run = self.dry_run;
-        if !self.remote {
-            if let Cache::Served(client) = env.open(false).await? {
+        let manager = match env.open(false).await? {
+            Cache::InProcess(manager) => manager,
+            Cache::Served(client) if !self.remote => {
                 let request = JobRequest::Gc {
                     dry_run,
                     keys: self.keys,
@@ -100,8 +101,12 @@ impl GcArgs {
                 served::print(&served::run_job(&client, request, "gc").await?)?;
                 return Ok(ExitCode::SUCCESS);
             }
-        }
-        let manager = env.open_owned(false, "gc --remote").await?;
+            Cache::Served(client) => anyhow::bail!(
+                "gc --remote needs the store to itself, and {} holds {}; stop the server first",
+                client.name(),
+                env.dir.display()
+            ),
+        };
         if self.remote {
             manager.check().await?;
             let report = manager

@@ -120,6 +120,10 @@ fn next_step(e: &anyhow::Error) -> Option<&'static str> {
     let store_error = e.chain().find_map(store_error_of)?;
     if matches!(store_error, StoreError::IndexMissing { .. }) {
         None // its message names the command already
+    } else if matches!(store_error, StoreError::StoreInUse { .. }) {
+        Some(
+            "to share a store between processes, run `pipecache serve` on it: every command then goes through the server (docs/server.md)",
+        )
     } else if store_error.is_index_damage() {
         Some(INDEX_DAMAGE_HINT)
     } else if store_error.is_no_space() {

@@ -15,10 +15,10 @@ use crate::protocol::StatsReport;
 /// A cache as a process uses it: the [`CacheManager`] it opened itself, or a client of the
 /// `pipecache serve` process that holds the store directory.
 ///
-/// [`Cache::open`] decides: it opens the store in process when it can, and when another
-/// process owns the store and that process is a server (its server file names a socket that
-/// answers), it talks to it. So N processes opening one store directory all work once a
-/// server holds it. The server's configuration (its tiers, budget, TTL) rules what it holds;
+/// [`Cache::open`] decides: when a server holds the store (its server file names a socket
+/// that answers), it talks to it; otherwise it opens the store in process. So N processes
+/// opening one store directory all work once a server holds it, including processes that
+/// may connect to the socket but not write the store's files. The server's configuration (its tiers, budget, TTL) rules what it holds;
 /// the caller's is used only when it opens the store itself.
 #[derive(Clone, Debug)]
 pub enum Cache {
@@ -55,19 +55,26 @@ impl Cache {
         options: StoreOptions,
         origin: &str,
     ) -> Result<Self> {
+        let dir = config.local_path(origin)?.unwrap_or(default_dir).to_owned();
+        // The server first: opening the store would wait on its lock before failing.
+        if let Some(client) = Self::served(&dir).await? {
+            return Ok(client);
+        }
         match CacheManager::open(config, default_dir, options, origin).await {
             Ok(m) => Ok(Self::InProcess(m)),
-            Err(TierError::Store(StoreError::StoreInUse { path })) => {
-                match ServerClient::discover(&path).await? {
-                    Some((client, file)) => {
-                        tracing::debug!(pid = file.pid, socket = %file.socket.display(), "store held by a server; using it");
-                        Ok(Self::Served(client))
-                    }
-                    None => Err(StoreError::StoreInUse { path }.into()),
-                }
-            }
+            // A server that started meanwhile.
+            Err(TierError::Store(StoreError::StoreInUse { path })) => Self::served(&path)
+                .await?
+                .ok_or_else(|| StoreError::StoreInUse { path }.into()),
             Err(e) => Err(e),
         }
+    }
+
+    async fn served(dir: &Path) -> Result<Option<Self>> {
+        Ok(ServerClient::discover(dir).await?.map(|(client, file)| {
+            tracing::debug!(pid = file.pid, socket = %file.socket.display(), "the store is held by a server; using it");
+            Self::Served(client)
+        }))
     }
 
     /// The manager, when this process owns the store.
@@ -133,7 +140,8 @@ impl Cache {
         }
     }
 
-    /// True when the local store holds a live artifact under `key` (no remote walk).
+    /// True when the local store holds a live artifact under `key` (in process, no remote
+    /// walk); served, the server's answer to `HEAD`, which also asks its slower tiers.
     pub async fn contains_local(&self, key: &str) -> Result<bool> {
         match self {
             Self::InProcess(m) => Ok(m.local().contains(key).await?),

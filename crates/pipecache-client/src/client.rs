@@ -98,21 +98,36 @@ impl ServerClient {
     }
 
     /// The server that holds store `dir`, when one runs and answers: its server file names
-    /// its socket. `Ok(None)` when there is no server file, or its server does not answer
-    /// (a server killed without cleaning up leaves the file behind).
+    /// its socket. `Ok(None)` when there is no readable server file, or its server does not
+    /// answer (a server killed without cleaning up leaves the file behind). A server that
+    /// speaks another protocol version is an error, not a store to open.
     pub async fn discover(dir: &Path) -> Result<Option<(Self, ServerFile)>> {
-        let file = ServerFile::read(dir).map_err(|e| {
-            TierError::from(StoreError::Io {
-                context: format!("read {}", dir.join(protocol::SERVER_FILE).display()),
-                source: e,
-            })
-        })?;
-        let Some(file) = file else {
-            return Ok(None);
+        let file = match ServerFile::read(dir) {
+            Ok(Some(file)) => file,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                tracing::debug!(dir = %dir.display(), error = %e, "unreadable server file; no server");
+                return Ok(None);
+            }
         };
         let client = Self::unix(&file.socket).with_deadline(HEALTH_DEADLINE);
         if client.health().await.is_err() {
             return Ok(None);
+        }
+        if file.protocol != protocol::PROTOCOL_VERSION {
+            return Err(TierError::Remote {
+                tier: "server".into(),
+                source: RemoteError::Config {
+                    target: client.name().to_owned(),
+                    reason: format!(
+                        "the server (pid {}, pipecache {}) speaks protocol {}, this client {}",
+                        file.pid,
+                        file.version,
+                        file.protocol,
+                        protocol::PROTOCOL_VERSION
+                    ),
+                },
+            });
         }
         Ok(Some((client.with_deadline(DEFAULT_DEADLINE), file)))
     }

@@ -293,7 +293,9 @@ impl ErrorBody {
     }
 
     /// The engine error a client raises for it, so callers classify a served store's errors
-    /// as they classify their own (`is_no_space`, `is_corruption`, `is_timeout`, ...).
+    /// as they classify their own (`is_no_space`, `is_corruption`, `is_timeout`, ...). The
+    /// tier is the remote tier the server names, else `server`; `server` (the client's name
+    /// for it) is the target.
     pub fn into_tier_error(self, server: &str) -> TierError {
         let message = self.message;
         match self.code {
@@ -312,7 +314,7 @@ impl ErrorBody {
             }
             .into(),
             ErrorCode::Timeout => TierError::Remote {
-                tier: self.tier.unwrap_or_else(|| server.to_owned()),
+                tier: self.tier.unwrap_or_else(|| "server".to_owned()),
                 source: RemoteError::Timeout {
                     target: server.to_owned(),
                     op: message,
@@ -320,7 +322,7 @@ impl ErrorBody {
                 },
             },
             ErrorCode::Remote => TierError::Remote {
-                tier: self.tier.unwrap_or_else(|| server.to_owned()),
+                tier: self.tier.unwrap_or_else(|| "server".to_owned()),
                 source: RemoteError::Backend {
                     target: server.to_owned(),
                     op: "request".into(),
@@ -328,7 +330,7 @@ impl ErrorBody {
                 },
             },
             ErrorCode::Unavailable => TierError::Remote {
-                tier: server.to_owned(),
+                tier: "server".to_owned(),
                 source: RemoteError::Unavailable {
                     target: server.to_owned(),
                     op: "request".into(),
@@ -336,7 +338,7 @@ impl ErrorBody {
                 },
             },
             code => TierError::Remote {
-                tier: server.to_owned(),
+                tier: "server".to_owned(),
                 source: RemoteError::Backend {
                     target: server.to_owned(),
                     op: format!("request refused ({})", code.status()),

@@ -149,15 +149,20 @@ impl WireDecoder {
         part: Option<usize>,
         header: FrameHeader,
     ) -> Result<(), FormatError> {
-        let expected = match part {
+        match part {
             None => {
-                if header.kind != FrameKind::ArtifactRecord || header.stored_len > MAX_RECORD_LEN {
+                if header.kind != FrameKind::ArtifactRecord {
                     return Err(FormatError::corrupt(
                         "wire body",
                         "does not start with a record frame",
                     ));
                 }
-                None
+                if header.stored_len > MAX_RECORD_LEN {
+                    return Err(FormatError::corrupt(
+                        "wire body",
+                        format!("a record frame of {} bytes", header.stored_len),
+                    ));
+                }
             }
             Some(i) => {
                 let p = &self
@@ -174,9 +179,13 @@ impl WireDecoder {
                         format!("part {:?} does not match its frame", p.name),
                     ));
                 }
-                Some(p.len)
             }
-        };
+        }
+        // Parts travel raw: a compressed frame could claim a raw length far beyond the
+        // body it came in (and its limit).
+        if header.codec != Codec::Raw {
+            return Err(FormatError::corrupt("wire body", "a frame that is not raw"));
+        }
         // A declared length is trusted only up to the body's limit (a server passes the
         // request's Content-Length), so a lying header cannot reserve more than that.
         if header.stored_len > self.max_body {
@@ -188,7 +197,7 @@ impl WireDecoder {
                 ),
             ));
         }
-        self.payload = Vec::with_capacity(expected.unwrap_or(header.stored_len) as usize);
+        self.payload = Vec::with_capacity(header.stored_len as usize);
         if header.stored_len == 0 {
             return self.end_payload(part, header);
         }

@@ -79,6 +79,10 @@ def percentiles(times: List[float]) -> Tuple[float, float]:
     return times[len(times) // 2] * 1e6, times[int(len(times) * 0.99)] * 1e6
 
 
+def latency_row(what: str, p50_p99: Tuple[float, float]) -> str:
+    return f"| {what} | {p50_p99[0]:.1f} µs | {p50_p99[1]:.1f} µs |"
+
+
 def binary() -> str:
     given = os.environ.get("PIPECACHE_BIN")
     if given:
@@ -186,16 +190,18 @@ def main() -> None:
         "",
         "| single 50 KB get from Python | p50 | p99 |",
         "|---|---|---|",
-        f"| pipecache in process (memory tier) | {in_process[0]:.1f} µs | {in_process[1]:.1f} µs |",
-        f"| pipecache through the server | {served[0]:.1f} µs | {served[1]:.1f} µs |",
-        f"| diskcache | {dc[0]:.1f} µs | {dc[1]:.1f} µs |",
+        latency_row("pipecache in process (memory tier)", in_process),
+        latency_row("pipecache through the server", served),
+        latency_row("diskcache", dc),
         "",
-        "| processes | pipecache gets/s | diskcache gets/s | ratio | pipecache puts/s (fsynced) | diskcache puts/s | ratio |",
+        "| processes | pipecache gets/s | diskcache gets/s | ratio "
+        "| pipecache puts/s (fsynced) | diskcache puts/s | ratio |",
         "|---|---|---|---|---|---|---|",
     ]
     for n, pg, dg, pp, dp in rows:
         lines.append(
-            f"| {n} | {pg:,.0f} | {dg:,.0f} | {pg / dg:.2f}x | {pp:,.0f} | {dp:,.0f} | {pp / dp:.2f}x |"
+            f"| {n} | {pg:,.0f} | {dg:,.0f} | {pg / dg:.2f}x "
+            f"| {pp:,.0f} | {dp:,.0f} | {pp / dp:.2f}x |"
         )
     text = "\n".join(lines) + "\n"
     print(text)

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Options of [`crate::serve`].
+/// Options of [`crate::Server::open`].
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
     /// The Unix socket; `None` puts `server.sock` in the store directory.

@@ -115,7 +115,6 @@ type ApiResult<T> = Result<T, ApiError>;
 /// The routes, with the concurrency limit around them (and, for TCP, the token check).
 pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
     let routes = Router::new()
-        .route("/v1/health", get(health))
         .route(
             "/v1/artifacts/{*key}",
             get(get_artifact)
@@ -133,6 +132,8 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
             ApiError::new(ErrorCode::BadRequest, "method not allowed on this route")
         })
         .layer(axum::middleware::from_fn_with_state(state.clone(), limit))
+        // Outside the limit: clients discovering a busy server must still find it.
+        .route("/v1/health", get(health))
         .with_state(state);
     match token {
         Some(token) => {

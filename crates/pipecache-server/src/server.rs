@@ -74,10 +74,12 @@ impl Server {
             Err(e) => return Err(e.into()),
         };
         let dir = cache.local().dir().to_owned();
-        let socket = options
-            .socket
-            .clone()
-            .unwrap_or_else(|| dir.join(SOCKET_FILE));
+        // Absolute, since clients in any working directory read it from the server file.
+        let socket = match &options.socket {
+            Some(s) => std::path::absolute(s)
+                .map_err(|e| ServeError::io(format!("resolve {}", s.display()), e))?,
+            None => dir.join(SOCKET_FILE),
+        };
         let bound = async {
             let unix = bind_unix(&socket, options.group.as_deref())?;
             let tcp = match options.tcp {
@@ -180,8 +182,8 @@ impl Server {
             }
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-        // Clients that look now find no server file and open the store themselves once it
-        // is closed, or wait for it.
+        // From here new clients find no server: until the store is closed below, opening it
+        // in process fails with `StoreInUse` (docs/server.md, "Shutdown").
         remove_if_ours(&dir);
         drop(unix);
         drop(tcp);
@@ -306,10 +308,14 @@ fn group_id(group: &str) -> Result<u32, ServeError> {
         })
 }
 
-/// True when process `pid` exists.
+/// True when process `pid` exists (one of another user's, which may not be signalled, too).
 fn process_alive(pid: u32) -> bool {
-    rustix::process::Pid::from_raw(pid as i32)
-        .is_some_and(|p| rustix::process::test_kill_process(p).is_ok())
+    rustix::process::Pid::from_raw(pid as i32).is_some_and(|p| {
+        matches!(
+            rustix::process::test_kill_process(p),
+            Ok(()) | Err(rustix::io::Errno::PERM)
+        )
+    })
 }
 
 /// Removes the server file when it names this process.

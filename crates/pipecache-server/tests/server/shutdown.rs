@@ -6,9 +6,12 @@ use std::time::{Duration, Instant};
 
 use pipecache::client::protocol::SERVER_FILE;
 use pipecache::{Artifact, RemoteError, TierError};
+use pipecache_client::wire_record;
+use pipecache_format::wire;
 use pipecache_server::ServeOptions;
 use pipecache_test_support::random_bytes;
-use pipecache_test_support::served::RunningServer;
+use pipecache_test_support::served::{RunningServer, raw_answer};
+use tokio::io::AsyncWriteExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_drains_then_clients_see_the_server_gone() {
@@ -17,22 +20,31 @@ async fn stop_drains_then_clients_see_the_server_gone() {
     let client = server.client();
     let socket = server.socket.clone();
 
-    // A large put in flight when the stop comes is finished, not cut.
-    let data = random_bytes(7, 64 << 20);
-    let put = {
-        let client = client.clone();
-        let data = data.clone();
-        tokio::spawn(async move {
-            client
-                .put("big", Artifact::single(data), Default::default())
-                .await
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    server.stop().await;
-    put.await
-        .unwrap()
-        .expect("the in-flight put finished before the store closed");
+    // A put in flight when the stop comes (half its body sent) is finished, not cut.
+    let data = random_bytes(7, 4 << 20);
+    let artifact = Artifact::single(data.clone());
+    let body = wire::encode_body(&wire_record("big", &artifact, None), &[&data]);
+    let head = format!(
+        "PUT /v1/artifacts/big HTTP/1.1\r\nhost: x\r\ncontent-type: {}\r\ncontent-length: {}\r\n\r\n",
+        wire::CONTENT_TYPE,
+        body.len()
+    );
+    let mut stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let (first, rest) = body.split_at(body.len() / 2);
+    stream.write_all(first).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stopping = tokio::spawn(server.stop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !stopping.is_finished(),
+        "the server stopped with a request in flight"
+    );
+    stream.write_all(rest).await.unwrap();
+    let (status, _) = raw_answer(&mut stream, Duration::from_secs(10)).await;
+    assert_eq!(status, Some(204), "the in-flight put was cut");
+    drop(stream);
+    stopping.await.unwrap();
     assert!(!tmp.path().join(SERVER_FILE).exists());
     assert!(!socket.exists());
 
