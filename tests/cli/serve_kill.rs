@@ -29,10 +29,10 @@ fn start_server(bin: &Path, dir: &Path) -> Child {
 async fn wait_ready(dir: &Path, server: &mut Child) -> ServerClient {
     let started = Instant::now();
     loop {
-        if let Some((client, file)) = ServerClient::discover(dir).await.unwrap() {
-            if file.pid == server.id() {
-                return client;
-            }
+        if let Some((client, file)) = ServerClient::discover(dir).await.unwrap()
+            && file.pid == server.id()
+        {
+            return client;
         }
         assert!(
             server.try_wait().unwrap().is_none(),

@@ -172,11 +172,11 @@ impl Server {
                     Err(e) => tracing::warn!(error = %e, "accept on TCP failed"),
                 },
                 _ = idle_tick.tick() => {
-                    if let (Some(limit), Some(idle)) = (options.idle_exit, state.idle_for()) {
-                        if idle >= limit {
-                            tracing::info!(?idle, "no request for the idle limit; exiting");
-                            break;
-                        }
+                    if let (Some(limit), Some(idle)) = (options.idle_exit, state.idle_for())
+                        && idle >= limit
+                    {
+                        tracing::info!(?idle, "no request for the idle limit; exiting");
+                        break;
                     }
                 }
             }
@@ -320,9 +320,9 @@ fn process_alive(pid: u32) -> bool {
 
 /// Removes the server file when it names this process.
 fn remove_if_ours(dir: &Path) {
-    if let Ok(Some(f)) = ServerFile::read(dir) {
-        if f.pid == std::process::id() {
-            let _ = std::fs::remove_file(dir.join(SERVER_FILE));
-        }
+    if let Ok(Some(f)) = ServerFile::read(dir)
+        && f.pid == std::process::id()
+    {
+        let _ = std::fs::remove_file(dir.join(SERVER_FILE));
     }
 }
