@@ -43,6 +43,10 @@ const BENCHES: &[(&str, &str)] = &[
         "scale",
         "The scale run: a store of 10,000 synthetic videos against a 1,000-video one",
     ),
+    (
+        "server",
+        "`pipecache serve` from Rust: the socket against the in-process call, 1 to 16 client processes",
+    ),
 ];
 
 pub(crate) fn bench(rest: &[String]) -> Result<()> {
@@ -71,8 +75,10 @@ pub(crate) fn bench(rest: &[String]) -> Result<()> {
         eprintln!("xtask: cargo bench --bench {name}");
         run(&mut cmd)?;
     }
-    let _ = std::fs::remove_file(out.join("python.md"));
-    python_bench(&servers, &out.join("python.md"), quick)?;
+    for (script, table, _) in PYTHON_BENCHES {
+        let _ = std::fs::remove_file(out.join(format!("{table}.md")));
+        python_bench(&servers, script, &out.join(format!("{table}.md")), quick)?;
+    }
     let section = generated_section(&out, quick)?;
     let doc = root().join("docs/performance.md");
     let text = std::fs::read_to_string(&doc).with_context(|| format!("read {}", doc.display()))?;
@@ -82,21 +88,36 @@ pub(crate) fn bench(rest: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// The Python package against diskcache, through the package built into the test venv.
-fn python_bench(servers: &TestServers, out: &Path, quick: bool) -> Result<()> {
+/// The Python benches (script in `crates/pipecache-python/benches/`, table name, title).
+const PYTHON_BENCHES: &[(&str, &str, &str)] = &[
+    (
+        "python_vs_diskcache.py",
+        "python",
+        "The Python package against diskcache 5.6 (same values, same run)",
+    ),
+    (
+        "server_vs_diskcache.py",
+        "python-server",
+        "The Python package through `pipecache serve` against diskcache from as many processes",
+    ),
+];
+
+/// A Python bench against diskcache, through the package built into the test venv.
+fn python_bench(servers: &TestServers, script: &str, out: &Path, quick: bool) -> Result<()> {
     let (venv, path) = crate::build_python_package()?;
     let mut cmd = Command::new(venv.join("bin/python"));
     cmd.current_dir(root())
         .env("VIRTUAL_ENV", &venv)
         .env("PATH", &path)
         .env("PIPECACHE_REDIS_SERVER", &servers.redis)
-        .arg("crates/pipecache-python/benches/python_vs_diskcache.py")
+        .env("PIPECACHE_BIN", target_dir().join("release/pipecache"))
+        .arg(Path::new("crates/pipecache-python/benches").join(script))
         .arg("--out")
         .arg(out);
     if quick {
         cmd.arg("--quick");
     }
-    eprintln!("xtask: the Python package against diskcache");
+    eprintln!("xtask: python {script}");
     run(&mut cmd)
 }
 
@@ -155,10 +176,11 @@ fn generated_section(out: &Path, quick: bool) -> Result<String> {
             ""
         },
     );
-    let tables = BENCHES.iter().copied().chain([(
-        "python",
-        "The Python package against diskcache 5.6 (same values, same run)",
-    )]);
+    let tables = BENCHES.iter().copied().chain(
+        PYTHON_BENCHES
+            .iter()
+            .map(|(_, name, title)| (*name, *title)),
+    );
     for (name, title) in tables {
         let file = out.join(format!("{name}.md"));
         let table = std::fs::read_to_string(&file)

@@ -300,7 +300,10 @@ async fn the_pipeline_runs_on_local_redis_and_s3_across_two_machines() {
         sb[REDIS]
     );
     for kind in config.kinds() {
-        assert!(b.store().unwrap().contains(&key(kind)).await.unwrap(), "{kind}");
+        assert!(
+            b.store().unwrap().contains(&key(kind)).await.unwrap(),
+            "{kind}"
+        );
     }
     // B downloaded exactly the three Redis values, and at least the keyframe images from
     // S3; it uploaded nothing.
