@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use pipecache::{CacheManager, GcOptions};
 use pipecache_client::protocol::{ErrorBody, JobRequest, JobState, JobStatus, gc_report_json};
@@ -17,12 +18,19 @@ pub(crate) struct Jobs {
     next_id: AtomicU64,
     running: Arc<AtomicUsize>,
     all: Arc<Mutex<BTreeMap<u64, Arc<Mutex<JobStatus>>>>>,
+    /// When the last job ended (the idle exit counts from it too).
+    finished_at: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Jobs {
     /// True while a job runs (a server with a running job is not idle).
     pub(crate) fn running(&self) -> bool {
         self.running.load(Ordering::Relaxed) > 0
+    }
+
+    /// When the last job ended.
+    pub(crate) fn last_finished(&self) -> Option<Instant> {
+        *self.finished_at.lock().expect("jobs")
     }
 
     /// A job's status.
@@ -62,6 +70,7 @@ impl Jobs {
         let first = status.lock().expect("job").clone();
         self.running.fetch_add(1, Ordering::Relaxed);
         let running = self.running.clone();
+        let finished_at = self.finished_at.clone();
         tokio::spawn(async move {
             let result = run(&cache, request, status.clone()).await;
             let mut s = status.lock().expect("job");
@@ -75,6 +84,8 @@ impl Jobs {
                     s.error = Some(ErrorBody::from_tier_error(&e));
                 }
             }
+            drop(s);
+            *finished_at.lock().expect("jobs") = Some(Instant::now());
             running.fetch_sub(1, Ordering::Relaxed);
         });
         first

@@ -68,10 +68,14 @@ impl AppState {
         if s.permits.available_permits() < s.options.max_concurrent || s.jobs.running() {
             return None;
         }
-        let now = s.started.elapsed().as_millis() as u64;
-        Some(Duration::from_millis(
-            now.saturating_sub(s.last_seen_ms.load(Ordering::Relaxed)),
-        ))
+        let since_request = s.started.elapsed().saturating_sub(Duration::from_millis(
+            s.last_seen_ms.load(Ordering::Relaxed),
+        ));
+        // A job's end counts as activity: its client still has the report to read.
+        Some(match s.jobs.last_finished() {
+            Some(end) => since_request.min(end.elapsed()),
+            None => since_request,
+        })
     }
 }
 

@@ -45,6 +45,18 @@ impl RunningServer {
         ServerClient::unix(&self.socket)
     }
 
+    /// True once the server has ended by itself (`--idle-exit`), waiting up to `within`.
+    pub async fn ended_within(&self, within: Duration) -> bool {
+        let started = std::time::Instant::now();
+        while !self.task.is_finished() {
+            if started.elapsed() > within {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
     /// Stops it as SIGTERM would, and waits until the store is closed.
     pub async fn stop(self) {
         let _ = self.stop.send(());

@@ -3,6 +3,7 @@
 //! the CLI's test binary.
 
 mod bad_requests;
+mod idle_exit;
 mod jobs;
 mod round_trip;
 mod served_cache;
