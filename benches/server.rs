@@ -122,7 +122,10 @@ fn main() {
     if let Ok(spec) = std::env::var("PIPECACHE_BENCH_CLIENT") {
         let (op, id) = spec.split_once(':').expect("op:id");
         let socket = PathBuf::from(std::env::var_os("PIPECACHE_BENCH_SOCKET").expect("socket"));
-        runtime.block_on(client_child(&socket, op, id.parse().expect("id")));
+        let (op, id) = (op.to_owned(), id.parse().expect("id"));
+        runtime
+            .block_on(runtime.spawn(async move { client_child(&socket, &op, id).await }))
+            .expect("client task");
         return;
     }
     let target = target_dir();
@@ -153,14 +156,18 @@ fn main() {
     });
 
     let (mut server, socket) = start_server(&bin, tmp.path());
-    let socket_gets = runtime.block_on(async {
-        let client = ServerClient::unix(&socket);
-        time_gets(|k| {
-            let client = client.clone();
-            async move { client.get(&k).await.expect("get").is_some() }
-        })
-        .await
-    });
+    // On a runtime worker, as the CLI's commands and the Python package's calls run (a
+    // future run by `block_on` itself would add a thread hop per wake-up).
+    let client = ServerClient::unix(&socket);
+    let socket_gets = runtime
+        .block_on(runtime.spawn(async move {
+            time_gets(|k| {
+                let client = client.clone();
+                async move { client.get(&k).await.expect("get").is_some() }
+            })
+            .await
+        }))
+        .expect("timing task");
     let rates: Vec<(usize, f64, f64)> = PROCESSES
         .iter()
         .map(|&n| {
