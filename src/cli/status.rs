@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use pipecache::Store;
+use pipecache::Cache;
 use pipecache_pipeline::{ArtifactKind, Fingerprint, FingerprintMode, PipelineConfig};
 use serde::Serialize;
 
@@ -46,10 +46,10 @@ impl StatusArgs {
             (None, Some(stages)) => stages.clone(),
             (None, None) => PipelineConfig::full(),
         };
-        let manager = env.open_owned(false, "status").await?;
-        let status = status(manager.local(), &self.video, &config, mode).await?;
+        let cache = env.open(false).await?;
+        let status = status(&cache, &self.video, &config, mode).await?;
         report::print(&status, self.json)?;
-        manager.close().await?;
+        cache.close().await?;
         Ok(if status.complete {
             ExitCode::SUCCESS
         } else {
@@ -86,7 +86,7 @@ struct VideoStatus {
 
 /// Lists, per stage of `config`, whether `video` (as it is now) has its artifact cached.
 async fn status(
-    store: &Store,
+    cache: &Cache,
     video: &Path,
     config: &PipelineConfig,
     mode: FingerprintMode,
@@ -98,7 +98,11 @@ async fn status(
             .key(&fp, kind)?
             .expect("kind comes from the config")
             .to_string();
-        let entry = store.list(&key).await?.into_iter().find(|e| e.key == key);
+        let entry = cache
+            .list_entries(&key)
+            .await?
+            .into_iter()
+            .find(|e| e.key == key);
         stages.push(StageStatus {
             kind,
             cached: entry.is_some(),

@@ -17,5 +17,6 @@ mod crash_write_back;
 mod remote_bad_config;
 mod remote_push_kill;
 mod remote_s3_credentials;
+mod serve_commands;
 mod serve_kill;
 mod store_in_use;

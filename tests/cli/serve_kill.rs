@@ -3,48 +3,15 @@
 //! was cut get a clear error, never a hang; the store verifies clean at the end.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pipecache::{Artifact, ServerClient};
+use pipecache::Artifact;
+use pipecache_test_support::served::{spawn_serve, wait_for_server};
 use pipecache_test_support::{assert_success, random_bytes, run_cli};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 const KILLS: u64 = 50;
 const WRITERS: u64 = 3;
-
-fn start_server(bin: &Path, dir: &Path) -> Child {
-    Command::new(bin)
-        .arg("--dir")
-        .arg(dir)
-        .arg("serve")
-        .env_remove("PIPECACHE_DIR")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn pipecache serve")
-}
-
-/// The client of the server that now holds `dir`, once it answers.
-async fn wait_ready(dir: &Path, server: &mut Child) -> ServerClient {
-    let started = Instant::now();
-    loop {
-        if let Some((client, file)) = ServerClient::discover(dir).await.unwrap()
-            && file.pid == server.id()
-        {
-            return client;
-        }
-        assert!(
-            server.try_wait().unwrap().is_none(),
-            "the server exited at start"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the server never answered"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
 
 fn value(key: &str) -> Vec<u8> {
     let seed = key
@@ -61,8 +28,8 @@ async fn sigkill_of_the_server_loses_no_acknowledged_put() {
     let mut acknowledged: Vec<String> = Vec::new();
     let mut cut = 0;
     for round in 0..KILLS {
-        let mut server = start_server(bin, dir.path());
-        let client = wait_ready(dir.path(), &mut server).await;
+        let mut server = spawn_serve(bin, dir.path());
+        let client = wait_for_server(dir.path(), &mut server).await;
         // Everything acknowledged in earlier rounds survived the kills before this start.
         for key in acknowledged.iter().rev().take(20) {
             let got = client
@@ -121,8 +88,8 @@ async fn sigkill_of_the_server_loses_no_acknowledged_put() {
     assert_eq!(cut, KILLS * WRITERS);
 
     // A last server: every acknowledged put of every round is there.
-    let mut server = start_server(bin, dir.path());
-    let client = wait_ready(dir.path(), &mut server).await;
+    let mut server = spawn_serve(bin, dir.path());
+    let client = wait_for_server(dir.path(), &mut server).await;
     for key in &acknowledged {
         let got = client
             .get(key)

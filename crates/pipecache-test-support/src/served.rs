@@ -67,6 +67,42 @@ impl RunningServer {
     }
 }
 
+/// Starts `pipecache --dir dir serve` (the binary `bin`) as a child process.
+pub fn spawn_serve(bin: &Path, dir: &Path) -> std::process::Child {
+    std::process::Command::new(bin)
+        .arg("--dir")
+        .arg(dir)
+        .arg("serve")
+        .env_remove("PIPECACHE_DIR")
+        .env_remove("PIPECACHE_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn pipecache serve")
+}
+
+/// A client of the server process `server` once it holds `dir` and answers. Panics if it
+/// exits first or does not answer within a minute.
+pub async fn wait_for_server(dir: &Path, server: &mut std::process::Child) -> ServerClient {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some((client, file)) = ServerClient::discover(dir).await.expect("discover")
+            && file.pid == server.id()
+        {
+            return client;
+        }
+        assert!(
+            server.try_wait().expect("poll the server").is_none(),
+            "the server exited at start"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the server never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Sends `request` as it is over a new connection to `socket`, then reads until the server
 /// closes it or `wait` passes. Returns the status (`None` when no answer came) and the body
 /// text.
