@@ -8,3 +8,4 @@ mod jobs;
 mod round_trip;
 mod served_cache;
 mod shutdown;
+mod socket_mode;
