@@ -18,6 +18,10 @@ pub struct StatsArgs {
     /// JSON output.
     #[arg(long)]
     json: bool,
+    /// Prometheus' text format (for a node-exporter textfile collector): the same figures
+    /// as --json.
+    #[arg(long, conflicts_with = "json")]
+    prometheus: bool,
 }
 
 #[derive(Serialize)]
@@ -64,6 +68,11 @@ impl StatsArgs {
         let env = Env::load(global)?;
         let manager = env.open(false).await?;
         let figures = manager.stats().await?;
+        if self.prometheus {
+            print!("{}", pipecache::client::metrics::encode(&figures));
+            manager.close().await?;
+            return Ok(ExitCode::SUCCESS);
+        }
         let report = StoreStats {
             dir: env.dir.clone(),
             stats: figures.stats,

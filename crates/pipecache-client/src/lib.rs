@@ -7,7 +7,9 @@
 //! - [`ServerClient`]: every call of the API over the server's Unix socket (or TCP with a
 //!   token), each under a deadline, idempotent ones retried once when the server went away;
 //!   it implements [`pipecache_tiers::CacheBackend`] like any tier;
-//! - [`Cache`]: what a process holds: the store opened in process, or the server holding it.
+//! - [`Cache`]: what a process holds: the store opened in process, or the server holding it;
+//! - [`metrics`]: the stats report in Prometheus' text format (`/metrics`,
+//!   `stats --prometheus`).
 //!
 //! It must not serve (the server crate does), open chunk files or the index (only through
 //! [`pipecache_tiers::CacheManager`] when it opens a store in process), or know videos.
@@ -18,6 +20,7 @@
 mod cache;
 mod client;
 mod http;
+pub mod metrics;
 pub mod protocol;
 
 pub use cache::Cache;

@@ -129,6 +129,7 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
         .route("/v1/keys", get(list_keys))
         .route("/v1/entries", get(list_entries))
         .route("/v1/stats", get(stats))
+        .route("/metrics", get(metrics))
         .route("/v1/jobs", post(start_job))
         .route("/v1/jobs/{id}", get(job))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
@@ -447,12 +448,29 @@ async fn list_entries(
     Ok(Json(state.cache().local().list(&q.prefix).await?))
 }
 
-async fn stats(State(state): State<AppState>) -> ApiResult<Json<StatsReport>> {
+async fn report(state: &AppState) -> ApiResult<StatsReport> {
     let cache = state.cache();
-    Ok(Json(StatsReport {
+    Ok(StatsReport {
         stats: cache.local().stats().await?,
         tiers: cache.tier_stats(),
-    }))
+    })
+}
+
+async fn stats(State(state): State<AppState>) -> ApiResult<Json<StatsReport>> {
+    Ok(Json(report(&state).await?))
+}
+
+/// The same figures in Prometheus' text format, for scrapers.
+async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
+    let text = pipecache_client::metrics::encode(&report(&state).await?);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            pipecache_client::metrics::CONTENT_TYPE,
+        )],
+        text,
+    )
+        .into_response())
 }
 
 async fn start_job(

@@ -1,0 +1,304 @@
+//! The store's and the tiers' figures in Prometheus' text exposition format (0.0.4): what a
+//! server's `/metrics` answers and `pipecache stats --prometheus` prints. Both render the
+//! same [`StatsReport`] as `stats --json`, so the three never disagree.
+//!
+//! Names follow Prometheus' conventions: a `pipecache_` prefix, base units in the name
+//! (`_bytes`), counters ending in `_total`. Per-tier series carry `tier` (the configured
+//! name) and `tier_kind` (`memory`, `local`, `fs-remote`, `s3`, `redis`, `server`).
+
+use std::fmt;
+
+use pipecache_tiers::TierStats;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::protocol::StatsReport;
+
+/// The media type of [`encode`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// `report` in Prometheus' text format.
+pub fn encode(report: &StatsReport) -> String {
+    let mut registry = Registry::with_prefix("pipecache");
+    registry.register_collector(Box::new(Snapshot(report.clone())));
+    let mut out = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
+        .expect("writing to a String cannot fail");
+    out
+}
+
+/// One report, encoded on each scrape.
+#[derive(Debug)]
+struct Snapshot(StatsReport);
+
+/// A per-tier figure: its name, help, unit and how to read it.
+type TierFigure = (
+    &'static str,
+    &'static str,
+    Option<Unit>,
+    fn(&TierStats) -> u64,
+);
+
+/// Per-tier counters.
+const TIER_COUNTERS: &[TierFigure] = &[
+    ("hits", "Reads the tier answered.", None, |t| t.hits),
+    (
+        "misses",
+        "Reads the tier did not answer (absent or expired).",
+        None,
+        |t| t.misses,
+    ),
+    (
+        "errors",
+        "Calls that failed, other than timeouts (never counted as misses).",
+        None,
+        |t| t.errors,
+    ),
+    (
+        "timeouts",
+        "Calls that ran past their deadline.",
+        None,
+        |t| t.timeouts,
+    ),
+    (
+        "corrupt_reads",
+        "Reads refused by a hash check.",
+        None,
+        |t| t.corrupt,
+    ),
+    (
+        "promotions",
+        "Artifacts promoted into the tier from a slower one.",
+        None,
+        |t| t.promotions,
+    ),
+    ("puts", "Artifacts written to the tier.", None, |t| t.puts),
+    (
+        "skipped_too_large",
+        "Artifacts not written: larger than the tier's max_object_size.",
+        None,
+        |t| t.skipped_too_large,
+    ),
+    (
+        "deferred",
+        "Write-through calls left to the tier's queue after a failure.",
+        None,
+        |t| t.deferred,
+    ),
+    (
+        "queue_dropped",
+        "Uploads dropped because the tier's queue was full.",
+        None,
+        |t| t.queue_dropped,
+    ),
+    (
+        "read",
+        "Bytes read from the tier.",
+        Some(Unit::Bytes),
+        |t| t.bytes_down,
+    ),
+    (
+        "written",
+        "Bytes written to the tier.",
+        Some(Unit::Bytes),
+        |t| t.bytes_up,
+    ),
+];
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        let s = &self.0.stats;
+        let c = &s.counters;
+        let gauges: [(&str, &str, Option<Unit>, u64); 11] = [
+            (
+                "artifacts",
+                "Live artifacts in the local store.",
+                None,
+                s.artifacts,
+            ),
+            ("blobs", "Live blobs in the local store.", None, s.blobs),
+            (
+                "logical",
+                "Sum of live artifacts' sizes.",
+                Some(Unit::Bytes),
+                s.logical_bytes,
+            ),
+            (
+                "unique",
+                "Raw bytes of live blobs (after dedup, before compression).",
+                Some(Unit::Bytes),
+                s.unique_bytes,
+            ),
+            (
+                "stored",
+                "Stored bytes of live blobs (after dedup and compression).",
+                Some(Unit::Bytes),
+                s.stored_bytes,
+            ),
+            (
+                "dead",
+                "Chunk bytes nothing references, reclaimed by compaction.",
+                Some(Unit::Bytes),
+                s.dead_bytes,
+            ),
+            (
+                "disk",
+                "Bytes of chunk files on disk.",
+                Some(Unit::Bytes),
+                s.disk_bytes,
+            ),
+            ("chunk_files", "Chunk files on disk.", None, s.chunk_files),
+            (
+                "fs_free",
+                "Free bytes of the store's filesystem.",
+                Some(Unit::Bytes),
+                s.fs.free_bytes,
+            ),
+            (
+                "fs_size",
+                "Size of the store's filesystem.",
+                Some(Unit::Bytes),
+                s.fs.total_bytes,
+            ),
+            (
+                "min_free_space",
+                "Free space puts leave on the filesystem.",
+                Some(Unit::Bytes),
+                s.min_free_space,
+            ),
+        ];
+        for (name, help, unit, v) in gauges {
+            encode_gauge(&mut encoder, name, help, unit.as_ref(), v)?;
+        }
+        if let Some(max) = s.max_size {
+            encode_gauge(
+                &mut encoder,
+                "max_size",
+                "The store's size budget.",
+                Some(&Unit::Bytes),
+                max,
+            )?;
+        }
+        for (name, help, v) in [
+            (
+                "dedup_ratio",
+                "logical_bytes / unique_bytes: what dedup saves.",
+                s.dedup_ratio,
+            ),
+            (
+                "compression_ratio",
+                "unique_bytes / stored_bytes: what compression saves.",
+                s.compression_ratio,
+            ),
+        ] {
+            let metric = ConstGauge::new(v);
+            metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)?;
+        }
+        let counters: [(&str, &str, Option<Unit>, u64); 8] = [
+            (
+                "expired",
+                "Artifacts removed because their TTL passed (lifetime of the store).",
+                None,
+                s.expired,
+            ),
+            (
+                "evicted",
+                "Artifacts evicted to meet the size budget (lifetime of the store).",
+                None,
+                s.evicted,
+            ),
+            (
+                "group_commits",
+                "Group commits of the local store since it was opened.",
+                None,
+                c.group_commits,
+            ),
+            (
+                "blobs_written",
+                "New blobs written to chunk files since open.",
+                None,
+                c.blobs_written,
+            ),
+            (
+                "blobs_deduplicated",
+                "Parts that referenced an existing blob instead of writing one, since open.",
+                None,
+                c.blobs_deduped,
+            ),
+            (
+                "chunk_written",
+                "Frame bytes appended to chunk files since open.",
+                Some(Unit::Bytes),
+                c.bytes_written,
+            ),
+            (
+                "write_errors",
+                "Group commits that failed since open.",
+                None,
+                c.write_errors,
+            ),
+            (
+                "corruption_errors",
+                "Local reads that found corrupt bytes since open.",
+                None,
+                c.corruption_errors,
+            ),
+        ];
+        for (name, help, unit, v) in counters {
+            let metric = ConstCounter::new(v);
+            metric.encode(encoder.encode_descriptor(
+                name,
+                help,
+                unit.as_ref(),
+                metric.metric_type(),
+            )?)?;
+        }
+        for (name, help, unit, read) in TIER_COUNTERS {
+            let mut family =
+                encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Counter)?;
+            for t in &self.0.tiers {
+                let labels = [("tier", t.name.as_str()), ("tier_kind", kind_name(t))];
+                ConstCounter::new(read(t)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "queue_length",
+            "Queue entries waiting (write-back uploads and removals).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for t in &self.0.tiers {
+            let labels = [("tier", t.name.as_str()), ("tier_kind", kind_name(t))];
+            ConstGauge::new(t.queue_length).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+fn encode_gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    v: u64,
+) -> fmt::Result {
+    let metric = ConstGauge::new(v);
+    metric.encode(encoder.encode_descriptor(name, help, unit, metric.metric_type())?)
+}
+
+/// The tier kind as `stats --json` spells it.
+fn kind_name(t: &TierStats) -> &'static str {
+    use pipecache_tiers::BackendKind;
+    match t.kind {
+        BackendKind::Memory => "memory",
+        BackendKind::Local => "local",
+        BackendKind::FsRemote => "fs-remote",
+        BackendKind::S3 => "s3",
+        BackendKind::Redis => "redis",
+        BackendKind::Server => "server",
+    }
+}
