@@ -8,9 +8,10 @@
 
 use std::fmt;
 
-use pipecache_tiers::TierStats;
+use pipecache_store::Stats;
+use pipecache_tiers::{Latency, TierStats};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -111,172 +112,228 @@ const TIER_COUNTERS: &[TierFigure] = &[
 
 impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
-        let s = &self.0.stats;
-        let c = &s.counters;
-        let gauges: [(&str, &str, Option<Unit>, u64); 11] = [
-            (
-                "artifacts",
-                "Live artifacts in the local store.",
-                None,
-                s.artifacts,
-            ),
-            ("blobs", "Live blobs in the local store.", None, s.blobs),
-            (
-                "logical",
-                "Sum of live artifacts' sizes.",
-                Some(Unit::Bytes),
-                s.logical_bytes,
-            ),
-            (
-                "unique",
-                "Raw bytes of live blobs (after dedup, before compression).",
-                Some(Unit::Bytes),
-                s.unique_bytes,
-            ),
-            (
-                "stored",
-                "Stored bytes of live blobs (after dedup and compression).",
-                Some(Unit::Bytes),
-                s.stored_bytes,
-            ),
-            (
-                "dead",
-                "Chunk bytes nothing references, reclaimed by compaction.",
-                Some(Unit::Bytes),
-                s.dead_bytes,
-            ),
-            (
-                "disk",
-                "Bytes of chunk files on disk.",
-                Some(Unit::Bytes),
-                s.disk_bytes,
-            ),
-            ("chunk_files", "Chunk files on disk.", None, s.chunk_files),
-            (
-                "fs_free",
-                "Free bytes of the store's filesystem.",
-                Some(Unit::Bytes),
-                s.fs.free_bytes,
-            ),
-            (
-                "fs_size",
-                "Size of the store's filesystem.",
-                Some(Unit::Bytes),
-                s.fs.total_bytes,
-            ),
-            (
-                "min_free_space",
-                "Free space puts leave on the filesystem.",
-                Some(Unit::Bytes),
-                s.min_free_space,
-            ),
-        ];
-        for (name, help, unit, v) in gauges {
-            encode_gauge(&mut encoder, name, help, unit.as_ref(), v)?;
-        }
-        if let Some(max) = s.max_size {
-            encode_gauge(
-                &mut encoder,
-                "max_size",
-                "The store's size budget.",
-                Some(&Unit::Bytes),
-                max,
-            )?;
-        }
-        for (name, help, v) in [
-            (
-                "dedup_ratio",
-                "logical_bytes / unique_bytes: what dedup saves.",
-                s.dedup_ratio,
-            ),
-            (
-                "compression_ratio",
-                "unique_bytes / stored_bytes: what compression saves.",
-                s.compression_ratio,
-            ),
-        ] {
-            let metric = ConstGauge::new(v);
-            metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)?;
-        }
-        let counters: [(&str, &str, Option<Unit>, u64); 8] = [
-            (
-                "expired",
-                "Artifacts removed because their TTL passed (lifetime of the store).",
-                None,
-                s.expired,
-            ),
-            (
-                "evicted",
-                "Artifacts evicted to meet the size budget (lifetime of the store).",
-                None,
-                s.evicted,
-            ),
-            (
-                "group_commits",
-                "Group commits of the local store since it was opened.",
-                None,
-                c.group_commits,
-            ),
-            (
-                "blobs_written",
-                "New blobs written to chunk files since open.",
-                None,
-                c.blobs_written,
-            ),
-            (
-                "blobs_deduplicated",
-                "Parts that referenced an existing blob instead of writing one, since open.",
-                None,
-                c.blobs_deduped,
-            ),
-            (
-                "chunk_written",
-                "Frame bytes appended to chunk files since open.",
-                Some(Unit::Bytes),
-                c.bytes_written,
-            ),
-            (
-                "write_errors",
-                "Group commits that failed since open.",
-                None,
-                c.write_errors,
-            ),
-            (
-                "corruption_errors",
-                "Local reads that found corrupt bytes since open.",
-                None,
-                c.corruption_errors,
-            ),
-        ];
-        for (name, help, unit, v) in counters {
-            let metric = ConstCounter::new(v);
-            metric.encode(encoder.encode_descriptor(
-                name,
-                help,
-                unit.as_ref(),
-                metric.metric_type(),
-            )?)?;
-        }
-        for (name, help, unit, read) in TIER_COUNTERS {
-            let mut family =
-                encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Counter)?;
-            for t in &self.0.tiers {
-                let labels = [("tier", t.name.as_str()), ("tier_kind", kind_name(t))];
-                ConstCounter::new(read(t)).encode(family.encode_family(&labels)?)?;
-            }
-        }
-        let mut family = encoder.encode_descriptor(
-            "queue_length",
-            "Queue entries waiting (write-back uploads and removals).",
-            None,
-            MetricType::Gauge,
-        )?;
-        for t in &self.0.tiers {
-            let labels = [("tier", t.name.as_str()), ("tier_kind", kind_name(t))];
-            ConstGauge::new(t.queue_length).encode(family.encode_family(&labels)?)?;
-        }
-        Ok(())
+        store_gauges(&self.0.stats, &mut encoder)?;
+        store_counters(&self.0.stats, &mut encoder)?;
+        tier_series(&self.0.tiers, &mut encoder)
     }
+}
+
+/// The local store's sizes, space and ratios.
+fn store_gauges(s: &Stats, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
+    let gauges: [(&str, &str, Option<Unit>, u64); 11] = [
+        (
+            "artifacts",
+            "Live artifacts in the local store.",
+            None,
+            s.artifacts,
+        ),
+        ("blobs", "Live blobs in the local store.", None, s.blobs),
+        (
+            "logical",
+            "Sum of live artifacts' sizes.",
+            Some(Unit::Bytes),
+            s.logical_bytes,
+        ),
+        (
+            "unique",
+            "Raw bytes of live blobs (after dedup, before compression).",
+            Some(Unit::Bytes),
+            s.unique_bytes,
+        ),
+        (
+            "stored",
+            "Stored bytes of live blobs (after dedup and compression).",
+            Some(Unit::Bytes),
+            s.stored_bytes,
+        ),
+        (
+            "dead",
+            "Chunk bytes nothing references, reclaimed by compaction.",
+            Some(Unit::Bytes),
+            s.dead_bytes,
+        ),
+        (
+            "disk",
+            "Bytes of chunk files on disk.",
+            Some(Unit::Bytes),
+            s.disk_bytes,
+        ),
+        ("chunk_files", "Chunk files on disk.", None, s.chunk_files),
+        (
+            "fs_free",
+            "Free bytes of the store's filesystem.",
+            Some(Unit::Bytes),
+            s.fs.free_bytes,
+        ),
+        (
+            "fs_size",
+            "Size of the store's filesystem.",
+            Some(Unit::Bytes),
+            s.fs.total_bytes,
+        ),
+        (
+            "min_free_space",
+            "Free space puts leave on the filesystem.",
+            Some(Unit::Bytes),
+            s.min_free_space,
+        ),
+    ];
+    for (name, help, unit, v) in gauges {
+        encode_gauge(encoder, name, help, unit.as_ref(), v)?;
+    }
+    if let Some(max) = s.max_size {
+        encode_gauge(
+            encoder,
+            "max_size",
+            "The store's size budget.",
+            Some(&Unit::Bytes),
+            max,
+        )?;
+    }
+    for (name, help, v) in [
+        (
+            "dedup_ratio",
+            "logical_bytes / unique_bytes: what dedup saves.",
+            s.dedup_ratio,
+        ),
+        (
+            "compression_ratio",
+            "unique_bytes / stored_bytes: what compression saves.",
+            s.compression_ratio,
+        ),
+    ] {
+        let metric = ConstGauge::new(v);
+        metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)?;
+    }
+    Ok(())
+}
+
+/// The local store's lifetime and since-open counters.
+fn store_counters(s: &Stats, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
+    let c = &s.counters;
+    let counters: [(&str, &str, Option<Unit>, u64); 8] = [
+        (
+            "expired",
+            "Artifacts removed because their TTL passed (lifetime of the store).",
+            None,
+            s.expired,
+        ),
+        (
+            "evicted",
+            "Artifacts evicted to meet the size budget (lifetime of the store).",
+            None,
+            s.evicted,
+        ),
+        (
+            "group_commits",
+            "Group commits of the local store since it was opened.",
+            None,
+            c.group_commits,
+        ),
+        (
+            "blobs_written",
+            "New blobs written to chunk files since open.",
+            None,
+            c.blobs_written,
+        ),
+        (
+            "blobs_deduplicated",
+            "Parts that referenced an existing blob instead of writing one, since open.",
+            None,
+            c.blobs_deduped,
+        ),
+        (
+            "chunk_written",
+            "Frame bytes appended to chunk files since open.",
+            Some(Unit::Bytes),
+            c.bytes_written,
+        ),
+        (
+            "write_errors",
+            "Group commits that failed since open.",
+            None,
+            c.write_errors,
+        ),
+        (
+            "corruption_errors",
+            "Local reads that found corrupt bytes since open.",
+            None,
+            c.corruption_errors,
+        ),
+    ];
+    for (name, help, unit, v) in counters {
+        let metric = ConstCounter::new(v);
+        metric.encode(encoder.encode_descriptor(
+            name,
+            help,
+            unit.as_ref(),
+            metric.metric_type(),
+        )?)?;
+    }
+    Ok(())
+}
+
+/// Every tier's counters, latency histograms and queue length.
+fn tier_series(tiers: &[TierStats], encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
+    for (name, help, unit, read) in TIER_COUNTERS {
+        let mut family =
+            encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Counter)?;
+        for t in tiers {
+            let labels = [("tier", t.name.as_str()), ("tier_kind", kind_name(t))];
+            ConstCounter::new(read(t)).encode(family.encode_family(&labels)?)?;
+        }
+    }
+    type Read = fn(&TierStats) -> &Latency;
+    let histograms: [(&str, &str, Read); 2] = [
+        (
+            "get",
+            "Time of the tier's gets (hits, misses and failures).",
+            |t| &t.get_seconds,
+        ),
+        (
+            "put",
+            "Time of the tier's puts (the local one as its caller waits).",
+            |t| &t.put_seconds,
+        ),
+    ];
+    for (name, help, read) in histograms {
+        let mut family =
+            encoder.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Histogram)?;
+        for t in tiers {
+            let labels = [("tier", t.name.as_str()), ("tier_kind", kind_name(t))];
+            let latency = read(t);
+            // The report's buckets are cumulative; the encoder takes each bucket's own.
+            let mut below = 0;
+            let buckets: Vec<(f64, u64)> = latency
+                .buckets
+                .iter()
+                .map(|b| {
+                    let own = b.count - below;
+                    below = b.count;
+                    (b.le, own)
+                })
+                .collect();
+            family
+                .encode_family(&labels)?
+                .encode_histogram::<NoLabelSet>(
+                    latency.sum_seconds,
+                    latency.count,
+                    &buckets,
+                    None,
+                )?;
+        }
+    }
+    let mut family = encoder.encode_descriptor(
+        "queue_length",
+        "Queue entries waiting (write-back uploads and removals).",
+        None,
+        MetricType::Gauge,
+    )?;
+    for t in tiers {
+        let labels = [("tier", t.name.as_str()), ("tier_kind", kind_name(t))];
+        ConstGauge::new(t.queue_length).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 fn encode_gauge(

@@ -68,6 +68,21 @@ async def test_metrics_count_a_scripted_workload_exactly(served_store: Path) -> 
     assert got[("pipecache_misses_total", tier("local"))] == 1
     assert got[("pipecache_errors_total", tier("local"))] == 0
 
+    # One latency observation per call: 3 memory lookups, 1 local read (the miss), 3 puts.
+    assert got[("pipecache_get_seconds_count", tier("memory"))] == 3
+    assert got[("pipecache_get_seconds_count", tier("local"))] == 1
+    assert got[("pipecache_put_seconds_count", tier("local"))] == 3
+    for name, kind in (("get", "memory"), ("get", "local"), ("put", "local")):
+        buckets = sorted(
+            (float(dict(labels)["le"]), value)
+            for (metric, labels), value in got.items()
+            if metric == f"pipecache_{name}_seconds_bucket" and dict(labels)["tier"] == kind
+        )
+        counts = [value for _, value in buckets]
+        assert counts == sorted(counts), (name, kind, buckets)
+        assert buckets[-1] == (float("inf"), got[(f"pipecache_{name}_seconds_count", tier(kind))])
+        assert got[(f"pipecache_{name}_seconds_sum", tier(kind))] > 0
+
     _, _, body = http_get(served_store / "server.sock", "/v1/stats")
     stats = json.loads(body)
     for t in stats["tiers"]:

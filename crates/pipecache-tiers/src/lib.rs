@@ -17,6 +17,7 @@
 mod error;
 
 mod backend;
+mod latency;
 
 mod local;
 mod memory;
@@ -31,6 +32,7 @@ mod manager;
 pub use backend::{BackendKind, CacheBackend, Capabilities, Fetched};
 use error::TierError as Error;
 pub use error::{Result, TierError};
+pub use latency::{BUCKETS_SECONDS, Bucket, Latency, LatencyHistogram};
 pub use manager::{
     CacheManager, ManagerBuilder, PullReport, PushReport, RemoteGcReport, TierStats,
 };

@@ -17,8 +17,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use pipecache_store::StoredArtifact;
+
+use crate::LatencyHistogram;
 
 /// Stripes ordering inserts against invalidations of the same key; many, so that
 /// concurrent writes to other keys rarely share one (a shared stripe only costs a fill).
@@ -44,6 +47,8 @@ pub struct MemoryTier {
     max_entry: u64,
     pub(crate) hits: AtomicU64,
     pub(crate) misses: AtomicU64,
+    /// Time of every lookup that counted a hit or a miss.
+    pub(crate) get_seconds: LatencyHistogram,
 }
 
 impl std::fmt::Debug for MemoryTier {
@@ -75,6 +80,7 @@ impl MemoryTier {
             max_entry: budget / 4,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            get_seconds: LatencyHistogram::default(),
         }
     }
 
@@ -100,8 +106,9 @@ impl MemoryTier {
     /// The artifact under `key`, unless absent or expired at `now_ms` (an expired one is
     /// dropped). Counts a hit or a miss.
     pub fn get(&self, key: &str, now_ms: u64) -> Option<Arc<StoredArtifact>> {
+        let started = Instant::now();
         let found = self.cache.get(key);
-        match found {
+        let result = match found {
             Some(v) if !v.is_expired(now_ms) => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 Some(v)
@@ -115,14 +122,18 @@ impl MemoryTier {
                 self.misses.fetch_add(1, Ordering::Relaxed);
                 None
             }
-        }
+        };
+        self.get_seconds.observe(started.elapsed());
+        result
     }
 
     /// [`MemoryTier::get`] counting only a hit: for a look that a full read follows on a
     /// miss (which counts the miss).
     pub fn peek(&self, key: &str, now_ms: u64) -> Option<Arc<StoredArtifact>> {
+        let started = Instant::now();
         let found = self.cache.get(key).filter(|v| !v.is_expired(now_ms))?;
         self.hits.fetch_add(1, Ordering::Relaxed);
+        self.get_seconds.observe(started.elapsed());
         Some(found)
     }
 

@@ -2,7 +2,7 @@
 //! by its write policy, listing, draining the queues, per-tier figures and closing.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pipecache_store::outbox::QueueOp;
 use pipecache_store::{Artifact, PutOptions, Store, StoredArtifact, validate_key};
@@ -73,7 +73,9 @@ impl CacheManager {
     /// The walk below the memory tier: the local tier, then the remote ones by priority.
     async fn get_from_tiers(&self, key: &str) -> Result<Option<StoredArtifact>> {
         let local = &self.inner.local_tier;
+        let started = Instant::now();
         let found = local.backend.get(key).await;
+        local.counters.get_seconds.observe(started.elapsed());
         local.count_get(key, &found);
         // A local failure that no remote tier can answer for is the caller's: damage
         // included (an error naming the key and blob, never a quiet miss).
@@ -88,7 +90,9 @@ impl CacheManager {
             if tier.is_pending(key) {
                 continue;
             }
+            let started = Instant::now();
             let found = tier.backend.get(key).await;
+            tier.counters.get_seconds.observe(started.elapsed());
             tier.count_get(key, &found);
             match found {
                 Ok(Some(f)) => {
@@ -190,6 +194,19 @@ impl CacheManager {
     }
 
     async fn put_in_tiers(&self, key: &str, artifact: Artifact, options: PutOptions) -> Result<()> {
+        let started = Instant::now();
+        let put = self.put_in_tiers_untimed(key, artifact, options).await;
+        let local = &self.inner.local_tier;
+        local.counters.put_seconds.observe(started.elapsed());
+        put
+    }
+
+    async fn put_in_tiers_untimed(
+        &self,
+        key: &str,
+        artifact: Artifact,
+        options: PutOptions,
+    ) -> Result<()> {
         let remotes = &self.inner.remotes;
         if remotes.is_empty() {
             return Ok(self.inner.local.put_with(key, artifact, options).await?);

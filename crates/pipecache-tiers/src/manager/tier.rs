@@ -13,7 +13,10 @@ use serde::Serialize;
 use super::queue::Queue;
 use crate::pack::PackTier;
 use crate::redis::RedisTier;
-use crate::{BackendKind, CacheBackend, Capabilities, Error, Fetched, Result, Verified};
+use crate::{
+    BackendKind, CacheBackend, Capabilities, Error, Fetched, Latency, LatencyHistogram, Result,
+    Verified,
+};
 
 /// What a tier's calls came to, for `tier_stats`.
 #[derive(Debug, Default)]
@@ -27,6 +30,11 @@ pub(super) struct TierCounters {
     pub(super) puts: AtomicU64,
     pub(super) skipped_too_large: AtomicU64,
     pub(super) deferred: AtomicU64,
+    /// Time of every get on the tier (hits, misses and failures).
+    pub(super) get_seconds: LatencyHistogram,
+    /// Time of every put: the local tier's as the caller waits for it, a remote tier's
+    /// upload when the put makes it itself (write-through).
+    pub(super) put_seconds: LatencyHistogram,
 }
 
 pub(super) fn bump(c: &AtomicU64) {
@@ -222,7 +230,7 @@ impl std::ops::Deref for RemoteTier {
 }
 
 /// Per-tier figures for `stats --json`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct TierStats {
     /// Tier name.
     pub name: String,
@@ -265,6 +273,12 @@ pub struct TierStats {
     pub bytes_down: u64,
     /// Requests by type (remote tiers).
     pub requests: Option<TransferSnapshot>,
+    /// Latency of the tier's gets.
+    #[serde(default)]
+    pub get_seconds: Latency,
+    /// Latency of the tier's puts (none for the memory tier).
+    #[serde(default)]
+    pub put_seconds: Latency,
 }
 
 impl TierStats {
@@ -297,6 +311,8 @@ impl TierStats {
             bytes_up: 0,
             bytes_down: 0,
             requests: None,
+            get_seconds: m.get_seconds.snapshot(),
+            put_seconds: Latency::default(),
         }
     }
 
@@ -324,6 +340,8 @@ impl TierStats {
             bytes_up: transfer.map_or(0, |s| s.bytes_up),
             bytes_down: transfer.map_or(0, |s| s.bytes_down),
             requests: transfer,
+            get_seconds: tier.counters.get_seconds.snapshot(),
+            put_seconds: tier.counters.put_seconds.snapshot(),
         }
     }
 }

@@ -132,7 +132,12 @@ impl SyncAttempts {
         while let Some((index, slot, sole)) = self.entries.first().cloned() {
             let tier = &self.inner.remotes[index];
             let result = match (slot.op, item) {
-                (QueueOp::Upload, Some(item)) => tier.backend.put(&self.key, item).await,
+                (QueueOp::Upload, Some(item)) => {
+                    let started = std::time::Instant::now();
+                    let put = tier.backend.put(&self.key, item).await;
+                    tier.counters.put_seconds.observe(started.elapsed());
+                    put
+                }
                 (QueueOp::Upload, None) => unreachable!("an upload entry comes with its artifact"),
                 (QueueOp::Delete, _) => tier.backend.delete(&self.key).await.map(|e| {
                     existed |= e;
