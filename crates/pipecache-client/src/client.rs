@@ -474,7 +474,18 @@ pub fn stored_from_wire(key: &str, (record, parts): Decoded) -> Result<StoredArt
         )
         .into());
     }
-    let artifact = Artifact {
+    let (created_ms, expires_ms) = (record.created_ms, record.expires_ms);
+    Ok(StoredArtifact {
+        artifact: artifact_from_wire(record, parts),
+        created_ms,
+        expires_ms,
+    })
+}
+
+/// The artifact a decoded body carries: the record's kind, metadata and part names with
+/// the parts' bytes (both sides of the wire build it the same way).
+pub fn artifact_from_wire(record: RemoteRecord, parts: Vec<Vec<u8>>) -> Artifact {
+    Artifact {
         kind: record.kind,
         parts: record
             .parts
@@ -483,12 +494,7 @@ pub fn stored_from_wire(key: &str, (record, parts): Decoded) -> Result<StoredArt
             .map(|(p, data)| Part { name: p.name, data })
             .collect(),
         meta: record.meta,
-    };
-    Ok(StoredArtifact {
-        artifact,
-        created_ms: record.created_ms,
-        expires_ms: record.expires_ms,
-    })
+    }
 }
 
 #[async_trait]

@@ -25,7 +25,7 @@ pub mod protocol;
 
 pub use cache::Cache;
 pub use client::{
-    DEFAULT_DEADLINE, ServerClient, compression_header, parse_compression_header, stored_from_wire,
-    wire_record,
+    DEFAULT_DEADLINE, ServerClient, artifact_from_wire, compression_header,
+    parse_compression_header, stored_from_wire, wire_record,
 };
 pub use http::Pieces;

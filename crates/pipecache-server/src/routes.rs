@@ -15,12 +15,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use pipecache::{Artifact, CacheManager, Part, PutOptions, StoredArtifact, validate_key};
+use pipecache::{CacheManager, PutOptions, StoredArtifact, validate_key};
 use pipecache_client::protocol::{
     self, ErrorBody, ErrorCode, ErrorEnvelope, HEADER_COMPRESSION, HEADER_IF_ABSENT, HEADER_TTL_MS,
     JobRequest, KeyList, StatsReport,
 };
-use pipecache_client::{Pieces, parse_compression_header, wire_record};
+use pipecache_client::{Pieces, artifact_from_wire, parse_compression_header, wire_record};
 use pipecache_format::wire::{self, WireDecoder};
 use tokio::sync::Semaphore;
 
@@ -397,16 +397,7 @@ async fn put_artifact(
         ));
     }
     let put = put_options(&headers, record.expires_ms)?;
-    let artifact = Artifact {
-        kind: record.kind,
-        parts: record
-            .parts
-            .into_iter()
-            .zip(parts)
-            .map(|(p, data)| Part { name: p.name, data })
-            .collect(),
-        meta: record.meta,
-    };
+    let artifact = artifact_from_wire(record, parts);
     state.cache().put_with(&key, artifact, put).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -21,9 +21,13 @@ use crate::{Error, Result};
 
 /// State of the writer thread.
 pub(crate) struct Writer {
-    pub(super) shared: Arc<Shared>,
-    /// The index's only commit handle (invariant 3, by type).
+    /// The index's only commit handle (invariant 3, by type). Declared before `shared`, so
+    /// it is dropped first: when this holds the last `Arc<Shared>`, RocksDB must be closed
+    /// before `Shared` releases the store's lock, or a process reopening the store at once
+    /// takes the lock and finds RocksDB's own still held (a flaky "lock hold by current
+    /// process" in `remote_manager_drop`).
     pub(super) index_writer: IndexWriter,
+    pub(super) shared: Arc<Shared>,
     pub(super) chunk: Option<ChunkWriter>,
     pub(super) meta: StoreMeta,
 }
