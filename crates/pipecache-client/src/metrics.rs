@@ -211,7 +211,7 @@ fn store_gauges(s: &Stats, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
 /// The local store's lifetime and since-open counters.
 fn store_counters(s: &Stats, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
     let c = &s.counters;
-    let counters: [(&str, &str, Option<Unit>, u64); 8] = [
+    let counters: [(&str, &str, Option<Unit>, u64); 10] = [
         (
             "expired",
             "Artifacts removed because their TTL passed (lifetime of the store).",
@@ -259,6 +259,18 @@ fn store_counters(s: &Stats, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result
             "Local reads that found corrupt bytes since open.",
             None,
             c.corruption_errors,
+        ),
+        (
+            "gc_runs",
+            "GC passes that ran since open (background and requested; not dry runs).",
+            None,
+            c.gc_runs,
+        ),
+        (
+            "gc_reclaimed",
+            "Chunk-file bytes GC passes reclaimed since open.",
+            Some(Unit::Bytes),
+            c.gc_reclaimed_bytes,
         ),
     ];
     for (name, help, unit, v) in counters {

@@ -54,11 +54,22 @@ async def test_metrics_count_a_scripted_workload_exactly(served_store: Path) -> 
         assert await cache.get("b") == b"b" * 100
         assert await cache.get("nope") is None
 
+    # One GC pass through the server (the CLI runs it as a server job): 1 run, and the
+    # bytes its report says it reclaimed.
+    gc = subprocess.run(
+        [os.environ["PIPECACHE_BIN"], "--dir", str(served_store), "gc", "--json"],
+        capture_output=True,
+        check=True,
+    )
+    reclaimed = json.loads(gc.stdout)["bytes_reclaimed"]
+
     status, headers, text = http_get(served_store / "server.sock", "/metrics")
     assert status == 200
     assert headers["content-type"].startswith("text/plain; version=0.0.4")
     got = samples(text)
     assert got[("pipecache_artifacts", ())] == 3
+    assert got[("pipecache_gc_runs_total", ())] == 1
+    assert got[("pipecache_gc_reclaimed_bytes_total", ())] == reclaimed
     assert got[("pipecache_logical_bytes", ())] == 300
     # Puts reach the memory tier as they are written, so both hits come from it; the miss
     # passes through memory to the local store.

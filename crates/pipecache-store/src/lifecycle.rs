@@ -199,6 +199,13 @@ pub(crate) fn gc(
         .disk_bytes_before
         .saturating_sub(report.disk_bytes_after);
     report.live_bytes = live_bytes(shared)?;
+    if !opts.dry_run {
+        shared.counters.gc_runs.add(1);
+        shared
+            .counters
+            .gc_reclaimed_bytes
+            .add(report.bytes_reclaimed);
+    }
     Ok(report)
 }
 

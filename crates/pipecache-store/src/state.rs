@@ -43,6 +43,8 @@ pub(crate) struct Counters {
     pub blobs_deduped: Counter,
     pub bytes_written: Counter,
     pub write_errors: Counter,
+    pub gc_runs: Counter,
+    pub gc_reclaimed_bytes: Counter,
 }
 
 /// A callback told of each key the store's GC removed (expired or evicted). Runs on the

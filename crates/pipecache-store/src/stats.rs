@@ -28,6 +28,12 @@ pub struct CounterSnapshot {
     pub bytes_written: u64,
     /// Group commits that failed.
     pub write_errors: u64,
+    /// GC passes that ran (background and requested; dry runs not counted).
+    #[serde(default)]
+    pub gc_runs: u64,
+    /// Chunk-file bytes those passes reclaimed.
+    #[serde(default)]
+    pub gc_reclaimed_bytes: u64,
 }
 
 /// A snapshot of the store's size and dedup figures.

@@ -515,6 +515,8 @@ impl Store {
                     blobs_deduped: c.blobs_deduped.get(),
                     bytes_written: c.bytes_written.get(),
                     write_errors: c.write_errors.get(),
+                    gc_runs: c.gc_runs.get(),
+                    gc_reclaimed_bytes: c.gc_reclaimed_bytes.get(),
                 },
                 shared.read_only,
             ))
