@@ -311,5 +311,13 @@ mod tests {
         assert!(decode(&longer, 1 << 20).is_err());
         assert!(decode(&body, body.len() as u64 - 1).is_err());
         assert!(decode(&body, body.len() as u64).is_ok());
+        // A valid zstd part frame (the inline decoder takes it): refused on the wire.
+        let stored = zstd::bulk::compress(parts[0], 3).unwrap();
+        let mut zstd = encode_head(&sample(&parts));
+        let header = FrameHeader::blob(BlobHash::of(parts[0]), Codec::Zstd, 300, &stored);
+        zstd.extend_from_slice(&header.encode());
+        zstd.extend_from_slice(&stored);
+        assert!(crate::remote::decode_inline_value(&zstd).is_ok());
+        assert!(decode(&zstd, 1 << 20).is_err());
     }
 }

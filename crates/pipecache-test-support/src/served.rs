@@ -19,13 +19,17 @@ pub struct RunningServer {
     task: tokio::task::JoinHandle<Result<(), ServeError>>,
 }
 
+/// Opens a server on the store in `dir` (created when missing) with the default
+/// configuration, without serving yet: for tests of what `Server::open` refuses.
+pub async fn open_server(dir: &Path, options: ServeOptions) -> Result<Server, ServeError> {
+    Server::open(&pipecache::CacheConfig::default(), dir, "(test)", options).await
+}
+
 impl RunningServer {
     /// Opens the store in `dir` (created when missing) with the default configuration and
     /// serves it with `options`.
     pub async fn start(dir: &Path, options: ServeOptions) -> Self {
-        let server = Server::open(&pipecache::CacheConfig::default(), dir, "(test)", options)
-            .await
-            .expect("start the server");
+        let server = open_server(dir, options).await.expect("start the server");
         let socket = server.socket().to_owned();
         let tcp = server.tcp_addr();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -4,8 +4,8 @@
 
 use pipecache::client::protocol::SERVER_FILE;
 use pipecache::{Artifact, Cache, CacheConfig, Store, StoreError, StoreOptions, TierError};
-use pipecache_server::{ServeError, ServeOptions, Server};
-use pipecache_test_support::served::RunningServer;
+use pipecache_server::{ServeError, ServeOptions};
+use pipecache_test_support::served::{RunningServer, open_server};
 
 async fn open(dir: &std::path::Path) -> pipecache::Result<Cache> {
     Cache::open(
@@ -36,14 +36,7 @@ async fn opening_a_served_store_uses_the_server() {
         Err(TierError::Store(StoreError::InvalidKey { .. }))
     ));
 
-    match Server::open(
-        &CacheConfig::default(),
-        tmp.path(),
-        "(test)",
-        ServeOptions::default(),
-    )
-    .await
-    {
+    match open_server(tmp.path(), ServeOptions::default()).await {
         Err(ServeError::AlreadyServed { pid, .. }) => assert_eq!(pid, std::process::id()),
         other => panic!("expected AlreadyServed, got {other:?}"),
     }
@@ -69,14 +62,7 @@ async fn a_store_held_by_a_non_server_stays_in_use() {
         open(tmp.path()).await,
         Err(TierError::Store(StoreError::StoreInUse { .. }))
     ));
-    match Server::open(
-        &CacheConfig::default(),
-        tmp.path(),
-        "(test)",
-        ServeOptions::default(),
-    )
-    .await
-    {
+    match open_server(tmp.path(), ServeOptions::default()).await {
         Err(ServeError::Cache(TierError::Store(StoreError::StoreInUse { .. }))) => {}
         other => panic!("expected StoreInUse, got {other:?}"),
     }

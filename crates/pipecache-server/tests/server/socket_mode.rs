@@ -4,7 +4,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use pipecache_server::ServeOptions;
-use pipecache_test_support::served::RunningServer;
+use pipecache_test_support::served::{RunningServer, open_server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_socket_is_private_or_open_to_one_group() {
@@ -32,13 +32,7 @@ async fn the_socket_is_private_or_open_to_one_group() {
         group: Some("no-such-group-pipecache".into()),
         ..ServeOptions::default()
     };
-    let refused = pipecache_server::Server::open(
-        &pipecache::CacheConfig::default(),
-        &tmp.path().join("c"),
-        "(test)",
-        options,
-    )
-    .await;
+    let refused = open_server(&tmp.path().join("c"), options).await;
     assert!(
         matches!(
             refused,
