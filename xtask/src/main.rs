@@ -176,6 +176,7 @@ fn demo(rest: &[String]) -> Result<()> {
 }
 
 fn test(rest: &[String]) -> Result<()> {
+    ensure_free_space_for_tests()?;
     ensure_build_deps()?;
     let servers = ensure_test_servers()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
@@ -195,6 +196,39 @@ fn test(rest: &[String]) -> Result<()> {
         .env("PIPECACHE_S3S_SERVER", &servers.s3s)
         .env("PIPECACHE_REDIS_SERVER", &servers.redis))?;
     python_tests(&servers)
+}
+
+/// What the test run writes to the temporary directory at its peak (the Python suite's
+/// stores, ~3 GB) plus the 1 GiB every store's default `min_free_space` keeps free.
+const TEST_SCRATCH_BYTES: u64 = 5 << 30;
+
+/// Refuses to start on a nearly full disk: the suite would fail minutes later with puts
+/// refused for free space, which reads like a bug in the store rather than in the machine.
+fn ensure_free_space_for_tests() -> Result<()> {
+    let tmp = std::env::temp_dir();
+    let out = Command::new("df")
+        .args(["-P", "-k"])
+        .arg(&tmp)
+        .output()
+        .context("running df")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let free_kib: u64 = text
+        .lines()
+        .nth(1)
+        .and_then(|line| line.split_whitespace().nth(3))
+        .and_then(|field| field.parse().ok())
+        .with_context(|| format!("cannot read df's output: {text}"))?;
+    let free = free_kib * 1024;
+    if free < TEST_SCRATCH_BYTES {
+        bail!(
+            "only {} MiB free on {}; the tests need {} MiB there (old pytest-of-* folders in it \
+             are safe to remove)",
+            free >> 20,
+            tmp.display(),
+            TEST_SCRATCH_BYTES >> 20
+        );
+    }
+    Ok(())
 }
 
 /// The venv the Python package is built into and tested in.
