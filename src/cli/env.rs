@@ -95,6 +95,7 @@ impl Env {
         StoreOptions {
             create_if_missing: create,
             gc_interval: None,
+            key_classifier: Some(pipecache_pipeline::key_classifier()),
             ..StoreOptions::default()
         }
     }

@@ -74,6 +74,7 @@ impl ServeArgs {
             max_concurrent: self.max_concurrent,
             drain_deadline: self.drain_deadline,
             idle_exit: self.idle_exit,
+            key_classifier: Some(pipecache_pipeline::key_classifier()),
         };
         let server = Server::open(&env.config, &env.dir, &env.origin, options)
             .await

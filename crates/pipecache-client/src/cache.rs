@@ -168,10 +168,7 @@ impl Cache {
     /// The store's figures and every tier's.
     pub async fn stats(&self) -> Result<StatsReport> {
         match self {
-            Self::InProcess(m) => Ok(StatsReport {
-                stats: m.local().stats().await?,
-                tiers: m.tier_stats(),
-            }),
+            Self::InProcess(m) => StatsReport::of(m).await,
             Self::Served(c) => c.stats().await,
         }
     }

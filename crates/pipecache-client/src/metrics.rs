@@ -9,7 +9,7 @@
 use std::fmt;
 
 use pipecache_store::Stats;
-use pipecache_tiers::{Latency, TierStats};
+use pipecache_tiers::{KindStats, Latency, TierStats};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -44,27 +44,52 @@ type TierFigure = (
     fn(&TierStats) -> u64,
 );
 
-/// Per-tier counters.
-const TIER_COUNTERS: &[TierFigure] = &[
-    ("hits", "Reads the tier answered.", None, |t| t.hits),
+/// A per-tier, per-kind figure.
+type KindFigure = (
+    &'static str,
+    &'static str,
+    Option<Unit>,
+    fn(&KindStats) -> u64,
+);
+
+/// Counters per tier and artifact kind.
+const KIND_COUNTERS: &[KindFigure] = &[
+    ("hits", "Reads the tier answered.", None, |k| k.hits),
     (
         "misses",
         "Reads the tier did not answer (absent or expired).",
         None,
-        |t| t.misses,
+        |k| k.misses,
     ),
     (
         "errors",
         "Calls that failed, other than timeouts (never counted as misses).",
         None,
-        |t| t.errors,
+        |k| k.errors,
     ),
     (
         "timeouts",
         "Calls that ran past their deadline.",
         None,
-        |t| t.timeouts,
+        |k| k.timeouts,
     ),
+    ("puts", "Artifacts written to the tier.", None, |k| k.puts),
+    (
+        "artifact_read",
+        "Logical bytes of the artifacts the tier's hits returned.",
+        Some(Unit::Bytes),
+        |k| k.read_bytes,
+    ),
+    (
+        "artifact_written",
+        "Logical bytes of the artifacts written to the tier.",
+        Some(Unit::Bytes),
+        |k| k.written_bytes,
+    ),
+];
+
+/// Counters per tier.
+const TIER_COUNTERS: &[TierFigure] = &[
     (
         "corrupt_reads",
         "Reads refused by a hash check.",
@@ -77,7 +102,12 @@ const TIER_COUNTERS: &[TierFigure] = &[
         None,
         |t| t.promotions,
     ),
-    ("puts", "Artifacts written to the tier.", None, |t| t.puts),
+    (
+        "pushed",
+        "Artifacts sync push uploaded to the tier.",
+        None,
+        |t| t.pushed,
+    ),
     (
         "skipped_too_large",
         "Artifacts not written: larger than the tier's max_object_size.",
@@ -98,13 +128,13 @@ const TIER_COUNTERS: &[TierFigure] = &[
     ),
     (
         "read",
-        "Bytes read from the tier.",
+        "Bytes the tier's transport read (remote tiers).",
         Some(Unit::Bytes),
         |t| t.bytes_down,
     ),
     (
         "written",
-        "Bytes written to the tier.",
+        "Bytes the tier's transport wrote (remote tiers).",
         Some(Unit::Bytes),
         |t| t.bytes_up,
     ),
@@ -114,6 +144,8 @@ impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
         store_gauges(&self.0.stats, &mut encoder)?;
         store_counters(&self.0.stats, &mut encoder)?;
+        lookup_series(&self.0.lookups, &mut encoder)?;
+        kind_series(&self.0.tiers, &mut encoder)?;
         tier_series(&self.0.tiers, &mut encoder)
     }
 }
@@ -188,6 +220,22 @@ fn store_gauges(s: &Stats, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
             "The store's size budget.",
             Some(&Unit::Bytes),
             max,
+        )?;
+    }
+    if let Some(ms) = s.counters.last_gc_ms {
+        let metric = ConstGauge::new(ms as f64 / 1000.0);
+        metric.encode(encoder.encode_descriptor(
+            "last_gc_timestamp",
+            "When the last GC pass since open ended (Unix time).",
+            Some(&Unit::Seconds),
+            metric.metric_type(),
+        )?)?;
+        encode_gauge(
+            encoder,
+            "last_gc_reclaimed",
+            "Chunk-file bytes the last GC pass reclaimed.",
+            Some(&Unit::Bytes),
+            s.counters.last_gc_reclaimed_bytes,
         )?;
     }
     for (name, help, v) in [
@@ -285,7 +333,114 @@ fn store_counters(s: &Stats, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result
     Ok(())
 }
 
-/// Every tier's counters, latency histograms and queue length.
+/// The labels of tier `t`'s series of kind `k`.
+fn kind_labels<'a>(t: &'a TierStats, k: &'a KindStats) -> [(&'static str, &'a str); 3] {
+    [
+        ("tier", t.name.as_str()),
+        ("tier_kind", kind_name(t)),
+        ("kind", k.kind.as_str()),
+    ]
+}
+
+/// Every tier's counters and latency histograms per artifact kind.
+fn kind_series(tiers: &[TierStats], encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
+    for (name, help, unit, read) in KIND_COUNTERS {
+        let mut family =
+            encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Counter)?;
+        for t in tiers {
+            for k in &t.by_kind {
+                ConstCounter::new(read(k)).encode(family.encode_family(&kind_labels(t, k))?)?;
+            }
+        }
+    }
+    type Read = fn(&KindStats) -> &Latency;
+    let histograms: [(&str, &str, Read); 2] = [
+        (
+            "get",
+            "Time of the tier's gets (hits, misses and failures).",
+            |k| &k.get_seconds,
+        ),
+        (
+            "put",
+            "Time of the tier's puts (the local one as its caller waits).",
+            |k| &k.put_seconds,
+        ),
+    ];
+    for (name, help, read) in histograms {
+        let mut family =
+            encoder.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Histogram)?;
+        for t in tiers {
+            for k in &t.by_kind {
+                encode_latency(family.encode_family(&kind_labels(t, k))?, read(k))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Gets as callers see them, per kind, and the recompute time their hits saved.
+fn lookup_series(lookups: &[KindStats], encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(
+        "lookups",
+        "Gets by result: hit (some tier answered), miss (none did) or error.",
+        None,
+        MetricType::Counter,
+    )?;
+    for k in lookups {
+        for (result, n) in [
+            ("hit", k.hits),
+            ("miss", k.misses),
+            ("error", k.errors + k.timeouts),
+        ] {
+            let labels = [("kind", k.kind.as_str()), ("result", result)];
+            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+        }
+    }
+    let mut family = encoder.encode_descriptor(
+        "lookup",
+        "Time of gets end to end, through every tier they walked.",
+        Some(&Unit::Seconds),
+        MetricType::Histogram,
+    )?;
+    for k in lookups {
+        encode_latency(
+            family.encode_family(&[("kind", k.kind.as_str())])?,
+            &k.get_seconds,
+        )?;
+    }
+    let mut family = encoder.encode_descriptor(
+        "recompute_saved",
+        "Recompute time hits saved: hits of each kind times its cost hint.",
+        Some(&Unit::Seconds),
+        MetricType::Counter,
+    )?;
+    for k in lookups {
+        let labels = [("kind", k.kind.as_str())];
+        ConstCounter::new(k.recompute_seconds_saved).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// One histogram from a report's latency (cumulative buckets).
+fn encode_latency(
+    mut encoder: prometheus_client::encoding::MetricEncoder<'_>,
+    latency: &Latency,
+) -> fmt::Result {
+    // The report's buckets are cumulative; the encoder takes each bucket's own.
+    let mut below = 0;
+    let buckets: Vec<(f64, u64)> = latency
+        .buckets
+        .iter()
+        .map(|b| {
+            let own = b.count - below;
+            below = b.count;
+            (b.le, own)
+        })
+        .collect();
+    encoder.encode_histogram::<NoLabelSet>(latency.sum_seconds, latency.count, &buckets, None)
+}
+
+/// Every tier's own counters, queue length and last success.
 fn tier_series(tiers: &[TierStats], encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
     for (name, help, unit, read) in TIER_COUNTERS {
         let mut family =
@@ -293,46 +448,6 @@ fn tier_series(tiers: &[TierStats], encoder: &mut DescriptorEncoder<'_>) -> fmt:
         for t in tiers {
             let labels = [("tier", t.name.as_str()), ("tier_kind", kind_name(t))];
             ConstCounter::new(read(t)).encode(family.encode_family(&labels)?)?;
-        }
-    }
-    type Read = fn(&TierStats) -> &Latency;
-    let histograms: [(&str, &str, Read); 2] = [
-        (
-            "get",
-            "Time of the tier's gets (hits, misses and failures).",
-            |t| &t.get_seconds,
-        ),
-        (
-            "put",
-            "Time of the tier's puts (the local one as its caller waits).",
-            |t| &t.put_seconds,
-        ),
-    ];
-    for (name, help, read) in histograms {
-        let mut family =
-            encoder.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Histogram)?;
-        for t in tiers {
-            let labels = [("tier", t.name.as_str()), ("tier_kind", kind_name(t))];
-            let latency = read(t);
-            // The report's buckets are cumulative; the encoder takes each bucket's own.
-            let mut below = 0;
-            let buckets: Vec<(f64, u64)> = latency
-                .buckets
-                .iter()
-                .map(|b| {
-                    let own = b.count - below;
-                    below = b.count;
-                    (b.le, own)
-                })
-                .collect();
-            family
-                .encode_family(&labels)?
-                .encode_histogram::<NoLabelSet>(
-                    latency.sum_seconds,
-                    latency.count,
-                    &buckets,
-                    None,
-                )?;
         }
     }
     let mut family = encoder.encode_descriptor(
@@ -344,6 +459,29 @@ fn tier_series(tiers: &[TierStats], encoder: &mut DescriptorEncoder<'_>) -> fmt:
     for t in tiers {
         let labels = [("tier", t.name.as_str()), ("tier_kind", kind_name(t))];
         ConstGauge::new(t.queue_length).encode(family.encode_family(&labels)?)?;
+    }
+    type When = fn(&TierStats) -> Option<u64>;
+    let times: [(&str, &str, When); 2] = [
+        (
+            "last_success_timestamp",
+            "When a call on the tier last succeeded (Unix time; absent before the first).",
+            |t| t.last_success_ms,
+        ),
+        (
+            "last_failure_timestamp",
+            "When a call on the tier last failed (Unix time; absent before the first).",
+            |t| t.last_failure_ms,
+        ),
+    ];
+    for (name, help, when) in times {
+        let mut family =
+            encoder.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Gauge)?;
+        for t in tiers {
+            if let Some(ms) = when(t) {
+                let labels = [("tier", t.name.as_str()), ("tier_kind", kind_name(t))];
+                ConstGauge::new(ms as f64 / 1000.0).encode(family.encode_family(&labels)?)?;
+            }
+        }
     }
     Ok(())
 }

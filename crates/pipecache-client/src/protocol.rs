@@ -173,6 +173,29 @@ pub struct StatsReport {
     pub stats: pipecache_store::Stats,
     /// Every tier the server walks.
     pub tiers: Vec<pipecache_tiers::TierStats>,
+    /// Gets as callers see them, per artifact kind: hits (some tier answered), misses,
+    /// failures, end-to-end latency, and the recompute time the hits saved.
+    #[serde(default)]
+    pub lookups: Vec<pipecache_tiers::KindStats>,
+    /// Recompute seconds hits saved since 00:00 UTC today (all kinds).
+    #[serde(default)]
+    pub recompute_seconds_saved_today: f64,
+    /// The subjects (videos) with the most gets no tier answered, most first.
+    #[serde(default)]
+    pub most_missed: Vec<pipecache_tiers::MissedSubject>,
+}
+
+impl StatsReport {
+    /// The figures of the store `manager` holds, and of its tiers.
+    pub async fn of(manager: &pipecache_tiers::CacheManager) -> pipecache_tiers::Result<Self> {
+        Ok(Self {
+            stats: manager.local().stats().await?,
+            tiers: manager.tier_stats(),
+            lookups: manager.lookup_stats(),
+            recompute_seconds_saved_today: manager.recompute_seconds_saved_today(),
+            most_missed: manager.most_missed(),
+        })
+    }
 }
 
 /// The JSON body of every refusal: `{"error": {...}}`.

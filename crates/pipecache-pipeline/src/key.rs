@@ -54,7 +54,7 @@ impl ArtifactKind {
     }
 
     /// The kind's name in keys.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Keyframes => "keyframes",
             Self::Transcript => "transcript",

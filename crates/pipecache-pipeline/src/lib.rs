@@ -49,6 +49,49 @@ pub fn cost_weighted_policy() -> pipecache::CostWeighted {
     policy
 }
 
+/// Sorts pipeline keys (`video:<fingerprint>:<kind>:...`) into their stage for the
+/// engine's per-kind metrics, with each stage's recompute cost (what a hit saves) and the
+/// video's fingerprint as the key's subject (the most-missed list).
+#[derive(Debug, Default)]
+pub struct StageKeys;
+
+/// [`StageKeys`] as the store options take it.
+pub fn key_classifier() -> std::sync::Arc<dyn pipecache::KeyClassifier> {
+    std::sync::Arc::new(StageKeys)
+}
+
+/// Kind names in [`ArtifactKind::ALL`]'s order (the classifier's indexes).
+const STAGE_NAMES: [&str; 4] = [
+    ArtifactKind::ALL[0].as_str(),
+    ArtifactKind::ALL[1].as_str(),
+    ArtifactKind::ALL[2].as_str(),
+    ArtifactKind::ALL[3].as_str(),
+];
+
+impl pipecache::KeyClassifier for StageKeys {
+    fn kinds(&self) -> &[&'static str] {
+        &STAGE_NAMES
+    }
+
+    fn recompute_seconds(&self, kind: usize) -> f64 {
+        ArtifactKind::ALL
+            .get(kind)
+            .map_or(0.0, |k| k.recompute_seconds())
+    }
+
+    /// A scan of the key's first three fields: called on every get.
+    fn classify<'k>(&self, key: &'k str) -> Option<pipecache::KeyClass<'k>> {
+        let rest = key.strip_prefix("video:")?;
+        let (fingerprint, rest) = rest.split_once(':')?;
+        let kind = rest.split(':').next()?;
+        let index = STAGE_NAMES.iter().position(|name| *name == kind)?;
+        Some(pipecache::KeyClass {
+            kind: index,
+            subject: Some(fingerprint),
+        })
+    }
+}
+
 /// Gives a configuration that asks for cost-weighted eviction the pipeline stages' costs
 /// for every kind its `cost_hints` leave out (hints win).
 pub fn add_stage_costs(config: &mut pipecache::CacheConfig) {

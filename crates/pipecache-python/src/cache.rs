@@ -226,14 +226,32 @@ impl NativeCache {
         let shared = self.shared.clone();
         let stats = async move {
             let cache = shared.cache().await?;
-            let report = cache.stats().await.map_err(tier_error)?;
-            Ok((report.stats, report.tiers))
+            cache.stats().await.map_err(tier_error)
         };
-        spawn(done.get(), token, stats, |py, (local, tiers), _| {
+        spawn(done.get(), token, stats, |py, report, _| {
             let out = pyo3::types::PyDict::new(py);
             let convert = |e: pythonize::PythonizeError| invalid("stats", e);
-            out.set_item("local", pythonize::pythonize(py, &local).map_err(convert)?)?;
-            out.set_item("tiers", pythonize::pythonize(py, &tiers).map_err(convert)?)?;
+            let r = &report;
+            out.set_item(
+                "local",
+                pythonize::pythonize(py, &r.stats).map_err(convert)?,
+            )?;
+            out.set_item(
+                "tiers",
+                pythonize::pythonize(py, &r.tiers).map_err(convert)?,
+            )?;
+            out.set_item(
+                "lookups",
+                pythonize::pythonize(py, &r.lookups).map_err(convert)?,
+            )?;
+            out.set_item(
+                "most_missed",
+                pythonize::pythonize(py, &r.most_missed).map_err(convert)?,
+            )?;
+            out.set_item(
+                "recompute_seconds_saved_today",
+                r.recompute_seconds_saved_today,
+            )?;
             Ok(out.into_any().unbind())
         });
     }

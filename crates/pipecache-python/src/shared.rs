@@ -67,7 +67,10 @@ impl Shared {
                 let manager = Cache::open(
                     &self.spec.config,
                     &self.spec.default_dir,
-                    StoreOptions::default(),
+                    StoreOptions {
+                        key_classifier: Some(pipecache_pipeline::key_classifier()),
+                        ..StoreOptions::default()
+                    },
                     &self.spec.origin,
                 )
                 .await

@@ -9,6 +9,7 @@ paths; CI sets them). A test that needs a server whose variable is unset fails, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import itertools
 import os
@@ -294,16 +295,17 @@ def silent_listener() -> Iterator[SilentListener]:
     listener.close()
 
 
-@pytest.fixture
-def served_store(tmp_path: Path) -> Iterator[Path]:
-    """A store directory held by a running ``pipecache serve`` (the CLI binary named by
-    ``PIPECACHE_BIN``); stopped with SIGTERM afterwards, which must end it cleanly."""
+@contextlib.contextmanager
+def serving(
+    store: Path, *args: str, log: Path, serve_args: Tuple[str, ...] = ()
+) -> Iterator[Path]:
+    """Runs ``pipecache serve`` (the CLI binary named by ``PIPECACHE_BIN``) on ``store``
+    with the global options ``args`` and ``serve``'s own ``serve_args`` until the block
+    ends; stops it with SIGTERM, which must end it cleanly."""
     binary = _program("PIPECACHE_BIN", "pipecache")
-    store = tmp_path / "served-store"
-    log = tmp_path / "serve.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [binary, "--dir", str(store), "serve"],
+            [binary, "--dir", str(store), *args, "serve", *serve_args],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -320,6 +322,13 @@ def served_store(tmp_path: Path) -> Iterator[Path]:
         proc.terminate()
         code = proc.wait(timeout=60)
         assert code == 0, f"pipecache serve exited {code}:\n" + log.read_text(errors="replace")
+
+
+@pytest.fixture
+def served_store(tmp_path: Path) -> Iterator[Path]:
+    """A store directory held by a running ``pipecache serve``."""
+    with serving(tmp_path / "served-store", log=tmp_path / "serve.log") as store:
+        yield store
 
 
 def _serving(store: Path) -> bool:

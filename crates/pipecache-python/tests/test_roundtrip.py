@@ -78,9 +78,16 @@ async def test_manager_ttl_seconds_and_strings(manager: pipecache.CacheManager) 
 
 
 async def test_manager_stats(manager: pipecache.CacheManager) -> None:
-    """stats() has the local store's figures and one entry per tier, and they move."""
+    """stats() has the local store's figures, one entry per tier and the lookups per
+    stage, and they move."""
     before = await manager.stats()
-    assert set(before) == {"local", "tiers"}
+    assert set(before) == {
+        "local",
+        "tiers",
+        "lookups",
+        "recompute_seconds_saved_today",
+        "most_missed",
+    }
     assert before["local"]["artifacts"] == 0
     assert [t["name"] for t in before["tiers"]] == ["memory", "local"]
     await manager.set("a", os.urandom(10_000))
@@ -97,6 +104,9 @@ async def test_manager_stats(manager: pipecache.CacheManager) -> None:
     memory = after["tiers"][0]
     assert (memory["name"], memory["hits"], memory["misses"]) == ("memory", 1, 1)
     assert local["counters"]["misses"] >= 1
+    # Plain keys belong to no stage: both gets are lookups of kind "other".
+    other = [k for k in after["lookups"] if k["kind"] == "other"][0]
+    assert (other["hits"], other["misses"]) == (1, 1)
 
 
 async def test_manager_set_with_kind(manager: pipecache.CacheManager) -> None:

@@ -28,6 +28,9 @@ pub struct ServeOptions {
     pub drain_deadline: Duration,
     /// Exit after this long without a request (servers started on demand).
     pub idle_exit: Option<Duration>,
+    /// Sorts keys into artifact kinds for the per-kind metrics (the CLI passes the
+    /// pipeline's); `None` counts every key as `other`.
+    pub key_classifier: Option<std::sync::Arc<dyn pipecache::KeyClassifier>>,
 }
 
 impl Default for ServeOptions {
@@ -43,6 +46,7 @@ impl Default for ServeOptions {
             max_concurrent: 256,
             drain_deadline: Duration::from_secs(30),
             idle_exit: None,
+            key_classifier: None,
         }
     }
 }

@@ -140,7 +140,9 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
         // Outside the limit: clients discovering a busy server must still find it.
         .route("/v1/health", get(health))
         .with_state(state);
-    match token {
+    // The dashboard page carries no data: no token for it.
+    let page = Router::new().route("/", get(crate::dashboard::page));
+    let routes = match token {
         Some(token) => {
             let expected: Arc<str> = format!("Bearer {token}").into();
             routes.layer(axum::middleware::from_fn(
@@ -165,7 +167,8 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
             ))
         }
         None => routes,
-    }
+    };
+    routes.merge(page)
 }
 
 /// Compares without stopping at the first difference, so timing tells nothing of the token.
@@ -440,11 +443,7 @@ async fn list_entries(
 }
 
 async fn report(state: &AppState) -> ApiResult<StatsReport> {
-    let cache = state.cache();
-    Ok(StatsReport {
-        stats: cache.local().stats().await?,
-        tiers: cache.tier_stats(),
-    })
+    Ok(StatsReport::of(state.cache()).await?)
 }
 
 async fn stats(State(state): State<AppState>) -> ApiResult<Json<StatsReport>> {

@@ -57,6 +57,7 @@ impl Server {
         }
         let store_options = StoreOptions {
             create_if_missing: true,
+            key_classifier: options.key_classifier.clone(),
             ..StoreOptions::default()
         };
         let cache = match CacheManager::open(config, dir, store_options, origin).await {

@@ -44,6 +44,7 @@ mod error;
 mod artifact;
 mod layout;
 
+mod classify;
 mod policy;
 
 mod options;
@@ -78,6 +79,7 @@ pub use artifact::{
     Artifact, ListEntry, MAX_KEY_LEN, MAX_META_BYTES, MAX_PARTS, Part, PutOptions, StoredArtifact,
     validate_key,
 };
+pub use classify::{KeyClass, KeyClassifier};
 pub use compaction::CompactReport;
 use error::StoreError as Error;
 pub use error::{Result, StoreError};

@@ -205,6 +205,10 @@ pub(crate) fn gc(
             .counters
             .gc_reclaimed_bytes
             .add(report.bytes_reclaimed);
+        let c = &shared.counters;
+        c.last_gc_reclaimed_bytes.set(report.bytes_reclaimed);
+        // Never 0, which means "none yet".
+        c.last_gc_ms.set(shared.options.clock.now_ms().max(1));
     }
     Ok(report)
 }

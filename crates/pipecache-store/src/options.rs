@@ -119,6 +119,9 @@ pub struct StoreOptions {
     pub min_free_space: Option<u64>,
     /// Clock for TTL and access times.
     pub clock: Arc<dyn Clock>,
+    /// Sorts keys into artifact kinds for the per-kind metrics of the tiers above
+    /// (`None`, the default: every key counts as `other`). The store itself ignores it.
+    pub key_classifier: Option<Arc<dyn crate::KeyClassifier>>,
 }
 
 impl Default for StoreOptions {
@@ -142,6 +145,7 @@ impl Default for StoreOptions {
             direct_write_min: 4 << 20,
             min_free_space: None,
             clock: Arc::new(SystemClock),
+            key_classifier: None,
         }
     }
 }

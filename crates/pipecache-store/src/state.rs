@@ -27,6 +27,9 @@ impl Counter {
     pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+    pub(crate) fn set(&self, n: u64) {
+        self.0.store(n, Ordering::Relaxed);
+    }
 }
 
 /// Operation counters of this process's handle on the store.
@@ -45,6 +48,9 @@ pub(crate) struct Counters {
     pub write_errors: Counter,
     pub gc_runs: Counter,
     pub gc_reclaimed_bytes: Counter,
+    /// When the last GC pass ended (store clock, ms; 0: none yet) and what it reclaimed.
+    pub last_gc_ms: Counter,
+    pub last_gc_reclaimed_bytes: Counter,
 }
 
 /// A callback told of each key the store's GC removed (expired or evicted). Runs on the

@@ -34,6 +34,12 @@ pub struct CounterSnapshot {
     /// Chunk-file bytes those passes reclaimed.
     #[serde(default)]
     pub gc_reclaimed_bytes: u64,
+    /// When the last of those passes ended (Unix ms by the store's clock).
+    #[serde(default)]
+    pub last_gc_ms: Option<u64>,
+    /// Chunk-file bytes the last pass reclaimed.
+    #[serde(default)]
+    pub last_gc_reclaimed_bytes: u64,
 }
 
 /// A snapshot of the store's size and dedup figures.

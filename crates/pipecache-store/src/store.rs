@@ -517,6 +517,8 @@ impl Store {
                     write_errors: c.write_errors.get(),
                     gc_runs: c.gc_runs.get(),
                     gc_reclaimed_bytes: c.gc_reclaimed_bytes.get(),
+                    last_gc_ms: Some(c.last_gc_ms.get()).filter(|&ms| ms > 0),
+                    last_gc_reclaimed_bytes: c.last_gc_reclaimed_bytes.get(),
                 },
                 shared.read_only,
             ))

@@ -15,6 +15,27 @@ pub const BUCKETS_SECONDS: [f64; 16] = [
     10.0,
 ];
 
+/// [`BUCKETS_SECONDS`] in nanoseconds: an observation finds its bucket by integer
+/// compares, without converting to floating point.
+const BUCKETS_NANOS: [u64; BUCKETS_SECONDS.len()] = [
+    1_000,
+    5_000,
+    25_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    100_000_000,
+    250_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    10_000_000_000,
+];
+
 /// Observations of one kind of call on one tier.
 #[derive(Debug, Default)]
 pub struct LatencyHistogram {
@@ -27,17 +48,11 @@ pub struct LatencyHistogram {
 impl LatencyHistogram {
     /// Records one call that took `d`.
     pub fn observe(&self, d: Duration) {
-        let seconds = d.as_secs_f64();
-        let slot = BUCKETS_SECONDS
-            .iter()
-            .position(|&le| seconds <= le)
-            .unwrap_or(BUCKETS_SECONDS.len());
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let slot = BUCKETS_NANOS.partition_point(|&le| le < nanos);
         self.buckets[slot].fetch_add(1, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_nanos.fetch_add(
-            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
     /// The figures so far.
@@ -75,6 +90,32 @@ pub struct Latency {
     pub buckets: Vec<Bucket>,
 }
 
+impl Latency {
+    /// The histogram of both `self`'s and `other`'s calls (same buckets; an empty default
+    /// takes the other's).
+    pub fn merged(&self, other: &Latency) -> Latency {
+        if self.buckets.is_empty() {
+            return other.clone();
+        }
+        if other.buckets.is_empty() {
+            return self.clone();
+        }
+        Latency {
+            count: self.count + other.count,
+            sum_seconds: self.sum_seconds + other.sum_seconds,
+            buckets: self
+                .buckets
+                .iter()
+                .zip(&other.buckets)
+                .map(|(a, b)| Bucket {
+                    le: a.le,
+                    count: a.count + b.count,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// One cumulative bucket.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Bucket {
@@ -87,6 +128,13 @@ pub struct Bucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nanosecond_bounds_are_the_second_bounds() {
+        for (ns, s) in BUCKETS_NANOS.iter().zip(BUCKETS_SECONDS) {
+            assert_eq!(*ns as f64 / 1e9, s);
+        }
+    }
 
     /// Each observation lands in the first bucket whose bound holds it; buckets are
     /// cumulative; a call slower than every bound counts only in the total.

@@ -17,6 +17,7 @@
 mod error;
 
 mod backend;
+mod kinds;
 mod latency;
 
 mod local;
@@ -32,6 +33,7 @@ mod manager;
 pub use backend::{BackendKind, CacheBackend, Capabilities, Fetched};
 use error::TierError as Error;
 pub use error::{Result, TierError};
+pub use kinds::{KindStats, KindTable, MissedSubject, OTHER};
 pub use latency::{BUCKETS_SECONDS, Bucket, Latency, LatencyHistogram};
 pub use manager::{
     CacheManager, ManagerBuilder, PullReport, PushReport, RemoteGcReport, TierStats,

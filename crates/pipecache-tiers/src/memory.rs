@@ -17,11 +17,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use pipecache_store::StoredArtifact;
-
-use crate::LatencyHistogram;
 
 /// Stripes ordering inserts against invalidations of the same key; many, so that
 /// concurrent writes to other keys rarely share one (a shared stripe only costs a fill).
@@ -45,10 +42,6 @@ pub struct MemoryTier {
     /// Largest artifact kept: a quarter of the budget, so one large read cannot flush
     /// every hot small one.
     max_entry: u64,
-    pub(crate) hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
-    /// Time of every lookup that counted a hit or a miss.
-    pub(crate) get_seconds: LatencyHistogram,
 }
 
 impl std::fmt::Debug for MemoryTier {
@@ -78,9 +71,6 @@ impl MemoryTier {
             stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
             budget,
             max_entry: budget / 4,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            get_seconds: LatencyHistogram::default(),
         }
     }
 
@@ -104,37 +94,16 @@ impl MemoryTier {
     }
 
     /// The artifact under `key`, unless absent or expired at `now_ms` (an expired one is
-    /// dropped). Counts a hit or a miss.
+    /// dropped). Counts nothing: the manager counts hits and misses per kind.
     pub fn get(&self, key: &str, now_ms: u64) -> Option<Arc<StoredArtifact>> {
-        let started = Instant::now();
-        let found = self.cache.get(key);
-        let result = match found {
-            Some(v) if !v.is_expired(now_ms) => {
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                Some(v)
-            }
+        match self.cache.get(key) {
+            Some(v) if !v.is_expired(now_ms) => Some(v),
             Some(_) => {
                 self.invalidate(key);
-                self.misses.fetch_add(1, Ordering::Relaxed);
                 None
             }
-            None => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
-                None
-            }
-        };
-        self.get_seconds.observe(started.elapsed());
-        result
-    }
-
-    /// [`MemoryTier::get`] counting only a hit: for a look that a full read follows on a
-    /// miss (which counts the miss).
-    pub fn peek(&self, key: &str, now_ms: u64) -> Option<Arc<StoredArtifact>> {
-        let started = Instant::now();
-        let found = self.cache.get(key).filter(|v| !v.is_expired(now_ms))?;
-        self.hits.fetch_add(1, Ordering::Relaxed);
-        self.get_seconds.observe(started.elapsed());
-        Some(found)
+            None => None,
+        }
     }
 
     /// The generation of `key`'s stripe, taken by a read before it reads a slower tier.

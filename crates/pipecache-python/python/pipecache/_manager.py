@@ -105,7 +105,10 @@ class CacheManager:
         return int(await call(self._native.clear, prefix))
 
     async def stats(self) -> Dict[str, Any]:
-        """``{"local": {...}, "tiers": [...]}``: the figures ``pipecache stats --json`` shows."""
+        """The figures ``pipecache stats --json`` shows: ``local`` (the store), ``tiers``
+        (each with ``by_kind``), ``lookups`` (gets per stage: hits, misses, errors, latency,
+        ``recompute_seconds_saved``), ``recompute_seconds_saved_today`` and ``most_missed``
+        (the videos whose gets missed most)."""
         return dict(await call(self._native.stats))
 
     async def flush(self, timeout: float = 60.0) -> None:

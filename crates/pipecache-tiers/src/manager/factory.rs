@@ -15,6 +15,7 @@ use pipecache_store::{Store, StoreError, StoreOptions};
 use super::shared::{CacheManager, Inner, release_off_runtime};
 use super::tier::{RemoteKind, RemoteTier};
 use super::write_back::write_back_worker;
+use crate::kinds::KindTable;
 use crate::pack::PackTier;
 use crate::redis::RedisTier;
 use crate::{BackendKind, Error, Result};
@@ -25,6 +26,7 @@ pub struct ManagerBuilder {
     local: Store,
     remotes: Vec<RemoteTier>,
     memory: u64,
+    kinds: Arc<KindTable>,
 }
 
 impl ManagerBuilder {
@@ -43,8 +45,8 @@ impl ManagerBuilder {
         policy: WritePolicy,
         queue_capacity: u64,
     ) -> Self {
-        self.remotes
-            .push(RemoteTier::pack(tier, priority, policy, queue_capacity));
+        let t = RemoteTier::pack(tier, priority, policy, queue_capacity, &self.kinds);
+        self.remotes.push(t);
         self
     }
 
@@ -56,8 +58,8 @@ impl ManagerBuilder {
         policy: WritePolicy,
         queue_capacity: u64,
     ) -> Self {
-        self.remotes
-            .push(RemoteTier::redis(tier, priority, policy, queue_capacity));
+        let t = RemoteTier::redis(tier, priority, policy, queue_capacity, &self.kinds);
+        self.remotes.push(t);
         self
     }
 
@@ -82,7 +84,13 @@ impl ManagerBuilder {
             q.load(&self.local.outbox_peek(&q.name, usize::MAX).await?);
         }
         let memory = (self.memory > 0).then(|| Arc::new(crate::MemoryTier::new(self.memory)));
-        let inner = Arc::new(Inner::new(self.local, memory, self.remotes, queue_claims));
+        let inner = Arc::new(Inner::new(
+            self.local,
+            memory,
+            self.remotes,
+            self.kinds,
+            queue_claims,
+        ));
         let workers = (0..inner.remotes.len())
             .map(|i| {
                 let rx = inner.shutdown.subscribe();
@@ -101,7 +109,9 @@ impl ManagerBuilder {
 impl From<Store> for CacheManager {
     /// A manager with only the local tier.
     fn from(store: Store) -> Self {
-        CacheManager::with_inner(Arc::new(Inner::new(store, None, Vec::new(), Vec::new())))
+        let kinds = kind_table(store.options(), None);
+        let inner = Inner::new(store, None, Vec::new(), kinds, Vec::new());
+        CacheManager::with_inner(Arc::new(inner))
     }
 }
 
@@ -126,9 +136,22 @@ fn check_tiers(tiers: &[RemoteTier]) -> Result<()> {
     Ok(())
 }
 
+/// The kinds of `options`' key classifier, with `config`'s cost hints.
+fn kind_table(options: &StoreOptions, config: Option<&CacheConfig>) -> Arc<KindTable> {
+    let no_hints = std::collections::BTreeMap::new();
+    let hints = config
+        .and_then(|c| c.cost_hints.as_ref())
+        .unwrap_or(&no_hints);
+    Arc::new(KindTable::new(options.key_classifier.clone(), hints))
+}
+
 /// The remote tiers `config` describes, built and checked ([`check_tiers`]) but not
 /// contacted.
-fn remote_tiers(config: &CacheConfig, options: &StoreOptions) -> Result<Vec<RemoteTier>> {
+fn remote_tiers(
+    config: &CacheConfig,
+    options: &StoreOptions,
+    kinds: &Arc<KindTable>,
+) -> Result<Vec<RemoteTier>> {
     let compression = options.compression;
     let clock = options.clock.clone();
     let mut tiers = Vec::new();
@@ -180,13 +203,13 @@ fn remote_tiers(config: &CacheConfig, options: &StoreOptions) -> Result<Vec<Remo
                 let store = RedisStore::new(url.expose(), RedisTier::KEY_PREFIX, deadline)
                     .map_err(remote)?;
                 let tier = RedisTier::new(&name, store, max, compression, clock.clone());
-                tiers.push(RemoteTier::redis(tier, priority, policy, capacity));
+                tiers.push(RemoteTier::redis(tier, priority, policy, capacity, kinds));
                 continue;
             }
         };
         let grace = backend.gc_grace().unwrap_or(DEFAULT_GRACE);
         let tier = PackTier::new(&name, kind, store, compression, clock.clone(), grace);
-        tiers.push(RemoteTier::pack(tier, priority, policy, capacity));
+        tiers.push(RemoteTier::pack(tier, priority, policy, capacity, kinds));
     }
     check_tiers(&tiers)?;
     Ok(tiers)
@@ -196,6 +219,7 @@ impl CacheManager {
     /// Starts building a manager in front of `store`.
     pub fn builder(store: Store) -> ManagerBuilder {
         ManagerBuilder {
+            kinds: kind_table(store.options(), None),
             local: store,
             remotes: Vec::new(),
             memory: 0,
@@ -214,12 +238,14 @@ impl CacheManager {
     ) -> Result<Self> {
         config.apply(&mut options, origin)?;
         let dir = config.local_path(origin)?.unwrap_or(default_dir).to_owned();
-        let tiers = remote_tiers(config, &options)?;
+        let kinds = kind_table(&options, Some(config));
+        let tiers = remote_tiers(config, &options, &kinds)?;
         let store = Store::open(&dir, options).await?;
         ManagerBuilder {
             local: store,
             remotes: tiers,
             memory: config.memory_budget(),
+            kinds,
         }
         .build()
         .await
@@ -244,6 +270,6 @@ impl CacheManager {
         let mut options = StoreOptions::default();
         config.apply(&mut options, origin)?;
         config.local_path(origin)?;
-        remote_tiers(config, &options)
+        remote_tiers(config, &options, &kind_table(&options, Some(config)))
     }
 }

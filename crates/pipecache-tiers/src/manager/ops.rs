@@ -48,18 +48,68 @@ impl CacheManager {
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn get_shared(&self, key: &str) -> Result<Option<Arc<StoredArtifact>>> {
         validate_key(key)?;
-        let Some(memory) = &self.inner.memory else {
-            return Ok(self.get_from_tiers(key).await?.map(Arc::new));
+        let started = quanta::Instant::now();
+        let (kind, subject) = self.inner.kinds.classify(key);
+        let found = match &self.inner.memory {
+            None => self
+                .get_from_tiers(key, kind)
+                .await
+                .map(|f| f.map(Arc::new)),
+            Some(memory) => {
+                if let Some(hit) = self.memory_lookup(memory, key, kind, true, started) {
+                    return Ok(Some(hit));
+                }
+                let seen = memory.generation(key);
+                let found = self
+                    .get_from_tiers(key, kind)
+                    .await
+                    .map(|f| f.map(Arc::new));
+                if let Ok(Some(f)) = &found {
+                    memory.insert_if_unchanged(key, f.clone(), seen);
+                }
+                found
+            }
         };
-        if let Some(hit) = memory.get(key, self.inner.local.options().clock.now_ms()) {
-            return Ok(Some(hit));
+        let lookups = &self.inner.lookups;
+        match &found {
+            Ok(f) => {
+                let bytes = f.as_ref().map(|f| f.artifact.logical_size());
+                lookups.count_lookup(kind, bytes, started.elapsed());
+                if let (None, Some(subject)) = (f, subject) {
+                    self.inner.missed.count(subject);
+                }
+            }
+            Err(e) => {
+                lookups.of(kind).get_seconds.observe(started.elapsed());
+                lookups.count_failure(kind, e.is_timeout());
+            }
         }
-        let seen = memory.generation(key);
-        let found = self.get_from_tiers(key).await?.map(Arc::new);
-        if let Some(f) = &found {
-            memory.insert_if_unchanged(key, f.clone(), seen);
+        found
+    }
+
+    /// Looks `key` up in `memory`, counting a hit, and a miss when `count_miss`. A hit is
+    /// counted once, on the memory tier (with its latency); [`CacheManager::lookup_stats`]
+    /// adds the memory tier's hits to the lookups. A miss's time is the lookup's that goes
+    /// on through the slower tiers.
+    fn memory_lookup(
+        &self,
+        memory: &crate::MemoryTier,
+        key: &str,
+        kind: usize,
+        count_miss: bool,
+        started: quanta::Instant,
+    ) -> Option<Arc<StoredArtifact>> {
+        let hit = memory.get(key, self.inner.local.options().clock.now_ms());
+        let counters = &self.inner.memory_counters;
+        match &hit {
+            Some(h) => {
+                let bytes = h.artifact.logical_size();
+                counters.count_lookup(kind, Some(bytes), started.elapsed());
+            }
+            None if count_miss => counters.count_miss(kind),
+            None => {}
         }
-        Ok(found)
+        hit
     }
 
     /// The memory tier's copy of `key`, without I/O: `None` when there is no memory tier
@@ -67,16 +117,17 @@ impl CacheManager {
     /// counts the miss). Counts a hit.
     pub fn get_from_memory(&self, key: &str) -> Option<Arc<StoredArtifact>> {
         let memory = self.inner.memory.as_ref()?;
-        memory.peek(key, self.inner.local.options().clock.now_ms())
+        let started = quanta::Instant::now();
+        let kind = self.inner.kinds.kind_of(key);
+        self.memory_lookup(memory, key, kind, false, started)
     }
 
     /// The walk below the memory tier: the local tier, then the remote ones by priority.
-    async fn get_from_tiers(&self, key: &str) -> Result<Option<StoredArtifact>> {
+    async fn get_from_tiers(&self, key: &str, kind: usize) -> Result<Option<StoredArtifact>> {
         let local = &self.inner.local_tier;
         let started = Instant::now();
         let found = local.backend.get(key).await;
-        local.counters.get_seconds.observe(started.elapsed());
-        local.count_get(key, &found);
+        local.count_get(key, kind, &found, started.elapsed());
         // A local failure that no remote tier can answer for is the caller's: damage
         // included (an error naming the key and blob, never a quiet miss).
         let mut error = match found {
@@ -92,8 +143,7 @@ impl CacheManager {
             }
             let started = Instant::now();
             let found = tier.backend.get(key).await;
-            tier.counters.get_seconds.observe(started.elapsed());
-            tier.count_get(key, &found);
+            tier.count_get(key, kind, &found, started.elapsed());
             match found {
                 Ok(Some(f)) => {
                     self.promote(i, key, f.stored.clone());
@@ -195,9 +245,16 @@ impl CacheManager {
 
     async fn put_in_tiers(&self, key: &str, artifact: Artifact, options: PutOptions) -> Result<()> {
         let started = Instant::now();
+        let size = artifact.logical_size();
         let put = self.put_in_tiers_untimed(key, artifact, options).await;
         let local = &self.inner.local_tier;
-        local.counters.put_seconds.observe(started.elapsed());
+        let kind = self.inner.kinds.kind_of(key);
+        let by_kind = &local.counters.by_kind;
+        by_kind.of(kind).put_seconds.observe(started.elapsed());
+        match &put {
+            Ok(()) => by_kind.count_put(kind, size),
+            Err(e) => by_kind.count_failure(kind, e.is_timeout()),
+        }
         put
     }
 
@@ -351,7 +408,11 @@ impl CacheManager {
 
     /// Per-tier figures, fastest first.
     pub fn tier_stats(&self) -> Vec<TierStats> {
-        let memory = self.inner.memory.as_deref().map(TierStats::of_memory);
+        let memory = self
+            .inner
+            .memory
+            .as_deref()
+            .map(|m| TierStats::of_memory(m, &self.inner.memory_counters, &self.inner.kinds));
         let local = TierStats::of(&self.inner.local_tier, None);
         let remotes = self.inner.remotes.iter().map(|t| TierStats::of(t, Some(t)));
         memory
@@ -359,6 +420,42 @@ impl CacheManager {
             .chain(std::iter::once(local))
             .chain(remotes)
             .collect()
+    }
+
+    /// Gets as callers see them, per kind: answered by some tier (hits), by none (misses)
+    /// or failed, their latency end to end, and the recompute time the hits saved.
+    pub fn lookup_stats(&self) -> Vec<crate::KindStats> {
+        let kinds = &self.inner.kinds;
+        let mut lookups = self.inner.lookups.snapshot(kinds);
+        if self.inner.memory.is_some() {
+            // A memory hit is counted once, on the memory tier: it is also a lookup the
+            // cache answered, timed end to end by the same observation.
+            let memory = self.inner.memory_counters.snapshot(kinds);
+            for (l, m) in lookups.iter_mut().zip(memory) {
+                l.hits += m.hits;
+                l.read_bytes += m.read_bytes;
+                l.recompute_seconds_saved += m.recompute_seconds_saved;
+                l.get_seconds = l.get_seconds.merged(&m.get_seconds);
+            }
+        }
+        lookups
+    }
+
+    /// Recompute seconds hits saved since the UTC day began (all kinds).
+    pub fn recompute_seconds_saved_today(&self) -> f64 {
+        let total = self
+            .lookup_stats()
+            .iter()
+            .map(|k| k.recompute_seconds_saved)
+            .sum();
+        let now_ms = self.inner.local.options().clock.now_ms();
+        self.inner.day_start.saved_today(now_ms, total)
+    }
+
+    /// The subjects (videos) whose gets no tier answered most often since the manager
+    /// started, most first: what the pipeline recomputes.
+    pub fn most_missed(&self) -> Vec<crate::MissedSubject> {
+        self.inner.missed.most_missed()
     }
 
     /// The pack tier `name` (default: the first), with its index among the remote tiers.

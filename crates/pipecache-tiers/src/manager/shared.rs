@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::tier::{RemoteTier, Tier};
+use crate::kinds::{ByKind, DayStart, KindTable, MissedSubjects};
 use crate::promotion::Promotions;
 
 /// What every clone of a manager and its tasks share.
@@ -22,6 +23,16 @@ pub(super) struct Inner {
     pub(super) local_tier: Tier,
     /// Remote tiers by priority, fastest first.
     pub(super) remotes: Vec<RemoteTier>,
+    /// The kinds every tier counts by.
+    pub(super) kinds: Arc<KindTable>,
+    /// The memory tier's hits and misses per kind.
+    pub(super) memory_counters: ByKind,
+    /// Gets as callers see them: hits (some tier answered), misses, failures, end to end.
+    pub(super) lookups: ByKind,
+    /// Subjects (videos) whose gets no tier answered.
+    pub(super) missed: MissedSubjects,
+    /// For the recompute time saved today.
+    pub(super) day_start: DayStart,
     pub(super) shutdown: watch::Sender<bool>,
     pub(super) workers: Mutex<Vec<JoinHandle<()>>>,
     /// Background promotions; shared with their tasks, which drop their `Inner` handle
@@ -36,9 +47,11 @@ impl Inner {
         local: Store,
         memory: Option<Arc<crate::MemoryTier>>,
         remotes: Vec<RemoteTier>,
+        kinds: Arc<KindTable>,
         claims: Vec<QueueClaim>,
     ) -> Self {
         let (shutdown, _) = watch::channel(false);
+        let now_ms = local.options().clock.now_ms();
         if let Some(m) = &memory {
             // GC's expiries and evictions reach the memory tier at once.
             let m = Arc::downgrade(m);
@@ -49,10 +62,15 @@ impl Inner {
             }));
         }
         Inner {
-            local_tier: Tier::local(&local),
+            local_tier: Tier::local(&local, &kinds),
             memory,
             local,
             remotes,
+            memory_counters: ByKind::new(kinds.len()),
+            lookups: ByKind::new(kinds.len()),
+            kinds,
+            missed: MissedSubjects::default(),
+            day_start: DayStart::new(now_ms),
             shutdown,
             workers: Mutex::default(),
             promotions: Arc::default(),

@@ -132,7 +132,7 @@ impl CacheManager {
         let after = pack.store().stats().snapshot();
         report.bytes_up = after.bytes_up - before.bytes_up;
         report.put_requests = after.puts - before.puts;
-        bump_by(&t.counters.puts, report.pushed);
+        bump_by(&t.counters.pushed, report.pushed);
         Ok(report)
     }
 

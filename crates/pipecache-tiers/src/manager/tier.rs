@@ -11,30 +11,24 @@ use pipecache_store::{Store, StoredArtifact};
 use serde::Serialize;
 
 use super::queue::Queue;
+use crate::kinds::{ByKind, KindStats, KindTable, total};
 use crate::pack::PackTier;
 use crate::redis::RedisTier;
-use crate::{
-    BackendKind, CacheBackend, Capabilities, Error, Fetched, Latency, LatencyHistogram, Result,
-    Verified,
-};
+use crate::{BackendKind, CacheBackend, Capabilities, Error, Fetched, Latency, Result, Verified};
 
 /// What a tier's calls came to, for `tier_stats`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct TierCounters {
-    pub(super) hits: AtomicU64,
-    pub(super) misses: AtomicU64,
-    pub(super) errors: AtomicU64,
-    pub(super) timeouts: AtomicU64,
+    /// Hits, misses, failures, bytes and latency per kind. Get latency: every get on the
+    /// tier (hits, misses and failures). Put latency: the local tier's as the caller waits
+    /// for it, a remote tier's upload when the put makes it itself (write-through).
+    pub(super) by_kind: ByKind,
     pub(super) corrupt: AtomicU64,
     pub(super) promotions: AtomicU64,
-    pub(super) puts: AtomicU64,
     pub(super) skipped_too_large: AtomicU64,
     pub(super) deferred: AtomicU64,
-    /// Time of every get on the tier (hits, misses and failures).
-    pub(super) get_seconds: LatencyHistogram,
-    /// Time of every put: the local tier's as the caller waits for it, a remote tier's
-    /// upload when the put makes it itself (write-through).
-    pub(super) put_seconds: LatencyHistogram,
+    /// Artifacts `sync push` uploaded (in packs, not per key: in no kind's counts).
+    pub(super) pushed: AtomicU64,
 }
 
 pub(super) fn bump(c: &AtomicU64) {
@@ -43,6 +37,13 @@ pub(super) fn bump(c: &AtomicU64) {
 
 pub(super) fn bump_by(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Now, Unix ms (the tiers' health times: wall clock, for people).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A remote tier's backend, typed for the calls only that kind of tier has (sync, remote
@@ -59,7 +60,11 @@ pub(super) struct Tier {
     pub(super) backend: Arc<dyn CacheBackend>,
     pub(super) priority: u32,
     pub(super) counters: TierCounters,
+    pub(super) kinds: Arc<KindTable>,
     degraded: AtomicBool,
+    /// Unix ms of the last call that succeeded, and that failed (0: none yet).
+    last_success_ms: AtomicU64,
+    last_failure_ms: AtomicU64,
 }
 
 /// A remote tier: the walk's view, plus its kind, write policy and queue.
@@ -72,46 +77,70 @@ pub(super) struct RemoteTier {
 }
 
 impl Tier {
-    fn new(backend: Arc<dyn CacheBackend>, priority: u32) -> Self {
+    fn new(backend: Arc<dyn CacheBackend>, priority: u32, kinds: &Arc<KindTable>) -> Self {
         Tier {
             backend,
             priority,
-            counters: TierCounters::default(),
+            counters: TierCounters {
+                by_kind: ByKind::new(kinds.len()),
+                corrupt: AtomicU64::new(0),
+                promotions: AtomicU64::new(0),
+                skipped_too_large: AtomicU64::new(0),
+                deferred: AtomicU64::new(0),
+                pushed: AtomicU64::new(0),
+            },
+            kinds: kinds.clone(),
             degraded: AtomicBool::new(false),
+            last_success_ms: AtomicU64::new(0),
+            last_failure_ms: AtomicU64::new(0),
         }
     }
 
     /// The local store as the first tier of the walk.
-    pub(super) fn local(store: &Store) -> Self {
-        Self::new(Arc::new(store.clone()), 0)
+    pub(super) fn local(store: &Store, kinds: &Arc<KindTable>) -> Self {
+        Self::new(Arc::new(store.clone()), 0, kinds)
     }
 
-    /// Counts a `get` on this tier: a hit, a miss, or a failure (logged once per episode).
-    pub(super) fn count_get(&self, key: &str, result: &Result<Option<Fetched>>) {
+    /// Counts a `get` of kind `kind` on this tier that took `took`: a hit, a miss, or a
+    /// failure (logged once per episode).
+    pub(super) fn count_get(
+        &self,
+        key: &str,
+        kind: usize,
+        result: &Result<Option<Fetched>>,
+        took: std::time::Duration,
+    ) {
+        let by_kind = &self.counters.by_kind;
         match result {
-            Ok(Some(_)) => {
-                bump(&self.counters.hits);
+            Ok(found) => {
+                let bytes = found.as_ref().map(|f| f.stored.artifact.logical_size());
+                by_kind.count_lookup(kind, bytes, took);
                 self.succeeded();
             }
-            Ok(None) => {
-                bump(&self.counters.misses);
-                self.succeeded();
+            Err(e) => {
+                by_kind.of(kind).get_seconds.observe(took);
+                self.failed("get", key, e);
             }
-            Err(e) => self.failed("get", key, e),
         }
     }
 
+    /// Counts an artifact of `bytes` under `key` written to this tier.
+    pub(super) fn count_put(&self, key: &str, bytes: u64) {
+        self.counters
+            .by_kind
+            .count_put(self.kinds.kind_of(key), bytes);
+    }
+
     pub(super) fn failed(&self, op: &str, key: &str, e: &Error) {
+        self.last_failure_ms.store(unix_ms(), Ordering::Relaxed);
         if e.is_corruption() {
             bump(&self.counters.corrupt);
             tracing::warn!(tier = self.backend.name(), %key, error = %e, "corrupt remote data rejected");
             return;
         }
-        if e.is_timeout() {
-            bump(&self.counters.timeouts);
-        } else {
-            bump(&self.counters.errors);
-        }
+        self.counters
+            .by_kind
+            .count_failure(self.kinds.kind_of(key), e.is_timeout());
         if !self.degraded.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 tier = self.backend.name(),
@@ -124,6 +153,7 @@ impl Tier {
     }
 
     pub(super) fn succeeded(&self) {
+        self.last_success_ms.store(unix_ms(), Ordering::Relaxed);
         if self.degraded.swap(false, Ordering::Relaxed) {
             tracing::info!(tier = self.backend.name(), "tier recovered");
         }
@@ -148,13 +178,14 @@ impl RemoteTier {
         priority: u32,
         policy: WritePolicy,
         queue_capacity: u64,
+        kinds: &Arc<KindTable>,
     ) -> Self {
         // Every remote tier has a queue: write-back tiers upload through it; write-through
         // tiers record each call in it and remove the entry once the call has applied it.
         // One name for both policies, so entries survive a change of policy.
         let queue = Queue::new(format!("write-back:{}", backend.name()), queue_capacity);
         RemoteTier {
-            tier: Tier::new(backend, priority),
+            tier: Tier::new(backend, priority, kinds),
             kind,
             policy,
             queue,
@@ -166,8 +197,10 @@ impl RemoteTier {
         priority: u32,
         policy: WritePolicy,
         queue_capacity: u64,
+        kinds: &Arc<KindTable>,
     ) -> Self {
-        Self::verified(tier, RemoteKind::Pack, priority, policy, queue_capacity)
+        let kind = RemoteKind::Pack;
+        Self::verified(tier, kind, priority, policy, queue_capacity, kinds)
     }
 
     pub(super) fn redis(
@@ -175,8 +208,10 @@ impl RemoteTier {
         priority: u32,
         policy: WritePolicy,
         queue_capacity: u64,
+        kinds: &Arc<KindTable>,
     ) -> Self {
-        Self::verified(tier, RemoteKind::Redis, priority, policy, queue_capacity)
+        let kind = RemoteKind::Redis;
+        Self::verified(tier, kind, priority, policy, queue_capacity, kinds)
     }
 
     /// `tier` behind the hash-verifying layer, kept typed in `remote` for the calls only
@@ -187,9 +222,10 @@ impl RemoteTier {
         priority: u32,
         policy: WritePolicy,
         queue_capacity: u64,
+        kinds: &Arc<KindTable>,
     ) -> Self {
         let t = Arc::new(Verified::new(tier));
-        Self::new(kind(t.clone()), t, priority, policy, queue_capacity)
+        Self::new(kind(t.clone()), t, priority, policy, queue_capacity, kinds)
     }
 
     /// Contacts the tier once: reachable, bucket present. Errors name the tier.
@@ -279,13 +315,33 @@ pub struct TierStats {
     /// Latency of the tier's puts (none for the memory tier).
     #[serde(default)]
     pub put_seconds: Latency,
+    /// Artifacts `sync push` uploaded to it (in packs; not in `puts` nor in any kind's).
+    #[serde(default)]
+    pub pushed: u64,
+    /// Logical bytes its hits returned.
+    #[serde(default)]
+    pub read_bytes: u64,
+    /// Logical bytes written to it.
+    #[serde(default)]
+    pub written_bytes: u64,
+    /// When a call on the tier last succeeded, Unix ms (`None`: not since the process
+    /// holding the store started).
+    #[serde(default)]
+    pub last_success_ms: Option<u64>,
+    /// When a call on the tier last failed (error, timeout or corrupt data), Unix ms.
+    #[serde(default)]
+    pub last_failure_ms: Option<u64>,
+    /// The figures above per artifact kind (the totals are their sums).
+    #[serde(default)]
+    pub by_kind: Vec<KindStats>,
 }
 
 impl TierStats {
-    /// The memory tier's figures (it is walked first; reported at priority 0 with the
-    /// local tier, which it sits in front of).
-    pub(super) fn of_memory(m: &crate::MemoryTier) -> Self {
-        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    /// The memory tier's figures, counted per kind in `by_kind` (it is walked first;
+    /// reported at priority 0 with the local tier, which it sits in front of).
+    pub(super) fn of_memory(m: &crate::MemoryTier, by_kind: &ByKind, kinds: &KindTable) -> Self {
+        let by_kind = by_kind.snapshot(kinds);
+        let t = total(&by_kind);
         TierStats {
             name: "memory".into(),
             kind: crate::BackendKind::Memory,
@@ -297,13 +353,14 @@ impl TierStats {
                 max_object_size: Some(m.budget() / 4),
                 list: false,
             },
-            hits: r(&m.hits),
-            misses: r(&m.misses),
+            hits: t.hits,
+            misses: t.misses,
             errors: 0,
             timeouts: 0,
             corrupt: 0,
             promotions: 0,
             puts: 0,
+            pushed: 0,
             skipped_too_large: 0,
             deferred: 0,
             queue_length: 0,
@@ -311,8 +368,14 @@ impl TierStats {
             bytes_up: 0,
             bytes_down: 0,
             requests: None,
-            get_seconds: m.get_seconds.snapshot(),
+            get_seconds: t.get_seconds,
             put_seconds: Latency::default(),
+            read_bytes: t.read_bytes,
+            written_bytes: 0,
+            // Memory never fails.
+            last_success_ms: None,
+            last_failure_ms: None,
+            by_kind,
         }
     }
 
@@ -320,19 +383,22 @@ impl TierStats {
     pub(super) fn of(tier: &Tier, remote: Option<&RemoteTier>) -> Self {
         let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let transfer = remote.map(RemoteTier::transfer);
+        let by_kind = tier.counters.by_kind.snapshot(&tier.kinds);
+        let t = total(&by_kind);
         TierStats {
             name: tier.backend.name().to_owned(),
             kind: tier.backend.kind(),
             priority: tier.priority,
             write_policy: remote.map(|t| t.policy),
             capabilities: tier.backend.capabilities(),
-            hits: r(&tier.counters.hits),
-            misses: r(&tier.counters.misses),
-            errors: r(&tier.counters.errors),
-            timeouts: r(&tier.counters.timeouts),
+            hits: t.hits,
+            misses: t.misses,
+            errors: t.errors,
+            timeouts: t.timeouts,
             corrupt: r(&tier.counters.corrupt),
             promotions: r(&tier.counters.promotions),
-            puts: r(&tier.counters.puts),
+            puts: t.puts,
+            pushed: r(&tier.counters.pushed),
             skipped_too_large: r(&tier.counters.skipped_too_large),
             deferred: r(&tier.counters.deferred),
             queue_length: remote.map_or(0, |t| t.queue.len()),
@@ -340,8 +406,13 @@ impl TierStats {
             bytes_up: transfer.map_or(0, |s| s.bytes_up),
             bytes_down: transfer.map_or(0, |s| s.bytes_down),
             requests: transfer,
-            get_seconds: tier.counters.get_seconds.snapshot(),
-            put_seconds: tier.counters.put_seconds.snapshot(),
+            get_seconds: t.get_seconds,
+            put_seconds: t.put_seconds,
+            read_bytes: t.read_bytes,
+            written_bytes: t.written_bytes,
+            last_success_ms: Some(r(&tier.last_success_ms)).filter(|&ms| ms > 0),
+            last_failure_ms: Some(r(&tier.last_failure_ms)).filter(|&ms| ms > 0),
+            by_kind,
         }
     }
 }

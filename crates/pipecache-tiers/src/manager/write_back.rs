@@ -10,7 +10,7 @@ use pipecache_store::{Store, StoredArtifact};
 use tokio::sync::watch;
 
 use super::shared::Inner;
-use super::tier::{RemoteTier, bump_by};
+use super::tier::RemoteTier;
 use crate::{Result, for_each_bounded};
 
 /// Queue entries uploaded per batch by a write-back worker.
@@ -174,7 +174,9 @@ pub(super) async fn write_back_worker(
         match result {
             Ok(()) => {
                 tier.succeeded();
-                bump_by(&tier.counters.puts, uploads.len() as u64);
+                for (key, item) in &uploads {
+                    tier.count_put(key, item.artifact.logical_size());
+                }
                 let seqs = done.iter().map(|e| e.seq).collect();
                 if let Err(e) = inner.local.outbox_remove_delivered(&q.name, seqs).await {
                     // The batch is applied again after the wait: idempotent.

@@ -135,7 +135,12 @@ impl SyncAttempts {
                 (QueueOp::Upload, Some(item)) => {
                     let started = std::time::Instant::now();
                     let put = tier.backend.put(&self.key, item).await;
-                    tier.counters.put_seconds.observe(started.elapsed());
+                    let kind = tier.kinds.kind_of(&self.key);
+                    let by_kind = &tier.counters.by_kind;
+                    by_kind.of(kind).put_seconds.observe(started.elapsed());
+                    if put.is_ok() {
+                        by_kind.count_put(kind, item.artifact.logical_size());
+                    }
                     put
                 }
                 (QueueOp::Upload, None) => unreachable!("an upload entry comes with its artifact"),
@@ -145,9 +150,6 @@ impl SyncAttempts {
             };
             let applied = match result {
                 Ok(()) => {
-                    if slot.op == QueueOp::Upload {
-                        bump(&tier.counters.puts);
-                    }
                     tier.succeeded();
                     true
                 }

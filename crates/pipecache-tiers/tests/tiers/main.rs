@@ -4,6 +4,7 @@
 //! `log_once.rs` is a binary of its own: it installs a global tracing subscriber.
 
 mod memory_tier;
+mod metrics_by_kind;
 mod promotion_keeps_newer;
 mod promotion_layer;
 mod remote_builder;
