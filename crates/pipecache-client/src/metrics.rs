@@ -259,7 +259,7 @@ fn store_gauges(s: &Stats, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
 /// The local store's lifetime and since-open counters.
 fn store_counters(s: &Stats, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
     let c = &s.counters;
-    let counters: [(&str, &str, Option<Unit>, u64); 10] = [
+    let counters: [(&str, &str, Option<Unit>, u64); 11] = [
         (
             "expired",
             "Artifacts removed because their TTL passed (lifetime of the store).",
@@ -289,6 +289,12 @@ fn store_counters(s: &Stats, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result
             "Parts that referenced an existing blob instead of writing one, since open.",
             None,
             c.blobs_deduped,
+        ),
+        (
+            "deduplicated",
+            "Raw bytes of parts that referenced an existing blob instead of writing one, since open.",
+            Some(Unit::Bytes),
+            c.bytes_deduped,
         ),
         (
             "chunk_written",

@@ -44,6 +44,7 @@ pub(crate) struct Counters {
     pub commits: Counter,
     pub blobs_written: Counter,
     pub blobs_deduped: Counter,
+    pub bytes_deduped: Counter,
     pub bytes_written: Counter,
     pub write_errors: Counter,
     pub gc_runs: Counter,

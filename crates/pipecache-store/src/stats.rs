@@ -24,6 +24,9 @@ pub struct CounterSnapshot {
     pub blobs_written: u64,
     /// Parts that referenced an existing blob instead of writing one.
     pub blobs_deduped: u64,
+    /// Raw bytes of those parts: what dedup spared the disk.
+    #[serde(default)]
+    pub bytes_deduped: u64,
     /// Frame bytes appended to chunk files.
     pub bytes_written: u64,
     /// Group commits that failed.

@@ -513,6 +513,7 @@ impl Store {
                     group_commits: c.commits.get(),
                     blobs_written: c.blobs_written.get(),
                     blobs_deduped: c.blobs_deduped.get(),
+                    bytes_deduped: c.bytes_deduped.get(),
                     bytes_written: c.bytes_written.get(),
                     write_errors: c.write_errors.get(),
                     gc_runs: c.gc_runs.get(),

@@ -75,6 +75,7 @@ impl Writer {
         c.commits.add(1);
         c.blobs_written.add(st.blobs_written);
         c.blobs_deduped.add(st.blobs_deduped);
+        c.bytes_deduped.add(st.bytes_deduped);
         c.bytes_written.add(st.bytes_written);
         self.shared.after_commit(&self.meta);
         Ok(())

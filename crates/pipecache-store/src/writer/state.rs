@@ -50,6 +50,8 @@ pub(super) struct BatchState {
     pub(super) queue_entries: Vec<(OutboxSlot, String)>,
     pub(super) blobs_written: u64,
     pub(super) blobs_deduped: u64,
+    /// Raw bytes of the parts that referenced an existing blob.
+    pub(super) bytes_deduped: u64,
     pub(super) bytes_written: u64,
 }
 
@@ -82,6 +84,7 @@ impl Writer {
             queue_entries: Vec::new(),
             blobs_written: 0,
             blobs_deduped: 0,
+            bytes_deduped: 0,
             bytes_written: 0,
         }
     }
@@ -185,6 +188,7 @@ impl Writer {
             rec.refs += 1;
             let rec = *rec;
             st.blobs_deduped += 1;
+            st.bytes_deduped += rec.raw_len;
             if rec.refs == 1 {
                 // A dead blob (zero refs, bytes still in its chunk) comes back to life.
                 let frame = rec.frame_len();
