@@ -43,6 +43,7 @@ class Browser:
                 "--headless",
                 "--no-sandbox",  # runs as root in CI
                 "--disable-gpu",
+                "--disable-dev-shm-usage",  # containers often give /dev/shm only 64 MB
                 "--no-first-run",
                 "--disable-extensions",
                 "--disable-background-networking",
