@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use pipecache::Stats;
-use pipecache::tier::TierStats;
+use pipecache::client::protocol::StatsReport;
 use serde::Serialize;
 
 use super::env::{Env, GlobalArgs};
@@ -24,18 +23,18 @@ pub struct StatsArgs {
     prometheus: bool,
 }
 
+/// The report `/v1/stats`, `--prometheus` and Python's `stats()` carry, with the directory.
 #[derive(Serialize)]
 struct StoreStats {
     #[serde(skip)]
     dir: PathBuf,
     #[serde(flatten)]
-    stats: Stats,
-    tiers: Vec<TierStats>,
+    report: StatsReport,
 }
 
 impl Report for StoreStats {
     fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        let s = &self.stats;
+        let s = &self.report.stats;
         writeln!(out, "store          {}", self.dir.display())?;
         writeln!(out, "artifacts      {}", s.artifacts)?;
         writeln!(out, "blobs          {}", s.blobs)?;
@@ -59,6 +58,31 @@ impl Report for StoreStats {
         if s.read_only {
             writeln!(out, "read_only      true (the filesystem was full at open)")?;
         }
+        // Gets counted by the process holding the store: a server's since it started (a
+        // command that opened the store itself has made none).
+        let lookups = &self.report.lookups;
+        if lookups
+            .iter()
+            .any(|k| k.hits + k.misses + k.errors + k.timeouts > 0)
+        {
+            writeln!(
+                out,
+                "lookups        stage: hits / misses / errors, recompute saved"
+            )?;
+            for k in lookups {
+                writeln!(
+                    out,
+                    "  {:<12} {} / {} / {}, {:.0} s",
+                    k.kind,
+                    k.hits,
+                    k.misses,
+                    k.errors + k.timeouts,
+                    k.recompute_seconds_saved
+                )?;
+            }
+            let today = self.report.recompute_seconds_saved_today;
+            writeln!(out, "saved_today    {today:.0} s (since 00:00 UTC)")?;
+        }
         Ok(())
     }
 }
@@ -75,8 +99,7 @@ impl StatsArgs {
         }
         let report = StoreStats {
             dir: env.dir.clone(),
-            stats: figures.stats,
-            tiers: figures.tiers,
+            report: figures,
         };
         report::print(&report, self.json)?;
         manager.close().await?;

@@ -15,7 +15,7 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
-from typing import Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import pipecache
@@ -168,6 +168,23 @@ async def test_metrics_and_dashboard_after_a_scripted_workload(tmp_path: Path) -
             (fingerprints["b"], 3),
             (fingerprints["a"], 1),
         ]
+        # The CLI's stats --json, through the server, is the same report.
+        cli = subprocess.run(
+            [os.environ["PIPECACHE_BIN"], "--dir", str(store), "stats", "--json"],
+            capture_output=True,
+            check=True,
+        )
+        by_cli = json.loads(cli.stdout)
+
+        def counts(report: Dict[str, Any]) -> List[Tuple[Any, ...]]:
+            # Counts only: a float crossing JSON twice may move by one ulp.
+            return [
+                (k["kind"], k["hits"], k["misses"], k["errors"], k["get_seconds"]["count"])
+                for k in report["lookups"]
+            ]
+
+        assert counts(by_cli) == counts(stats)
+        assert by_cli["most_missed"] == stats["most_missed"]
         with Browser(tmp_path / "chromium-profile") as browser:
             check_dashboard(browser, port, got, fingerprints, tmp_path)
 

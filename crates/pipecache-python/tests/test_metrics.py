@@ -131,6 +131,7 @@ def test_stats_prometheus_matches_stats_json(tmp_path: Path) -> None:
         cli("put", f"k{i}", "-", stdin=b"x" * (1000 + i))
     got = samples(cli("stats", "--prometheus"))
     stats = json.loads(cli("stats", "--json"))
+    assert {"tiers", "lookups", "recompute_seconds_saved_today", "most_missed"} <= set(stats)
     for field in ("artifacts", "blobs", "chunk_files"):
         assert got[(f"pipecache_{field}", ())] == stats[field], field
     for field in ("logical", "unique", "stored", "disk"):
