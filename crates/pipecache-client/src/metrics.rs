@@ -11,7 +11,7 @@ use std::fmt;
 use pipecache_store::Stats;
 use pipecache_tiers::{KindStats, Latency, TierStats};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -223,13 +223,13 @@ fn store_gauges(s: &Stats, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
         )?;
     }
     if let Some(ms) = s.counters.last_gc_ms {
-        let metric = ConstGauge::new(ms as f64 / 1000.0);
-        metric.encode(encoder.encode_descriptor(
+        encode_gauge(
+            encoder,
             "last_gc_timestamp",
             "When the last GC pass since open ended (Unix time).",
             Some(&Unit::Seconds),
-            metric.metric_type(),
-        )?)?;
+            ms as f64 / 1000.0,
+        )?;
         encode_gauge(
             encoder,
             "last_gc_reclaimed",
@@ -250,8 +250,7 @@ fn store_gauges(s: &Stats, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
             s.compression_ratio,
         ),
     ] {
-        let metric = ConstGauge::new(v);
-        metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)?;
+        encode_gauge(encoder, name, help, None, v)?;
     }
     Ok(())
 }
@@ -492,12 +491,12 @@ fn tier_series(tiers: &[TierStats], encoder: &mut DescriptorEncoder<'_>) -> fmt:
     Ok(())
 }
 
-fn encode_gauge(
+fn encode_gauge<N: EncodeGaugeValue + fmt::Debug>(
     encoder: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
     unit: Option<&Unit>,
-    v: u64,
+    v: N,
 ) -> fmt::Result {
     let metric = ConstGauge::new(v);
     metric.encode(encoder.encode_descriptor(name, help, unit, metric.metric_type())?)

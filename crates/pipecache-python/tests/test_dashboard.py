@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
@@ -198,6 +199,17 @@ def check_dashboard(
 ) -> None:
     """The page loads clean, shows /metrics' numbers, and reads at a phone's width."""
     origin = f"http://127.0.0.1:{port}/"
+    # The page itself needs no token (it holds no data) and may reach only the server;
+    # its data does need the token.
+    with urllib.request.urlopen(origin, timeout=30) as page:
+        assert page.status == 200
+        policy = page.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in policy and "connect-src 'self'" in policy, policy
+    try:
+        urllib.request.urlopen(f"{origin}v1/stats", timeout=30)
+        raise AssertionError("/v1/stats answered without the token")
+    except urllib.error.HTTPError as e:
+        assert e.code == 401
     browser.resize(1280, 900)
     browser.navigate(f"{origin}#token={TOKEN}")
     browser.wait_until("document.getElementById('status').textContent.startsWith('live')")

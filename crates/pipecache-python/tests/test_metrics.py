@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Dict, Tuple
 
@@ -80,6 +81,9 @@ async def test_metrics_count_a_scripted_workload_exactly(served_store: Path) -> 
     assert got[("pipecache_artifacts", ())] == 3
     assert got[("pipecache_gc_runs_total", ())] == 1
     assert got[("pipecache_gc_reclaimed_bytes_total", ())] == reclaimed
+    # The one pass is the last: when it ended (Unix time, seconds) and what it reclaimed.
+    assert abs(got[("pipecache_last_gc_timestamp_seconds", ())] - time.time()) < 600
+    assert got[("pipecache_last_gc_reclaimed_bytes", ())] == reclaimed
     assert got[("pipecache_logical_bytes", ())] == 300
     # Puts reach the memory tier as they are written, so both hits come from it; the miss
     # passes through memory to the local store.

@@ -76,11 +76,6 @@ impl KindTable {
         false
     }
 
-    /// Kind names by index.
-    pub fn names(&self) -> &[String] {
-        &self.names
-    }
-
     /// The kind index of `key` and its subject.
     pub fn classify<'k>(&self, key: &'k str) -> (usize, Option<&'k str>) {
         match self.classifier.as_ref().and_then(|c| c.classify(key)) {
