@@ -44,10 +44,14 @@ impl DocumentBuilder for Tree {
     fn bytes(&mut self, v: &[u8]) -> Result<Value, FormatError> {
         Ok(Value::Bytes(v.into()))
     }
-    fn list(&mut self, items: Vec<Value>) -> Result<Value, FormatError> {
-        Ok(Value::List(items))
+    fn list(&mut self, items: std::vec::Drain<'_, Value>) -> Result<Value, FormatError> {
+        Ok(Value::List(items.collect()))
     }
-    fn map(&mut self, entries: Vec<(Value, Value)>) -> Result<Value, FormatError> {
+    fn map(&mut self, mut keys_and_values: std::vec::Drain<'_, Value>) -> Result<Value, FormatError> {
+        let mut entries = Vec::new();
+        while let (Some(k), Some(v)) = (keys_and_values.next(), keys_and_values.next()) {
+            entries.push((k, v));
+        }
         Ok(Value::Map(entries))
     }
 }

@@ -5,13 +5,22 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::FormatError;
 
+/// Blobs at least this large are hashed in parallel: below it, handing work to other
+/// threads costs more than it saves (blake3's own advice is 128 KiB at the least).
+pub const PARALLEL_HASH_MIN: usize = 1 << 20;
+
 /// The name of a blob: the blake3-256 hash of its raw (uncompressed) bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BlobHash(pub [u8; 32]);
 
 impl BlobHash {
-    /// Hashes `bytes`.
+    /// Hashes `bytes`; from [`PARALLEL_HASH_MIN`] bytes on, on every core (rayon's pool).
     pub fn of(bytes: &[u8]) -> Self {
+        if bytes.len() >= PARALLEL_HASH_MIN {
+            let mut hasher = blake3::Hasher::new();
+            hasher.update_rayon(bytes);
+            return Self(*hasher.finalize().as_bytes());
+        }
         Self(*blake3::hash(bytes).as_bytes())
     }
 

@@ -113,10 +113,7 @@ impl NativeCache {
             cache.get_shared(&key).await.map_err(tier_error)
         };
         spawn(done.get(), token, read, |py, found, copies| match found {
-            Some(a) => {
-                let a = std::sync::Arc::unwrap_or_clone(a).artifact;
-                Ok(artifact_to_py(py, a, copies)?.into_any().unbind())
-            }
+            Some(a) => Ok(artifact_to_py(py, a, copies)?.into_any().unbind()),
             None => Ok(py.None()),
         });
     }

@@ -212,10 +212,7 @@ impl NativePipeline {
                 .map_err(tier_error)
         };
         spawn(done.get(), token, read, |py, found, copies| match found {
-            Some(a) => {
-                let a = std::sync::Arc::unwrap_or_clone(a).artifact;
-                Ok(artifact_to_py(py, a, copies)?.into_any().unbind())
-            }
+            Some(a) => Ok(artifact_to_py(py, a, copies)?.into_any().unbind()),
             None => Ok(py.None()),
         });
         Ok(())
@@ -279,7 +276,7 @@ impl NativePipeline {
             for (i, stage) in stages.iter().enumerate() {
                 let key = stage.key(&fp, None)?.to_string();
                 let manager = cache.cache().clone();
-                reads.spawn(async move { (i, manager.get(&key).await) });
+                reads.spawn(async move { (i, manager.get_shared(&key).await) });
             }
             let mut found = vec![None; stages.len()];
             while let Some(done) = reads.join_next().await {

@@ -4,8 +4,10 @@ raises InvalidInputError."""
 
 from __future__ import annotations
 
+import collections
 import datetime
 import decimal
+import enum
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Dict
@@ -120,6 +122,40 @@ async def test_descriptions_and_keyframe_metadata_roundtrip(
     kf = await cache.get_keyframes(video)
     assert kf is not None
     assert_same(kf.metadata, metadata)
+
+
+class _Stage(enum.IntEnum):
+    TRANSCRIPT = 2
+
+
+class _Label(str):
+    pass
+
+
+async def test_subclasses_and_tuples_come_back_as_the_builtin_type(
+    manager: pipecache.CacheManager,
+) -> None:
+    """Subclasses of dict, list, str, int and float (an OrderedDict, an IntEnum) and tuples
+    are written as the built-in type they extend (the encoder's fast paths take only the
+    exact types; these take the general one) and come back equal, as that type."""
+    value = collections.OrderedDict(
+        [
+            ("stage", _Stage.TRANSCRIPT),
+            ("label", _Label("speech")),
+            ("span", (0.5, 1.5)),
+            ("nested", [collections.OrderedDict(b=(1, [2]))]),
+            (_Label("key"), True),
+        ]
+    )
+    expected = {
+        "stage": 2,
+        "label": "speech",
+        "span": [0.5, 1.5],
+        "nested": [{"b": [1, [2]]}],
+        "key": True,
+    }
+    await manager.set("subclasses", value)
+    assert_same(await manager.get("subclasses"), expected)
 
 
 async def test_big_ints_beyond_64_bits(manager: pipecache.CacheManager) -> None:
