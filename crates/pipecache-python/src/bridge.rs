@@ -20,8 +20,6 @@ use pyo3::IntoPyObjectExt;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
-use crate::convert::PartSource;
-
 /// Turns a finished call's value into Python, on the loop thread; copies of large parts it
 /// leaves to [`LargeCopies`].
 type Outcome = Box<dyn FnOnce(Python<'_>, &mut LargeCopies) -> PyResult<Py<PyAny>> + Send>;
@@ -33,6 +31,23 @@ type Outcome = Box<dyn FnOnce(Python<'_>, &mut LargeCopies) -> PyResult<Py<PyAny
 #[derive(Default)]
 pub(crate) struct LargeCopies {
     jobs: Vec<(PartSource, UninitBytes)>,
+}
+
+/// A large part to copy into Python off the loop thread: part `index` of `owner`, the
+/// artifact as the store or the memory tier shares it (never cloned on the way).
+pub(crate) struct PartSource {
+    owner: std::sync::Arc<pipecache::StoredArtifact>,
+    index: usize,
+}
+
+impl PartSource {
+    pub(crate) fn new(owner: std::sync::Arc<pipecache::StoredArtifact>, index: usize) -> Self {
+        Self { owner, index }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.owner.artifact.parts[self.index].data
+    }
 }
 
 /// The buffer of a `bytes` object nobody else can reach yet.

@@ -15,7 +15,7 @@ use pyo3::types::{
 
 use std::time::Duration;
 
-use crate::bridge::LargeCopies;
+use crate::bridge::{LargeCopies, PartSource};
 use crate::errors::{CorruptionError, invalid};
 
 /// Parts at least this large are copied into their `bytes` objects off the loop thread.
@@ -413,13 +413,7 @@ pub(crate) fn artifact_to_py<'py>(
     let parts = PyList::empty(py);
     for (index, part) in a.parts.iter().enumerate() {
         let data = if part.data.len() >= COPY_OFF_LOOP {
-            copies.bytes(
-                py,
-                PartSource {
-                    owner: artifact.clone(),
-                    index,
-                },
-            )?
+            copies.bytes(py, PartSource::new(artifact.clone(), index))?
         } else {
             PyBytes::new(py, &part.data)
         };
@@ -433,18 +427,6 @@ pub(crate) fn artifact_to_py<'py>(
             parts.into_any(),
         ],
     )
-}
-
-/// A large part to copy into Python off the loop thread: part `index` of `owner`.
-pub(crate) struct PartSource {
-    owner: Arc<StoredArtifact>,
-    index: usize,
-}
-
-impl PartSource {
-    pub(crate) fn bytes(&self) -> &[u8] {
-        &self.owner.artifact.parts[self.index].data
-    }
 }
 
 /// A TTL in seconds, checked.

@@ -31,6 +31,17 @@ struct Stripe {
     generation: AtomicU64,
 }
 
+/// Artifacts larger than this enter on their second read, not their first: a fill needs
+/// fresh memory for all its bytes (the tier keeps them), and on this project's VM the page
+/// faults of fresh memory cost ~0.6 ms per MB, more than reading and checking the same
+/// bytes again (~0.45 ms per MB). A fill pays off only if the artifact is read again, so
+/// the first read only notes it ([`MemoryTier::read_before`], a doorkeeper as TinyLFU
+/// admission uses). Small artifacts (transcripts, descriptions) enter on the first read.
+pub const SECOND_READ_MIN: u64 = 1 << 20;
+
+/// Slots of the doorkeeper noting large first reads.
+const DOORKEEPER_SLOTS: usize = 1024;
+
 /// Entry overhead counted against the budget besides key and bytes.
 const ENTRY_OVERHEAD: u64 = 96;
 
@@ -42,6 +53,10 @@ pub struct MemoryTier {
     /// Largest artifact kept: a quarter of the budget, so one large read cannot flush
     /// every hot small one.
     max_entry: u64,
+    /// Hashes of keys whose large artifact was read once and not kept (see
+    /// [`SECOND_READ_MIN`]); 0 is empty.
+    doorkeeper: Box<[AtomicU64]>,
+    doorkeeper_hasher: std::collections::hash_map::RandomState,
 }
 
 impl std::fmt::Debug for MemoryTier {
@@ -71,6 +86,8 @@ impl MemoryTier {
             stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
             budget,
             max_entry: budget / 4,
+            doorkeeper: (0..DOORKEEPER_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            doorkeeper_hasher: Default::default(),
         }
     }
 
@@ -112,10 +129,12 @@ impl MemoryTier {
     }
 
     /// Keeps `value` read under `key`, unless an invalidation happened since the read
-    /// began (`seen`, from [`MemoryTier::generation`]) or it is larger than a quarter of
-    /// the budget.
+    /// began (`seen`, from [`MemoryTier::generation`]), it is larger than a quarter of
+    /// the budget, or it is larger than [`SECOND_READ_MIN`] and this is not its second read
+    /// in a row.
     pub fn insert_if_unchanged(&self, key: &str, value: Arc<StoredArtifact>, seen: u64) {
-        if weight(key, &value) > self.max_entry {
+        let weight = weight(key, &value);
+        if weight > self.max_entry || (weight > SECOND_READ_MIN && !self.read_before(key)) {
             return;
         }
         let stripe = self.stripe(key);
@@ -128,6 +147,22 @@ impl MemoryTier {
     /// Whether an artifact of `size` logical bytes under `key` is small enough to keep.
     pub fn fits(&self, key: &str, size: u64) -> bool {
         key.len() as u64 + size + ENTRY_OVERHEAD <= self.max_entry
+    }
+
+    /// Whether `key` was the last large read noted in its doorkeeper slot (then the slot is
+    /// cleared); otherwise notes it. A collision only costs a fill too many or too few.
+    fn read_before(&self, key: &str) -> bool {
+        use std::hash::BuildHasher;
+        // Never 0, the empty slot.
+        let h = self.doorkeeper_hasher.hash_one(key) | 1;
+        let slot = &self.doorkeeper[(h % DOORKEEPER_SLOTS as u64) as usize];
+        if slot.load(Ordering::Relaxed) == h {
+            slot.store(0, Ordering::Relaxed);
+            true
+        } else {
+            slot.store(h, Ordering::Relaxed);
+            false
+        }
     }
 
     /// Keeps `value`, just written under `key` by a put that took `seen` right after its

@@ -59,6 +59,43 @@ fn the_byte_budget_holds() {
     assert!(m.get("big", 0).is_none());
 }
 
+/// An artifact over `SECOND_READ_MIN` enters memory on its second read, not its first (a
+/// fill costs fresh memory for every byte); a small one on its first.
+#[tokio::test]
+async fn large_artifacts_enter_memory_on_their_second_read() {
+    use pipecache::tier::SECOND_READ_MIN;
+    let (_ts, m) = manager(StoreOptions::default(), 64 << 20).await;
+    let large = Artifact::single(vec![7u8; SECOND_READ_MIN as usize + 1]);
+    m.put("large", large.clone()).await.unwrap();
+    assert!(
+        m.get_from_memory("large").is_none(),
+        "a large put is not kept"
+    );
+    assert_eq!(m.get("large").await.unwrap().unwrap(), large);
+    assert!(
+        m.get_from_memory("large").is_none(),
+        "kept on its first read"
+    );
+    assert_eq!(m.get("large").await.unwrap().unwrap(), large);
+    let hit = m.get_from_memory("large").expect("kept on its second read");
+    assert_eq!(hit.artifact, large);
+
+    // A small artifact enters on its first read (a conditional put keeps nothing).
+    let only_if_absent = PutOptions {
+        if_absent: true,
+        ..Default::default()
+    };
+    m.put_with("small", value("s"), only_if_absent)
+        .await
+        .unwrap();
+    assert!(m.get_from_memory("small").is_none());
+    assert_eq!(text(&m.get("small").await.unwrap().unwrap()), "s");
+    assert!(
+        m.get_from_memory("small").is_some(),
+        "kept on its first read"
+    );
+}
+
 #[tokio::test]
 async fn hits_come_from_memory_and_are_counted() {
     let (_ts, m) = manager(StoreOptions::default(), 1 << 20).await;
