@@ -16,7 +16,7 @@ use crate::{CacheBackend, Error, Result};
 
 /// Largest artifact a put keeps in the memory tier as it writes it: keeping costs a copy on
 /// the put path, worth it for the small documents the next stages read, not for large
-/// parts (those enter memory when read).
+/// parts (those enter memory when read, from `SECOND_READ_MIN` on when read twice).
 const KEEP_ON_PUT: u64 = 1 << 20;
 
 impl CacheManager {
