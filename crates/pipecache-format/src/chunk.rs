@@ -642,6 +642,35 @@ mod tests {
         assert_eq!(s.offset(), w.len());
     }
 
+    /// A large payload (read into spare capacity, hashed on every core) that was cut short
+    /// is `Truncated`; one with a flipped byte fails its blake3 check.
+    #[test]
+    fn cut_or_flipped_large_payloads_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = ChunkWriter::create(dir.path(), 2, 0).unwrap();
+        let big: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
+        let (off, hash, len) = blob(&mut w, &big);
+        w.sync().unwrap();
+        drop(w);
+        let path = dir.path().join(chunk_file_name(2));
+        let payload_at = off + FRAME_HEADER_LEN as u64;
+
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(&[big[1 << 20] ^ 1], payload_at + (1 << 20))
+            .unwrap();
+        let r = ChunkReader::open(dir.path(), 2).unwrap();
+        assert!(matches!(
+            r.read_blob(off, hash, len),
+            Err(FormatError::Corrupt { .. })
+        ));
+
+        file.set_len(payload_at + len / 2).unwrap();
+        assert!(matches!(
+            r.read_blob(off, hash, len),
+            Err(FormatError::Truncated { .. })
+        ));
+    }
+
     #[test]
     fn reopen_discards_uncommitted_tail() {
         let dir = tempfile::tempdir().unwrap();
