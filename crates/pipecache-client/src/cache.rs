@@ -28,6 +28,22 @@ pub enum Cache {
     Served(ServerClient),
 }
 
+/// How often a client waiting for a stopping server looks again.
+const STOPPING_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Whether store `dir`'s server file says its server is shutting down and will have closed
+/// the store by a time still to come. A file left by a server killed while stopping stops
+/// counting at that time.
+fn server_stopping(dir: &Path) -> bool {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    matches!(
+        crate::protocol::ServerFile::read(dir),
+        Ok(Some(crate::protocol::ServerFile { stopping_until_ms: Some(until), .. })) if now_ms < until
+    )
+}
+
 impl From<CacheManager> for Cache {
     fn from(m: CacheManager) -> Self {
         Self::InProcess(m)
@@ -56,17 +72,29 @@ impl Cache {
         origin: &str,
     ) -> Result<Self> {
         let dir = config.local_path(origin)?.unwrap_or(default_dir).to_owned();
-        // The server first: opening the store would wait on its lock before failing.
-        if let Some(client) = Self::served(&dir).await? {
-            return Ok(client);
-        }
-        match CacheManager::open(config, default_dir, options, origin).await {
-            Ok(m) => Ok(Self::InProcess(m)),
-            // A server that started meanwhile.
-            Err(TierError::Store(StoreError::StoreInUse { path })) => Self::served(&path)
-                .await?
-                .ok_or_else(|| StoreError::StoreInUse { path }.into()),
-            Err(e) => Err(e),
+        loop {
+            // The server first: opening the store would wait on its lock before failing.
+            if let Some(client) = Self::served(&dir).await? {
+                return Ok(client);
+            }
+            match CacheManager::open(config, default_dir, options.clone(), origin).await {
+                Ok(m) => return Ok(Self::InProcess(m)),
+                Err(TierError::Store(StoreError::StoreInUse { path })) => {
+                    // A server that started meanwhile.
+                    if let Some(client) = Self::served(&path).await? {
+                        return Ok(client);
+                    }
+                    // A server shutting down holds the store until the time its file
+                    // names (its drain deadline): wait for it, then open the store (or the
+                    // server that replaced it), rather than fail.
+                    if server_stopping(&path) {
+                        tokio::time::sleep(STOPPING_POLL).await;
+                        continue;
+                    }
+                    return Err(StoreError::StoreInUse { path }.into());
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 

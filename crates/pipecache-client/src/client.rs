@@ -103,6 +103,8 @@ impl ServerClient {
     /// speaks another protocol version is an error, not a store to open.
     pub async fn discover(dir: &Path) -> Result<Option<(Self, ServerFile)>> {
         let file = match ServerFile::read(dir) {
+            // A stopping server takes no new client.
+            Ok(Some(file)) if file.stopping_until_ms.is_some() => return Ok(None),
             Ok(Some(file)) => file,
             Ok(None) => return Ok(None),
             Err(e) => {

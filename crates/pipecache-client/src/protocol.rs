@@ -61,6 +61,11 @@ pub struct ServerFile {
     pub started_ms: u64,
     /// The pipecache version it runs.
     pub version: String,
+    /// Set while the server shuts down: it serves no new client but still holds the store,
+    /// which it closes by this time (unix ms) and then removes the file. A client that
+    /// finds the store locked waits until then instead of failing with `StoreInUse`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopping_until_ms: Option<u64>,
 }
 
 impl ServerFile {

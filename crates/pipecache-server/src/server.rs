@@ -113,6 +113,7 @@ impl Server {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            stopping_until_ms: None,
         };
         file.write(&dir)
             .map_err(|e| ServeError::io(format!("write {}", dir.join(SERVER_FILE).display()), e))?;
@@ -183,9 +184,10 @@ impl Server {
             }
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-        // From here new clients find no server: until the store is closed below, opening it
-        // in process fails with `StoreInUse` (docs/server.md, "Shutdown").
-        remove_if_ours(&dir);
+        // From here new clients find no server to use; the server file says until when the
+        // store stays locked, so they wait for it instead of failing with `StoreInUse`
+        // (docs/server.md, "Shutdown"). Closing takes little next to the drain; 5 s spare.
+        mark_stopping_if_ours(&dir, options.drain_deadline + Duration::from_secs(5));
         drop(unix);
         drop(tcp);
         let _ = std::fs::remove_file(&socket);
@@ -202,7 +204,9 @@ impl Server {
         if let Err(e) = cache.drain_queues(left).await {
             tracing::warn!(error = %e, "write-back queues not drained; they resume at the next start");
         }
-        cache.close().await?;
+        let closed = cache.close().await;
+        remove_if_ours(&dir);
+        closed?;
         tracing::info!("stopped");
         Ok(())
     }
@@ -317,6 +321,24 @@ fn process_alive(pid: u32) -> bool {
             Ok(()) | Err(rustix::io::Errno::PERM)
         )
     })
+}
+
+/// Marks the server file, when it names this process, as stopping: the store stays
+/// locked for at most `within` more.
+fn mark_stopping_if_ours(dir: &Path, within: Duration) {
+    if let Ok(Some(mut f)) = ServerFile::read(dir)
+        && f.pid == std::process::id()
+    {
+        let until = std::time::SystemTime::now() + within;
+        f.stopping_until_ms = until
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_millis() as u64);
+        if let Err(e) = f.write(dir) {
+            tracing::warn!(error = %e, "cannot mark the server file stopping; removing it");
+            let _ = std::fs::remove_file(dir.join(SERVER_FILE));
+        }
+    }
 }
 
 /// Removes the server file when it names this process.

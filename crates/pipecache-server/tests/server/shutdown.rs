@@ -1,11 +1,12 @@
 //! A stopped server finishes the request in flight, closes the store, and leaves no server
 //! file or socket behind; its clients then get a clear "server went away" error, never a
-//! hang.
+//! hang. A process opening the store while the server drains waits for it, then owns the
+//! store, instead of failing with `StoreInUse`.
 
 use std::time::{Duration, Instant};
 
 use pipecache::client::protocol::SERVER_FILE;
-use pipecache::{Artifact, RemoteError, TierError};
+use pipecache::{Artifact, Cache, CacheConfig, RemoteError, StoreOptions, TierError};
 use pipecache_client::wire_record;
 use pipecache_format::wire;
 use pipecache_server::ServeOptions;
@@ -40,6 +41,24 @@ async fn stop_drains_then_clients_see_the_server_gone() {
         !stopping.is_finished(),
         "the server stopped with a request in flight"
     );
+    // A process opening the store now (the server draining, the store still locked)
+    // waits for the server to close it, then opens it itself.
+    let dir = tmp.path().to_owned();
+    let opening = tokio::spawn(async move {
+        Cache::open(
+            &CacheConfig::default(),
+            &dir,
+            StoreOptions::default(),
+            "(test)",
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        !opening.is_finished(),
+        "an open during the drain did not wait: {:?}",
+        opening.await.map(|r| r.map(|c| c.server().is_some()))
+    );
     stream.write_all(rest).await.unwrap();
     let (status, _) = raw_answer(&mut stream, Duration::from_secs(10)).await;
     assert_eq!(status, Some(204), "the in-flight put was cut");
@@ -60,9 +79,18 @@ async fn stop_drains_then_clients_see_the_server_gone() {
     }
     assert!(started.elapsed() < Duration::from_secs(5));
 
-    let store = pipecache::Store::open(tmp.path(), Default::default())
+    let opened = tokio::time::timeout(Duration::from_secs(10), opening)
         .await
-        .unwrap();
-    assert_eq!(store.get("big").await.unwrap().unwrap().parts[0].data, data);
-    store.close().await.unwrap();
+        .expect("the open still waits after the server stopped")
+        .unwrap()
+        .expect("the open after the drain fails");
+    assert!(
+        opened.manager().is_some(),
+        "the store is now this process's"
+    );
+    assert_eq!(
+        opened.get("big").await.unwrap().unwrap().parts[0].data,
+        data
+    );
+    opened.close().await.unwrap();
 }
