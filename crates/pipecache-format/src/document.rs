@@ -101,6 +101,22 @@ fn truncated() -> FormatError {
     corrupt("unexpected end of input")
 }
 
+/// Why a head did not read.
+#[derive(Clone, Copy)]
+enum BadHead {
+    Truncated,
+    Reserved(u8),
+}
+
+impl From<BadHead> for FormatError {
+    fn from(bad: BadHead) -> Self {
+        match bad {
+            BadHead::Truncated => truncated(),
+            BadHead::Reserved(info) => corrupt(format!("reserved additional information {info}")),
+        }
+    }
+}
+
 impl<'b, V> Reader<'b, V> {
     fn take(&mut self, n: usize) -> Result<&'b [u8], FormatError> {
         let bytes: &'b [u8] = self.bytes;
@@ -114,25 +130,33 @@ impl<'b, V> Reader<'b, V> {
         Ok(taken)
     }
 
-    fn be<const N: usize>(&mut self) -> Result<[u8; N], FormatError> {
-        Ok(self.take(N)?.try_into().expect("N bytes"))
-    }
-
     /// The next item's major type, additional information and argument (0 for
-    /// [`INDEFINITE`]).
-    #[inline]
-    fn head(&mut self) -> Result<(u8, u8, u64), FormatError> {
-        let initial = *self.bytes.get(self.pos).ok_or_else(truncated)?;
-        self.pos += 1;
+    /// [`INDEFINITE`]). Its error is a small value, turned into a [`FormatError`] by the
+    /// caller: a head is read for every item, and a large error type in its result cost
+    /// instructions on the path that never fails.
+    #[inline(always)]
+    fn head(&mut self) -> Result<(u8, u8, u64), BadHead> {
+        let bytes: &'b [u8] = self.bytes;
+        let Some(&initial) = bytes.get(self.pos) else {
+            return Err(BadHead::Truncated);
+        };
         let (major, info) = (initial >> 5, initial & 0x1f);
+        let len = match info {
+            0..=23 | INDEFINITE => 0,
+            24 => 1,
+            25 => 2,
+            26 => 4,
+            27 => 8,
+            reserved => return Err(BadHead::Reserved(reserved)),
+        };
+        let start = self.pos + 1;
+        let Some(arg) = bytes.get(start..start + len) else {
+            return Err(BadHead::Truncated);
+        };
+        self.pos = start + len;
         let arg = match info {
             0..=23 => u64::from(info),
-            24 => u64::from(self.be::<1>()?[0]),
-            25 => u64::from(u16::from_be_bytes(self.be()?)),
-            26 => u64::from(u32::from_be_bytes(self.be()?)),
-            27 => u64::from_be_bytes(self.be()?),
-            INDEFINITE => 0,
-            _ => return Err(corrupt(format!("reserved additional information {info}"))),
+            _ => arg.iter().fold(0u64, |a, &b| (a << 8) | u64::from(b)),
         };
         Ok((major, info, arg))
     }
@@ -178,7 +202,7 @@ impl<'b, V> Reader<'b, V> {
         if depth > MAX_DEPTH {
             return Err(corrupt(format!("nested deeper than {MAX_DEPTH}")).into());
         }
-        let (major, info, arg) = self.head()?;
+        let (major, info, arg) = self.head().map_err(FormatError::from)?;
         if info == INDEFINITE && matches!(major, 0 | 1 | 6) {
             return Err(corrupt(format!("indefinite length on major type {major}")).into());
         }
