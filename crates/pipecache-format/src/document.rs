@@ -293,13 +293,6 @@ impl DocumentWriter {
         Self::default()
     }
 
-    /// An empty document with room for `bytes` bytes.
-    pub fn with_capacity(bytes: usize) -> Self {
-        Self {
-            out: Vec::with_capacity(bytes),
-        }
-    }
-
     /// An item's head: major type and argument, in the fewest bytes.
     #[inline]
     fn head(&mut self, major: u8, arg: u64) {

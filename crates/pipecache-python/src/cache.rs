@@ -58,6 +58,16 @@ pub(crate) fn duration_seconds(text: &str, what: &str) -> PyResult<f64> {
         .map_err(|e| invalid(what, e))
 }
 
+/// Sets `out[name]` to `value` as Python objects (a stats report's sections).
+fn set_pythonized<T: serde::Serialize>(
+    out: &Bound<'_, pyo3::types::PyDict>,
+    name: &str,
+    value: &T,
+) -> PyResult<()> {
+    let value = pythonize::pythonize(out.py(), value).map_err(|e| invalid("stats", e))?;
+    out.set_item(name, value)
+}
+
 /// The key-level cache over one manager.
 #[pyclass(frozen, module = "pipecache._native")]
 pub(crate) struct NativeCache {
@@ -227,24 +237,11 @@ impl NativeCache {
         };
         spawn(done.get(), token, stats, |py, report, _| {
             let out = pyo3::types::PyDict::new(py);
-            let convert = |e: pythonize::PythonizeError| invalid("stats", e);
             let r = &report;
-            out.set_item(
-                "local",
-                pythonize::pythonize(py, &r.stats).map_err(convert)?,
-            )?;
-            out.set_item(
-                "tiers",
-                pythonize::pythonize(py, &r.tiers).map_err(convert)?,
-            )?;
-            out.set_item(
-                "lookups",
-                pythonize::pythonize(py, &r.lookups).map_err(convert)?,
-            )?;
-            out.set_item(
-                "most_missed",
-                pythonize::pythonize(py, &r.most_missed).map_err(convert)?,
-            )?;
+            set_pythonized(&out, "local", &r.stats)?;
+            set_pythonized(&out, "tiers", &r.tiers)?;
+            set_pythonized(&out, "lookups", &r.lookups)?;
+            set_pythonized(&out, "most_missed", &r.most_missed)?;
             out.set_item(
                 "recompute_seconds_saved_today",
                 r.recompute_seconds_saved_today,

@@ -69,8 +69,11 @@ fn exact_type(obj: Borrowed<'_, '_, PyAny>) -> Exact {
 /// Writes `obj`. The built-in types a document is made of take fast paths: an exact type
 /// check, and items borrowed from their container instead of a new reference each (with
 /// the stable ABI every reference count change is a function call; they were a tenth of
-/// the encoding time). No Python code runs while a container's items are borrowed: only
-/// the C API's conversions of built-in types are called, and the GIL is held throughout.
+/// the encoding time). Why a borrowed item stays valid: the GIL is held throughout, no
+/// Python code of the caller's runs (only the C API's conversions of built-in types), and
+/// a key, written before its value is used, allocates no container, so not even the cyclic
+/// GC (whose finalizers could change the dict) runs between the two. A list is indexed
+/// anew per item, and an index past a list that shrank is an error, not a dangling read.
 #[allow(unsafe_code)]
 fn write_value(
     w: &mut DocumentWriter,
@@ -129,10 +132,13 @@ fn write_value(
             let n = l.len();
             w.list(n as u64);
             for i in 0..n {
-                // SAFETY: `i` is within the list, which nothing changes meanwhile (see
-                // above); `PyList_GetItem` returns a borrowed reference.
+                // SAFETY: `PyList_GetItem` returns a borrowed reference to item `i`, or NULL
+                // with IndexError set (`from_ptr_or_err`), used only for this item.
                 let item = unsafe {
-                    Borrowed::from_ptr(py, ffi::PyList_GetItem(l.as_ptr(), i as ffi::Py_ssize_t))
+                    Borrowed::from_ptr_or_err(
+                        py,
+                        ffi::PyList_GetItem(l.as_ptr(), i as ffi::Py_ssize_t),
+                    )?
                 };
                 write_value(w, item, depth + 1, what)?;
             }
