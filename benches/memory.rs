@@ -2,8 +2,8 @@
 //! from the local store; what the metrics cost on that hit (a hit through the manager,
 //! which classifies the key by stage and counts it per tier and kind with latency, against
 //! the bare memory lookup with the same clock read, in the same run); and hit ratios on a Zipf trace (1M requests over 100k keys, cache
-//! at 1% and 10% of the keys) of the memory tier's TinyLFU admission against plain LRU
-//! (moka's own LRU policy, so only the policy differs). Prints markdown and writes it to
+//! at 1% and 10% of the keys) of the memory tier's S3-FIFO eviction (foyer) against plain LRU
+//! (moka's LRU policy holding as many entries: a plain LRU baseline). Prints markdown and writes it to
 //! `$CARGO_TARGET_DIR/pipecache-bench/memory.md`.
 
 use std::sync::Arc;
@@ -84,7 +84,7 @@ fn zipf_trace(keys: usize, requests: usize) -> Vec<u64> {
         .collect()
 }
 
-/// Hit ratio of a TinyLFU memory tier and of LRU, each holding `capacity` unit entries.
+/// Hit ratio of the memory tier (S3-FIFO) and of LRU, each holding `capacity` unit entries.
 fn hit_ratios(trace: &[u64], capacity: u64) -> (f64, f64) {
     let entry = Arc::new(StoredArtifact {
         artifact: Artifact::default(),
@@ -175,7 +175,7 @@ fn main() {
          | bare lookup (`MemoryTier::get` and the clock read) | {:.0} ns |\n\
          | through the manager, counted (stage from the key; hit, bytes and latency per tier and kind, and as a lookup) | {:.0} ns |\n\
          | what counting adds | {:+.0} ns ({:.2}x the bare lookup; {:.2}% of a local-store hit) |\n\n\
-         | Zipf(1.0), 1M requests over 100k keys | memory tier (TinyLFU) | LRU | difference |\n\
+         | Zipf(1.0), 1M requests over 100k keys | memory tier (S3-FIFO) | LRU | difference |\n\
          |---|---|---|---|\n\
          | cache at 1% of keys | {:.1}% | {:.1}% | {:+.1} points |\n\
          | cache at 10% of keys | {:.1}% | {:.1}% | {:+.1} points |\n",

@@ -49,7 +49,8 @@ fn the_byte_budget_holds() {
         held > budget / 2,
         "only {held} bytes held: the tier keeps too little"
     );
-    // One artifact over a quarter of the budget is never kept.
+    // One artifact over the largest entry kept (a quarter of a shard's share, 1/16 of
+    // the budget) is never kept.
     let big = pipecache::StoredArtifact {
         artifact: Artifact::single(vec![0; 300_000]),
         created_ms: 0,
@@ -110,7 +111,7 @@ async fn hits_come_from_memory_and_are_counted() {
         &hit,
         &m.get_shared("k").await.unwrap().unwrap()
     ));
-    // Too large to keep (over a quarter of the budget): read from the store every time,
+    // Too large to keep (over 1/16 of the budget): read from the store every time,
     // and a read does not keep it either.
     m.put("big", Artifact::single(vec![7; 300_000]))
         .await
