@@ -73,6 +73,12 @@ const KIND_COUNTERS: &[KindFigure] = &[
         None,
         |k| k.timeouts,
     ),
+    (
+        "skipped",
+        "Reads not sent: the tier was paused after consecutive failures.",
+        None,
+        |k| k.skipped,
+    ),
     ("puts", "Artifacts written to the tier.", None, |k| k.puts),
     (
         "artifact_read",
@@ -445,7 +451,7 @@ fn encode_latency(
     encoder.encode_histogram::<NoLabelSet>(latency.sum_seconds, latency.count, &buckets, None)
 }
 
-/// Every tier's own counters, queue length and last success.
+/// Every tier's own counters, queue length, pause and last success.
 fn tier_series(tiers: &[TierStats], encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
     for (name, help, unit, read) in TIER_COUNTERS {
         let mut family =
@@ -464,6 +470,16 @@ fn tier_series(tiers: &[TierStats], encoder: &mut DescriptorEncoder<'_>) -> fmt:
     for t in tiers {
         let labels = [("tier", t.name.as_str()), ("tier_kind", kind_name(t))];
         ConstGauge::new(t.queue_length).encode(family.encode_family(&labels)?)?;
+    }
+    let mut family = encoder.encode_descriptor(
+        "tier_paused",
+        "1 while reads skip the tier after consecutive failures, else 0.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for t in tiers {
+        let labels = [("tier", t.name.as_str()), ("tier_kind", kind_name(t))];
+        ConstGauge::new(i64::from(t.paused)).encode(family.encode_family(&labels)?)?;
     }
     type When = fn(&TierStats) -> Option<u64>;
     let times: [(&str, &str, When); 2] = [

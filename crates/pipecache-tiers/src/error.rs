@@ -91,6 +91,12 @@ impl TierError {
         }
     }
 
+    /// True when a remote tier failed other than by refusing its configuration: unreachable,
+    /// past its deadline, or answering with an error.
+    pub fn is_remote_failure(&self) -> bool {
+        matches!(self, Self::Remote { source, .. } if !source.is_config())
+    }
+
     /// True when the store (or the manager) was closed.
     pub fn is_closed(&self) -> bool {
         matches!(self, Self::Store(StoreError::Closed))

@@ -97,6 +97,8 @@ pub struct KindCounters {
     pub(crate) misses: AtomicU64,
     pub(crate) errors: AtomicU64,
     pub(crate) timeouts: AtomicU64,
+    /// Reads not sent while the tier was paused after consecutive failures.
+    pub(crate) skipped: AtomicU64,
     pub(crate) puts: AtomicU64,
     /// Logical bytes of the artifacts its hits returned.
     pub(crate) read_bytes: AtomicU64,
@@ -143,6 +145,11 @@ impl ByKind {
         add(&self.of(kind).misses, 1);
     }
 
+    /// A read of kind `kind` not sent: the tier is paused after consecutive failures.
+    pub fn count_skipped(&self, kind: usize) {
+        add(&self.of(kind).skipped, 1);
+    }
+
     /// A put of kind `kind` of `bytes` logical bytes.
     pub fn count_put(&self, kind: usize, bytes: u64) {
         let c = self.of(kind);
@@ -168,6 +175,7 @@ impl ByKind {
                 misses: r(&c.misses),
                 errors: r(&c.errors),
                 timeouts: r(&c.timeouts),
+                skipped: r(&c.skipped),
                 puts: r(&c.puts),
                 read_bytes: r(&c.read_bytes),
                 written_bytes: r(&c.written_bytes),
@@ -192,6 +200,10 @@ pub struct KindStats {
     pub errors: u64,
     /// Calls past their deadline.
     pub timeouts: u64,
+    /// Reads not sent because the tier was paused after consecutive failures (each one a
+    /// miss there that cost nothing).
+    #[serde(default)]
+    pub skipped: u64,
     /// Artifacts written.
     pub puts: u64,
     /// Logical bytes its hits returned.
@@ -214,6 +226,7 @@ pub(crate) fn total(kinds: &[KindStats]) -> KindStats {
         t.misses += k.misses;
         t.errors += k.errors;
         t.timeouts += k.timeouts;
+        t.skipped += k.skipped;
         t.puts += k.puts;
         t.read_bytes += k.read_bytes;
         t.written_bytes += k.written_bytes;

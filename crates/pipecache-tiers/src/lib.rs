@@ -36,7 +36,7 @@ pub use error::{Result, TierError};
 pub use kinds::{KindStats, KindTable, MissedSubject, OTHER};
 pub use latency::{BUCKETS_SECONDS, Bucket, Latency, LatencyHistogram};
 pub use manager::{
-    CacheManager, ManagerBuilder, PullReport, PushReport, RemoteGcReport, TierStats,
+    CacheManager, ManagerBuilder, PullReport, PushReport, ReadBreaker, RemoteGcReport, TierStats,
 };
 pub use memory::{MemoryTier, SECOND_READ_MIN};
 pub use pack::{BatchReport, PackGcReport, PackTier};

@@ -1,7 +1,8 @@
 //! A failing tier is logged once per episode: its first error warns, later errors of the same
 //! outage are only counted, the recovery is logged once, and a second outage is a new episode
 //! (one more warning). The log lines are captured from a real subscriber; the counters they
-//! sit beside must still count every error.
+//! sit beside must still count every read: an error, or a skip once the tier is paused after
+//! three failures in a row.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -75,29 +76,39 @@ async fn a_failing_tier_is_logged_once_per_episode() {
             .into_iter()
             .find(|t| t.name == "s3")
             .expect("an s3 tier");
-        t.errors + t.timeouts
+        (t.errors + t.timeouts, t.skipped)
     };
 
     // Healthy: a miss is neither an error nor a log line.
     assert!(m.get("video:absent:transcript").await.unwrap().is_none());
-    assert_eq!((s3_errors(&m), logs.count(FAILING)), (0, 0));
+    assert_eq!((s3_errors(&m), logs.count(FAILING)), ((0, 0), 0));
 
-    // First outage: five failing reads, five errors counted, one warning.
+    // First outage: five reads, three failures counted (then the tier is paused and the
+    // other two skipped), one warning.
     proxy.set_down(true);
     read_absent(&m, "outage1", 5).await;
-    assert_eq!(s3_errors(&m), 5, "every failure is counted");
+    assert_eq!(s3_errors(&m), (3, 2), "every read is counted");
     assert_eq!(logs.count(FAILING), 1, "one warning per outage");
     assert_eq!(logs.count(RECOVERED), 0);
 
-    // Recovery: logged once, however many calls succeed.
+    // Recovery: once the pause is over a read succeeds; logged once, however many succeed.
     proxy.set_down(false);
-    read_absent(&m, "up", 3).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while logs.count(RECOVERED) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no read reached S3 again"
+        );
+        read_absent(&m, "up", 1).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    read_absent(&m, "up-again", 3).await;
     assert_eq!(logs.count(RECOVERED), 1, "one recovery line");
 
     // Second outage: a new episode, one more warning.
     proxy.set_down(true);
     read_absent(&m, "outage2", 3).await;
-    assert_eq!(s3_errors(&m), 8);
+    assert_eq!(s3_errors(&m).0, 6);
     assert_eq!(logs.count(FAILING), 2, "the second outage warns again");
     assert_eq!(logs.count(RECOVERED), 1);
 }

@@ -13,7 +13,7 @@ use pipecache_remote::{ObjectStore, RedisStore, S3Options};
 use pipecache_store::{Store, StoreError, StoreOptions};
 
 use super::shared::{CacheManager, Inner, release_off_runtime};
-use super::tier::{RemoteKind, RemoteTier};
+use super::tier::{ReadBreaker, RemoteKind, RemoteTier};
 use super::write_back::write_back_worker;
 use crate::kinds::KindTable;
 use crate::pack::PackTier;
@@ -27,9 +27,17 @@ pub struct ManagerBuilder {
     remotes: Vec<RemoteTier>,
     memory: u64,
     kinds: Arc<KindTable>,
+    read_breaker: ReadBreaker,
 }
 
 impl ManagerBuilder {
+    /// When reads skip a failing remote tier (every remote tier; the default pauses after
+    /// 3 failed reads in a row, for 1 s doubling to 30 s).
+    pub fn read_breaker(mut self, breaker: ReadBreaker) -> Self {
+        self.read_breaker = breaker;
+        self
+    }
+
     /// Puts a memory tier of `budget` bytes in front of the local store (0: none, the
     /// builder's default).
     pub fn memory_tier(mut self, budget: u64) -> Self {
@@ -67,6 +75,10 @@ impl ManagerBuilder {
     pub async fn build(mut self) -> Result<CacheManager> {
         check_tiers(&self.remotes)?;
         self.remotes.sort_by_key(|t| t.priority);
+        self.read_breaker.check()?;
+        for t in &mut self.remotes {
+            t.set_read_breaker(self.read_breaker);
+        }
         let queue_claims = self
             .remotes
             .iter()
@@ -223,6 +235,7 @@ impl CacheManager {
             local: store,
             remotes: Vec::new(),
             memory: 0,
+            read_breaker: ReadBreaker::default(),
         }
     }
 
@@ -246,6 +259,7 @@ impl CacheManager {
             remotes: tiers,
             memory: config.memory_budget(),
             kinds,
+            read_breaker: ReadBreaker::default(),
         }
         .build()
         .await

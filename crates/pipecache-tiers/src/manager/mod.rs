@@ -35,4 +35,4 @@ pub use factory::ManagerBuilder;
 pub use remote_gc::RemoteGcReport;
 pub use shared::CacheManager;
 pub use sync::{PullReport, PushReport};
-pub use tier::TierStats;
+pub use tier::{ReadBreaker, TierStats};

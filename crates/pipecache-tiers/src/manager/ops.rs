@@ -138,11 +138,12 @@ impl CacheManager {
         for (i, tier) in self.inner.remotes.iter().enumerate() {
             // Reached only when the local tier missed: a tier still owed this key's upload
             // may answer with the value the local put replaced.
-            if tier.is_pending(key) {
+            if tier.is_pending(key) || !tier.read_permitted(key) {
                 continue;
             }
             let started = Instant::now();
             let found = tier.backend.get(key).await;
+            tier.read_done(&found);
             tier.count_get(key, kind, &found, started.elapsed());
             match found {
                 Ok(Some(f)) => {

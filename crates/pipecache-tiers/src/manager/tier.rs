@@ -4,6 +4,10 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use failsafe::backoff::{Exponential, exponential};
+use failsafe::failure_policy::{ConsecutiveFailures, consecutive_failures};
 
 use pipecache_config::WritePolicy;
 use pipecache_remote::TransferSnapshot;
@@ -67,13 +71,84 @@ pub(super) struct Tier {
     last_failure_ms: AtomicU64,
 }
 
-/// A remote tier: the walk's view, plus its kind, write policy and queue.
+/// When reads skip a failing remote tier: after `failures` reads in a row failed
+/// (unreachable, past their deadline, an error answer), the walk leaves the tier out for `pause`, then
+/// lets reads through again; if they fail, the next pause is longer (doubling up to
+/// `max_pause`; whole seconds, at least 1: failsafe's backoff counts seconds). A down tier then costs a local miss nothing instead of a refused
+/// connection or a whole deadline, and a tier that comes back is used again within one
+/// pause. Writes are not paused: the queue already retries them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadBreaker {
+    /// Consecutive failed reads that pause the tier (0: never pause).
+    pub failures: u32,
+    /// The first pause.
+    pub pause: Duration,
+    /// The longest pause.
+    pub max_pause: Duration,
+}
+
+impl Default for ReadBreaker {
+    fn default() -> Self {
+        Self {
+            failures: 3,
+            pause: Duration::from_secs(1),
+            max_pause: Duration::from_secs(30),
+        }
+    }
+}
+
+impl ReadBreaker {
+    /// Pauses are whole seconds, at least 1, the longest no shorter than the first.
+    pub(super) fn check(&self) -> Result<()> {
+        let whole = |d: Duration| d.subsec_nanos() == 0 && d.as_secs() > 0;
+        if self.failures > 0
+            && !(whole(self.pause) && whole(self.max_pause) && self.max_pause >= self.pause)
+        {
+            return Err(Error::invalid(format!(
+                "read breaker pauses must be whole seconds, at least 1, max_pause >= pause: {self:?}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Tells the tier when its breaker opens (reads paused) and closes.
 #[derive(Debug)]
+struct PauseFlag(Arc<AtomicBool>);
+
+impl failsafe::Instrument for PauseFlag {
+    fn on_call_rejected(&self) {}
+    fn on_open(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    fn on_half_open(&self) {}
+    fn on_closed(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+type Breaker = failsafe::StateMachine<ConsecutiveFailures<Exponential>, PauseFlag>;
+
+/// A remote tier: the walk's view, plus its kind, write policy and queue.
 pub(super) struct RemoteTier {
     pub(super) tier: Tier,
     pub(super) kind: RemoteKind,
     pub(super) policy: WritePolicy,
     pub(super) queue: Queue,
+    /// `None` when reads are never paused.
+    breaker: Option<Breaker>,
+    /// True while reads are paused (the breaker is open or probing).
+    paused: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for RemoteTier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteTier")
+            .field("tier", &self.tier)
+            .field("policy", &self.policy)
+            .field("paused", &self.paused)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Tier {
@@ -184,12 +259,56 @@ impl RemoteTier {
         // tiers record each call in it and remove the entry once the call has applied it.
         // One name for both policies, so entries survive a change of policy.
         let queue = Queue::new(format!("write-back:{}", backend.name()), queue_capacity);
-        RemoteTier {
+        let mut t = RemoteTier {
             tier: Tier::new(backend, priority, kinds),
             kind,
             policy,
             queue,
+            breaker: None,
+            paused: Arc::default(),
+        };
+        t.set_read_breaker(ReadBreaker::default());
+        t
+    }
+
+    /// Replaces the tier's read breaker (a fresh one, closed); `b` passed
+    /// [`ReadBreaker::check`].
+    pub(super) fn set_read_breaker(&mut self, b: ReadBreaker) {
+        self.paused.store(false, Ordering::Relaxed);
+        self.breaker = (b.failures > 0).then(|| {
+            let policy = consecutive_failures(b.failures, exponential(b.pause, b.max_pause));
+            failsafe::Config::new()
+                .failure_policy(policy)
+                .instrument(PauseFlag(self.paused.clone()))
+                .build()
+        });
+    }
+
+    /// Whether the walk may read from this tier now; a read it may not is counted as
+    /// skipped (of `key`'s kind).
+    pub(super) fn read_permitted(&self, key: &str) -> bool {
+        let permitted = self.breaker.as_ref().is_none_or(|b| b.is_call_permitted());
+        if !permitted {
+            self.counters.by_kind.count_skipped(self.kinds.kind_of(key));
         }
+        permitted
+    }
+
+    /// Tells the breaker how a permitted read went: a failure of the tier counts against
+    /// it (unreachable, past its deadline, an error answer). A refused configuration is
+    /// the caller's error and a corrupt answer the data's; skipping the tier would only
+    /// make either quieter.
+    pub(super) fn read_done<T>(&self, result: &Result<T>) {
+        let Some(b) = &self.breaker else { return };
+        match result {
+            Err(e) if e.is_remote_failure() => b.on_error(),
+            _ => b.on_success(),
+        }
+    }
+
+    /// True while reads skip this tier.
+    pub(super) fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
     }
 
     pub(super) fn pack(
@@ -286,6 +405,13 @@ pub struct TierStats {
     pub errors: u64,
     /// Calls past their deadline.
     pub timeouts: u64,
+    /// Reads not sent because the tier was paused after consecutive failures
+    /// ([`ReadBreaker`]).
+    #[serde(default)]
+    pub skipped: u64,
+    /// True while reads skip the tier (paused after consecutive failures).
+    #[serde(default)]
+    pub paused: bool,
     /// Reads rejected by a hash check (never promoted).
     pub corrupt: u64,
     /// Artifacts promoted into this tier from a slower one.
@@ -357,6 +483,8 @@ impl TierStats {
             misses: t.misses,
             errors: 0,
             timeouts: 0,
+            skipped: 0,
+            paused: false,
             corrupt: 0,
             promotions: 0,
             puts: 0,
@@ -395,6 +523,8 @@ impl TierStats {
             misses: t.misses,
             errors: t.errors,
             timeouts: t.timeouts,
+            skipped: t.skipped,
+            paused: remote.is_some_and(RemoteTier::is_paused),
             corrupt: r(&tier.counters.corrupt),
             promotions: r(&tier.counters.promotions),
             puts: t.puts,

@@ -21,6 +21,7 @@ mod remote_push_pipelined;
 mod remote_push_resume;
 mod remote_push_up_to_date;
 mod remote_put_if_absent;
+mod remote_read_breaker;
 mod remote_read_through;
 mod remote_redis_reconnect;
 mod remote_redis_tier;
