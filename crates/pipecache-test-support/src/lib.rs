@@ -77,6 +77,29 @@ impl TempStore {
     }
 }
 
+/// A key classifier for tests of per-kind figures: keys `<kind>/<subject>/...` of two kinds,
+/// `cheap` (2 s to recompute) and `dear` (60 s); other keys are `other`.
+#[derive(Debug)]
+pub struct SlashKeys;
+
+impl pipecache::KeyClassifier for SlashKeys {
+    fn kinds(&self) -> &[&'static str] {
+        &["cheap", "dear"]
+    }
+    fn recompute_seconds(&self, kind: usize) -> f64 {
+        [2.0, 60.0][kind]
+    }
+    fn classify<'k>(&self, key: &'k str) -> Option<pipecache::KeyClass<'k>> {
+        let mut fields = key.split('/');
+        let first = fields.next()?;
+        let kind = self.kinds().iter().position(|k| *k == first)?;
+        Some(pipecache::KeyClass {
+            kind,
+            subject: fields.next(),
+        })
+    }
+}
+
 /// Key of the `i`-th single-part embeddings artifact of the compaction tests.
 pub fn clip_key(i: u64) -> String {
     format!("clip:{i:03}:embeddings")

@@ -71,6 +71,11 @@ impl KindTable {
         self.names.len()
     }
 
+    /// The kinds' names, in index order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
     /// Always false: [`OTHER`] is always there.
     pub fn is_empty(&self) -> bool {
         false
@@ -143,6 +148,15 @@ impl ByKind {
     /// A get of kind `kind` that found nothing, its time observed elsewhere.
     pub fn count_miss(&self, kind: usize) {
         add(&self.of(kind).misses, 1);
+    }
+
+    /// Adds counts carried over from an earlier process (see `manager::totals`).
+    pub(crate) fn seed(&self, kind: usize, hits: u64, misses: u64, errors: u64, timeouts: u64) {
+        let c = self.of(kind);
+        add(&c.hits, hits);
+        add(&c.misses, misses);
+        add(&c.errors, errors);
+        add(&c.timeouts, timeouts);
     }
 
     /// A read of kind `kind` not sent: the tier is paused after consecutive failures.
@@ -293,6 +307,22 @@ impl DayStart {
     /// Counting from `now_ms`, with nothing saved yet.
     pub fn new(now_ms: u64) -> Self {
         Self(Mutex::new((now_ms / DAY_MS, 0.0)))
+    }
+
+    /// The day counted (days since the Unix epoch, UTC) and the running total when it began.
+    pub fn state(&self) -> (u64, f64) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Continues a count an earlier process kept: `state` from [`DayStart::state`] if it
+    /// is still that day, else today starts at `total`, the running total carried over.
+    pub fn restore(&self, state: (u64, f64), total: f64) {
+        let mut start = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *start = if start.0 == state.0 {
+            state
+        } else {
+            (start.0, total)
+        };
     }
 
     /// Seconds saved today, given the running total `total` at `now_ms`. The first call

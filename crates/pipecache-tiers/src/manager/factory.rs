@@ -103,6 +103,15 @@ impl ManagerBuilder {
             self.kinds,
             queue_claims,
         ));
+        super::totals::load(&inner);
+        let saver = {
+            let rx = inner.shutdown.subscribe();
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                super::totals::keep_saved(&inner, rx).await;
+                release_off_runtime(inner).await;
+            })
+        };
         let workers = (0..inner.remotes.len())
             .map(|i| {
                 let rx = inner.shutdown.subscribe();
@@ -112,6 +121,7 @@ impl ManagerBuilder {
                     release_off_runtime(inner).await;
                 })
             })
+            .chain(std::iter::once(saver))
             .collect();
         *inner.workers.lock().expect("workers poisoned") = workers;
         Ok(CacheManager::with_inner(inner))

@@ -15,13 +15,14 @@
 //!
 //! Modules, lowest first (each imports only those before it): `queue` (one tier's queue
 //! bookkeeping), `tier` (what the walk keeps per tier), `shared` (the state every handle
-//! and task shares), `write_through`, `write_back` (the worker), `factory` (builder and
+//! and task shares), `totals` (lookup counts kept across restarts), `write_through`, `write_back` (the worker), `factory` (builder and
 //! config), `ops` (get, put, delete...), `remote_gc`, `sync` (push, pull).
 
 mod queue;
 mod tier;
 
 mod shared;
+mod totals;
 
 mod write_back;
 mod write_through;

@@ -424,22 +424,11 @@ impl CacheManager {
     }
 
     /// Gets as callers see them, per kind: answered by some tier (hits), by none (misses)
-    /// or failed, their latency end to end, and the recompute time the hits saved.
+    /// or failed, their latency end to end, and the recompute time the hits saved. A
+    /// manager built over a store counts since the store began counting (the counts
+    /// persist in the store directory); latency is this process's own.
     pub fn lookup_stats(&self) -> Vec<crate::KindStats> {
-        let kinds = &self.inner.kinds;
-        let mut lookups = self.inner.lookups.snapshot(kinds);
-        if self.inner.memory.is_some() {
-            // A memory hit is counted once, on the memory tier: it is also a lookup the
-            // cache answered, timed end to end by the same observation.
-            let memory = self.inner.memory_counters.snapshot(kinds);
-            for (l, m) in lookups.iter_mut().zip(memory) {
-                l.hits += m.hits;
-                l.read_bytes += m.read_bytes;
-                l.recompute_seconds_saved += m.recompute_seconds_saved;
-                l.get_seconds = l.get_seconds.merged(&m.get_seconds);
-            }
-        }
-        lookups
+        super::totals::lookup_stats(&self.inner)
     }
 
     /// Recompute seconds hits saved since the UTC day began (all kinds).

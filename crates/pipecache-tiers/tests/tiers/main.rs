@@ -3,6 +3,7 @@
 //! pack and Redis tiers against real servers on loopback, sync and remote GC.
 //! `log_once.rs` is a binary of its own: it installs a global tracing subscriber.
 
+mod lookup_totals;
 mod memory_tier;
 mod metrics_by_kind;
 mod promotion_keeps_newer;

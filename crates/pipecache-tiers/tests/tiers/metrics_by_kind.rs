@@ -6,30 +6,8 @@
 use std::sync::Arc;
 
 use pipecache::tier::{KindStats, OTHER};
-use pipecache::{Artifact, CacheManager, KeyClass, KeyClassifier, StoreOptions};
-use pipecache_test_support::TempStore;
-
-/// Keys `<kind>/<subject>/...` of two kinds, `cheap` (2 s to recompute) and `dear` (60 s).
-#[derive(Debug)]
-struct SlashKeys;
-
-impl KeyClassifier for SlashKeys {
-    fn kinds(&self) -> &[&'static str] {
-        &["cheap", "dear"]
-    }
-    fn recompute_seconds(&self, kind: usize) -> f64 {
-        [2.0, 60.0][kind]
-    }
-    fn classify<'k>(&self, key: &'k str) -> Option<KeyClass<'k>> {
-        let mut fields = key.split('/');
-        let first = fields.next()?;
-        let kind = self.kinds().iter().position(|k| *k == first)?;
-        Some(KeyClass {
-            kind,
-            subject: fields.next(),
-        })
-    }
-}
+use pipecache::{Artifact, CacheManager, StoreOptions};
+use pipecache_test_support::{SlashKeys, TempStore};
 
 fn of<'a>(stats: &'a [KindStats], kind: &str) -> &'a KindStats {
     stats
