@@ -1,14 +1,17 @@
-//! `pipecache sync push|pull`: between the local store and a remote tier.
+//! `pipecache sync push|pull`: between the local store and a remote tier; through the server
+//! that holds the store, as one of its jobs, when one does.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use pipecache::client::protocol::JobRequest;
 use pipecache::tier::{PullReport, PushReport, parse_size};
+use pipecache::{Cache, CacheManager, ServerClient};
 
 use super::env::{Env, GlobalArgs};
-use super::progress;
 use super::report::{self, Report};
+use super::{progress, served};
 
 /// Push the local tier to a remote tier, or pull a remote tier into the local one.
 #[derive(Debug, clap::Args)]
@@ -82,9 +85,21 @@ impl Report for PullReport {
 
 impl SyncArgs {
     pub async fn run(self, global: &GlobalArgs) -> Result<ExitCode> {
-        let manager = Env::load(global)?.open_owned(true, "sync").await?;
-        manager.check().await?;
-        let code = match self.direction {
+        match Env::load(global)?.open(true).await? {
+            Cache::InProcess(manager) => {
+                manager.check().await?;
+                let code = self.run_here(&manager).await?;
+                manager.close().await?;
+                Ok(code)
+            }
+            // The server holding the store runs it as a job, with the tiers of its own
+            // configuration.
+            Cache::Served(client) => self.run_in_server(&client).await,
+        }
+    }
+
+    async fn run_here(self, manager: &CacheManager) -> Result<ExitCode> {
+        Ok(match self.direction {
             SyncDirection::Push {
                 tier,
                 batch_size,
@@ -102,18 +117,43 @@ impl SyncArgs {
                 let r = manager
                     .sync_pull(tier.as_deref(), &prefix, &move |d, t| bar.set(d, t))
                     .await?;
-                report::print(&r, json)?;
-                for k in &r.corrupt {
-                    eprintln!("pipecache: corrupt remote copy not pulled: {k}");
-                }
-                if r.corrupt.is_empty() {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(1)
-                }
+                pulled(&r, json)?
             }
-        };
-        manager.close().await?;
-        Ok(code)
+        })
     }
+
+    async fn run_in_server(self, client: &ServerClient) -> Result<ExitCode> {
+        Ok(match self.direction {
+            SyncDirection::Push {
+                tier,
+                batch_size,
+                json,
+            } => {
+                let request = JobRequest::SyncPush { tier, batch_size };
+                let r: PushReport =
+                    serde_json::from_value(served::run_job(client, request, "push").await?)?;
+                report::print(&r, json)?;
+                ExitCode::SUCCESS
+            }
+            SyncDirection::Pull { prefix, tier, json } => {
+                let request = JobRequest::SyncPull { tier, prefix };
+                let r: PullReport =
+                    serde_json::from_value(served::run_job(client, request, "pull").await?)?;
+                pulled(&r, json)?
+            }
+        })
+    }
+}
+
+/// Prints a pull's report and names its corrupt copies: exit 1 if there were any.
+fn pulled(r: &PullReport, json: bool) -> Result<ExitCode> {
+    report::print(r, json)?;
+    for k in &r.corrupt {
+        eprintln!("pipecache: corrupt remote copy not pulled: {k}");
+    }
+    Ok(if r.corrupt.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

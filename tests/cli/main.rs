@@ -19,4 +19,5 @@ mod remote_push_kill;
 mod remote_s3_credentials;
 mod serve_commands;
 mod serve_kill;
+mod serve_sync;
 mod store_in_use;

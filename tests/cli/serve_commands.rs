@@ -63,7 +63,7 @@ async fn cli_commands_go_through_the_server() {
     assert_eq!(stdout_json(&out)["clean"], true);
 
     // Refusals and warnings name the server.
-    let out = cli(&["sync", "push"], None);
+    let out = cli(&["verify", "--repair"], None);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out).1.contains("stop the server first"),

@@ -113,6 +113,24 @@ pub enum JobRequest {
     },
     /// Every check of `pipecache verify`.
     Verify,
+    /// Upload every local artifact a pack tier lacks (`pipecache sync push`).
+    SyncPush {
+        /// The pack tier (default: the first s3 or fs-remote tier).
+        #[serde(default)]
+        tier: Option<String>,
+        /// Bytes of artifacts per pack (default 16 MiB).
+        #[serde(default)]
+        batch_size: Option<u64>,
+    },
+    /// Copy a pack tier's artifacts into the local tier (`pipecache sync pull`).
+    SyncPull {
+        /// The pack tier (default: the first s3 or fs-remote tier).
+        #[serde(default)]
+        tier: Option<String>,
+        /// Only keys starting with this prefix.
+        #[serde(default)]
+        prefix: String,
+    },
 }
 
 /// The GC report as `gc --json` prints it and the server's gc job reports it: the key lists

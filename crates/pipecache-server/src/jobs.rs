@@ -1,5 +1,5 @@
-//! gc, compact and verify run as jobs: a request starts one and returns at once; clients
-//! poll its progress and read its report when it is done.
+//! gc, compact, verify and sync run as jobs: a request starts one and returns at once;
+//! clients poll its progress and read its report when it is done.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -125,6 +125,20 @@ async fn run(
             let mut json = to_json(&report);
             json["clean"] = report.is_clean().into();
             json
+        }
+        JobRequest::SyncPush { tier, batch_size } => {
+            cache.check().await?;
+            let progress = move |d, t| progress("push", d, t);
+            to_json(
+                &cache
+                    .sync_push(tier.as_deref(), batch_size, &progress)
+                    .await?,
+            )
+        }
+        JobRequest::SyncPull { tier, prefix } => {
+            cache.check().await?;
+            let progress = move |d, t| progress("pull", d, t);
+            to_json(&cache.sync_pull(tier.as_deref(), &prefix, &progress).await?)
         }
     })
 }

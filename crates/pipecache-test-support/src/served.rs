@@ -73,9 +73,15 @@ impl RunningServer {
 
 /// Starts `pipecache --dir dir serve` (the binary `bin`) as a child process.
 pub fn spawn_serve(bin: &Path, dir: &Path) -> std::process::Child {
+    spawn_serve_with(bin, dir, &[])
+}
+
+/// [`spawn_serve`] with global options before `serve` (e.g. `--config FILE`).
+pub fn spawn_serve_with(bin: &Path, dir: &Path, global: &[&str]) -> std::process::Child {
     std::process::Command::new(bin)
         .arg("--dir")
         .arg(dir)
+        .args(global)
         .arg("serve")
         .env_remove("PIPECACHE_DIR")
         .env_remove("PIPECACHE_CONFIG")

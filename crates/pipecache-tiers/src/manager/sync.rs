@@ -7,7 +7,7 @@ use pipecache_format::BlobHash;
 use pipecache_format::record::ArtifactRecord;
 use pipecache_format::remote::{PackLocation, RemoteRecord};
 use pipecache_store::{ListEntry, StoreError, StoredArtifact};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::shared::CacheManager;
 use super::tier::{RemoteTier, bump_by};
@@ -23,7 +23,7 @@ const DEFAULT_PUSH_BATCH: u64 = 16 << 20;
 const PUSH_WINDOW: usize = 256;
 
 /// What `sync push` did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushReport {
     /// Remote tier pushed to.
     pub tier: String,
@@ -49,7 +49,7 @@ pub struct PushReport {
 }
 
 /// What `sync pull` did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PullReport {
     /// Remote tier pulled from.
     pub tier: String,
