@@ -101,11 +101,18 @@ impl GcArgs {
                 served::print(&served::run_job(&client, request, "gc").await?)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            Cache::Served(client) => anyhow::bail!(
-                "gc --remote needs the store to itself, and {} holds {}; stop the server first",
-                client.name(),
-                env.dir.display()
-            ),
+            // The server collects the remote tier of its own configuration.
+            Cache::Served(client) => {
+                let request = JobRequest::RemoteGc {
+                    tier: self.tier,
+                    grace_seconds: self.grace.map(|g| g.as_secs()),
+                    dry_run,
+                };
+                let job = served::run_job(&client, request, "remote gc").await?;
+                let report: RemoteGcReport = serde_json::from_value(job)?;
+                report::print(&JobReport { report, dry_run }, self.json)?;
+                return Ok(ExitCode::SUCCESS);
+            }
         };
         if self.remote {
             manager.check().await?;

@@ -1,5 +1,6 @@
-//! `sync push` and `sync pull` while `pipecache serve` holds the store: the CLI runs them
-//! as server jobs, with the tiers of the server's configuration, instead of refusing.
+//! `sync push`, `sync pull` and `gc --remote` while `pipecache serve` holds the store: the
+//! CLI runs them as server jobs, with the tiers of the server's configuration, instead of
+//! refusing.
 
 use std::path::Path;
 
@@ -56,6 +57,15 @@ async fn sync_runs_in_the_server_that_holds_the_store() {
     // Again: the remote is up to date.
     let again = stdout_json(&run_cli(bin, &a, &["sync", "push", "--json"], None));
     assert_eq!(again["already_remote"], 3, "{again}");
+    // Remote GC runs in the server too: three live records, nothing to delete.
+    let out = run_cli(bin, &a, &["gc", "--remote", "--dry-run", "--json"], None);
+    assert_success(&out);
+    let gc = stdout_json(&out);
+    assert_eq!(
+        (gc["records"].as_u64(), gc["packs_deleted"].as_u64()),
+        (Some(3), Some(0)),
+        "{gc}"
+    );
     stop(server);
 
     // Machine b pulls through its own server, then reads every value through it.

@@ -131,6 +131,19 @@ pub enum JobRequest {
         #[serde(default)]
         prefix: String,
     },
+    /// Mark and sweep a pack tier's unreferenced packs (`pipecache gc --remote`).
+    RemoteGc {
+        /// The pack tier (default: the first s3 or fs-remote tier).
+        #[serde(default)]
+        tier: Option<String>,
+        /// Never delete an object younger than this many seconds (default: the tier's
+        /// `gc_grace`).
+        #[serde(default)]
+        grace_seconds: Option<u64>,
+        /// Report what would go, delete nothing.
+        #[serde(default)]
+        dry_run: bool,
+    },
 }
 
 /// The GC report as `gc --json` prints it and the server's gc job reports it: the key lists

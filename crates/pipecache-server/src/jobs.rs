@@ -1,4 +1,4 @@
-//! gc, compact, verify and sync run as jobs: a request starts one and returns at once;
+//! gc (local and remote), compact, verify and sync run as jobs: a request starts one and returns at once;
 //! clients poll its progress and read its report when it is done.
 
 use std::collections::BTreeMap;
@@ -139,6 +139,15 @@ async fn run(
             cache.check().await?;
             let progress = move |d, t| progress("pull", d, t);
             to_json(&cache.sync_pull(tier.as_deref(), &prefix, &progress).await?)
+        }
+        JobRequest::RemoteGc {
+            tier,
+            grace_seconds,
+            dry_run,
+        } => {
+            cache.check().await?;
+            let grace = grace_seconds.map(std::time::Duration::from_secs);
+            to_json(&cache.remote_gc(tier.as_deref(), grace, dry_run).await?)
         }
     })
 }

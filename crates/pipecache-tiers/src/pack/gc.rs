@@ -9,13 +9,13 @@ use pipecache_format::BlobHash;
 use pipecache_format::record::Record;
 use pipecache_format::remote::{PackIndex, RemoteRecord};
 use pipecache_remote::{ObjectEntry, RemoteError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{BlobMap, CONCURRENCY, PackTier};
 use crate::{Result, for_each_bounded};
 
 /// What one remote GC pass did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PackGcReport {
     /// Live records seen.
     pub records: u64,
@@ -200,7 +200,7 @@ impl PackTier {
         &self,
         packs: &[ObjectEntry],
         referenced: &HashSet<BlobHash>,
-        old: &dyn Fn(u64) -> bool,
+        old: &(dyn Fn(u64) -> bool + Sync),
         dry_run: bool,
         report: &mut PackGcReport,
     ) -> Result<()> {
