@@ -103,7 +103,7 @@ fn hit_ratios(trace: &[u64], capacity: u64) -> (f64, f64) {
         let key = format!("k{k:05}");
         match tier.get(&key, 0) {
             Some(_) => tier_hits += 1,
-            None => tier.insert_if_unchanged(&key, entry.clone(), tier.generation(&key)),
+            None => tier.insert_if_unchanged(&key, entry.clone(), 0, tier.generation(&key)),
         }
         match lru.get(&key) {
             Some(()) => lru_hits += 1,
@@ -143,7 +143,7 @@ fn main() {
         let keys: Vec<String> = (0..KEYS).map(key).collect();
         for k in &keys {
             let hit = manager.get_shared(k).await.expect("warm").expect("hit");
-            bare.insert_if_unchanged(k, hit, bare.generation(k));
+            bare.insert_if_unchanged(k, hit, 0, bare.generation(k));
         }
         let clock = store.options().clock.clone();
         let cost = mean_ns_pair(
@@ -173,7 +173,7 @@ fn main() {
          | local store (`Store::get`: index, chunk read, blake3) | {:.1} µs | {:.1} µs |\n\n\
          | memory hit, mean of {BATCH} calls (best of {BATCHES}) | ns per hit |\n|---|---|\n\
          | bare lookup (`MemoryTier::get` and the clock read) | {:.0} ns |\n\
-         | through the manager, counted (stage from the key; hit, bytes and latency per tier and kind, and as a lookup) | {:.0} ns |\n\
+         | through the manager, counted (the stage kept with the entry; hit, bytes and latency per tier and kind, and as a lookup) | {:.0} ns |\n\
          | what counting adds | {:+.0} ns ({:.2}x the bare lookup; {:.2}% of a local-store hit) |\n\n\
          | Zipf(1.0), 1M requests over 100k keys | memory tier (S3-FIFO) | LRU | difference |\n\
          |---|---|---|---|\n\

@@ -52,7 +52,16 @@ const ENTRY_OVERHEAD: u64 = 96;
 /// evicts within its share, so the largest entry kept is a quarter of one shard.
 const SHARDS: usize = 4;
 
-type Entries = foyer_memory::Cache<String, Arc<StoredArtifact>>;
+/// What the tier holds per key: the artifact, and the key's kind (so a hit is counted by
+/// kind without classifying its key again: that was a third of what counting a memory
+/// hit cost).
+#[derive(Clone, Debug)]
+struct Held {
+    artifact: Arc<StoredArtifact>,
+    kind: usize,
+}
+
+type Entries = foyer_memory::Cache<String, Held>;
 
 /// Hot artifacts in memory. See the module docs for why it is never stale.
 pub struct MemoryTier {
@@ -88,8 +97,8 @@ impl MemoryTier {
             .with_name("pipecache-memory")
             .with_shards(SHARDS)
             .with_eviction_config(foyer_memory::S3FifoConfig::default())
-            .with_weighter(|k: &String, v: &Arc<StoredArtifact>| {
-                usize::try_from(weight(k, v)).unwrap_or(usize::MAX)
+            .with_weighter(|k: &String, v: &Held| {
+                usize::try_from(weight(k, &v.artifact)).unwrap_or(usize::MAX)
             })
             .build();
         Self {
@@ -123,8 +132,17 @@ impl MemoryTier {
     /// The artifact under `key`, unless absent or expired at `now_ms` (an expired one is
     /// dropped). Counts nothing: the manager counts hits and misses per kind.
     pub fn get(&self, key: &str, now_ms: u64) -> Option<Arc<StoredArtifact>> {
+        self.get_with_kind(key, now_ms)
+            .map(|(artifact, _)| artifact)
+    }
+
+    /// [`MemoryTier::get`] with the kind the artifact was kept under.
+    pub fn get_with_kind(&self, key: &str, now_ms: u64) -> Option<(Arc<StoredArtifact>, usize)> {
         match self.cache.get(key) {
-            Some(entry) if !entry.value().is_expired(now_ms) => Some(entry.value().clone()),
+            Some(entry) if !entry.value().artifact.is_expired(now_ms) => {
+                let held = entry.value();
+                Some((held.artifact.clone(), held.kind))
+            }
             Some(_) => {
                 self.invalidate(key);
                 None
@@ -138,11 +156,18 @@ impl MemoryTier {
         self.stripe(key).generation.load(Ordering::SeqCst)
     }
 
-    /// Keeps `value` read under `key`, unless an invalidation happened since the read
+    /// Keeps `value` read under `key` (of kind `kind`, an index of the manager's kind
+    /// table), unless an invalidation happened since the read
     /// began (`seen`, from [`MemoryTier::generation`]), it is larger than the largest entry
     /// kept (see `max_entry`), or it is larger than [`SECOND_READ_MIN`] and this is not its second read
     /// in a row.
-    pub fn insert_if_unchanged(&self, key: &str, value: Arc<StoredArtifact>, seen: u64) {
+    pub fn insert_if_unchanged(
+        &self,
+        key: &str,
+        value: Arc<StoredArtifact>,
+        kind: usize,
+        seen: u64,
+    ) {
         let weight = weight(key, &value);
         if weight > self.max_entry || (weight > SECOND_READ_MIN && !self.read_before(key)) {
             return;
@@ -150,7 +175,11 @@ impl MemoryTier {
         let stripe = self.stripe(key);
         let _held = stripe.lock.lock().expect("memory tier stripe poisoned");
         if stripe.generation.load(Ordering::SeqCst) == seen {
-            self.cache.insert(key.to_owned(), value);
+            let held = Held {
+                artifact: value,
+                kind,
+            };
+            self.cache.insert(key.to_owned(), held);
         }
     }
 
@@ -179,12 +208,16 @@ impl MemoryTier {
     /// own invalidation: kept only if nothing else was invalidated since (another write to
     /// the key may have committed after this one), else dropped. Either way the generation
     /// moves, so a read that began before cannot put the older value back.
-    pub fn insert_written(&self, key: &str, value: Arc<StoredArtifact>, seen: u64) {
+    pub fn insert_written(&self, key: &str, value: Arc<StoredArtifact>, kind: usize, seen: u64) {
         let stripe = self.stripe(key);
         let _held = stripe.lock.lock().expect("memory tier stripe poisoned");
         let unchanged = stripe.generation.fetch_add(1, Ordering::SeqCst) == seen;
         if unchanged && weight(key, &value) <= self.max_entry {
-            self.cache.insert(key.to_owned(), value);
+            let held = Held {
+                artifact: value,
+                kind,
+            };
+            self.cache.insert(key.to_owned(), held);
         } else {
             self.cache.remove(key);
         }

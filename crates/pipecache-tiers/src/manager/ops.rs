@@ -56,7 +56,7 @@ impl CacheManager {
                 .await
                 .map(|f| f.map(Arc::new)),
             Some(memory) => {
-                if let Some(hit) = self.memory_lookup(memory, key, kind, true, started) {
+                if let Some(hit) = self.memory_lookup(memory, key, kind, started) {
                     return Ok(Some(hit));
                 }
                 let seen = memory.generation(key);
@@ -65,7 +65,7 @@ impl CacheManager {
                     .await
                     .map(|f| f.map(Arc::new));
                 if let Ok(Some(f)) = &found {
-                    memory.insert_if_unchanged(key, f.clone(), seen);
+                    memory.insert_if_unchanged(key, f.clone(), kind, seen);
                 }
                 found
             }
@@ -87,7 +87,7 @@ impl CacheManager {
         found
     }
 
-    /// Looks `key` up in `memory`, counting a hit, and a miss when `count_miss`. A hit is
+    /// Looks `key` (of kind `kind`) up in `memory`, counting a hit or a miss. A hit is
     /// counted once, on the memory tier (with its latency); [`CacheManager::lookup_stats`]
     /// adds the memory tier's hits to the lookups. A miss's time is the lookup's that goes
     /// on through the slower tiers.
@@ -96,7 +96,6 @@ impl CacheManager {
         memory: &crate::MemoryTier,
         key: &str,
         kind: usize,
-        count_miss: bool,
         started: quanta::Instant,
     ) -> Option<Arc<StoredArtifact>> {
         let hit = memory.get(key, self.inner.local.options().clock.now_ms());
@@ -106,8 +105,7 @@ impl CacheManager {
                 let bytes = h.artifact.logical_size();
                 counters.count_lookup(kind, Some(bytes), started.elapsed());
             }
-            None if count_miss => counters.count_miss(kind),
-            None => {}
+            None => counters.count_miss(kind),
         }
         hit
     }
@@ -118,8 +116,13 @@ impl CacheManager {
     pub fn get_from_memory(&self, key: &str) -> Option<Arc<StoredArtifact>> {
         let memory = self.inner.memory.as_ref()?;
         let started = quanta::Instant::now();
-        let kind = self.inner.kinds.kind_of(key);
-        self.memory_lookup(memory, key, kind, false, started)
+        // The kind comes with the entry: a hit's key is not classified again.
+        let now_ms = self.inner.local.options().clock.now_ms();
+        let (hit, kind) = memory.get_with_kind(key, now_ms)?;
+        let bytes = hit.artifact.logical_size();
+        let counters = &self.inner.memory_counters;
+        counters.count_lookup(kind, Some(bytes), started.elapsed());
+        Some(hit)
     }
 
     /// The walk below the memory tier: the local tier, then the remote ones by priority.
@@ -232,7 +235,10 @@ impl CacheManager {
         let seen = memory.generation(key);
         let written = self.put_in_tiers(key, artifact, options).await;
         match keep {
-            Some(value) if written.is_ok() => memory.insert_written(key, Arc::new(value), seen),
+            Some(value) if written.is_ok() => {
+                let kind = self.inner.kinds.kind_of(key);
+                memory.insert_written(key, Arc::new(value), kind, seen);
+            }
             _ => memory.invalidate(key),
         }
         written

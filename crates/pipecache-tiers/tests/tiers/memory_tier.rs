@@ -41,7 +41,7 @@ fn the_byte_budget_holds() {
             expires_ms: None,
         };
         let key = format!("k{i}");
-        m.insert_if_unchanged(&key, Arc::new(stored), m.generation(&key));
+        m.insert_if_unchanged(&key, Arc::new(stored), 0, m.generation(&key));
     }
     let held = m.weighted_size();
     assert!(held <= budget, "{held} bytes held, budget {budget}");
@@ -56,7 +56,7 @@ fn the_byte_budget_holds() {
         created_ms: 0,
         expires_ms: None,
     };
-    m.insert_if_unchanged("big", Arc::new(big), m.generation("big"));
+    m.insert_if_unchanged("big", Arc::new(big), 0, m.generation("big"));
     assert!(m.get("big", 0).is_none());
 }
 
