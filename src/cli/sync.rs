@@ -5,9 +5,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use pipecache::Cache;
 use pipecache::client::protocol::JobRequest;
 use pipecache::tier::{PullReport, PushReport, parse_size};
-use pipecache::{Cache, CacheManager, ServerClient};
 
 use super::env::{Env, GlobalArgs};
 use super::report::{self, Report};
@@ -85,64 +85,61 @@ impl Report for PullReport {
 
 impl SyncArgs {
     pub async fn run(self, global: &GlobalArgs) -> Result<ExitCode> {
-        match Env::load(global)?.open(true).await? {
-            Cache::InProcess(manager) => {
-                manager.check().await?;
-                let code = self.run_here(&manager).await?;
-                manager.close().await?;
-                Ok(code)
-            }
-            // The server holding the store runs it as a job, with the tiers of its own
-            // configuration.
-            Cache::Served(client) => self.run_in_server(&client).await,
+        let cache = Env::load(global)?.open(true).await?;
+        if let Cache::InProcess(manager) = &cache {
+            manager.check().await?;
         }
-    }
-
-    async fn run_here(self, manager: &CacheManager) -> Result<ExitCode> {
-        Ok(match self.direction {
+        let code = match self.direction {
             SyncDirection::Push {
                 tier,
                 batch_size,
                 json,
             } => {
-                let bar = progress::Bar::new("push");
-                let r = manager
-                    .sync_push(tier.as_deref(), batch_size, &move |d, t| bar.set(d, t))
-                    .await?;
-                report::print(&r, json)?;
+                report::print(&push(&cache, tier, batch_size).await?, json)?;
                 ExitCode::SUCCESS
             }
             SyncDirection::Pull { prefix, tier, json } => {
-                let bar = progress::Bar::new("pull");
-                let r = manager
-                    .sync_pull(tier.as_deref(), &prefix, &move |d, t| bar.set(d, t))
-                    .await?;
-                pulled(&r, json)?
+                pulled(&pull(&cache, tier, prefix).await?, json)?
             }
-        })
+        };
+        if let Cache::InProcess(manager) = cache {
+            manager.close().await?;
+        }
+        Ok(code)
     }
+}
 
-    async fn run_in_server(self, client: &ServerClient) -> Result<ExitCode> {
-        Ok(match self.direction {
-            SyncDirection::Push {
-                tier,
-                batch_size,
-                json,
-            } => {
-                let request = JobRequest::SyncPush { tier, batch_size };
-                let r: PushReport =
-                    serde_json::from_value(served::run_job(client, request, "push").await?)?;
-                report::print(&r, json)?;
-                ExitCode::SUCCESS
-            }
-            SyncDirection::Pull { prefix, tier, json } => {
-                let request = JobRequest::SyncPull { tier, prefix };
-                let r: PullReport =
-                    serde_json::from_value(served::run_job(client, request, "pull").await?)?;
-                pulled(&r, json)?
-            }
-        })
-    }
+/// Pushes here, or as a job of the server that holds the store (with the remote tiers of
+/// its own configuration).
+async fn push(cache: &Cache, tier: Option<String>, batch_size: Option<u64>) -> Result<PushReport> {
+    Ok(match cache {
+        Cache::InProcess(manager) => {
+            let bar = progress::Bar::new("push");
+            manager
+                .sync_push(tier.as_deref(), batch_size, &move |d, t| bar.set(d, t))
+                .await?
+        }
+        Cache::Served(client) => {
+            let request = JobRequest::SyncPush { tier, batch_size };
+            serde_json::from_value(served::run_job(client, request, "push").await?)?
+        }
+    })
+}
+
+/// [`push`]'s counterpart.
+async fn pull(cache: &Cache, tier: Option<String>, prefix: String) -> Result<PullReport> {
+    Ok(match cache {
+        Cache::InProcess(manager) => {
+            let bar = progress::Bar::new("pull");
+            manager
+                .sync_pull(tier.as_deref(), &prefix, &move |d, t| bar.set(d, t))
+                .await?
+        }
+        Cache::Served(client) => {
+            let request = JobRequest::SyncPull { tier, prefix };
+            serde_json::from_value(served::run_job(client, request, "pull").await?)?
+        }
+    })
 }
 
 /// Prints a pull's report and names its corrupt copies: exit 1 if there were any.
