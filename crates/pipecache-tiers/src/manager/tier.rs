@@ -72,11 +72,12 @@ pub(super) struct Tier {
 }
 
 /// When reads skip a failing remote tier: after `failures` reads in a row failed
-/// (unreachable, past their deadline, an error answer), the walk leaves the tier out for `pause`, then
-/// lets reads through again; if they fail, the next pause is longer (doubling up to
-/// `max_pause`; whole seconds, at least 1: failsafe's backoff counts seconds). A down tier then costs a local miss nothing instead of a refused
-/// connection or a whole deadline, and a tier that comes back is used again within one
-/// pause. Writes are not paused: the queue already retries them.
+/// (unreachable, past their deadline, an error answer), the walk leaves the tier out for
+/// `pause`, then lets reads through again; if they fail, the next pause is longer
+/// (doubling up to `max_pause`; whole seconds, at least 1: failsafe's backoff counts
+/// seconds). A down tier then costs a local miss nothing instead of a refused connection
+/// or a whole deadline, and a tier that comes back is used again within one pause. Writes
+/// are not paused: the queue already retries them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadBreaker {
     /// Consecutive failed reads that pause the tier (0: never pause).
