@@ -83,12 +83,8 @@ impl ServerFile {
     /// Writes it into `dir` atomically (a temporary file renamed over it), so a client never
     /// reads half a file.
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
-        let tmp = dir.join(format!("{SERVER_FILE}.tmp"));
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?,
-        )?;
-        std::fs::rename(&tmp, dir.join(SERVER_FILE))
+        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        pipecache_format::replace_file(dir, SERVER_FILE, &bytes)
     }
 }
 

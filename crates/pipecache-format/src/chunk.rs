@@ -129,6 +129,18 @@ pub fn sync_dir(dir: &Path) -> Result<(), FormatError> {
         .map_err(|e| FormatError::io(format!("fsync directory {}", dir.display()), e))
 }
 
+/// Replaces `dir/name` with `bytes` atomically: written to `name.tmp`, synced, renamed over
+/// it, so a reader sees the old file or the new one, never half of one. The directory is
+/// not synced (callers that need the rename itself durable call [`sync_dir`]).
+pub fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(name))
+}
+
 /// Appends frames to one chunk file.
 ///
 /// Appends are buffered in memory and written with positioned writes; nothing is durable (or

@@ -28,7 +28,7 @@ pub mod wire;
 
 pub use chunk::{
     ChunkHeader, ChunkReader, ChunkScanner, ChunkWriter, ScannedFrame, chunk_file_name,
-    parse_chunk_file_name, sync_dir, write_chunk_file,
+    parse_chunk_file_name, replace_file, sync_dir, write_chunk_file,
 };
 pub use codec::{Codec, CompressionPolicy};
 pub use error::FormatError;

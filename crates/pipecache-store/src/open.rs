@@ -6,7 +6,7 @@ use std::io::ErrorKind;
 use std::path::Path;
 use std::time::Duration;
 
-use pipecache_format::sync_dir;
+use pipecache_format::{replace_file, sync_dir};
 
 use crate::layout::{CHUNK_DIR, INDEX_DIR, LOCK_FILE, MARKER_FILE, STORE_VERSION};
 use crate::{Error, Result, StoreOptions};
@@ -130,10 +130,8 @@ fn check_marker(dir: &Path, options: &StoreOptions) -> Result<()> {
                     what: format!("store in {}", dir.display()),
                 });
             }
-            let tmp = dir.join("PIPECACHE.tmp");
-            fs::write(&tmp, format!("pipecache-store {STORE_VERSION}\n"))
-                .and_then(|()| File::open(&tmp)?.sync_all())
-                .and_then(|()| fs::rename(&tmp, &path))
+            let marker = format!("pipecache-store {STORE_VERSION}\n");
+            replace_file(dir, MARKER_FILE, marker.as_bytes())
                 .map_err(|e| Error::io(format!("write {}", path.display()), e))?;
             sync_dir(dir)?;
             Ok(())

@@ -108,7 +108,7 @@ mod tests {
     use super::*;
 
     /// The classifiers look through the store's error carried whole, and tell a remote
-    /// tier's refused configuration and its timeouts apart from the rest.
+    /// tier's refused configuration, its timeouts and its failures apart from the rest.
     #[test]
     fn classification_looks_through_the_store_error() {
         let corrupt = TierError::from(StoreError::corruption(Some("k"), None, "bad"));
@@ -136,6 +136,10 @@ mod tests {
         );
         assert!(refused.is_misconfigured_remote() && !refused.is_timeout());
         assert!(refused.as_store().is_none());
+        // What pauses a tier's reads: its failures, never a refused configuration (the
+        // caller's to fix) nor corrupt data (reported, not skipped).
+        assert!(timeout.is_remote_failure());
+        assert!(!refused.is_remote_failure() && !corrupt.is_remote_failure());
         assert!(
             TierError::invalid("x")
                 .to_string()

@@ -17,10 +17,10 @@ use super::shared::Inner;
 use crate::KindStats;
 
 /// The file, in the store directory.
-pub(super) const FILE: &str = "lookups.json";
+const FILE: &str = "lookups.json";
 const VERSION: u32 = 1;
 /// How often a running manager writes its totals (what a crash can lose).
-pub(super) const SAVE_EVERY: Duration = Duration::from_secs(30);
+const SAVE_EVERY: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
 struct Totals {
@@ -122,15 +122,10 @@ pub(super) fn load(inner: &Inner) {
         .restore((totals.day, totals.saved_at_day_start), total);
 }
 
-/// Writes `totals` to `dir` atomically: a temporary file, synced, renamed over the old one.
+/// Writes `totals` to `dir` atomically.
 fn write(dir: &Path, totals: &Totals) -> std::io::Result<()> {
-    use std::io::Write;
     let bytes = serde_json::to_vec_pretty(totals).map_err(std::io::Error::other)?;
-    let tmp = dir.join(format!("{FILE}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(FILE))
+    pipecache_format::replace_file(dir, FILE, &bytes)
 }
 
 /// Writes the running totals every [`SAVE_EVERY`] while they change, and once more when the
