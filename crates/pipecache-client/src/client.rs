@@ -15,7 +15,9 @@ use pipecache_remote::RemoteError;
 use pipecache_store::{
     Artifact, ListEntry, Part, PutOptions, StoreError, StoredArtifact, validate_key,
 };
-use pipecache_tiers::{BackendKind, CacheBackend, Capabilities, Fetched, Result, TierError};
+use pipecache_tiers::{
+    BackendKind, CacheBackend, Capabilities, Fetched, Result, TierError, Written,
+};
 use serde::de::DeserializeOwned;
 
 use crate::http::{Connections, Endpoint, Failure, Pieces};
@@ -526,21 +528,25 @@ impl CacheBackend for ServerClient {
         }))
     }
 
-    async fn put(&self, key: &str, item: &StoredArtifact) -> Result<()> {
+    // The server's own local tier counts what dedup spared it; seen from here, a write is
+    // whole.
+    async fn put(&self, key: &str, item: &StoredArtifact) -> Result<Written> {
         let options = PutOptions {
             expires_at_ms: item.expires_ms,
             ..PutOptions::default()
         };
-        ServerClient::put(self, key, item.artifact.clone(), options).await
+        ServerClient::put(self, key, item.artifact.clone(), options).await?;
+        Ok(Written::default())
     }
 
-    async fn put_copy(&self, key: &str, item: &StoredArtifact) -> Result<()> {
+    async fn put_copy(&self, key: &str, item: &StoredArtifact) -> Result<Written> {
         let options = PutOptions {
             expires_at_ms: item.expires_ms,
             if_absent: true,
             ..PutOptions::default()
         };
-        ServerClient::put(self, key, item.artifact.clone(), options).await
+        ServerClient::put(self, key, item.artifact.clone(), options).await?;
+        Ok(Written::default())
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {

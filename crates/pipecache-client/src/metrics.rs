@@ -92,6 +92,12 @@ const KIND_COUNTERS: &[KindFigure] = &[
         Some(Unit::Bytes),
         |k| k.written_bytes,
     ),
+    (
+        "artifact_deduplicated",
+        "Raw bytes of written parts whose blob the tier already held (content-addressed tiers).",
+        Some(Unit::Bytes),
+        |k| k.deduplicated_bytes,
+    ),
 ];
 
 /// Counters per tier.

@@ -205,6 +205,17 @@ impl PutOptions {
     }
 }
 
+/// What a put did ([`crate::Store::put_with_outbox`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PutOutcome {
+    /// False when [`PutOptions::if_absent`] refused the put: nothing was written.
+    pub written: bool,
+    /// Raw bytes of the put's parts whose blob the store already held (or an earlier part
+    /// of the same put held): what dedup spared the disk.
+    pub deduplicated_bytes: u64,
+}
+
 /// One entry of [`crate::Store::list`].
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ListEntry {

@@ -76,8 +76,8 @@ mod verify;
 mod store;
 
 pub use artifact::{
-    Artifact, ListEntry, MAX_KEY_LEN, MAX_META_BYTES, MAX_PARTS, Part, PutOptions, StoredArtifact,
-    validate_key,
+    Artifact, ListEntry, MAX_KEY_LEN, MAX_META_BYTES, MAX_PARTS, Part, PutOptions, PutOutcome,
+    StoredArtifact, validate_key,
 };
 pub use classify::{KeyClass, KeyClassifier};
 pub use compaction::CompactReport;

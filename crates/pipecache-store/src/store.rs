@@ -15,7 +15,7 @@ use pipecache_format::record::ArtifactRecord;
 use pipecache_index::{Index, IndexOptions};
 use tokio::sync::oneshot;
 
-use crate::artifact::{ListEntry, PutOptions, StoredArtifact, validate_key};
+use crate::artifact::{ListEntry, PutOptions, PutOutcome, StoredArtifact, validate_key};
 use crate::compaction::{self, CompactReport};
 use crate::job;
 use crate::layout::{CHUNK_DIR, INDEX_DIR};
@@ -266,15 +266,15 @@ impl Store {
     }
 
     /// [`Store::put_with`] that also commits write-back queue entries for the key in the same
-    /// batch (the manager's write-back tiers). `Ok(false)`: `if_absent` refused the put, and
-    /// neither the artifact nor its queue entries were written.
+    /// batch (the manager's write-back tiers). `written: false`: `if_absent` refused the put,
+    /// and neither the artifact nor its queue entries were written.
     pub async fn put_with_outbox(
         &self,
         key: &str,
         artifact: Artifact,
         options: PutOptions,
         queue: Vec<OutboxSlot>,
-    ) -> Result<bool> {
+    ) -> Result<PutOutcome> {
         validate_key(key)?;
         artifact.validate()?;
         if let Some(max) = self.shared.options.max_size

@@ -167,6 +167,23 @@ pub async fn open_manager(
         .expect("open tiered store")
 }
 
+/// [`open_manager`] with [`crate::SlashKeys`] classifying the keys (`cheap/<video>/...`,
+/// `dear/<video>/...`, the rest `other`), for tests of what is counted per kind.
+pub async fn open_classified_manager(dir: &Path, backends: Vec<BackendConfig>) -> CacheManager {
+    let config = CacheConfig {
+        backends,
+        memory_size: Some(pipecache::config::FreeSpace(0)),
+        ..CacheConfig::default()
+    };
+    let options = StoreOptions {
+        key_classifier: Some(Arc::new(crate::SlashKeys)),
+        ..tier_options(None)
+    };
+    CacheManager::open(&config, dir, options, "test")
+        .await
+        .expect("open tiered store")
+}
+
 /// A keyframes-like artifact: `frames` unique ~`frame_len`-byte images plus the `shared`
 /// ones (an intro every video has).
 pub fn frames_artifact(seed: u64, frames: usize, frame_len: usize, shared: &[Vec<u8>]) -> Artifact {

@@ -46,6 +46,25 @@ pub struct Fetched {
     pub digest: Option<BlobHash>,
 }
 
+/// What one write to a tier did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Written {
+    /// Raw bytes of the artifact's parts whose blob the tier already held: what dedup
+    /// spared it. Content-addressed tiers (the local store, packs) count them; tiers that
+    /// store each artifact whole (Redis, a server seen from its client) report 0.
+    pub deduplicated_bytes: u64,
+}
+
+impl Written {
+    /// A write that deduplicated `bytes`.
+    pub fn deduplicated(bytes: u64) -> Self {
+        Self {
+            deduplicated_bytes: bytes,
+        }
+    }
+}
+
 /// One tier of a cache. All methods are async and bounded by the tier's deadline.
 ///
 /// `get` returns `Ok(None)` for a miss (absent or expired); errors are never misses.
@@ -60,23 +79,25 @@ pub trait CacheBackend: Send + Sync + std::fmt::Debug {
     /// Reads `key`.
     async fn get(&self, key: &str) -> Result<Option<Fetched>>;
     /// Writes `key`, replacing what is there; the recorded expiry travels with it.
-    async fn put(&self, key: &str, item: &StoredArtifact) -> Result<()>;
+    async fn put(&self, key: &str, item: &StoredArtifact) -> Result<Written>;
     /// Writes a copy taken from another tier (promotion, pull) only where `key` holds no live
     /// artifact: a put that reached this tier while the copy was in flight is newer and stays.
     /// The default checks, then writes (a put landing in between is overwritten); tiers that
     /// can decide atomically (the local store, Redis `SET NX`) override it.
-    async fn put_copy(&self, key: &str, item: &StoredArtifact) -> Result<()> {
+    async fn put_copy(&self, key: &str, item: &StoredArtifact) -> Result<Written> {
         if self.exists(key).await? {
-            return Ok(());
+            return Ok(Written::default());
         }
         self.put(key, item).await
     }
-    /// Writes many artifacts; tiers that batch (packs) override it.
-    async fn put_many(&self, items: &[(String, StoredArtifact)]) -> Result<()> {
+    /// Writes many artifacts, saying what each write did (in `items`' order); tiers that
+    /// batch (packs) override it.
+    async fn put_many(&self, items: &[(String, StoredArtifact)]) -> Result<Vec<Written>> {
+        let mut written = Vec::with_capacity(items.len());
         for (key, item) in items {
-            self.put(key, item).await?;
+            written.push(self.put(key, item).await?);
         }
-        Ok(())
+        Ok(written)
     }
     /// Removes `key`; returns whether it was there.
     async fn delete(&self, key: &str) -> Result<bool>;

@@ -109,6 +109,8 @@ pub struct KindCounters {
     pub(crate) read_bytes: AtomicU64,
     /// Logical bytes of the artifacts written to it.
     pub(crate) written_bytes: AtomicU64,
+    /// Raw bytes of written parts whose blob the tier already held.
+    pub(crate) deduplicated_bytes: AtomicU64,
     pub(crate) get_seconds: LatencyHistogram,
     pub(crate) put_seconds: LatencyHistogram,
 }
@@ -164,11 +166,13 @@ impl ByKind {
         add(&self.of(kind).skipped, 1);
     }
 
-    /// A put of kind `kind` of `bytes` logical bytes.
-    pub fn count_put(&self, kind: usize, bytes: u64) {
+    /// A put of kind `kind` of `bytes` logical bytes, of which `deduplicated` raw bytes
+    /// reused blobs the tier held.
+    pub fn count_put(&self, kind: usize, bytes: u64, deduplicated: u64) {
         let c = self.of(kind);
         add(&c.puts, 1);
         add(&c.written_bytes, bytes);
+        add(&c.deduplicated_bytes, deduplicated);
     }
 
     /// A failed call of kind `kind`.
@@ -193,6 +197,7 @@ impl ByKind {
                 puts: r(&c.puts),
                 read_bytes: r(&c.read_bytes),
                 written_bytes: r(&c.written_bytes),
+                deduplicated_bytes: r(&c.deduplicated_bytes),
                 recompute_seconds_saved: r(&c.hits) as f64 * cost,
                 get_seconds: c.get_seconds.snapshot(),
                 put_seconds: c.put_seconds.snapshot(),
@@ -224,6 +229,10 @@ pub struct KindStats {
     pub read_bytes: u64,
     /// Logical bytes written.
     pub written_bytes: u64,
+    /// Raw bytes of written parts whose blob the tier already held: what dedup spared it
+    /// (the local tier; remote tiers store each artifact whole, so 0 there).
+    #[serde(default)]
+    pub deduplicated_bytes: u64,
     /// Hits × the kind's recompute cost: the time this tier's answers saved.
     pub recompute_seconds_saved: f64,
     /// Latency of its gets.
@@ -244,6 +253,7 @@ pub(crate) fn total(kinds: &[KindStats]) -> KindStats {
         t.puts += k.puts;
         t.read_bytes += k.read_bytes;
         t.written_bytes += k.written_bytes;
+        t.deduplicated_bytes += k.deduplicated_bytes;
         t.recompute_seconds_saved += k.recompute_seconds_saved;
         t.get_seconds = t.get_seconds.merged(&k.get_seconds);
         t.put_seconds = t.put_seconds.merged(&k.put_seconds);

@@ -30,7 +30,7 @@ mod redis;
 
 mod manager;
 
-pub use backend::{BackendKind, CacheBackend, Capabilities, Fetched};
+pub use backend::{BackendKind, CacheBackend, Capabilities, Fetched, Written};
 use error::TierError as Error;
 pub use error::{Result, TierError};
 pub use kinds::{KindStats, KindTable, MissedSubject, OTHER};

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{BackendKind, CacheBackend, Capabilities, Fetched};
+use super::{BackendKind, CacheBackend, Capabilities, Fetched, Written};
 use crate::Result;
 use pipecache_store::{PutOptions, Store, StoredArtifact};
 
@@ -33,13 +33,13 @@ impl CacheBackend for Store {
         }))
     }
 
-    async fn put(&self, key: &str, item: &StoredArtifact) -> Result<()> {
+    async fn put(&self, key: &str, item: &StoredArtifact) -> Result<Written> {
         put_stored(self, key, item, false).await
     }
 
     /// Decided on the writer thread when the copy commits, so no local put is ever replaced
     /// by an older remote copy (puts reach the local tier first).
-    async fn put_copy(&self, key: &str, item: &StoredArtifact) -> Result<()> {
+    async fn put_copy(&self, key: &str, item: &StoredArtifact) -> Result<Written> {
         put_stored(self, key, item, true).await
     }
 
@@ -66,15 +66,18 @@ async fn put_stored(
     key: &str,
     item: &StoredArtifact,
     if_absent: bool,
-) -> Result<()> {
+) -> Result<Written> {
     if item.is_expired(store.options().clock.now_ms()) {
         // Storing it would only make a miss later.
-        return Ok(());
+        return Ok(Written::default());
     }
     let opts = PutOptions {
         expires_at_ms: item.expires_ms,
         if_absent,
         ..PutOptions::default()
     };
-    Ok(store.put_with(key, item.artifact.clone(), opts).await?)
+    let put = store
+        .put_with_outbox(key, item.artifact.clone(), opts, Vec::new())
+        .await?;
+    Ok(Written::deduplicated(put.deduplicated_bytes))
 }

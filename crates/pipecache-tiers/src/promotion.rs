@@ -55,7 +55,7 @@ pub async fn promote(
             PromotionOutcome::TooLarge
         } else {
             match target.put_copy(key, item).await {
-                Ok(()) => PromotionOutcome::Copied,
+                Ok(_) => PromotionOutcome::Copied,
                 Err(e) => PromotionOutcome::Failed(e),
             }
         };

@@ -9,7 +9,7 @@ use pipecache_format::{BlobHash, Codec, CompressionPolicy};
 use pipecache_remote::RedisStore;
 
 use super::{
-    BackendKind, CacheBackend, Capabilities, Fetched, from_record, key_hash, remote_record,
+    BackendKind, CacheBackend, Capabilities, Fetched, Written, from_record, key_hash, remote_record,
 };
 use crate::{Error, Result};
 use pipecache_store::{Clock, StoreError, StoredArtifact};
@@ -151,26 +151,28 @@ impl CacheBackend for RedisTier {
         }))
     }
 
-    async fn put(&self, key: &str, item: &StoredArtifact) -> Result<()> {
+    // An artifact is one value here, stored whole: nothing deduplicated.
+    async fn put(&self, key: &str, item: &StoredArtifact) -> Result<Written> {
         let Some((value, ttl)) = self.encode(key, item)? else {
-            return Ok(());
+            return Ok(Written::default());
         };
         self.store
             .set(&Self::object_name(key), value, ttl)
             .await
-            .map_err(|e| self.remote(e))
+            .map_err(|e| self.remote(e))?;
+        Ok(Written::default())
     }
 
     /// `SET NX`: a value written since the copy was read (a newer put) stays.
-    async fn put_copy(&self, key: &str, item: &StoredArtifact) -> Result<()> {
+    async fn put_copy(&self, key: &str, item: &StoredArtifact) -> Result<Written> {
         let Some((value, ttl)) = self.encode(key, item)? else {
-            return Ok(());
+            return Ok(Written::default());
         };
         self.store
             .set_if_absent(&Self::object_name(key), value, ttl)
             .await
-            .map(drop)
-            .map_err(|e| self.remote(e))
+            .map_err(|e| self.remote(e))?;
+        Ok(Written::default())
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {

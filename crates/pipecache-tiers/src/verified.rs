@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
-use super::{BackendKind, CacheBackend, Capabilities, Fetched};
+use super::{BackendKind, CacheBackend, Capabilities, Fetched, Written};
 use crate::Result;
 use pipecache_store::{StoreError, StoredArtifact};
 
@@ -73,15 +73,15 @@ impl<B: CacheBackend> CacheBackend for Verified<B> {
         Ok(Some(fetched))
     }
 
-    async fn put(&self, key: &str, item: &StoredArtifact) -> Result<()> {
+    async fn put(&self, key: &str, item: &StoredArtifact) -> Result<Written> {
         self.inner.put(key, item).await
     }
 
-    async fn put_copy(&self, key: &str, item: &StoredArtifact) -> Result<()> {
+    async fn put_copy(&self, key: &str, item: &StoredArtifact) -> Result<Written> {
         self.inner.put_copy(key, item).await
     }
 
-    async fn put_many(&self, items: &[(String, StoredArtifact)]) -> Result<()> {
+    async fn put_many(&self, items: &[(String, StoredArtifact)]) -> Result<Vec<Written>> {
         self.inner.put_many(items).await
     }
 

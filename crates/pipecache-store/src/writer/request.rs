@@ -6,9 +6,9 @@ use pipecache_format::record::BlobRecord;
 use pipecache_format::{BlobHash, Codec, FrameHeader};
 use tokio::sync::oneshot;
 
-use crate::Result;
 use crate::direct::{DirectChunk, DirectFrame};
 use crate::outbox::OutboxSlot;
+use crate::{PutOutcome, Result};
 
 /// A blob's bytes as prepared by the caller's thread (hashed, maybe compressed).
 #[derive(Debug)]
@@ -35,8 +35,8 @@ pub(crate) struct PutRequest {
     pub queue: Vec<OutboxSlot>,
     /// The chunk the caller wrote this put's large blobs into, adopted by the commit.
     pub direct: Option<DirectChunk>,
-    /// `Ok(false)`: `if_absent` refused the put (nothing written, no queue entry).
-    pub reply: oneshot::Sender<Result<bool>>,
+    /// `written: false`: `if_absent` refused the put (nothing written, no queue entry).
+    pub reply: oneshot::Sender<Result<PutOutcome>>,
 }
 
 /// What a maintenance request expects to find, re-checked when it applies.

@@ -11,7 +11,7 @@ use super::state::Writer;
 use crate::direct::DirectChunk;
 use crate::options::Durability;
 use crate::space::{WriteRoom, write_room};
-use crate::{Error, Result};
+use crate::{Error, PutOutcome, Result};
 
 /// Bytes a put's record frame and chunk roll-over may add beyond its parts' frames, for the
 /// `min_free_space` check (keys are at most 1 KiB, metadata at most `MAX_META_BYTES`).
@@ -159,14 +159,18 @@ impl Writer {
             match req {
                 Request::Put(mut p) => {
                     direct.extend(p.direct.take());
-                    let mut written = false;
+                    let mut put = PutOutcome::default();
                     if outcome.is_ok() {
+                        let deduplicated_before = st.bytes_deduped;
                         match self.apply_put(&mut st, &p) {
-                            Ok(w) => written = w,
+                            Ok(w) => {
+                                put.written = w;
+                                put.deduplicated_bytes = st.bytes_deduped - deduplicated_before;
+                            }
                             Err(e) => outcome = Err(e),
                         }
                     }
-                    put_replies.push((p.reply, written));
+                    put_replies.push((p.reply, put));
                 }
                 Request::Delete { key, queue, reply } => {
                     let mut existed = false;
@@ -202,11 +206,11 @@ impl Writer {
         self.settle_direct(direct);
         match &outcome {
             Ok(()) => {
-                for (r, written) in put_replies {
-                    if written {
+                for (r, put) in put_replies {
+                    if put.written {
                         self.shared.counters.puts.add(1);
                     }
-                    let _ = r.send(Ok(written));
+                    let _ = r.send(Ok(put));
                 }
                 for (r, existed) in delete_replies {
                     if existed {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pipecache_store::outbox::QueueOp;
-use pipecache_store::{Artifact, PutOptions, Store, StoredArtifact, validate_key};
+use pipecache_store::{Artifact, PutOptions, PutOutcome, Store, StoredArtifact, validate_key};
 
 use super::shared::{CacheManager, Inner, release_off_runtime};
 use super::tier::{RemoteKind, RemoteTier, Tier, TierStats, bump};
@@ -259,10 +259,12 @@ impl CacheManager {
         let by_kind = &local.counters.by_kind;
         by_kind.of(kind).put_seconds.observe(started.elapsed());
         match &put {
-            Ok(()) => by_kind.count_put(kind, size),
+            Ok(put) if put.written => by_kind.count_put(kind, size, put.deduplicated_bytes),
+            // Refused by `if_absent`: nothing written.
+            Ok(_) => {}
             Err(e) => by_kind.count_failure(kind, e.is_timeout()),
         }
-        put
+        put.map(drop)
     }
 
     async fn put_in_tiers_untimed(
@@ -270,10 +272,14 @@ impl CacheManager {
         key: &str,
         artifact: Artifact,
         options: PutOptions,
-    ) -> Result<()> {
+    ) -> Result<PutOutcome> {
         let remotes = &self.inner.remotes;
         if remotes.is_empty() {
-            return Ok(self.inner.local.put_with(key, artifact, options).await?);
+            return Ok(self
+                .inner
+                .local
+                .put_with_outbox(key, artifact, options, Vec::new())
+                .await?);
         }
         let local = &self.inner.local;
         let now = local.options().clock.now_ms();
@@ -328,12 +334,12 @@ impl CacheManager {
                         .put_with_outbox(&owned_key, artifact, options, slots)
                         .await?)
                 },
-                |w| matches!(w, Ok(true)),
+                |w| matches!(w, Ok(put) if put.written),
             )
-            .await;
+            .await?;
         // Refused by `if_absent`: nothing was written locally, so nothing goes anywhere else.
-        if !written? {
-            return Ok(());
+        if !written.written {
+            return Ok(written);
         }
         let item = copy.map(|artifact| StoredArtifact {
             artifact,
@@ -341,7 +347,7 @@ impl CacheManager {
             expires_ms,
         });
         attempts.run(item.as_ref()).await;
-        Ok(())
+        Ok(written)
     }
 
     /// Waits until every write-back queue is empty, or `timeout` passes (then an error

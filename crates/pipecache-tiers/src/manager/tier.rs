@@ -201,10 +201,33 @@ impl Tier {
     }
 
     /// Counts an artifact of `bytes` under `key` written to this tier.
-    pub(super) fn count_put(&self, key: &str, bytes: u64) {
+    pub(super) fn count_put(&self, key: &str, bytes: u64, written: crate::Written) {
         self.counters
             .by_kind
-            .count_put(self.kinds.kind_of(key), bytes);
+            .count_put(self.kinds.kind_of(key), bytes, written.deduplicated_bytes);
+    }
+
+    /// A failed call carrying several keys (a write-back batch): one failure for each kind
+    /// among them, since each kind's writes failed; logged as [`Tier::failed`] does.
+    pub(super) fn failed_batch<'k>(
+        &self,
+        op: &str,
+        keys: impl IntoIterator<Item = &'k str>,
+        e: &Error,
+    ) {
+        let mut kinds = Vec::new();
+        for key in keys {
+            let kind = self.kinds.kind_of(key);
+            if kinds.contains(&kind) {
+                continue;
+            }
+            if kinds.is_empty() {
+                self.failed(op, key, e);
+            } else if !e.is_corruption() {
+                self.counters.by_kind.count_failure(kind, e.is_timeout());
+            }
+            kinds.push(kind);
+        }
     }
 
     pub(super) fn failed(&self, op: &str, key: &str, e: &Error) {

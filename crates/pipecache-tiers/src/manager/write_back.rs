@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use super::shared::Inner;
 use super::tier::RemoteTier;
-use crate::{Result, for_each_bounded};
+use crate::{Result, Written, for_each_bounded};
 
 /// Queue entries uploaded per batch by a write-back worker.
 const QUEUE_BATCH: usize = 64;
@@ -152,10 +152,12 @@ pub(super) async fn write_back_worker(
                 continue;
             }
         };
-        let result: Result<()> = async {
-            if !uploads.is_empty() {
-                tier.backend.put_many(&uploads).await?;
-            }
+        let result: Result<Vec<Written>> = async {
+            let written = if uploads.is_empty() {
+                Vec::new()
+            } else {
+                tier.backend.put_many(&uploads).await?
+            };
             // Distinct keys (one plan per key): their order does not matter, so a backlog of
             // removals after an outage drains several at a time.
             let backend = &tier.backend;
@@ -168,14 +170,15 @@ pub(super) async fn write_back_worker(
                 },
                 |r| r.map(drop),
             )
-            .await
+            .await?;
+            Ok(written)
         }
         .await;
         match result {
-            Ok(()) => {
+            Ok(written) => {
                 tier.succeeded();
-                for (key, item) in &uploads {
-                    tier.count_put(key, item.artifact.logical_size());
+                for ((key, item), written) in uploads.iter().zip(written) {
+                    tier.count_put(key, item.artifact.logical_size(), written);
                 }
                 let seqs = done.iter().map(|e| e.seq).collect();
                 if let Err(e) = inner.local.outbox_remove_delivered(&q.name, seqs).await {
@@ -190,7 +193,8 @@ pub(super) async fn write_back_worker(
                 backoff = Duration::from_millis(100);
             }
             Err(e) => {
-                tier.failed("write-back", "", &e);
+                let keys = uploads.iter().map(|(k, _)| k).chain(&deletes);
+                tier.failed_batch("write-back", keys.map(String::as_str), &e);
                 if !wait(&mut shutdown, &mut backoff).await {
                     return;
                 }

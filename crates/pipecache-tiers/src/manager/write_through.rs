@@ -138,10 +138,11 @@ impl SyncAttempts {
                     let kind = tier.kinds.kind_of(&self.key);
                     let by_kind = &tier.counters.by_kind;
                     by_kind.of(kind).put_seconds.observe(started.elapsed());
-                    if put.is_ok() {
-                        by_kind.count_put(kind, item.artifact.logical_size());
+                    if let Ok(written) = &put {
+                        let size = item.artifact.logical_size();
+                        by_kind.count_put(kind, size, written.deduplicated_bytes);
                     }
-                    put
+                    put.map(drop)
                 }
                 (QueueOp::Upload, None) => unreachable!("an upload entry comes with its artifact"),
                 (QueueOp::Delete, _) => tier.backend.delete(&self.key).await.map(|e| {

@@ -30,9 +30,16 @@ pub(crate) struct PreparedBatch {
     pack: Option<(BlobHash, Vec<u8>)>,
     entries: Vec<PackEntry>,
     report: BatchReport,
+    /// Per item: raw bytes of its parts the remote or an earlier part already held.
+    deduplicated: Vec<u64>,
 }
 
 impl PreparedBatch {
+    /// Per item, in order: raw bytes of its parts that were not packed again.
+    pub(crate) fn deduplicated(&self) -> &[u64] {
+        &self.deduplicated
+    }
+
     /// Where this batch's new blobs will be once it is uploaded.
     pub(crate) fn locations(&self) -> HashMap<BlobHash, PackLocation> {
         let Some((pack, _)) = &self.pack else {
@@ -118,6 +125,7 @@ impl PackTier {
             pack,
             entries,
             mut report,
+            deduplicated: _,
         } = batch;
         let pack_id = pack.as_ref().map(|(id, _)| *id);
         if let Some((id, bytes)) = pack {
@@ -167,14 +175,20 @@ fn build(
     // `None` = in the pack being built (location fixed once its id is known).
     let mut placed: HashMap<BlobHash, Option<PackLocation>> = HashMap::new();
     let mut records = Vec::with_capacity(items.len());
+    let mut deduplicated = Vec::with_capacity(items.len());
     for ((key, item), hashes) in items.iter().zip(hashes) {
         let mut parts = Vec::with_capacity(item.artifact.parts.len());
+        let mut spared = 0;
         for (p, hash) in item.artifact.parts.iter().zip(hashes) {
             let at = match placed.get(hash) {
-                Some(at) => *at,
+                Some(at) => {
+                    spared += p.data.len() as u64;
+                    *at
+                }
                 None => {
                     let at = if let Some(loc) = remote.get(hash) {
                         report.blobs_reused += 1;
+                        spared += p.data.len() as u64;
                         Some(*loc)
                     } else {
                         let (codec, packed) = compression
@@ -197,6 +211,7 @@ fn build(
             });
         }
         records.push(remote_record(key, item, parts));
+        deduplicated.push(spared);
     }
     let (pack, entries) = if pack.is_empty() {
         (None, Vec::new())
@@ -226,5 +241,6 @@ fn build(
         pack,
         entries,
         report,
+        deduplicated,
     })
 }

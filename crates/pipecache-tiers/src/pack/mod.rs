@@ -30,7 +30,8 @@ pub(crate) use batch::PreparedBatch;
 pub use gc::PackGcReport;
 
 use crate::{
-    BackendKind, CacheBackend, Capabilities, Fetched, for_each_bounded, from_record, key_hash,
+    BackendKind, CacheBackend, Capabilities, Fetched, Written, for_each_bounded, from_record,
+    key_hash,
 };
 use crate::{Error, Result};
 use pipecache_store::{Clock, StoreError, StoredArtifact};
@@ -341,19 +342,25 @@ impl PackTier {
     /// Uploads `items` as one batch: one pack of the blobs the remote lacks, one index, then
     /// one record per artifact.
     pub async fn put_batch(&self, items: Vec<(String, StoredArtifact)>) -> Result<BatchReport> {
-        self.put_batch_with(items, false).await
+        Ok(self.put_batch_with(items, false).await?.0)
     }
 
-    /// [`PackTier::put_batch`]; with `if_absent`, a record is written only where none is
-    /// (copies from another tier must never replace a put that landed meanwhile; a pack
-    /// whose records all lose stays unreferenced until remote GC).
+    /// [`PackTier::put_batch`], with what each item's write deduplicated; with `if_absent`,
+    /// a record is written only where none is (copies from another tier must never replace
+    /// a put that landed meanwhile; a pack whose records all lose stays unreferenced until
+    /// remote GC).
     async fn put_batch_with(
         &self,
         items: Vec<(String, StoredArtifact)>,
         if_absent: bool,
-    ) -> Result<BatchReport> {
+    ) -> Result<(BatchReport, Vec<Written>)> {
         let batch = self.prepare_batch(items, &[]).await?;
-        self.upload_batch(batch, if_absent).await
+        let written = batch
+            .deduplicated()
+            .iter()
+            .map(|&bytes| Written::deduplicated(bytes))
+            .collect();
+        Ok((self.upload_batch(batch, if_absent).await?, written))
     }
 
     /// Writes `records` (with `if_absent`, only where none is); returns how many were written.
@@ -490,27 +497,34 @@ impl CacheBackend for PackTier {
         }))
     }
 
-    async fn put(&self, key: &str, item: &StoredArtifact) -> Result<()> {
-        self.put_batch(vec![(key.to_owned(), item.clone())]).await?;
-        Ok(())
+    async fn put(&self, key: &str, item: &StoredArtifact) -> Result<Written> {
+        let (_, written) = self
+            .put_batch_with(vec![(key.to_owned(), item.clone())], false)
+            .await?;
+        Ok(written.into_iter().next().unwrap_or_default())
     }
 
     /// A copy never replaces a record: checked first (no upload when one is there, live or
     /// expired: the conditional write below would refuse either), then made a condition of
     /// the record write, so a put landing in between wins. An expired record blocks copies
     /// until remote GC removes it.
-    async fn put_copy(&self, key: &str, item: &StoredArtifact) -> Result<()> {
+    async fn put_copy(&self, key: &str, item: &StoredArtifact) -> Result<Written> {
         if self.record(key).await?.is_some() {
-            return Ok(());
+            return Ok(Written::default());
         }
-        self.put_batch_with(vec![(key.to_owned(), item.clone())], true)
+        let (report, written) = self
+            .put_batch_with(vec![(key.to_owned(), item.clone())], true)
             .await?;
-        Ok(())
+        // A put that landed meanwhile kept its record: this copy wrote nothing.
+        Ok(written
+            .into_iter()
+            .next()
+            .filter(|_| report.records > 0)
+            .unwrap_or_default())
     }
 
-    async fn put_many(&self, items: &[(String, StoredArtifact)]) -> Result<()> {
-        self.put_batch(items.to_vec()).await?;
-        Ok(())
+    async fn put_many(&self, items: &[(String, StoredArtifact)]) -> Result<Vec<Written>> {
+        Ok(self.put_batch_with(items.to_vec(), false).await?.1)
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {

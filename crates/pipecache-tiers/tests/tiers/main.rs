@@ -3,6 +3,7 @@
 //! pack and Redis tiers against real servers on loopback, sync and remote GC.
 //! `log_once.rs` is a binary of its own: it installs a global tracing subscriber.
 
+mod dedup_by_kind;
 mod lookup_totals;
 mod memory_tier;
 mod metrics_by_kind;
@@ -37,3 +38,4 @@ mod remote_write_back_queue_claim;
 mod remote_write_back_restart;
 mod remote_write_back_stale_copy;
 mod remote_write_through_outage;
+mod write_back_failure_kinds;
