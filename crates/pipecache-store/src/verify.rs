@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use pipecache_format::record::BlobRecord;
 use pipecache_format::{BlobHash, ChunkScanner, FrameKind, chunk_file_name};
 use serde::Serialize;
 
@@ -130,17 +129,25 @@ pub(crate) fn run(shared: &Shared, progress: &dyn Fn(u64, u64)) -> Result<Verify
     }
 }
 
-/// What the index says the chunk files hold.
+/// What the index says the chunk files hold. Kept small at millions of blobs (32 bytes per
+/// live blob twice, no record copies, no part lists): a store of 3M blobs verified with
+/// 813 MiB peak RSS when this held every blob record and every artifact's part list.
 #[derive(Default)]
 struct Expected {
-    /// Every blob record.
-    blobs: HashMap<BlobHash, BlobRecord>,
+    /// Hashes of the blobs with references, sorted.
+    live: Vec<BlobHash>,
     /// Live blobs by chunk: (offset, hash).
     live_by_chunk: HashMap<u64, Vec<(u64, BlobHash)>>,
     /// Artifact record frames by chunk: offset -> key.
     records_by_chunk: HashMap<u64, HashMap<u64, String>>,
-    /// Every artifact's blobs.
-    part_lists: Vec<(String, Vec<BlobHash>)>,
+    /// Artifacts with a part the index has no live blob for.
+    unbacked_keys: BTreeSet<String>,
+}
+
+impl Expected {
+    fn is_live(&self, hash: &BlobHash) -> bool {
+        self.live.binary_search(hash).is_ok()
+    }
 }
 
 fn check(shared: &Shared, progress: &dyn Fn(u64, u64)) -> Result<VerifyReport> {
@@ -181,13 +188,16 @@ fn check(shared: &Shared, progress: &dyn Fn(u64, u64)) -> Result<VerifyReport> {
     for (_, keys) in std::mem::take(&mut expected.records_by_chunk) {
         report.missing_record_frames.extend(keys.into_values());
     }
-    let mut damaged_keys = BTreeSet::new();
-    for (key, hashes) in &expected.part_lists {
-        if hashes
-            .iter()
-            .any(|h| damaged.contains(h) || expected.blobs.get(h).is_none_or(|b| b.refs == 0))
-        {
-            damaged_keys.insert(key.clone());
+    let mut damaged_keys = std::mem::take(&mut expected.unbacked_keys);
+    drop(expected);
+    // Damage is rare: the artifacts a damaged blob belongs to come from a second scan of
+    // the artifact records rather than part lists kept for every artifact.
+    if !damaged.is_empty() {
+        for item in shared.index.scan_artifacts("") {
+            let (key, rec) = item?;
+            if rec.parts.iter().any(|p| damaged.contains(&p.hash)) {
+                damaged_keys.insert(key);
+            }
         }
     }
     report.damaged_keys = damaged_keys.into_iter().collect();
@@ -218,9 +228,11 @@ fn expectations(shared: &Shared, report: &mut VerifyReport) -> Result<Expected> 
                 .entry(rec.chunk)
                 .or_default()
                 .push((rec.offset, hash));
+            expected.live.push(hash);
         }
-        expected.blobs.insert(hash, rec);
     }
+    // Already in order (the index is keyed by hash); sorting sorted input is one pass.
+    expected.live.sort_unstable();
     for item in shared.index.scan_artifacts("") {
         let (key, rec) = item?;
         report.artifacts_checked += 1;
@@ -234,9 +246,9 @@ fn expectations(shared: &Shared, report: &mut VerifyReport) -> Result<Expected> 
             }
             None => report.missing_record_frames.push(key.clone()),
         }
-        expected
-            .part_lists
-            .push((key, rec.parts.iter().map(|p| p.hash).collect()));
+        if rec.parts.iter().any(|p| !expected.is_live(&p.hash)) {
+            expected.unbacked_keys.insert(key);
+        }
     }
     Ok(expected)
 }
@@ -326,9 +338,18 @@ fn check_chunk(
     let mut rest: Vec<(u64, BlobHash)> = expected_blobs.into_iter().collect();
     rest.sort();
     for (offset, hash) in rest {
-        let rec = expected.blobs[&hash];
         report.blobs_checked += 1;
-        if let Err(e) = shared.read_blob(None, hash, &rec) {
+        let read = shared
+            .index
+            .blob(&hash)
+            .map_err(Error::from)
+            .and_then(|rec| {
+                let rec = rec.ok_or_else(|| {
+                    Error::corruption(None, Some(hash), "blob record gone during verify")
+                })?;
+                shared.read_blob(None, hash, &rec)
+            });
+        if let Err(e) = read {
             damaged.insert(hash);
             report.damaged_blobs.push(DamagedBlob {
                 hash: hash.to_hex(),
