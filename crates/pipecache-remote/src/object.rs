@@ -1,5 +1,5 @@
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -376,6 +376,9 @@ impl ObjectStore {
     /// The whole object at `path`; `Ok(None)` when there is none.
     pub async fn get(&self, path: &str) -> Result<Option<Vec<u8>>> {
         TransferStats::add(&self.stats.gets, 1);
+        if let Some(root) = self.temp_dir.as_deref().and_then(Path::parent) {
+            return self.get_file(root.join(path), path).await;
+        }
         match self.call("get", path, self.op.read(path)).await? {
             Ok(buf) => {
                 let v = buf.to_vec();
@@ -383,6 +386,41 @@ impl ObjectStore {
                 Ok(Some(v))
             }
             Err(_) => Ok(None),
+        }
+    }
+
+    /// [`ObjectStore::get`] on a filesystem store, read with std rather than opendal: its fs
+    /// service reads an object of unknown length in 2 MiB steps, each into a freshly
+    /// zero-filled 2 MiB buffer, so every small record cost a 2 MiB memset (28% of the CPU of
+    /// a `sync push` that compared 40,000 records). `std::fs::read` sizes its buffer from the
+    /// open file, the one an atomic rename of a new version cannot change under it.
+    async fn get_file(&self, file: PathBuf, path: &str) -> Result<Option<Vec<u8>>> {
+        let read = tokio::task::spawn_blocking(move || std::fs::read(file));
+        let read = tokio::time::timeout(self.deadline, read)
+            .await
+            .map_err(|_| RemoteError::Timeout {
+                target: self.target.to_string(),
+                op: format!("get {path}"),
+                after: self.deadline,
+            })?;
+        let backend = |detail: String| RemoteError::Backend {
+            target: self.target.to_string(),
+            op: format!("get {path}"),
+            detail,
+        };
+        match read.map_err(|e| backend(e.to_string()))? {
+            Ok(v) => {
+                TransferStats::add(&self.stats.bytes_down, v.len() as u64);
+                Ok(Some(v))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                Err(RemoteError::Config {
+                    target: self.target.to_string(),
+                    reason: format!("get {path}: {e}"),
+                })
+            }
+            Err(e) => Err(backend(e.to_string())),
         }
     }
 
@@ -482,4 +520,27 @@ fn modified_ms(meta: &opendal::Metadata) -> u64 {
         .map(SystemTime::from)
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::ObjectStore;
+
+    /// A filesystem store's `get` (std, not opendal) returns each object whole, whatever its
+    /// length (empty, small, past opendal's 2 MiB read step), and `None` for a missing one.
+    #[tokio::test]
+    async fn filesystem_get_reads_whole_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::filesystem(dir.path(), Duration::from_secs(10)).unwrap();
+        for (name, len) in [("empty", 0usize), ("small", 700), ("large", (5 << 20) + 3)] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let path = format!("records/ab/{name}");
+            store.put(&path, bytes.clone()).await.unwrap();
+            assert_eq!(store.get(&path).await.unwrap(), Some(bytes), "{name}");
+        }
+        assert_eq!(store.get("records/ab/missing").await.unwrap(), None);
+        assert_eq!(store.stats().snapshot().gets, 4);
+    }
 }
