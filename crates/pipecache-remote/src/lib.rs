@@ -4,7 +4,8 @@
 //!
 //! - [`ObjectStore`]: an opendal operator over a filesystem directory (`fs-remote`, e.g. a
 //!   mounted share) or an S3 bucket, with whole-object and ranged reads, writes, listing with
-//!   modification times, and deletes;
+//!   modification times, and deletes (a directory's whole objects are read with std: see
+//!   `ObjectStore::get`);
 //! - [`RedisStore`]: a Redis connection for small whole values with a per-value expiry (opendal's
 //!   Redis service has no per-object TTL, so this one speaks Redis through the `redis` crate).
 //!
