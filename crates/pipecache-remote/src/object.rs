@@ -302,12 +302,9 @@ impl ObjectStore {
                 target,
                 reason: format!("{op}: {detail}"),
             },
-            _ if e.is_temporary()
-                || detail.contains("send http request")
-                || detail.contains("connect") =>
-            {
-                RemoteError::Unavailable { target, op, detail }
-            }
+            // opendal marks what failed to reach the remote (refused, reset, DNS) as
+            // temporary: classified by that mark, never by the message's words.
+            _ if e.is_temporary() => RemoteError::Unavailable { target, op, detail },
             _ => RemoteError::Backend { target, op, detail },
         }
     }
@@ -526,7 +523,8 @@ fn modified_ms(meta: &opendal::Metadata) -> u64 {
 mod tests {
     use std::time::Duration;
 
-    use super::ObjectStore;
+    use super::{ObjectStore, S3Options};
+    use crate::RemoteError;
 
     /// A filesystem store's `get` (std, not opendal) returns each object whole, whatever its
     /// length (empty, small, past opendal's 2 MiB read step), and `None` for a missing one.
@@ -542,5 +540,28 @@ mod tests {
         }
         assert_eq!(store.get("records/ab/missing").await.unwrap(), None);
         assert_eq!(store.stats().snapshot().gets, 4);
+    }
+
+    /// An S3 endpoint nothing listens on is unavailable (opendal marks the failed connection
+    /// temporary), not a backend error.
+    #[tokio::test]
+    async fn a_refused_connection_is_unavailable() {
+        // Port 1: nothing listens there, and outside the ephemeral range a freed port could
+        // be reused from (a connection to itself).
+        let port = 1;
+        let store = ObjectStore::s3(
+            &S3Options {
+                bucket: "b".into(),
+                prefix: String::new(),
+                endpoint: Some(format!("http://127.0.0.1:{port}")),
+                region: "us-east-1".into(),
+                access_key_id: Some("k".into()),
+                secret_access_key: Some("s".into()),
+            },
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        let err = store.get("records/ab/x").await.unwrap_err();
+        assert!(matches!(err, RemoteError::Unavailable { .. }), "{err:?}");
     }
 }
