@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use pipecache_config::{
     BackendConfig, ByteSize, CacheConfig, DEFAULT_GRACE, DEFAULT_REDIS_MAX_OBJECT, DEFAULT_REGION,
@@ -28,6 +29,7 @@ pub struct ManagerBuilder {
     memory: u64,
     kinds: Arc<KindTable>,
     read_breaker: ReadBreaker,
+    totals_every: Duration,
 }
 
 impl ManagerBuilder {
@@ -35,6 +37,13 @@ impl ManagerBuilder {
     /// 3 failed reads in a row, for 1 s doubling to 30 s).
     pub fn read_breaker(mut self, breaker: ReadBreaker) -> Self {
         self.read_breaker = breaker;
+        self
+    }
+
+    /// How often the lookup totals are written to the store directory while they change
+    /// (what a crash can lose of them; default 30 s). They are written at close too.
+    pub fn totals_save_interval(mut self, every: Duration) -> Self {
+        self.totals_every = every;
         self
     }
 
@@ -76,6 +85,9 @@ impl ManagerBuilder {
         check_tiers(&self.remotes)?;
         self.remotes.sort_by_key(|t| t.priority);
         self.read_breaker.check()?;
+        if self.totals_every.is_zero() {
+            return Err(Error::invalid("totals_save_interval must be positive"));
+        }
         for t in &mut self.remotes {
             t.set_read_breaker(self.read_breaker);
         }
@@ -105,10 +117,11 @@ impl ManagerBuilder {
         ));
         super::totals::load(&inner);
         let saver = {
+            let every = self.totals_every;
             let rx = inner.shutdown.subscribe();
             let inner = inner.clone();
             tokio::spawn(async move {
-                super::totals::keep_saved(&inner, rx).await;
+                super::totals::keep_saved(&inner, rx, every).await;
                 release_off_runtime(inner).await;
             })
         };
@@ -246,6 +259,7 @@ impl CacheManager {
             remotes: Vec::new(),
             memory: 0,
             read_breaker: ReadBreaker::default(),
+            totals_every: super::totals::SAVE_EVERY,
         }
     }
 
@@ -270,6 +284,7 @@ impl CacheManager {
             memory: config.memory_budget(),
             kinds,
             read_breaker: ReadBreaker::default(),
+            totals_every: super::totals::SAVE_EVERY,
         }
         .build()
         .await

@@ -2,7 +2,8 @@
 //! store directory's `lookups.json` to its own at start, and writes its running totals back
 //! every [`SAVE_EVERY`] and when it stops, so lookups per kind and the recompute time they
 //! saved (in total and today) count since the store began counting, not since this process
-//! started. Latency histograms and the most-missed table stay this process's own. A lost
+//! started (the interval is [`crate::ManagerBuilder::totals_save_interval`]). Latency
+//! histograms and the most-missed table stay this process's own. A lost
 //! or damaged file only loses counts (logged); it never keeps the store from opening.
 //! Format: docs/format.md, "Lookup totals".
 
@@ -19,8 +20,8 @@ use crate::KindStats;
 /// The file, in the store directory.
 const FILE: &str = "lookups.json";
 const VERSION: u32 = 1;
-/// How often a running manager writes its totals (what a crash can lose).
-const SAVE_EVERY: Duration = Duration::from_secs(30);
+/// How often a running manager writes its totals by default (what a crash can lose).
+pub(super) const SAVE_EVERY: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
 struct Totals {
@@ -128,14 +129,18 @@ fn write(dir: &Path, totals: &Totals) -> std::io::Result<()> {
     pipecache_format::replace_file(dir, FILE, &bytes)
 }
 
-/// Writes the running totals every [`SAVE_EVERY`] while they change, and once more when the
+/// Writes the running totals every `every` while they change, and once more when the
 /// manager stops (`shutdown`).
-pub(super) async fn keep_saved(inner: &std::sync::Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
+pub(super) async fn keep_saved(
+    inner: &std::sync::Arc<Inner>,
+    mut shutdown: watch::Receiver<bool>,
+    every: Duration,
+) {
     let mut written = Totals::default();
     let mut failing = false;
     loop {
         let stopping = tokio::select! {
-            _ = tokio::time::sleep(SAVE_EVERY) => false,
+            _ = tokio::time::sleep(every) => false,
             _ = shutdown.changed() => true,
         };
         let now = current(inner);

@@ -82,3 +82,49 @@ async fn lookup_totals_continue_after_a_restart() {
     );
     m.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn lookup_totals_are_written_while_the_manager_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = |dir: &Path| {
+        let options = StoreOptions {
+            key_classifier: Some(Arc::new(SlashKeys)),
+            ..StoreOptions::default()
+        };
+        Store::open(dir.to_owned(), options)
+    };
+    let other = tempfile::tempdir().unwrap();
+    let refused = CacheManager::builder(store(other.path()).await.unwrap())
+        .totals_save_interval(std::time::Duration::ZERO)
+        .build()
+        .await;
+    assert!(refused.is_err(), "a zero interval is refused");
+
+    let m = CacheManager::builder(store(dir.path()).await.unwrap())
+        .memory_tier(1 << 20)
+        .totals_save_interval(std::time::Duration::from_millis(50))
+        .build()
+        .await
+        .unwrap();
+    m.put("dear/v1/a", Artifact::single(vec![1; 100]))
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        assert!(m.get("dear/v1/a").await.unwrap().is_some());
+    }
+    // Written by the running manager, before any close: what a crash now would keep.
+    let file = dir.path().join("lookups.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let hits = loop {
+        let hits = std::fs::read(&file)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["kinds"]["dear"]["hits"].as_u64());
+        if hits == Some(2) || std::time::Instant::now() > deadline {
+            break hits;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(hits, Some(2), "lookups.json written while running");
+    m.close().await.unwrap();
+}
