@@ -9,13 +9,16 @@ use pipecache::tier::KindStats;
 use pipecache::{Artifact, CacheManager, Store, StoreOptions};
 use pipecache_test_support::SlashKeys;
 
-async fn open(dir: &Path) -> CacheManager {
+async fn store(dir: &Path) -> Store {
     let options = StoreOptions {
         key_classifier: Some(Arc::new(SlashKeys)),
         ..StoreOptions::default()
     };
-    let store = Store::open(dir, options).await.unwrap();
-    CacheManager::builder(store)
+    Store::open(dir, options).await.unwrap()
+}
+
+async fn open(dir: &Path) -> CacheManager {
+    CacheManager::builder(store(dir).await)
         .memory_tier(1 << 20)
         .build()
         .await
@@ -86,21 +89,14 @@ async fn lookup_totals_continue_after_a_restart() {
 #[tokio::test]
 async fn lookup_totals_are_written_while_the_manager_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let store = |dir: &Path| {
-        let options = StoreOptions {
-            key_classifier: Some(Arc::new(SlashKeys)),
-            ..StoreOptions::default()
-        };
-        Store::open(dir.to_owned(), options)
-    };
     let other = tempfile::tempdir().unwrap();
-    let refused = CacheManager::builder(store(other.path()).await.unwrap())
+    let refused = CacheManager::builder(store(other.path()).await)
         .totals_save_interval(std::time::Duration::ZERO)
         .build()
         .await;
     assert!(refused.is_err(), "a zero interval is refused");
 
-    let m = CacheManager::builder(store(dir.path()).await.unwrap())
+    let m = CacheManager::builder(store(dir.path()).await)
         .memory_tier(1 << 20)
         .totals_save_interval(std::time::Duration::from_millis(50))
         .build()
