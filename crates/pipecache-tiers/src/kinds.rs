@@ -230,7 +230,8 @@ pub struct KindStats {
     /// Logical bytes written.
     pub written_bytes: u64,
     /// Raw bytes of written parts whose blob the tier already held: what dedup spared it
-    /// (the local tier; remote tiers store each artifact whole, so 0 there).
+    /// (content-addressed tiers: the local store and packs; Redis and a server seen from its
+    /// client store each artifact whole, so 0 there).
     #[serde(default)]
     pub deduplicated_bytes: u64,
     /// Hits × the kind's recompute cost: the time this tier's answers saved.
