@@ -1,5 +1,6 @@
-//! The CBOR index records: the first byte picks the record type, the rest is decoded. Decoding
-//! never panics, and an accepted record survives encode -> decode unchanged.
+//! The CBOR index records, and the push ledger (a CBOR file in the store directory): the first
+//! byte picks the record type, the rest is decoded. Decoding never panics, and an accepted
+//! record survives encode -> decode unchanged.
 #![no_main]
 
 use std::fmt::Debug;
@@ -9,6 +10,7 @@ use pipecache_format::record::{
     AccessRecord, ArtifactRecord, BlobRecord, ChunkRecord, Record, RecordFrame, StoreMeta,
     TombstoneFrame,
 };
+use pipecache_format::remote::PushLedger;
 
 fn round_trip<R: Record + PartialEq + Debug>(bytes: &[u8]) {
     let Ok(record) = R::decode(bytes) else { return };
@@ -32,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, bytes)) = data.split_first() else {
         return;
     };
-    match which % 7 {
+    match which % 8 {
         0 => round_trip::<ArtifactRecord>(bytes),
         1 => round_trip::<BlobRecord>(bytes),
         2 => round_trip::<ChunkRecord>(bytes),
@@ -40,6 +42,7 @@ fuzz_target!(|data: &[u8]| {
         4 => round_trip::<StoreMeta>(bytes),
         // Record and tombstone frames are read from chunk files by rebuild-index and compaction.
         5 => round_trip::<RecordFrame>(bytes),
-        _ => round_trip::<TombstoneFrame>(bytes),
+        6 => round_trip::<TombstoneFrame>(bytes),
+        _ => round_trip::<PushLedger>(bytes),
     }
 });

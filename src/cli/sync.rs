@@ -52,11 +52,13 @@ impl Report for PushReport {
     fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(
             out,
-            "pushed {} of {} artifact(s) to {} ({} already there, {} left to the write-back queue): {} blob(s) in {} pack(s), {} reused, {} bytes up in {} request(s)",
+            "pushed {} of {} artifact(s) to {} ({} already there, {} of them unchanged since the last push; {} remote record(s) read; {} left to the write-back queue): {} blob(s) in {} pack(s), {} reused, {} bytes up in {} request(s)",
             self.pushed,
             self.artifacts,
             self.tier,
             self.already_remote,
+            self.unchanged_since_last_push,
+            self.records_read,
             self.pending_upload,
             self.blobs_uploaded,
             self.packs,

@@ -192,6 +192,58 @@ impl PackIndex {
     }
 }
 
+/// What `sync push` last verified of one key of a pack tier: the remote record object, in
+/// the version its listing showed, held the artifact whose push identity is `identity`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// The artifact key.
+    #[serde(rename = "k")]
+    pub key: String,
+    /// The pushing side's identity of the artifact (kind, metadata, expiry, parts' names,
+    /// hashes and lengths), computed by `pipecache-tiers`.
+    #[serde(rename = "i")]
+    pub identity: BlobHash,
+    /// The record object's size when verified.
+    #[serde(rename = "s")]
+    pub size: u64,
+    /// Its last modification, unix ms (0 when the remote does not say).
+    #[serde(rename = "m")]
+    pub modified_ms: u64,
+    /// Its entity tag, when the remote gives one (S3: the MD5 of the record's bytes).
+    #[serde(rename = "t")]
+    pub etag: Option<String>,
+}
+
+/// A push ledger: a file in the local store directory per pack tier (docs/format.md, "Push
+/// ledger"), so a `sync push` reads a remote record only for keys that changed on either
+/// side since a push verified them. Only ever a shortcut: an entry that does not match
+/// costs a read, never a wrong skip.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushLedger {
+    /// Record version.
+    pub v: u32,
+    /// The remote it describes (its target, e.g. `s3://bucket/prefix`); a ledger naming
+    /// another remote is ignored.
+    #[serde(rename = "r")]
+    pub remote: String,
+    /// One entry per verified key.
+    #[serde(rename = "e")]
+    pub entries: Vec<LedgerEntry>,
+}
+
+impl_record!(PushLedger, "push ledger");
+
+impl PushLedger {
+    /// A ledger of `remote` holding `entries`.
+    pub fn new(remote: String, entries: Vec<LedgerEntry>) -> Self {
+        Self {
+            v: RECORD_VERSION,
+            remote,
+            entries,
+        }
+    }
+}
+
 /// Builds a pack in memory: a chunk header, then blob frames.
 #[derive(Debug)]
 pub struct PackBuilder {

@@ -82,6 +82,8 @@ pub struct ObjectEntry {
     pub size: u64,
     /// Last modification, unix ms (0 when the remote does not say).
     pub modified_ms: u64,
+    /// The entity tag, when the listing gives one (S3 does).
+    pub etag: Option<String>,
 }
 
 /// What [`ObjectStore::stat`] says of one object.
@@ -337,12 +339,34 @@ impl ObjectStore {
 
     /// Writes `bytes` to `path`, replacing any object there.
     pub async fn put(&self, path: &str, bytes: Vec<u8>) -> Result<()> {
+        self.write(path, bytes).await.map(drop)
+    }
+
+    /// Like [`ObjectStore::put`], and says which version of the object the write made:
+    /// the write response's entity tag and time (S3 answers a PUT with its ETag), completed
+    /// by a stat when the response names neither (opendal's filesystem service, where a
+    /// stat is one local system call).
+    pub async fn put_versioned(&self, path: &str, bytes: Vec<u8>) -> Result<ObjectMeta> {
+        let size = bytes.len() as u64;
+        let written = self.write(path, bytes).await?;
+        let meta = ObjectMeta {
+            size,
+            modified_ms: modified_ms(&written),
+            etag: written.etag().map(str::to_owned),
+        };
+        if meta.etag.is_none() && meta.modified_ms == 0 {
+            return self.stat(path).await?.ok_or_else(|| self.not_found(path));
+        }
+        Ok(meta)
+    }
+
+    async fn write(&self, path: &str, bytes: Vec<u8>) -> Result<opendal::Metadata> {
         let len = bytes.len() as u64;
         TransferStats::add(&self.stats.puts, 1);
         match self.call("put", path, self.op.write(path, bytes)).await? {
-            Ok(_) => {
+            Ok(meta) => {
                 TransferStats::add(&self.stats.bytes_up, len);
-                Ok(())
+                Ok(meta)
             }
             Err(_) => Err(self.not_found(path)),
         }
@@ -505,6 +529,7 @@ impl ObjectStore {
                 path: e.path().trim_start_matches('/').to_owned(),
                 size: meta.content_length(),
                 modified_ms: modified_ms(&meta),
+                etag: meta.etag().map(str::to_owned),
             });
         }
         Ok(out)

@@ -1,17 +1,20 @@
 //! Sync: `sync push` uploads what a pack tier lacks in resumable batches, `sync pull` copies
 //! a remote tier's artifacts into the local store through the promotion layer.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use pipecache_format::BlobHash;
 use pipecache_format::record::ArtifactRecord;
-use pipecache_format::remote::{PackLocation, RemoteRecord};
+use pipecache_format::remote::{LedgerEntry, PackLocation, RemoteRecord};
+use pipecache_remote::ObjectMeta;
 use pipecache_store::{ListEntry, StoreError, StoredArtifact};
 use serde::{Deserialize, Serialize};
 
 use super::shared::CacheManager;
 use super::tier::{RemoteTier, bump_by};
-use crate::pack::{BatchReport, PackTier, PreparedBatch, record_path};
+use crate::pack::{
+    BatchReport, Ledger, PackTier, PreparedBatch, ledger_entry, local_identity, record_path,
+};
 use crate::promotion::{PromotionOutcome, promote};
 use crate::{CacheBackend, Result, for_each_bounded};
 
@@ -33,6 +36,13 @@ pub struct PushReport {
     pub pushed: u64,
     /// Artifacts the remote already had (same kind, metadata, parts and expiry).
     pub already_remote: u64,
+    /// Of `already_remote`: artifacts the push ledger showed unchanged on both sides since
+    /// a push verified them, so no remote record was read for them.
+    #[serde(default)]
+    pub unchanged_since_last_push: u64,
+    /// Remote records read to compare with local ones.
+    #[serde(default)]
+    pub records_read: u64,
     /// Keys left to the tier's write-back queue (entries not yet applied): a push could be
     /// undone by a queued removal or repeat a queued upload. Push again once it drained.
     pub pending_upload: u64,
@@ -74,6 +84,11 @@ impl CacheManager {
     /// Uploads every local artifact the pack tier `tier` (default: the first) lacks, in
     /// batches of about `batch_bytes` (one pack each). Idempotent; a killed push resumes
     /// without re-uploading what arrived. `progress(done, total)` is called per artifact.
+    ///
+    /// A remote record is read only for keys that changed on either side since a push
+    /// verified them: the push ledger in the store directory (`pack::ledger`) remembers,
+    /// per key, the local artifact's identity and the record's version (size, time, entity
+    /// tag) a push saw, and the listing says whether that version is still there.
     pub async fn sync_push(
         &self,
         tier: Option<&str>,
@@ -83,10 +98,20 @@ impl CacheManager {
         let (_, t, pack) = self.pack_tier(tier)?;
         let before = pack.store().stats().snapshot();
         let batch_bytes = batch_bytes.unwrap_or(DEFAULT_PUSH_BATCH).max(1);
-        let remote_names = pack
-            .record_names()
+        let listing = pack
+            .record_listing()
             .await
             .inspect_err(|e| t.failed("push", "", e))?;
+        let (dir, remote_id) = (
+            self.inner.local.dir().to_owned(),
+            pack.store().target().to_owned(),
+        );
+        let ledger = {
+            let (dir, remote_id) = (dir.clone(), remote_id.clone());
+            tokio::task::spawn_blocking(move || Ledger::load(&dir, &remote_id))
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        };
         let local = self.inner.local.list("").await?;
         let mut report = PushReport {
             tier: t.backend.name().to_owned(),
@@ -98,20 +123,26 @@ impl CacheManager {
         // batch, so at most three are in memory: uploading, queued, being built. Uploads
         // stay one at a time and in order, which keeps a killed push resumable.
         let (queue, mut batches) = tokio::sync::mpsc::channel::<PreparedBatch>(1);
+        // What this push verified: records found equal (planner), records written (uploader).
+        let (mut verified, mut written) = (Vec::new(), Vec::new());
         let planner = self.plan_push(
             t,
             pack,
-            &local,
-            &remote_names,
+            PushInputs {
+                local: &local,
+                listing: &listing,
+                ledger: &ledger,
+            },
             batch_bytes,
             progress,
             &mut report,
+            &mut verified,
             queue,
         );
         let uploader = async {
             let mut uploaded = BatchReport::default();
             while let Some(batch) = batches.recv().await {
-                let r = pack
+                let (r, entries) = pack
                     .upload_batch(batch, false)
                     .await
                     .inspect_err(|e| t.failed("push", "", e))?;
@@ -119,10 +150,14 @@ impl CacheManager {
                 uploaded.blobs_uploaded += r.blobs_uploaded;
                 uploaded.blobs_reused += r.blobs_reused;
                 uploaded.packs += r.packs;
+                written.extend(entries);
             }
             Ok(uploaded)
         };
-        let ((), uploaded) = tokio::try_join!(planner, uploader)?;
+        let pushed = tokio::try_join!(planner, uploader);
+        verified.extend(written);
+        save_ledger(dir, remote_id, ledger, verified, pushed.is_ok()).await;
+        let ((), uploaded) = pushed?;
         report.pushed = uploaded.records;
         report.blobs_uploaded = uploaded.blobs_uploaded;
         report.blobs_reused = uploaded.blobs_reused;
@@ -145,13 +180,18 @@ impl CacheManager {
         &self,
         t: &RemoteTier,
         pack: &PackTier,
-        local: &[ListEntry],
-        remote_names: &HashSet<String>,
+        inputs: PushInputs<'_>,
         batch_bytes: u64,
         progress: &(dyn Fn(u64, u64) + Send + Sync),
         report: &mut PushReport,
+        verified: &mut Vec<LedgerEntry>,
         queue: tokio::sync::mpsc::Sender<PreparedBatch>,
     ) -> Result<()> {
+        let PushInputs {
+            local,
+            listing,
+            ledger,
+        } = inputs;
         let total = local.len() as u64;
         let mut batch: Vec<(String, StoredArtifact)> = Vec::new();
         let mut pending = 0u64;
@@ -174,17 +214,32 @@ impl CacheManager {
         let mut done = 0u64;
         for window in local.chunks(PUSH_WINDOW) {
             let keys: Vec<String> = window.iter().map(|e| e.key.clone()).collect();
-            let known: Vec<String> = keys
+            let records = self.inner.local.records(keys.clone()).await?;
+            let now = self.inner.local.options().clock.now_ms();
+            // Per key: the record's version in the listing, the local artifact's identity,
+            // and whether the ledger vouches that this version holds that artifact.
+            let seen: Vec<Option<(&ObjectMeta, BlobHash, bool)>> = keys
                 .iter()
-                .filter(|k| remote_names.contains(&record_path(k)))
-                .cloned()
+                .zip(&records)
+                .map(|(key, rec)| {
+                    let rec = rec.as_ref().filter(|r| !r.is_expired(now))?;
+                    let listed = listing.get(&record_path(key))?;
+                    let identity = local_identity(rec);
+                    Some((listed, identity, ledger.vouches(key, &identity, listed)))
+                })
                 .collect();
+            let to_read: Vec<String> = keys
+                .iter()
+                .zip(&seen)
+                .filter(|(_, s)| s.is_some_and(|(_, _, vouched)| !vouched))
+                .map(|(k, _)| k.clone())
+                .collect();
+            report.records_read += to_read.len() as u64;
             let remote = pack
-                .records(&known)
+                .records(&to_read)
                 .await
                 .inspect_err(|e| t.failed("push", "", e))?;
-            let records = self.inner.local.records(keys.clone()).await?;
-            for (key, rec) in keys.into_iter().zip(records) {
+            for ((key, rec), seen) in keys.into_iter().zip(records).zip(seen) {
                 progress(done, total);
                 done += 1;
                 // Deleted or expired since the listing.
@@ -193,14 +248,22 @@ impl CacheManager {
                     report.pending_upload += 1;
                     continue;
                 }
+                if let Some((listed, identity, true)) = seen {
+                    report.already_remote += 1;
+                    report.unchanged_since_last_push += 1;
+                    verified.push(ledger_entry(key, identity, listed));
+                    continue;
+                }
                 // A remote record that differs (or expired there) is replaced: the push
                 // makes the remote hold this machine's value (last push wins).
-                let now = self.inner.local.options().clock.now_ms();
                 if remote
                     .get(&key)
                     .is_some_and(|r| !r.is_expired(now) && same_artifact(r, &rec))
                 {
                     report.already_remote += 1;
+                    if let Some((listed, identity, _)) = seen {
+                        verified.push(ledger_entry(key, identity, listed));
+                    }
                     continue;
                 }
                 let Some(item) = self.inner.local.get_stored(&key).await? else {
@@ -314,6 +377,38 @@ impl CacheManager {
         progress(total, total);
         report.bytes_down = pack.store().stats().snapshot().bytes_down - before.bytes_down;
         Ok(report)
+    }
+}
+
+/// What `plan_push` compares: the local artifacts, the remote listing of records, and the
+/// push ledger.
+struct PushInputs<'a> {
+    local: &'a [ListEntry],
+    listing: &'a HashMap<String, ObjectMeta>,
+    ledger: &'a Ledger,
+}
+
+/// Writes the push ledger: after a whole push, exactly what it verified (keys deleted
+/// locally drop out); after a failed one, what it verified over the earlier entries (an
+/// earlier entry that no longer holds vouches for nothing: all its fields must match). A
+/// ledger not written costs the next push reads, so a failure is logged, not returned.
+async fn save_ledger(
+    dir: std::path::PathBuf,
+    remote_id: String,
+    earlier: Ledger,
+    verified: Vec<LedgerEntry>,
+    complete: bool,
+) {
+    let entries = if complete {
+        verified
+    } else {
+        earlier.merged(verified)
+    };
+    let saved = tokio::task::spawn_blocking(move || Ledger::save(&dir, &remote_id, entries))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    if let Err(e) = saved {
+        tracing::warn!(error = %e, "push ledger not written; the next push reads every remote record");
     }
 }
 

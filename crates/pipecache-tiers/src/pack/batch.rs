@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use pipecache_format::record::Record;
 use pipecache_format::remote::{
-    PackBuilder, PackEntry, PackIndex, PackLocation, RemotePart, RemoteRecord,
+    LedgerEntry, PackBuilder, PackEntry, PackIndex, PackLocation, RemotePart, RemoteRecord,
 };
 use pipecache_format::{BlobHash, CompressionPolicy};
 use pipecache_store::{StoreError, StoredArtifact};
@@ -112,12 +112,13 @@ impl PackTier {
     }
 
     /// Writes a prepared batch: its pack, its index, then its records (with `if_absent`,
-    /// only where none is).
+    /// only where none is). Returns, with the report, a push-ledger entry per record written
+    /// without a condition.
     pub(crate) async fn upload_batch(
         &self,
         batch: PreparedBatch,
         if_absent: bool,
-    ) -> Result<BatchReport> {
+    ) -> Result<(BatchReport, Vec<LedgerEntry>)> {
         let PreparedBatch {
             started_ms,
             keys,
@@ -156,8 +157,9 @@ impl PackTier {
                 }
             }
         }
-        report.records = self.put_records(&records, if_absent).await?;
-        Ok(report)
+        let (written, entries) = self.put_records(&records, if_absent).await?;
+        report.records = written;
+        Ok((report, entries))
     }
 }
 

@@ -17,17 +17,21 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pipecache_format::record::Record;
-use pipecache_format::remote::{PackIndex, PackLocation, RemoteRecord, decode_pack_frame};
+use pipecache_format::remote::{
+    LedgerEntry, PackIndex, PackLocation, RemoteRecord, decode_pack_frame,
+};
 use pipecache_format::{BlobHash, CompressionPolicy};
-use pipecache_remote::{ObjectStore, RemoteError};
+use pipecache_remote::{ObjectMeta, ObjectStore, RemoteError};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
 mod batch;
 mod gc;
+mod ledger;
 
 pub(crate) use batch::PreparedBatch;
 pub use gc::PackGcReport;
+pub(crate) use ledger::{Ledger, entry as ledger_entry, local_identity};
 
 use crate::{
     BackendKind, CacheBackend, Capabilities, Fetched, Written, for_each_bounded, from_record,
@@ -223,13 +227,25 @@ impl PackTier {
 
     /// Names of every record object (one listing).
     pub async fn record_names(&self) -> Result<HashSet<String>> {
+        Ok(self.record_listing().await?.into_keys().collect())
+    }
+
+    /// Every record object, by name, with the version the listing shows (one listing).
+    pub(crate) async fn record_listing(&self) -> Result<HashMap<String, ObjectMeta>> {
         Ok(self
             .store
             .list("records/")
             .await
             .map_err(|e| self.remote(e))?
             .into_iter()
-            .map(|e| e.path)
+            .map(|e| {
+                let version = ObjectMeta {
+                    size: e.size,
+                    modified_ms: e.modified_ms,
+                    etag: e.etag,
+                };
+                (e.path, version)
+            })
             .collect())
     }
 
@@ -360,34 +376,46 @@ impl PackTier {
             .iter()
             .map(|&bytes| Written::deduplicated(bytes))
             .collect();
-        Ok((self.upload_batch(batch, if_absent).await?, written))
+        Ok((self.upload_batch(batch, if_absent).await?.0, written))
     }
 
-    /// Writes `records` (with `if_absent`, only where none is); returns how many were written.
-    async fn put_records(&self, records: &[RemoteRecord], if_absent: bool) -> Result<u64> {
+    /// Writes `records` (with `if_absent`, only where none is); returns how many were
+    /// written and, for records written without a condition, a ledger entry saying which
+    /// version of the object each write made (what the next `sync push` compares with the
+    /// listing instead of reading the record).
+    async fn put_records(
+        &self,
+        records: &[RemoteRecord],
+        if_absent: bool,
+    ) -> Result<(u64, Vec<LedgerEntry>)> {
         let store = &self.store;
         let mut written = 0;
+        let mut entries = Vec::new();
         for_each_bounded(
             records,
             CONCURRENCY,
             |rec| {
                 let store = store.clone();
                 let (path, bytes) = (record_path(&rec.key), rec.encode());
+                let made = (rec.key.clone(), ledger::remote_identity(rec));
                 async move {
                     if if_absent {
-                        store.put_if_absent(&path, bytes).await
+                        store.put_if_absent(&path, bytes).await.map(|w| (w, None))
                     } else {
-                        store.put(&path, bytes).await.map(|()| true)
+                        let version = store.put_versioned(&path, bytes).await?;
+                        Ok((true, Some(ledger::entry(made.0, made.1, &version))))
                     }
                 }
             },
             |r| {
-                written += u64::from(r.map_err(|e| self.remote(e))?);
+                let (was_written, entry) = r.map_err(|e| self.remote(e))?;
+                written += u64::from(was_written);
+                entries.extend(entry);
                 Ok(())
             },
         )
         .await?;
-        Ok(written)
+        Ok((written, entries))
     }
 
     /// Reads every part of `rec`, merging nearby frames of one pack into one ranged read.

@@ -18,6 +18,7 @@ mod remote_list_damaged_record;
 mod remote_manager_drop;
 mod remote_oversized_overwrite;
 mod remote_promotion_into_redis;
+mod remote_push_ledger;
 mod remote_push_outage;
 mod remote_push_pipelined;
 mod remote_push_resume;
