@@ -205,3 +205,35 @@ async def test_not_json_raises_on_pipeline_set(
     assert await cache.get_transcript(video) is None
     assert await cache.get_descriptions(video) is None
     assert await cache.get_keyframes(video) is None
+
+
+async def test_maps_sharing_keys_come_back_as_independent_dicts(
+    manager: pipecache.CacheManager,
+) -> None:
+    """Many dicts with one set of keys (a transcript's segments) come back equal, in their
+    key order, each its own object: changing one changes no other."""
+    segments = [
+        {"id": i, "start": i / 2, "end": i / 2 + 1.5, "text": f"w{i}", "tokens": [i], "p": -i}
+        for i in range(50)
+    ]
+    reordered = [{"end": 1.0, "start": 0.0, "id": 7}, {"id": 8, "start": 2.0, "end": 3.0}]
+    value = {"segments": segments, "reordered": reordered}
+    await manager.set("doc/shared-keys", value)
+    got = await manager.get("doc/shared-keys")
+    assert_same(got, value)
+    assert [list(d) for d in got["reordered"]] == [["end", "start", "id"], ["id", "start", "end"]]
+    assert all(list(d) == list(segments[0]) for d in got["segments"])
+    got["segments"][0]["text"] = "changed"
+    got["segments"][0]["tokens"].append(-1)
+    assert [s["text"] for s in got["segments"][1:]] == [f"w{i}" for i in range(1, 50)]
+    assert [s["tokens"] for s in got["segments"][1:]] == [[i] for i in range(1, 50)]
+
+
+def test_a_repeated_key_keeps_its_last_value_in_every_map() -> None:
+    """CBOR maps may repeat a key (other encoders write them): the last value wins, in the
+    first map of a key set and in the ones after it alike."""
+    from pipecache import _native
+
+    # [{"a": 1, "a": 2}, {"a": 3, "a": 4}, {"a": 5}]
+    data = bytes.fromhex("83" "a2616101616102" "a2616103616104" "a1616105")
+    assert _native.decode_document(data, "doc") == [{"a": 2}, {"a": 4}, {"a": 5}]
