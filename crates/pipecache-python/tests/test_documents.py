@@ -235,5 +235,5 @@ def test_a_repeated_key_keeps_its_last_value_in_every_map() -> None:
     from pipecache import _native
 
     # [{"a": 1, "a": 2}, {"a": 3, "a": 4}, {"a": 5}]
-    data = bytes.fromhex("83" "a2616101616102" "a2616103616104" "a1616105")
+    data = bytes.fromhex("83a2616101616102a2616103616104a1616105")
     assert _native.decode_document(data, "doc") == [{"a": 2}, {"a": 4}, {"a": 5}]
