@@ -1,5 +1,5 @@
-//! The CBOR index records, and the push ledger (a CBOR file in the store directory): the first
-//! byte picks the record type, the rest is decoded. Decoding never panics, and an accepted
+//! The CBOR index records, the push ledger (a CBOR file in the store directory) and the remote
+//! blob table (a binary file there): the first byte picks the type, the rest is decoded. Decoding never panics, and an accepted
 //! record survives encode -> decode unchanged.
 #![no_main]
 
@@ -10,6 +10,7 @@ use pipecache_format::record::{
     AccessRecord, ArtifactRecord, BlobRecord, ChunkRecord, Record, RecordFrame, StoreMeta,
     TombstoneFrame,
 };
+use pipecache_format::blob_table::BlobTable;
 use pipecache_format::remote::PushLedger;
 
 fn round_trip<R: Record + PartialEq + Debug>(bytes: &[u8]) {
@@ -34,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, bytes)) = data.split_first() else {
         return;
     };
-    match which % 8 {
+    match which % 9 {
         0 => round_trip::<ArtifactRecord>(bytes),
         1 => round_trip::<BlobRecord>(bytes),
         2 => round_trip::<ChunkRecord>(bytes),
@@ -43,6 +44,16 @@ fuzz_target!(|data: &[u8]| {
         // Record and tombstone frames are read from chunk files by rebuild-index and compaction.
         5 => round_trip::<RecordFrame>(bytes),
         6 => round_trip::<TombstoneFrame>(bytes),
-        _ => round_trip::<PushLedger>(bytes),
+        7 => round_trip::<PushLedger>(bytes),
+        // The remote blob table, read from the store directory by every uploading process.
+        _ => {
+            if let Ok(table) = BlobTable::decode(bytes) {
+                let again = BlobTable::decode(&table.encode()).expect("re-encoded table decodes");
+                assert_eq!(again, table, "remote blob table changed across encode/decode");
+                for e in &table.entries {
+                    assert_eq!(table.find(&e.hash), Some(e), "a tabled blob is not found");
+                }
+            }
+        }
     }
 });

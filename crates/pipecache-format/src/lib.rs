@@ -8,6 +8,7 @@
 //! - [`codec`]: the per-blob codec choice (raw or zstd);
 //! - [`record`]: the versioned CBOR values stored in the RocksDB index;
 //! - [`document`]: JSON-like documents (transcripts, descriptions, metadata) as CBOR parts.
+//! - [`blob_table`]: a pack remote's blob locations, kept in the store directory;
 //! - [`remote`] and [`wire`]: remote tiers' objects, and an artifact between `pipecache serve`
 //!   and its clients.
 //!
@@ -16,6 +17,7 @@
 //! a [`FormatError`] instead of panicking; `docs/format.md` is the normative description of these
 //! layouts, and the two must change together.
 
+pub mod blob_table;
 pub mod chunk;
 pub mod codec;
 pub mod document;

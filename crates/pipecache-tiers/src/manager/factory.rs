@@ -97,9 +97,10 @@ impl ManagerBuilder {
             .map(|t| self.local.claim_outbox(&t.queue.name))
             .collect::<Result<Vec<_>, StoreError>>()?;
         // Leftovers of crashed fs-remote writes (never on a config check, which builds no
-        // manager).
+        // manager). Pack tiers keep their remote blob table next to the store.
         for t in &self.remotes {
             if let RemoteKind::Pack(p) = &t.kind {
+                p.inner().keep_blob_table_in(self.local.dir());
                 p.inner().store().remove_stale_temp_files().await;
             }
         }

@@ -155,6 +155,7 @@ impl CacheManager {
             Ok(uploaded)
         };
         let pushed = tokio::try_join!(planner, uploader);
+        pack.save_blob_table().await;
         verified.extend(written);
         save_ledger(dir, remote_id, ledger, verified, pushed.is_ok()).await;
         let ((), uploaded) = pushed?;

@@ -76,7 +76,6 @@ impl PackTier {
         earlier: &[HashMap<BlobHash, PackLocation>],
     ) -> Result<PreparedBatch> {
         let started_ms = self.clock.now_ms();
-        let reuse_window = self.reuse_window_ms();
         let (items, hashes) = off_the_runtime(move || {
             let hashes: Vec<Vec<BlobHash>> = items
                 .iter()
@@ -91,20 +90,14 @@ impl PackTier {
             (items, hashes)
         })
         .await;
-        let mut remote: HashMap<BlobHash, PackLocation> = HashMap::new();
-        {
-            let mut map = self.map.lock().await;
-            self.refresh(&mut map, false).await?;
-            for hash in hashes.iter().flatten() {
-                let reusable = map
-                    .blobs
-                    .get(hash)
-                    .filter(|(_, created)| started_ms.saturating_sub(*created) < reuse_window)
-                    .map(|(loc, _)| loc)
-                    .or_else(|| earlier.iter().find_map(|m| m.get(hash).copied()));
-                if let Some(loc) = reusable {
-                    remote.insert(*hash, loc);
-                }
+        let mut remote = self
+            .reusable_blobs(hashes.iter().flatten(), started_ms)
+            .await?;
+        for hash in hashes.iter().flatten() {
+            if !remote.contains_key(hash)
+                && let Some(loc) = earlier.iter().find_map(|m| m.get(hash).copied())
+            {
+                remote.insert(*hash, loc);
             }
         }
         let compression = self.compression;
@@ -135,28 +128,17 @@ impl PackTier {
                 .await
                 .map_err(|e| self.remote(e))?;
         }
-        let idx = PackIndex::new(pack_id, entries.clone(), keys, started_ms).encode();
-        let idx_name = format!("index/{}", BlobHash::of(&idx).to_hex());
+        let idx = PackIndex::new(pack_id, entries, keys, started_ms);
+        let idx_bytes = idx.encode();
+        let idx_name = format!("index/{}", BlobHash::of(&idx_bytes).to_hex());
         self.store
-            .put(&idx_name, idx)
+            .put(&idx_name, idx_bytes)
             .await
             .map_err(|e| self.remote(e))?;
         // From here the pack's blobs are reusable: a retry after the records fail (a push
         // resumed within MAP_REFRESH) must not upload them again.
-        {
-            let mut map = self.map.lock().await;
-            map.seen.insert(idx_name);
-            if let Some(pack) = pack_id {
-                for e in entries {
-                    let loc = PackLocation {
-                        pack,
-                        offset: e.offset,
-                        stored_len: e.stored_len,
-                    };
-                    map.blobs.insert(e.hash, (loc, started_ms));
-                }
-            }
-        }
+        self.add_written_index(idx_name, pack_id, started_ms, &idx.blobs)
+            .await;
         let (written, entries) = self.put_records(&records, if_absent).await?;
         report.records = written;
         Ok((report, entries))

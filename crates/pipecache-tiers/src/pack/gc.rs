@@ -11,7 +11,7 @@ use pipecache_format::remote::{PackIndex, RemoteRecord};
 use pipecache_remote::{ObjectEntry, RemoteError};
 use serde::{Deserialize, Serialize};
 
-use super::{BlobMap, CONCURRENCY, PackTier};
+use super::{CONCURRENCY, PackTier};
 use crate::{Result, for_each_bounded};
 
 /// What one remote GC pass did.
@@ -252,7 +252,8 @@ impl PackTier {
                 deleted += 1;
             }
         }
-        *self.map.lock().await = BlobMap::default();
+        // The next upload lists the indexes again: the deleted ones name nothing.
+        self.map.lock().await.listed_ms = None;
         Ok(deleted)
     }
 }

@@ -24,11 +24,9 @@ pub(crate) struct Ledger {
     entries: HashMap<String, LedgerEntry>,
 }
 
-/// The ledger file of `remote` (a pack tier's target) in the store directory. Named by a
-/// hash, since a target holds characters file names must not.
+/// The ledger file of `remote` (a pack tier's target) in the store directory.
 fn file_name(remote: &str) -> String {
-    let hex = BlobHash::of(remote.as_bytes()).to_hex();
-    format!("push-ledger-{}", &hex[..16])
+    super::state_file_name("push-ledger", remote)
 }
 
 impl Ledger {

@@ -12,7 +12,8 @@
 //! about to name is never old enough to be collected.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,8 +27,11 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 mod batch;
+mod blob_map;
 mod gc;
 mod ledger;
+
+use blob_map::BlobMap;
 
 pub(crate) use batch::PreparedBatch;
 pub use gc::PackGcReport;
@@ -51,37 +55,6 @@ const MAP_REFRESH: Duration = Duration::from_secs(60);
 
 /// One ranged read: (pack, start, end, the parts it covers with their locations).
 type MergedRange = (BlobHash, u64, u64, Vec<(usize, PackLocation)>);
-
-/// Most remote blob locations kept for reuse. Each costs ~150 bytes with the cache's own
-/// bookkeeping; keeping every one made a push from a 3M-blob store peak at 1.2 GB. One not
-/// kept (TinyLFU keeps the often-reused ones, such as shared intros) only costs uploading
-/// that blob again.
-const REUSE_MAP_ENTRIES: u64 = 512 * 1024;
-
-/// Remote blobs a push may name instead of uploading them again: (location, creation time
-/// of its pack), from the index objects seen and this process's own uploads.
-///
-/// Hashed with FxHash, not std's SipHash: the keys are blake3 digests, already uniform, and
-/// a push that loads a 3M-blob remote's indexes spent a third of its time in SipHash
-/// (perf, eighteenth session).
-#[derive(Debug)]
-struct BlobMap {
-    blobs: moka::sync::Cache<BlobHash, (PackLocation, u64), rustc_hash::FxBuildHasher>,
-    seen: HashSet<String>,
-    loaded_ms: Option<u64>,
-}
-
-impl Default for BlobMap {
-    fn default() -> Self {
-        Self {
-            blobs: moka::sync::Cache::builder()
-                .max_capacity(REUSE_MAP_ENTRIES)
-                .build_with_hasher(rustc_hash::FxBuildHasher),
-            seen: HashSet::new(),
-            loaded_ms: None,
-        }
-    }
-}
 
 /// What one batch upload did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -108,6 +81,16 @@ pub struct PackTier {
     clock: Arc<dyn Clock>,
     grace: Duration,
     map: Mutex<BlobMap>,
+    /// The store directory that keeps the remote blob table between processes (`blob_map`);
+    /// unset, the table lives in memory only.
+    table_dir: OnceLock<PathBuf>,
+}
+
+/// A file in the store directory holding `what` of `remote` (a pack tier's target), named
+/// by a hash, since a target holds characters file names must not.
+fn state_file_name(what: &str, remote: &str) -> String {
+    let hex = BlobHash::of(remote.as_bytes()).to_hex();
+    format!("{what}-{}", &hex[..16])
 }
 
 fn pack_path(id: &BlobHash) -> String {
@@ -130,6 +113,7 @@ impl PackTier {
         clock: Arc<dyn Clock>,
         grace: Duration,
     ) -> Self {
+        let map = Mutex::new(BlobMap::new(store.target()));
         Self {
             name: name.into(),
             kind,
@@ -137,8 +121,15 @@ impl PackTier {
             compression,
             clock,
             grace,
-            map: Mutex::default(),
+            map,
+            table_dir: OnceLock::new(),
         }
+    }
+
+    /// Keeps the remote blob table (`blob_map`) in the store directory `dir` from now on.
+    /// Set once, before the tier is used; later calls are ignored.
+    pub fn keep_blob_table_in(&self, dir: &std::path::Path) {
+        let _ = self.table_dir.set(dir.to_owned());
     }
 
     /// The GC grace period.
@@ -255,27 +246,36 @@ impl PackTier {
             .collect())
     }
 
-    /// Loads index objects not seen yet into the blob map; returns the keys they list.
-    async fn refresh(&self, map: &mut BlobMap, force: bool) -> Result<BTreeSet<String>> {
+    /// Brings the blob map up to date: reads the store directory's table on first use,
+    /// lists the index objects (at most every [`MAP_REFRESH`]), reads the ones not tabled,
+    /// and saves the table when enough were read or written since it was.
+    async fn refresh(&self, map: &mut BlobMap) -> Result<()> {
         let now = self.clock.now_ms();
-        let mut keys = BTreeSet::new();
-        if !force
-            && map
-                .loaded_ms
-                .is_some_and(|t| now.saturating_sub(t) < MAP_REFRESH.as_millis() as u64)
-        {
-            return Ok(keys);
+        if !map.loaded {
+            if let Some(dir) = self.table_dir.get() {
+                let (dir, remote) = (dir.clone(), self.store.target().to_owned());
+                *map = tokio::task::spawn_blocking(move || BlobMap::load(&dir, &remote))
+                    .await
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            }
+            map.loaded = true;
         }
-        let entries = self
+        if map
+            .listed_ms
+            .is_some_and(|t| now.saturating_sub(t) < MAP_REFRESH.as_millis() as u64)
+        {
+            return Ok(());
+        }
+        let names: HashSet<String> = self
             .store
             .list("index/")
             .await
-            .map_err(|e| self.remote(e))?;
-        let fresh: Vec<String> = entries
+            .map_err(|e| self.remote(e))?
             .into_iter()
             .map(|e| e.path)
-            .filter(|p| !map.seen.contains(p))
             .collect();
+        map.mark_listed(&names);
+        let fresh: Vec<String> = names.into_iter().filter(|p| !map.knows(p)).collect();
         // Each index is decoded as it arrives, not all held at once (242 of them, ~170 MB,
         // for a 3M-blob remote).
         let reuse_window = self.reuse_window_ms();
@@ -284,20 +284,10 @@ impl PackTier {
             match PackIndex::decode(&bytes) {
                 Ok(idx) => {
                     // A pack past the reuse window is never named again (module docs): its
-                    // blobs need no room here.
+                    // blobs need no room.
                     let reusable = now.saturating_sub(idx.created_ms) < reuse_window;
-                    if let Some(pack) = idx.pack.filter(|_| reusable) {
-                        for b in &idx.blobs {
-                            let loc = PackLocation {
-                                pack,
-                                offset: b.offset,
-                                stored_len: b.stored_len,
-                            };
-                            map.blobs.insert(b.hash, (loc, idx.created_ms));
-                        }
-                    }
-                    keys.extend(idx.keys);
-                    map.seen.insert(path);
+                    let blobs = idx.blobs.iter().map(|b| (b.hash, b.offset, b.stored_len));
+                    map.add_index(path, idx.pack, idx.created_ms, reusable, blobs);
                 }
                 Err(e) => {
                     tracing::warn!(tier = %self.name, %path, error = %e, "skipping corrupt pack index");
@@ -306,8 +296,61 @@ impl PackTier {
             Ok(())
         })
         .await?;
-        map.loaded_ms = Some(now);
-        Ok(keys)
+        map.listed_ms = Some(now);
+        self.save_table_if_due(map, blob_map::SAVE_AFTER_INDEXES)
+            .await;
+        Ok(())
+    }
+
+    /// Saves the blob table to the store directory once `at_least` index objects were
+    /// added since it was last saved.
+    async fn save_table_if_due(&self, map: &mut BlobMap, at_least: usize) {
+        let Some(dir) = self.table_dir.get() else {
+            return;
+        };
+        if map.unsaved == 0 || map.unsaved < at_least || map.listed_ms.is_none() {
+            return;
+        }
+        let bytes = map.encode_for_save(self.clock.now_ms(), self.reuse_window_ms());
+        let (dir, remote) = (dir.clone(), self.store.target().to_owned());
+        tokio::task::spawn_blocking(move || blob_map::save(dir, &remote, &bytes))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    }
+
+    /// Saves the blob table if what this process added makes it worth it (the end of a
+    /// `sync push`).
+    pub(crate) async fn save_blob_table(&self) {
+        let mut map = self.map.lock().await;
+        self.save_table_if_due(&mut map, blob_map::SAVE_AFTER_INDEXES)
+            .await;
+    }
+
+    /// Where `hash` is on the remote, if a batch started at `started_ms` may name it.
+    async fn reusable_blobs(
+        &self,
+        hashes: impl Iterator<Item = &BlobHash>,
+        started_ms: u64,
+    ) -> Result<HashMap<BlobHash, PackLocation>> {
+        let mut map = self.map.lock().await;
+        self.refresh(&mut map).await?;
+        let window = self.reuse_window_ms();
+        Ok(hashes
+            .filter_map(|h| Some((*h, map.find(h, started_ms, window)?)))
+            .collect())
+    }
+
+    /// Tables the blobs of an index object this process wrote.
+    async fn add_written_index(
+        &self,
+        name: String,
+        pack: Option<BlobHash>,
+        created_ms: u64,
+        entries: &[pipecache_format::remote::PackEntry],
+    ) {
+        let mut map = self.map.lock().await;
+        let blobs = entries.iter().map(|e| (e.hash, e.offset, e.stored_len));
+        map.add_index(name, pack, created_ms, true, blobs);
     }
 
     /// Fetches whole objects concurrently; `None` for the ones that vanished.
@@ -347,18 +390,28 @@ impl PackTier {
     /// Keys listed by any index object, filtered by `prefix`. A listed key's record may have
     /// been deleted since; callers read the record to know.
     pub async fn candidate_keys(&self, prefix: &str) -> Result<Vec<String>> {
-        // A full re-read: key listings are not kept in memory.
-        let mut map = BlobMap::default();
-        let keys = self.refresh(&mut map, true).await?;
-        {
-            let shared = self.map.lock().await;
-            for (h, v) in map.blobs.iter() {
-                if !shared.blobs.contains_key(&*h) {
-                    shared.blobs.insert(*h, v);
+        // Every index is read: key listings are not kept (the blob table holds blobs only).
+        let names = self
+            .store
+            .list("index/")
+            .await
+            .map_err(|e| self.remote(e))?
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        let mut keys = BTreeSet::new();
+        self.for_each_object(names, |path, bytes| {
+            let Some(bytes) = bytes else { return Ok(()) };
+            match PackIndex::decode(&bytes) {
+                Ok(idx) => keys.extend(idx.keys.into_iter().filter(|k| k.starts_with(prefix))),
+                Err(e) => {
+                    tracing::warn!(tier = %self.name, %path, error = %e, "skipping corrupt pack index");
                 }
             }
-        }
-        Ok(keys.into_iter().filter(|k| k.starts_with(prefix)).collect())
+            Ok(())
+        })
+        .await?;
+        Ok(keys.into_iter().collect())
     }
 
     /// Uploads `items` as one batch: one pack of the blobs the remote lacks, one index, then

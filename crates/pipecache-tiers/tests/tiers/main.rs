@@ -9,6 +9,7 @@ mod memory_tier;
 mod metrics_by_kind;
 mod promotion_keeps_newer;
 mod promotion_layer;
+mod remote_blob_table;
 mod remote_builder;
 mod remote_conditional_write;
 mod remote_corruption;
