@@ -9,8 +9,9 @@
 //!
 //! Index objects are named by the blake3 of their bytes, so a tabled index never changes;
 //! one the latest listing does not show (deleted by remote GC, or the bucket emptied) names
-//! nothing. A lost or damaged table costs reading the index objects again, never a wrong
-//! reuse.
+//! nothing. One location is kept per blob, its youngest pack's (reusable the longest); if
+//! that pack's index goes, the blob is uploaded again. A lost or damaged table costs
+//! reading the index objects again, never a wrong reuse.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
