@@ -21,9 +21,10 @@
 //!    process, `pipecache --dir D get video:00042:transcript -o /dev/null` (wall, peak RSS),
 //!    on both stores;
 //! 2. get latency in process: 20,000 gets of random transcripts and 2,000 of random keyframes
-//!    artifacts (320 parts), each timed alone; p50 and p99 on both stores, each store's
-//!    files read once before (both fit in the page cache: the store's work is measured, not
-//!    the disk's);
+//!    artifacts (320 parts) per store, each timed alone, the two stores open side by side
+//!    and taking turns (so background work lands on both alike); p50 and p99 on both
+//!    stores, each store's files read once before (both fit in the page cache: the store's
+//!    work is measured, not the disk's);
 //! 3. gc: 1% of the videos (all four artifacts) deleted in process, then `pipecache gc
 //!    --json` as a child (wall, peak RSS, phase timings from its debug log), and again with
 //!    nothing to do;
@@ -249,28 +250,40 @@ struct Latency {
     keyframes: [Duration; 2],
 }
 
-/// p50 and p99 of `n` gets of the `kind` artifact of random videos below `videos`, each
-/// read back checked by `expected` (outside the timing).
+/// p50 and p99 of `n` gets per store of the `kind` artifact of random videos (below each
+/// store's video count), each read back checked by `expected` (outside the timing). The
+/// stores take turns, one get each, in alternating order, so whatever else the machine does
+/// meanwhile (a background flush, another process) falls on every store alike.
 async fn timed_gets(
-    store: &Store,
+    stores: &[(Store, usize)],
     kind: &str,
     n: usize,
-    videos: usize,
     rng: &mut StdRng,
     expected: impl Fn(&Artifact) -> bool,
-) -> [Duration; 2] {
-    let mut times = Vec::with_capacity(n);
-    for _ in 0..n {
-        let key = key(rng.random_range(0..videos), kind);
-        let t = Instant::now();
-        let got = store.get(&key).await;
-        times.push(t.elapsed());
-        let artifact = got
-            .unwrap_or_else(|e| panic!("get {key}: {e}"))
-            .unwrap_or_else(|| panic!("{key} missed"));
-        assert!(expected(&artifact), "{key} read back with the wrong shape");
+) -> Vec<[Duration; 2]> {
+    let mut times = vec![Vec::with_capacity(n); stores.len()];
+    for i in 0..n {
+        for turn in 0..stores.len() {
+            let s = if i % 2 == 0 {
+                turn
+            } else {
+                stores.len() - 1 - turn
+            };
+            let (store, videos) = &stores[s];
+            let key = key(rng.random_range(0..*videos), kind);
+            let t = Instant::now();
+            let got = store.get(&key).await;
+            times[s].push(t.elapsed());
+            let artifact = got
+                .unwrap_or_else(|e| panic!("get {key}: {e}"))
+                .unwrap_or_else(|| panic!("{key} missed"));
+            assert!(expected(&artifact), "{key} read back with the wrong shape");
+        }
     }
-    percentiles(&mut times, [0.5, 0.99])
+    times
+        .iter_mut()
+        .map(|t| percentiles(t, [0.5, 0.99]))
+        .collect()
 }
 
 /// Reads every file under `dir` once, so that both stores are timed with their files in the
@@ -290,43 +303,51 @@ fn warm_page_cache(dir: &Path) -> u64 {
     total
 }
 
-/// Opens the store in `dir` and times gets of transcripts and keyframes on it, its files
-/// in the page cache.
-async fn get_latency(dir: &Path, videos: usize, generator: &Generator) -> Latency {
-    let warmed = warm_page_cache(dir);
-    println!(
-        "{}: {} MiB read into the page cache",
-        dir.display(),
-        warmed >> 20
-    );
-    let store = Store::open(dir, read_options()).await.expect("open store");
-    // One video read back whole against the generator: the store holds what it was given.
-    let probe = PROBE_VIDEO % videos;
-    for (key, artifact) in generator.video(probe) {
-        let got = store.get(&key).await.expect("get probe");
-        assert!(got == Some(artifact), "{key} read back different bytes");
+/// Opens every store of `stores` (directory, video count) with its files in the page cache
+/// and times gets of transcripts and keyframes on them, taking turns (see `timed_gets`).
+async fn get_latencies(stores: &[(&Path, usize)], generator: &Generator) -> Vec<Latency> {
+    for (dir, _) in stores {
+        let warmed = warm_page_cache(dir);
+        println!(
+            "{}: {} MiB read into the page cache",
+            dir.display(),
+            warmed >> 20
+        );
+    }
+    let mut opened = Vec::with_capacity(stores.len());
+    for &(dir, videos) in stores {
+        let store = Store::open(dir, read_options()).await.expect("open store");
+        // One video read back whole against the generator: the store holds what it was
+        // given.
+        let probe = PROBE_VIDEO % videos;
+        for (key, artifact) in generator.video(probe) {
+            let got = store.get(&key).await.expect("get probe");
+            assert!(got == Some(artifact), "{key} read back different bytes");
+        }
+        opened.push((store, videos));
     }
     let mut rng = StdRng::seed_from_u64(seed(SEED_GETS, 0, 0));
-    let transcript = timed_gets(
-        &store,
-        "transcript",
-        TRANSCRIPT_GETS,
-        videos,
-        &mut rng,
-        |a| a.parts.len() == 1 && a.parts[0].data.len() == TRANSCRIPT_BYTES,
-    )
+    let transcript = timed_gets(&opened, "transcript", TRANSCRIPT_GETS, &mut rng, |a| {
+        a.parts.len() == 1 && a.parts[0].data.len() == TRANSCRIPT_BYTES
+    })
     .await;
     let frame_bytes = generator.frame_bytes;
-    let keyframes = timed_gets(&store, "keyframes", KEYFRAME_GETS, videos, &mut rng, |a| {
+    let keyframes = timed_gets(&opened, "keyframes", KEYFRAME_GETS, &mut rng, |a| {
         a.parts.len() == INTROS_PER_VIDEO + FRAMES
             && a.parts.iter().all(|p| p.data.len() == frame_bytes)
     })
     .await;
-    store.close().await.expect("close store");
-    Latency {
-        transcript,
-        keyframes,
+    for (store, _) in opened {
+        store.close().await.expect("close store");
     }
+    transcript
+        .into_iter()
+        .zip(keyframes)
+        .map(|(transcript, keyframes)| Latency {
+            transcript,
+            keyframes,
+        })
+        .collect()
 }
 
 /// Deletes every artifact of `videos`; returns the store's stats afterwards.
@@ -464,8 +485,13 @@ fn main() {
     println!("open in process: big {:?}, small {:?}", open[0], open[1]);
     let get_child =
         [(&big, knobs.videos), (&small, knobs.small_videos)].map(|(d, n)| child_get(&bin, d, n));
-    let latency = [(&big, knobs.videos), (&small, knobs.small_videos)]
-        .map(|(d, n)| rt.block_on(get_latency(d, n, &generator)));
+    let latency: [Latency; 2] = rt
+        .block_on(get_latencies(
+            &[(&big, knobs.videos), (&small, knobs.small_videos)],
+            &generator,
+        ))
+        .try_into()
+        .unwrap_or_else(|v: Vec<Latency>| panic!("{} latencies for 2 stores", v.len()));
     println!("gets timed");
 
     let mut jobs = Vec::new();
