@@ -266,49 +266,30 @@ impl PackTier {
         {
             return Ok(());
         }
-        let names: HashSet<String> = self
-            .store
-            .list("index/")
-            .await
-            .map_err(|e| self.remote(e))?
-            .into_iter()
-            .map(|e| e.path)
-            .collect();
+        let names: HashSet<String> = self.index_names().await?.into_iter().collect();
         map.mark_listed(&names);
         let fresh: Vec<String> = names.into_iter().filter(|p| !map.knows(p)).collect();
-        // Each index is decoded as it arrives, not all held at once (242 of them, ~170 MB,
-        // for a 3M-blob remote).
         let reuse_window = self.reuse_window_ms();
-        self.for_each_object(fresh, |path, bytes| {
-            let Some(bytes) = bytes else { return Ok(()) };
-            match PackIndex::decode(&bytes) {
-                Ok(idx) => {
-                    // A pack past the reuse window is never named again (module docs): its
-                    // blobs need no room.
-                    let reusable = now.saturating_sub(idx.created_ms) < reuse_window;
-                    let blobs = idx.blobs.iter().map(|b| (b.hash, b.offset, b.stored_len));
-                    map.add_index(path, idx.pack, idx.created_ms, reusable, blobs);
-                }
-                Err(e) => {
-                    tracing::warn!(tier = %self.name, %path, error = %e, "skipping corrupt pack index");
-                }
-            }
-            Ok(())
+        self.for_each_index(fresh, |path, idx| {
+            // A pack past the reuse window is never named again (module docs): its blobs
+            // need no room.
+            let reusable = now.saturating_sub(idx.created_ms) < reuse_window;
+            let blobs = idx.blobs.iter().map(|b| (b.hash, b.offset, b.stored_len));
+            map.add_index(path, idx.pack, idx.created_ms, reusable, blobs);
         })
         .await?;
         map.listed_ms = Some(now);
-        self.save_table_if_due(map, blob_map::SAVE_AFTER_INDEXES)
-            .await;
+        self.save_table_if_due(map).await;
         Ok(())
     }
 
-    /// Saves the blob table to the store directory once `at_least` index objects were
-    /// added since it was last saved.
-    async fn save_table_if_due(&self, map: &mut BlobMap, at_least: usize) {
+    /// Saves the blob table to the store directory once [`blob_map::SAVE_AFTER_INDEXES`]
+    /// index objects were added since it was last saved.
+    async fn save_table_if_due(&self, map: &mut BlobMap) {
         let Some(dir) = self.table_dir.get() else {
             return;
         };
-        if map.unsaved == 0 || map.unsaved < at_least || map.listed_ms.is_none() {
+        if map.unsaved < blob_map::SAVE_AFTER_INDEXES || map.listed_ms.is_none() {
             return;
         }
         let bytes = map.encode_for_save(self.clock.now_ms(), self.reuse_window_ms());
@@ -322,8 +303,7 @@ impl PackTier {
     /// `sync push`).
     pub(crate) async fn save_blob_table(&self) {
         let mut map = self.map.lock().await;
-        self.save_table_if_due(&mut map, blob_map::SAVE_AFTER_INDEXES)
-            .await;
+        self.save_table_if_due(&mut map).await;
     }
 
     /// Where `hash` is on the remote, if a batch started at `started_ms` may name it.
@@ -351,6 +331,37 @@ impl PackTier {
         let mut map = self.map.lock().await;
         let blobs = entries.iter().map(|e| (e.hash, e.offset, e.stored_len));
         map.add_index(name, pack, created_ms, true, blobs);
+    }
+
+    /// The names of the remote's index objects.
+    async fn index_names(&self) -> Result<Vec<String>> {
+        let entries = self
+            .store
+            .list("index/")
+            .await
+            .map_err(|e| self.remote(e))?;
+        Ok(entries.into_iter().map(|e| e.path).collect())
+    }
+
+    /// Reads the index objects `names` and hands each to `each` as it arrives, decoded, not
+    /// all held at once (242 of them, ~170 MB, for a 3M-blob remote). One that vanished is
+    /// skipped; one that does not decode is skipped with a warning.
+    async fn for_each_index(
+        &self,
+        names: Vec<String>,
+        mut each: impl FnMut(String, PackIndex),
+    ) -> Result<()> {
+        self.for_each_object(names, |path, bytes| {
+            let Some(bytes) = bytes else { return Ok(()) };
+            match PackIndex::decode(&bytes) {
+                Ok(idx) => each(path, idx),
+                Err(e) => {
+                    tracing::warn!(tier = %self.name, %path, error = %e, "skipping corrupt pack index");
+                }
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Fetches whole objects concurrently; `None` for the ones that vanished.
@@ -391,24 +402,10 @@ impl PackTier {
     /// been deleted since; callers read the record to know.
     pub async fn candidate_keys(&self, prefix: &str) -> Result<Vec<String>> {
         // Every index is read: key listings are not kept (the blob table holds blobs only).
-        let names = self
-            .store
-            .list("index/")
-            .await
-            .map_err(|e| self.remote(e))?
-            .into_iter()
-            .map(|e| e.path)
-            .collect();
+        let names = self.index_names().await?;
         let mut keys = BTreeSet::new();
-        self.for_each_object(names, |path, bytes| {
-            let Some(bytes) = bytes else { return Ok(()) };
-            match PackIndex::decode(&bytes) {
-                Ok(idx) => keys.extend(idx.keys.into_iter().filter(|k| k.starts_with(prefix))),
-                Err(e) => {
-                    tracing::warn!(tier = %self.name, %path, error = %e, "skipping corrupt pack index");
-                }
-            }
-            Ok(())
+        self.for_each_index(names, |_, idx| {
+            keys.extend(idx.keys.into_iter().filter(|k| k.starts_with(prefix)));
         })
         .await?;
         Ok(keys.into_iter().collect())
