@@ -129,6 +129,13 @@ pub struct PartRef {
     /// Raw length of the part.
     #[serde(rename = "l")]
     pub len: u64,
+    /// Where the blob's frame was when the record was written: a read tries it first and
+    /// looks the blob up only when that frame is gone (compaction moved the blob) or is not
+    /// the blob (the frame's hash and the bytes' blake3 are checked either way, so a stale
+    /// hint costs a failed read, never wrong bytes). Absent in records written before
+    /// hints.
+    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<FrameRef>,
 }
 
 /// Value of the `artifacts` CF: what an artifact key maps to.
@@ -439,6 +446,11 @@ mod tests {
                 name: "frame_0001.jpg".into(),
                 hash: BlobHash::of(b"x"),
                 len: 1,
+                at: Some(FrameRef {
+                    chunk: 3,
+                    offset: 64,
+                    len: 65,
+                }),
             }],
             logical_size: 1,
             created_ms: 5,
@@ -575,7 +587,7 @@ mod tests {
             let rec = ArtifactRecord {
                 v: RECORD_VERSION,
                 kind,
-                parts: parts.into_iter().map(|(name, h, len)| PartRef { name, hash: BlobHash(h), len }).collect(),
+                parts: parts.into_iter().map(|(name, h, len)| PartRef { name, hash: BlobHash(h), len, at: None }).collect(),
                 logical_size: 0,
                 created_ms: 1,
                 expires_ms: expires,

@@ -14,6 +14,7 @@ fn rec(size: u64) -> ArtifactRecord {
             name: "a".into(),
             hash: BlobHash::of(b"a"),
             len: size,
+            at: None,
         }],
         logical_size: size,
         created_ms: 1,

@@ -4,7 +4,7 @@
 
 use pipecache_format::FrameKind;
 use pipecache_format::record::{
-    ArtifactRecord, PartRef, RECORD_VERSION, Record, RecordFrame, TombstoneFrame,
+    ArtifactRecord, FrameRef, PartRef, RECORD_VERSION, Record, RecordFrame, TombstoneFrame,
 };
 
 use super::request::{Expect, PutRequest, RelocItem, RelocOutcome, RemovalReason};
@@ -33,18 +33,25 @@ impl Writer {
         }
         let seq = st.meta.next_seq;
         st.meta.next_seq += 1;
+        let mut parts = Vec::with_capacity(p.parts.len());
+        for x in &p.parts {
+            // Each part's blob was just acquired, so its record is in this batch's state.
+            let at = self.blob_state(st, x.hash)?.map(|b| FrameRef {
+                chunk: b.chunk,
+                offset: b.offset,
+                len: b.frame_len(),
+            });
+            parts.push(PartRef {
+                name: x.name.clone(),
+                hash: x.hash,
+                len: x.raw.len() as u64,
+                at,
+            });
+        }
         let mut rec = ArtifactRecord {
             v: RECORD_VERSION,
             kind: p.kind.clone(),
-            parts: p
-                .parts
-                .iter()
-                .map(|x| PartRef {
-                    name: x.name.clone(),
-                    hash: x.hash,
-                    len: x.raw.len() as u64,
-                })
-                .collect(),
+            parts,
             logical_size: p.parts.iter().map(|x| x.raw.len() as u64).sum(),
             created_ms: now,
             expires_ms: p.expires_ms,

@@ -18,6 +18,7 @@ mod gc_concurrent;
 mod group_commit;
 mod model_proptest;
 mod open_recovery;
+mod part_location_hints;
 mod rebuild_after_interrupted_compaction;
 mod rebuild_index;
 mod store_key_limits;
