@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use std::sync::Arc;
 
-use pipecache_format::record::PartRef;
+use pipecache_format::record::{BlobRecord, PartRef};
 use pipecache_format::{BlobHash, FRAME_HEADER_LEN, FrameHeader};
 
 use crate::artifact::{Part, StoredArtifact};
@@ -14,6 +14,13 @@ use crate::direct::{DirectChunk, write_direct};
 use crate::state::Shared;
 use crate::writer::PreparedPart;
 use crate::{Artifact, Error, Result};
+
+/// Where a part's bytes came from: read through its location hint, or its blob record
+/// as looked up (`None`: the index has none).
+enum Located {
+    Read(Vec<u8>),
+    Looked(Option<BlobRecord>),
+}
 
 impl Shared {
     pub(crate) fn get_blocking(&self, key: &str) -> Result<Option<StoredArtifact>> {
@@ -56,35 +63,18 @@ impl Shared {
             self.counters.expired_misses.add(1);
             return Ok(None);
         }
-        // Each part's location hint first (see `PartRef::at`): a keyframes artifact's 320
-        // blob lookups were most of its get in a 3M-blob store. A part whose hint fails
-        // (its blob moved, or a record from before hints) is looked up, and a real fault
-        // is reported from that path.
-        let mut hinted: Vec<Option<Vec<u8>>> =
-            rec.parts.iter().map(|p| self.read_hinted(p)).collect();
-        let unhinted: Vec<BlobHash> = rec
-            .parts
-            .iter()
-            .zip(&hinted)
-            .filter(|(_, data)| data.is_none())
-            .map(|(p, _)| p.hash)
-            .collect();
-        let mut blobs = if unhinted.is_empty() {
-            Vec::new()
-        } else {
-            self.index.blobs(&unhinted)?
-        }
-        .into_iter();
         let mut parts = Vec::with_capacity(rec.parts.len());
-        for (part, data) in rec.parts.iter().zip(hinted.iter_mut()) {
-            if let Some(data) = data.take() {
-                parts.push(Part {
-                    name: part.name.clone(),
-                    data,
-                });
-                continue;
-            }
-            let blob = blobs.next().expect("one looked-up blob per unhinted part");
+        for (part, located) in rec.parts.iter().zip(self.locate_parts(&rec.parts)?) {
+            let blob = match located {
+                Located::Read(data) => {
+                    parts.push(Part {
+                        name: part.name.clone(),
+                        data,
+                    });
+                    continue;
+                }
+                Located::Looked(blob) => blob,
+            };
             let Some(blob) = blob.filter(|b| b.refs > 0) else {
                 if attempt < 3 && self.record_changed(key, rec.seq)? {
                     return self.get_attempt(key, attempt + 1);
@@ -151,6 +141,35 @@ impl Shared {
             created_ms: rec.created_ms,
             expires_ms: rec.expires_ms,
         }))
+    }
+
+    /// Each part's bytes read from its location hint (see `PartRef::at`: a keyframes
+    /// artifact's 320 blob lookups were most of its get in a 3M-blob store), or, where the
+    /// hint is missing or fails (its blob moved), its blob record, looked up in one
+    /// multi-get; a real fault is then reported from the looked-up path.
+    fn locate_parts(&self, parts: &[PartRef]) -> Result<Vec<Located>> {
+        let mut located: Vec<Located> = parts
+            .iter()
+            .map(|p| {
+                self.read_hinted(p)
+                    .map_or(Located::Looked(None), Located::Read)
+            })
+            .collect();
+        let unhinted: Vec<BlobHash> = parts
+            .iter()
+            .zip(&located)
+            .filter(|(_, l)| matches!(l, Located::Looked(_)))
+            .map(|(p, _)| p.hash)
+            .collect();
+        if !unhinted.is_empty() {
+            let mut blobs = self.index.blobs(&unhinted)?.into_iter();
+            for l in &mut located {
+                if let Located::Looked(slot) = l {
+                    *slot = blobs.next().flatten();
+                }
+            }
+        }
+        Ok(located)
     }
 
     /// The part's bytes from its location hint, checked (frame hash and blake3); `None`
