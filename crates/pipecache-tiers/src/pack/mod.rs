@@ -128,7 +128,7 @@ impl PackTier {
 
     /// Keeps the remote blob table (`blob_map`) in the store directory `dir` from now on.
     /// Set once, before the tier is used; later calls are ignored.
-    pub fn keep_blob_table_in(&self, dir: &std::path::Path) {
+    pub(crate) fn keep_blob_table_in(&self, dir: &std::path::Path) {
         let _ = self.table_dir.set(dir.to_owned());
     }
 
