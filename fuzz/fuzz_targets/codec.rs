@@ -1,5 +1,5 @@
-//! `Codec::decode` on an arbitrary stored payload. Input layout: byte 0 picks the codec (even =
-//! raw, odd = zstd), bytes 1..5 are raw_len (u32 LE, wrapped into 0..=1 MiB so one execution
+//! `Codec::decode` on an arbitrary stored payload. Input layout: byte 0 picks the codec (modulo
+//! 3: raw, zstd, LZ4), bytes 1..5 are raw_len (u32 LE, wrapped into 0..=1 MiB so one execution
 //! never asks for more), the rest is the stored payload. Decoding never panics, and what it
 //! accepts has exactly raw_len bytes.
 #![no_main]
@@ -16,10 +16,10 @@ fuzz_target!(|data: &[u8]| {
     let Some((len_bytes, stored)) = rest.split_first_chunk::<4>() else {
         return;
     };
-    let codec = if which % 2 == 0 {
-        Codec::Raw
-    } else {
-        Codec::Zstd
+    let codec = match which % 3 {
+        0 => Codec::Raw,
+        1 => Codec::Zstd,
+        _ => Codec::Lz4,
     };
     let raw_len = u64::from(u32::from_le_bytes(*len_bytes) % (RAW_LEN_CAP + 1));
     let Ok(out) = codec.decode(stored, raw_len) else {

@@ -108,6 +108,7 @@ fn config_prints_every_default_and_masks_secrets() {
     );
     assert_eq!(config.compact_threshold, Some(0.5));
     assert_eq!(config.enable_compression, Some(true));
+    assert_eq!(config.compression_codec, Some(pipecache::Algorithm::Zstd));
     let [local, s3, archive, redis] = config.backends.as_slice() else {
         panic!("expected the local tier and three remotes:\n{text}");
     };

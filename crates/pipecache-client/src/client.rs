@@ -10,7 +10,7 @@ use hyper::{Method, Request};
 use pipecache_format::record::RECORD_VERSION;
 use pipecache_format::remote::{RemotePart, RemoteRecord};
 use pipecache_format::wire::{self, WireDecoder};
-use pipecache_format::{BlobHash, CompressionPolicy, MAX_BLOB_LEN};
+use pipecache_format::{Algorithm, BlobHash, CompressionPolicy, MAX_BLOB_LEN};
 use pipecache_remote::RemoteError;
 use pipecache_store::{
     Artifact, ListEntry, Part, PutOptions, StoreError, StoredArtifact, validate_key,
@@ -419,7 +419,8 @@ fn request(method: Method, path: &str) -> hyper::http::request::Builder {
 /// The `pipecache-compression` header for a codec policy.
 pub fn compression_header(p: &CompressionPolicy) -> String {
     if p.enabled {
-        format!("zstd:{}:{}:{}", p.level, p.max_ratio, p.min_size)
+        let algorithm = p.algorithm.name();
+        format!("{algorithm}:{}:{}:{}", p.level, p.max_ratio, p.min_size)
     } else {
         "off".into()
     }
@@ -433,9 +434,10 @@ pub fn parse_compression_header(v: &str) -> Option<CompressionPolicy> {
             ..CompressionPolicy::DEFAULT
         });
     }
-    let mut it = v.strip_prefix("zstd:")?.split(':');
+    let mut it = v.split(':');
     let policy = CompressionPolicy {
         enabled: true,
+        algorithm: Algorithm::from_name(it.next()?)?,
         level: it.next()?.parse().ok()?,
         max_ratio: it.next()?.parse().ok()?,
         min_size: it.next()?.parse().ok()?,

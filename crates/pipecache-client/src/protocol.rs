@@ -22,7 +22,7 @@ pub const HEADER_TTL_MS: &str = "pipecache-ttl-ms";
 /// Request header: `1` writes only where the key holds no live artifact.
 pub const HEADER_IF_ABSENT: &str = "pipecache-if-absent";
 /// Request header: the codec policy for the artifact's new blobs, `off` or
-/// `zstd:<level>:<max_ratio>:<min_size>` (absent: the store's).
+/// `<zstd or lz4>:<level>:<max_ratio>:<min_size>` (absent: the store's).
 pub const HEADER_COMPRESSION: &str = "pipecache-compression";
 
 /// Path of an artifact: `/v1/artifacts/<key, percent-encoded>`.

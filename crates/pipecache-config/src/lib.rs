@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use pipecache_store::{CostWeighted, EvictionPolicy, Lru, StoreOptions};
+use pipecache_store::{Algorithm, CostWeighted, EvictionPolicy, Lru, StoreOptions};
 
 mod error;
 mod units;
@@ -374,8 +374,11 @@ pub struct CacheConfig {
     pub chunk_size: Option<ByteSize>,
     /// Bytes one compaction batch moves, e.g. "8MiB".
     pub compact_batch_size: Option<ByteSize>,
-    /// zstd for blobs that shrink enough (default true).
+    /// Compress blobs that shrink enough (default true).
     pub enable_compression: Option<bool>,
+    /// The compressor: "zstd" (default; the better ratio) or "lz4" (the faster read). The
+    /// pipeline's own kinds keep their codecs (documents LZ4, embeddings zstd).
+    pub compression_codec: Option<Algorithm>,
     /// Free space puts leave on the store's filesystem, e.g. "2GiB" or "0" (default: the
     /// smaller of 1 GiB and 5% of the filesystem).
     pub min_free_space: Option<FreeSpace>,
@@ -566,6 +569,7 @@ impl CacheConfig {
             chunk_size: Some(ByteSize(options.chunk_size)),
             compact_batch_size: Some(ByteSize(options.compact_batch_bytes)),
             enable_compression: Some(options.compression.enabled),
+            compression_codec: Some(options.compression.algorithm),
             min_free_space: options.min_free_space.map(FreeSpace),
             memory_size: Some(FreeSpace(self.memory_budget())),
             backends,
@@ -639,6 +643,9 @@ impl CacheConfig {
         }
         if let Some(v) = self.enable_compression {
             options.compression.enabled = v;
+        }
+        if let Some(v) = self.compression_codec {
+            options.compression.algorithm = v;
         }
         if let Some(v) = self.min_free_space {
             options.min_free_space = Some(v.0);

@@ -110,3 +110,20 @@ fn config_rejects_unknown_fields_and_bad_values() {
     assert_eq!(o.default_ttl, Some(Duration::from_secs(12 * 3600)));
     assert_eq!(o.eviction.name(), "cost-weighted");
 }
+
+#[test]
+fn compression_codec_is_read_applied_and_checked() {
+    let cfg = CacheConfig::from_toml("compression_codec = \"lz4\"\n", "c.toml").unwrap();
+    let mut o = StoreOptions::default();
+    assert_eq!(o.compression.algorithm, pipecache_store::Algorithm::Zstd);
+    cfg.apply(&mut o, "c.toml").unwrap();
+    assert_eq!(o.compression.algorithm, pipecache_store::Algorithm::Lz4);
+    assert!(o.compression.enabled);
+    let err = CacheConfig::from_toml("compression_codec = \"gzip\"\n", "c.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("compression_codec = \"gzip\"") && err.contains("lz4"),
+        "{err}"
+    );
+}

@@ -3,9 +3,9 @@
 //! ```text
 //! offset size field
 //!      0    4 magic "PCFR"
-//!      4    1 frame format version (1)
+//!      4    1 frame format version (1; 2 for codecs from version 2 on: LZ4)
 //!      5    1 kind (0 = blob; 1 = artifact record, 2 = tombstone: reserved for rebuild-index)
-//!      6    1 codec (0 = raw, 1 = zstd)
+//!      6    1 codec (0 = raw, 1 = zstd, 2 = LZ4 block)
 //!      7    1 flags (0; non-zero is rejected)
 //!      8   32 blake3-256 of the raw payload
 //!     40    8 raw length, u64 little-endian
@@ -22,8 +22,9 @@ use crate::{BlobHash, Codec, FormatError, MAX_BLOB_LEN};
 pub const FRAME_HEADER_LEN: usize = 64;
 /// Magic at the start of every frame.
 pub const FRAME_MAGIC: [u8; 4] = *b"PCFR";
-/// Frame format version written by this build; decoders accept `1..=FRAME_VERSION`.
-pub const FRAME_VERSION: u8 = 1;
+/// Newest frame format version this build reads; decoders accept `1..=FRAME_VERSION`. A frame
+/// is written with the oldest version that knows its codec ([`Codec::min_frame_version`]).
+pub const FRAME_VERSION: u8 = 2;
 
 /// What a frame's payload is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -110,7 +111,7 @@ impl FrameHeader {
     pub fn encode(&self) -> [u8; FRAME_HEADER_LEN] {
         let mut b = [0u8; FRAME_HEADER_LEN];
         b[0..4].copy_from_slice(&FRAME_MAGIC);
-        b[4] = FRAME_VERSION;
+        b[4] = self.codec.min_frame_version();
         b[5] = self.kind as u8;
         b[6] = self.codec as u8;
         b[7] = 0;
@@ -153,6 +154,12 @@ impl FrameHeader {
         }
         let kind = FrameKind::from_byte(b[5])?;
         let codec = Codec::from_byte(b[6])?;
+        if codec.min_frame_version() > b[4] {
+            return Err(FormatError::corrupt(
+                "frame header",
+                format!("codec {} in a version {} frame", b[6], b[4]),
+            ));
+        }
         if b[7] != 0 || b[56..60] != [0, 0, 0, 0] {
             return Err(FormatError::corrupt("frame header", "reserved bits set"));
         }
@@ -246,8 +253,39 @@ mod tests {
         b[60..64].copy_from_slice(&sum.to_le_bytes());
         assert!(matches!(
             FrameHeader::decode(&b),
-            Err(FormatError::UnsupportedVersion { found: 2, .. })
+            Err(FormatError::UnsupportedVersion { found: 3, .. })
         ));
+    }
+
+    /// Re-checksums a header after a test edits its bytes.
+    fn resealed(mut b: [u8; FRAME_HEADER_LEN]) -> [u8; FRAME_HEADER_LEN] {
+        let sum = header_checksum(&b[..60]);
+        b[60..64].copy_from_slice(&sum.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn frames_carry_the_oldest_version_that_knows_their_codec() {
+        // Raw and zstd frames stay version 1, so builds from before LZ4 read such stores; an
+        // LZ4 frame is version 2, which those builds refuse as too new instead of corrupt.
+        let zstd = FrameHeader {
+            codec: Codec::Zstd,
+            stored_len: 3,
+            ..sample()
+        };
+        assert_eq!(sample().encode()[4], 1);
+        assert_eq!(zstd.encode()[4], 1);
+        let lz4 = FrameHeader {
+            codec: Codec::Lz4,
+            ..zstd
+        };
+        let enc = lz4.encode();
+        assert_eq!((enc[4], enc[6]), (2, 2));
+        assert_eq!(FrameHeader::decode(&enc).unwrap(), lz4);
+        let mut v1 = enc;
+        v1[4] = 1;
+        let err = FrameHeader::decode(&resealed(v1)).unwrap_err();
+        assert!(err.is_corruption(), "{err}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! - [`frame`]: the 64-byte frame header that precedes every blob in a chunk file;
 //! - [`chunk`]: chunk files (header, append-only [`ChunkWriter`], positioned [`ChunkReader`],
 //!   stand-alone [`ChunkScanner`]);
-//! - [`codec`]: the per-blob codec choice (raw or zstd);
+//! - [`codec`]: the per-blob codec choice (raw, zstd or LZ4);
 //! - [`record`]: the versioned CBOR values stored in the RocksDB index;
 //! - [`document`]: JSON-like documents (transcripts, descriptions, metadata) as CBOR parts.
 //! - [`blob_table`]: a pack remote's blob locations, kept in the store directory;
@@ -32,7 +32,7 @@ pub use chunk::{
     ChunkHeader, ChunkReader, ChunkScanner, ChunkWriter, ScannedFrame, chunk_file_name,
     parse_chunk_file_name, replace_file, sync_dir, write_chunk_file,
 };
-pub use codec::{Codec, CompressionPolicy};
+pub use codec::{Algorithm, Codec, CompressionPolicy};
 pub use error::FormatError;
 pub use frame::{FRAME_HEADER_LEN, FrameHeader, FrameKind, decode_frame};
 pub use hash::BlobHash;

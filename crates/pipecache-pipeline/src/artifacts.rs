@@ -1,9 +1,9 @@
 //! Typed pipeline artifacts and how each maps to store parts. Each kind picks its own codec
 //! policy: keyframe images are stored raw (JPEG does not shrink), one image per part so frames
-//! shared across videos are stored once; transcripts and descriptions are CBOR and zstd'd;
-//! embeddings are little-endian f32 (bit-exact: NaN payloads and -0.0 survive).
+//! shared across videos are stored once; transcripts and descriptions are CBOR in LZ4 (every
+//! later stage reads them: decode speed first); embeddings are little-endian f32 (bit-exact: NaN payloads and -0.0 survive).
 
-use pipecache::{Artifact, CompressionPolicy, Part};
+use pipecache::{Algorithm, Artifact, CompressionPolicy, Part};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::ArtifactKind;
@@ -205,7 +205,13 @@ macro_rules! single_cbor {
         impl TypedArtifact for $t {
             const KIND: ArtifactKind = $kind;
             fn compression() -> CompressionPolicy {
-                CompressionPolicy::DEFAULT
+                // LZ4: every later stage reads these documents, and LZ4 decodes a 50 KB
+                // transcript several times faster than zstd; the ~2x ratio it gives up is
+                // small beside the keyframes' bytes (docs/performance.md, "lz4").
+                CompressionPolicy {
+                    algorithm: Algorithm::Lz4,
+                    ..CompressionPolicy::DEFAULT
+                }
             }
             fn to_artifact(&self) -> Result<Artifact> {
                 Ok(Artifact::default()

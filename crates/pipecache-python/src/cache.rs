@@ -145,8 +145,10 @@ impl NativeCache {
         let shared = self.shared.clone();
         let options = PutOptions {
             ttl: ttl_of(ttl)?,
-            compression: compress.map(|enabled| CompressionPolicy {
-                enabled,
+            // `True` is the store's own policy (its codec and level); a store with
+            // compression off keeps it off either way.
+            compression: (compress == Some(false)).then_some(CompressionPolicy {
+                enabled: false,
                 ..CompressionPolicy::DEFAULT
             }),
             ..PutOptions::default()

@@ -163,6 +163,19 @@ async def test_compression_setting(tmp_path: Path) -> None:
     assert sizes[True] < len(text) // 4
 
 
+async def test_compression_codec(tmp_path: Path) -> None:
+    """compression_codec="lz4" stores values LZ4'd: smaller than raw, larger than zstd's."""
+    line = b"segment %d: the video shows a person near a river. "
+    text = b"".join(line % i for i in range(4000))
+    sizes = {}
+    for codec in ("zstd", "lz4"):
+        async with fs_manager(tmp_path / codec, compression_codec=codec) as m:
+            await m.set("t", text)
+            assert await m.get("t") == text
+            sizes[codec] = (await m.stats())["local"]["stored_bytes"]
+    assert sizes["zstd"] < sizes["lz4"] < len(text) * 0.9, sizes
+
+
 async def test_max_size_budget_reported(tmp_path: Path) -> None:
     """max_size_mb of the filesystem backend is the store's budget."""
     async with pipecache.CacheManager(

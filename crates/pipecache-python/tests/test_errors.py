@@ -71,6 +71,7 @@ CONFIG_ERRORS: Dict[str, Tuple[Callable[[], object], str]] = {
         "queue_capacity",
     ),
     "compression": (lambda: pipecache.CacheConfig(enable_compression="yes"), "enable_compression"),  # type: ignore[arg-type]
+    "codec": (lambda: pipecache.CacheConfig(compression_codec="gzip"), "compression_codec"),
     "local-priority": (lambda: pipecache.FilesystemCacheConfig("/tmp/x", priority=1), "priority"),
 }
 

@@ -86,7 +86,8 @@ pub use error::{Result, StoreError};
 pub use layout::{MARKER_FILE, STORE_VERSION};
 pub use lifecycle::{GcOptions, GcReport};
 pub use options::{
-    Clock, CompressionPolicy, DEFAULT_TTL, Durability, ManualClock, StoreOptions, SystemClock,
+    Algorithm, Clock, CompressionPolicy, DEFAULT_TTL, Durability, ManualClock, StoreOptions,
+    SystemClock,
 };
 pub use outbox::{OutboxClaim, OutboxSlot};
 pub use pipecache_format::BlobHash;

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub use pipecache_format::CompressionPolicy;
+pub use pipecache_format::{Algorithm, CompressionPolicy};
 
 use crate::policy::{EvictionPolicy, Lru};
 use crate::{Error, Result};

@@ -174,6 +174,22 @@ pub fn chunk_files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// The codec (its name: "raw", "zstd", "lz4") each blob frame in the store at `dir` was
+/// written with, by the blob's hash (every chunk file scanned to its end; a frame that does
+/// not decode panics).
+pub fn blob_codecs(dir: &Path) -> std::collections::HashMap<pipecache::BlobHash, &'static str> {
+    let mut codecs = std::collections::HashMap::new();
+    for path in chunk_files(dir) {
+        let mut scanner = pipecache_format::ChunkScanner::open(&path).expect("open chunk file");
+        while let Some(frame) = scanner.next_frame().expect("every frame decodes") {
+            if frame.header.kind == pipecache_format::FrameKind::Blob {
+                codecs.insert(frame.header.hash, frame.header.codec.name());
+            }
+        }
+    }
+    codecs
+}
+
 /// The chunk id a chunk file is named by.
 pub fn chunk_id(path: &Path) -> u64 {
     let name = path.file_name().expect("chunk file name").to_string_lossy();

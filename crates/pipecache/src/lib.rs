@@ -29,12 +29,13 @@ pub use pipecache_client::{Cache, ServerClient};
 pub use pipecache_config::ConfigError;
 pub use pipecache_remote::RemoteError;
 pub use pipecache_store::{
-    Artifact, BlobHash, Clock, CompactReport, CompressionPolicy, CostWeighted, CounterSnapshot,
-    DEFAULT_TTL, DamagedBlob, Durability, EvictionCandidate, EvictionPolicy, Footprint, FsSpace,
-    GcOptions, GcReport, KeyClass, KeyClassifier, ListEntry, LiveBytesMismatch, Lru, MARKER_FILE,
-    MAX_KEY_LEN, MAX_META_BYTES, MAX_PARTS, ManualClock, Part, PutOptions, RebuildReport,
-    RefcountMismatch, RelocOutcome, RemovalReason, RepairReport, STORE_VERSION, Stats, Store,
-    StoreError, StoreOptions, StoredArtifact, SystemClock, VerifyReport, validate_key,
+    Algorithm, Artifact, BlobHash, Clock, CompactReport, CompressionPolicy, CostWeighted,
+    CounterSnapshot, DEFAULT_TTL, DamagedBlob, Durability, EvictionCandidate, EvictionPolicy,
+    Footprint, FsSpace, GcOptions, GcReport, KeyClass, KeyClassifier, ListEntry, LiveBytesMismatch,
+    Lru, MARKER_FILE, MAX_KEY_LEN, MAX_META_BYTES, MAX_PARTS, ManualClock, Part, PutOptions,
+    RebuildReport, RefcountMismatch, RelocOutcome, RemovalReason, RepairReport, STORE_VERSION,
+    Stats, Store, StoreError, StoreOptions, StoredArtifact, SystemClock, VerifyReport,
+    validate_key,
 };
 pub use pipecache_tiers::{CacheBackend, CacheConfig, CacheManager, TierError};
 

@@ -28,6 +28,7 @@ Duration = Union[int, str]
 
 _WRITE_POLICIES = ("write-through", "write-back")
 _EVICTION_POLICIES = ("lru", "cost-weighted")
+_COMPRESSION_CODECS = ("zstd", "lz4")
 
 
 def _fail(owner: str, name: str, reason: str) -> ConfigError:
@@ -251,13 +252,16 @@ class CacheConfig:
             :class:`S3CacheConfig` and :class:`RedisCacheConfig`.
         default_ttl: lifetime of an entry put without a TTL: seconds or ``"7d"``; ``None``
             for the engine's default (30 days).
-        enable_compression: zstd where it pays (default on).
+        enable_compression: compress blobs where it pays (default on).
         max_size_mb, eviction_policy: store-wide budget and policy, for configs without a
             filesystem backend (the backend's own win).
         min_free_space: free space puts must leave, e.g. ``"2GiB"``.
         cost_hints: recompute seconds per artifact kind, for ``cost-weighted`` eviction.
         memory_size_mb: the memory tier's budget in megabytes: hot artifacts answered
             from this process's memory (default 256 MiB; 0 turns it off).
+        compression_codec: ``"zstd"`` (default: the better ratio) or ``"lz4"`` (the faster
+            read) for values put with :meth:`CacheManager.set`; the pipeline's artifacts keep
+            their own codecs (transcripts and descriptions LZ4, embeddings zstd).
     """
 
     backends: List[BackendConfig] = field(default_factory=list)
@@ -268,6 +272,7 @@ class CacheConfig:
     min_free_space: Optional[str] = None
     cost_hints: Optional[Dict[str, float]] = None
     memory_size_mb: Optional[float] = None
+    compression_codec: Optional[str] = None
     _file_table: Optional[Dict[str, Any]] = field(default=None, repr=False, compare=False)
     _origin: str = field(default="CacheConfig", repr=False, compare=False)
 
@@ -288,6 +293,8 @@ class CacheConfig:
             _choice(owner, "eviction_policy", self.eviction_policy, _EVICTION_POLICIES)
         if self.memory_size_mb != 0:
             _size_mb(owner, "memory_size_mb", self.memory_size_mb)
+        if self.compression_codec is not None:
+            _choice(owner, "compression_codec", self.compression_codec, _COMPRESSION_CODECS)
         # The engine checks the rest (tier structure, names, sizes) as it does a TOML file.
         _native.validate_config(self.to_dict(), self._origin)
 
@@ -315,6 +322,7 @@ class CacheConfig:
             {
                 "default_ttl": self.default_ttl,
                 "enable_compression": self.enable_compression,
+                "compression_codec": self.compression_codec,
                 "max_size": _size_mb("CacheConfig", "max_size_mb", self.max_size_mb),
                 "eviction_policy": self.eviction_policy,
                 "min_free_space": self.min_free_space,

@@ -62,7 +62,8 @@ class Store:
         Args:
             ttl: seconds, or ``"90s"``/``"12h"``/``"7d"``; ``None`` for the store's default.
             kind: artifact kind (for cost-weighted eviction and stats).
-            compress: force zstd on or off for new blobs; ``None`` for the store's policy.
+            compress: ``False`` stores new blobs raw; ``True`` or ``None`` compresses them
+                where it pays, with the store's codec (``compression_codec``).
         """
         if isinstance(value, Mapping):
             parts = [

@@ -3,6 +3,7 @@
 //! the CLI's test binary.
 
 mod bad_requests;
+mod compression_header;
 mod idle_exit;
 mod jobs;
 mod round_trip;
