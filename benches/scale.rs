@@ -146,11 +146,14 @@ struct Built {
     index: IndexFiles,
 }
 
-/// SST and WAL files of a store's RocksDB index: what an open loads and replays.
+/// SST, blob and WAL files of a store's RocksDB index: what an open loads and replays
+/// (blob files hold the large artifact records, keyframes', outside the SSTs).
 #[derive(Clone, Copy, Default)]
 struct IndexFiles {
     sst: u64,
     sst_bytes: u64,
+    blob: u64,
+    blob_bytes: u64,
     wal: u64,
     wal_bytes: u64,
 }
@@ -166,6 +169,9 @@ fn index_files(store: &Path) -> IndexFiles {
         if name.ends_with(".sst") {
             f.sst += 1;
             f.sst_bytes += len;
+        } else if name.ends_with(".blob") {
+            f.blob += 1;
+            f.blob_bytes += len;
         } else if name.ends_with(".log") {
             f.wal += 1;
             f.wal_bytes += len;

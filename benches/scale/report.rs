@@ -84,18 +84,21 @@ fn store_table(r: &Results) -> String {
     let ix = [r.big.index, r.small.index];
     let files = |f: IndexFiles| {
         format!(
-            "{} SST {} / {} WAL {}",
+            "{} SST {} / {} blob {} / {} WAL {}",
             f.sst,
             mib(f.sst_bytes),
+            f.blob,
+            mib(f.blob_bytes),
             f.wal,
             mib(f.wal_bytes)
         )
     };
+    let bytes = |f: IndexFiles| (f.sst_bytes + f.blob_bytes + f.wal_bytes) as f64;
     row(
         "index files (count, MiB) after the build",
         files(ix[0]),
         files(ix[1]),
-        (ix[0].sst_bytes + ix[0].wal_bytes) as f64 / (ix[1].sst_bytes + ix[1].wal_bytes) as f64,
+        bytes(ix[0]) / bytes(ix[1]),
     );
     row(
         "build s (OsBuffered, 32 in flight)",

@@ -35,7 +35,7 @@ pub use chunk::{
 pub use codec::{Algorithm, Codec, CompressionPolicy};
 pub use error::FormatError;
 pub use frame::{FRAME_HEADER_LEN, FrameHeader, FrameKind, decode_frame};
-pub use hash::BlobHash;
+pub use hash::{BlobHash, BlobHashSet};
 
 /// Result alias for this crate.
 pub type Result<T, E = FormatError> = std::result::Result<T, E>;

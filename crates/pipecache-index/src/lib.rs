@@ -50,6 +50,10 @@ pub const COLUMN_FAMILIES: [&str; 7] = [
 
 const META_STORE_KEY: &[u8] = b"store";
 
+/// Artifact records this long or longer live in RocksDB's blob files instead of the SSTs
+/// (a keyframes record: 300+ parts; a transcript's is ~150 bytes).
+const ARTIFACT_BLOB_MIN: u64 = 4096;
+
 /// First byte of a `queue` value that marks a delete. Never the first byte of UTF-8 text, so
 /// an upload entry (the bare key, as version 1 wrote every entry) can never be mistaken for one.
 const QUEUE_DELETE_TAG: u8 = 0xFF;
@@ -223,6 +227,23 @@ impl Index {
                 cf_opts.set_block_based_table_factory(&table);
                 cf_opts.set_write_buffer_size(options.write_buffer_bytes);
                 cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+                if *name == "artifacts" {
+                    // A keyframes record lists 300+ parts (~26 KB of hashes, lengths and
+                    // location hints) beside a video's few small records. Kept inline, those
+                    // records are most of the CF's SST bytes (~250 MiB at 10,000 videos), so
+                    // a transcript's one lookup mostly missed the block cache. RocksDB's blob
+                    // files hold values of `ARTIFACT_BLOB_MIN` bytes or more outside the SSTs
+                    // (written at flush, after the WAL, so durability is unchanged), leaving
+                    // small records and blob indexes in blocks the cache keeps. Blob GC
+                    // rewrites the live values of the oldest files during compaction, so
+                    // overwritten and deleted records free their space. Blob values are not
+                    // compressed (mostly hashes) and not cached: a large record is read once
+                    // per get, from the page cache, and hot artifacts come from the memory
+                    // tier.
+                    cf_opts.set_enable_blob_files(true);
+                    cf_opts.set_min_blob_size(ARTIFACT_BLOB_MIN);
+                    cf_opts.set_enable_blob_gc(true);
+                }
                 ColumnFamilyDescriptor::new(*name, cf_opts)
             })
             .collect();

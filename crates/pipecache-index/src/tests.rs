@@ -121,3 +121,60 @@ fn corrupt_value_is_a_record_error() {
     let err = index.artifact("k").unwrap_err();
     assert!(err.is_corruption(), "{err}");
 }
+
+/// Files in `dir` with RocksDB's blob file extension.
+fn blob_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "blob")
+        })
+        .count()
+}
+
+#[test]
+fn records_of_many_parts_live_in_blob_files_until_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut big = rec(1);
+    big.parts = (0..400u32)
+        .map(|i| PartRef {
+            name: format!("frame_{i:06}.jpeg"),
+            hash: BlobHash::of(&i.to_le_bytes()),
+            len: 20_000,
+            at: None,
+        })
+        .collect();
+    assert!(big.encode().len() as u64 >= ARTIFACT_BLOB_MIN);
+    {
+        let (index, writer) = Index::open(dir.path(), &IndexOptions::default()).unwrap();
+        let mut b = writer.batch();
+        b.put_artifact("video:a:keyframes", &big);
+        b.put_artifact("video:a:transcript", &rec(2));
+        writer.commit(b, true).unwrap();
+        index.flush().unwrap();
+    }
+    assert_eq!(
+        blob_files(dir.path()),
+        1,
+        "the large record's flush wrote one"
+    );
+    let (index, writer) = Index::open(dir.path(), &IndexOptions::default()).unwrap();
+    assert_eq!(index.artifact("video:a:keyframes").unwrap(), Some(big));
+    assert_eq!(index.artifact("video:a:transcript").unwrap(), Some(rec(2)));
+    // Deleted and compacted away, the record no longer holds its blob file.
+    let mut b = writer.batch();
+    b.delete_artifact("video:a:keyframes");
+    writer.commit(b, true).unwrap();
+    index.flush().unwrap();
+    let mut opts = rocksdb::CompactOptions::default();
+    opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+    index
+        .db
+        .compact_range_cf_opt(index.cf("artifacts"), None::<&[u8]>, None::<&[u8]>, &opts);
+    assert_eq!(index.artifact("video:a:keyframes").unwrap(), None);
+    assert_eq!(blob_files(dir.path()), 0, "the blob file was deleted");
+}

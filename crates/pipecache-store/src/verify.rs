@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use pipecache_format::{BlobHash, ChunkScanner, FrameKind, chunk_file_name};
+use pipecache_format::{BlobHash, BlobHashSet, ChunkScanner, FrameKind, chunk_file_name};
 use serde::Serialize;
 
 use crate::accounting::{RecordCounts, record_counts};
@@ -134,8 +134,8 @@ pub(crate) fn run(shared: &Shared, progress: &dyn Fn(u64, u64)) -> Result<Verify
 /// 813 MiB peak RSS when this held every blob record and every artifact's part list.
 #[derive(Default)]
 struct Expected {
-    /// Hashes of the blobs with references, sorted.
-    live: Vec<BlobHash>,
+    /// Hashes of the blobs with references.
+    live: BlobHashSet,
     /// Live blobs by chunk: (offset, hash).
     live_by_chunk: HashMap<u64, Vec<(u64, BlobHash)>>,
     /// Artifact record frames by chunk: offset -> key.
@@ -146,7 +146,7 @@ struct Expected {
 
 impl Expected {
     fn is_live(&self, hash: &BlobHash) -> bool {
-        self.live.binary_search(hash).is_ok()
+        self.live.contains(hash)
     }
 }
 
@@ -220,6 +220,7 @@ fn check(shared: &Shared, progress: &dyn Fn(u64, u64)) -> Result<VerifyReport> {
 /// artifacts and notes those whose record frame is not located.
 fn expectations(shared: &Shared, report: &mut VerifyReport) -> Result<Expected> {
     let mut expected = Expected::default();
+    let mut live = Vec::new();
     for item in shared.index.scan_blobs() {
         let (hash, rec) = item?;
         if rec.refs > 0 {
@@ -228,11 +229,11 @@ fn expectations(shared: &Shared, report: &mut VerifyReport) -> Result<Expected> 
                 .entry(rec.chunk)
                 .or_default()
                 .push((rec.offset, hash));
-            expected.live.push(hash);
+            live.push(hash);
         }
     }
     // Already in order (the index is keyed by hash); sorting sorted input is one pass.
-    expected.live.sort_unstable();
+    expected.live = BlobHashSet::new(live);
     for item in shared.index.scan_artifacts("") {
         let (key, rec) = item?;
         report.artifacts_checked += 1;
