@@ -1,19 +1,32 @@
 //! The CBOR index records, the push ledger (a CBOR file in the store directory) and the remote
-//! blob table (a binary file there): the first byte picks the type, the rest is decoded. Decoding never panics, and an accepted
-//! record survives encode -> decode unchanged.
+//! blob table (a binary file there): the first byte picks the type, the rest is decoded. Decoding never panics, an accepted
+//! record survives encode -> decode unchanged, and what a hand-written fast decoder
+//! (`decode_canonical`) accepts, the generic serde path decodes to the same record.
 #![no_main]
 
 use std::fmt::Debug;
 
 use libfuzzer_sys::fuzz_target;
+use pipecache_format::blob_table::BlobTable;
 use pipecache_format::record::{
     AccessRecord, ArtifactRecord, BlobRecord, ChunkRecord, Record, RecordFrame, StoreMeta,
     TombstoneFrame,
 };
-use pipecache_format::blob_table::BlobTable;
 use pipecache_format::remote::PushLedger;
 
 fn round_trip<R: Record + PartialEq + Debug>(bytes: &[u8]) {
+    if let Some(fast) = R::decode_canonical(bytes) {
+        let mut cursor = std::io::Cursor::new(bytes);
+        let slow: R = ciborium::from_reader(&mut cursor)
+            .unwrap_or_else(|e| panic!("{} fast path accepts what serde refuses: {e}", R::WHAT));
+        assert_eq!(
+            cursor.position(),
+            bytes.len() as u64,
+            "{} fast path ignores trailing bytes",
+            R::WHAT
+        );
+        assert_eq!(fast, slow, "{} fast path and serde disagree", R::WHAT);
+    }
     let Ok(record) = R::decode(bytes) else { return };
     let encoded = record.encode();
     let again = R::decode(&encoded).unwrap_or_else(|e| {
@@ -49,7 +62,10 @@ fuzz_target!(|data: &[u8]| {
         _ => {
             if let Ok(table) = BlobTable::decode(bytes) {
                 let again = BlobTable::decode(&table.encode()).expect("re-encoded table decodes");
-                assert_eq!(again, table, "remote blob table changed across encode/decode");
+                assert_eq!(
+                    again, table,
+                    "remote blob table changed across encode/decode"
+                );
                 for e in &table.entries {
                     assert_eq!(table.find(&e.hash), Some(e), "a tabled blob is not found");
                 }
