@@ -14,8 +14,10 @@ use serde::{Deserialize, Serialize};
 pub const SERVER_FILE: &str = "server.json";
 /// The server's Unix socket in the store directory, unless told otherwise.
 pub const SOCKET_FILE: &str = "server.sock";
-/// Version of [`ServerFile`] and of the `/v1` API.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of [`ServerFile`] and of the `/v1` API. 2: `pipecache-compression` may name
+/// `lz4`, which a version 1 server refuses; a client and a server of different versions
+/// refuse each other at discovery, clearly, instead of failing on the first such put.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Request header: the artifact's TTL in milliseconds (absent: the store's default).
 pub const HEADER_TTL_MS: &str = "pipecache-ttl-ms";
