@@ -338,17 +338,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn incompressible_data_stays_raw() {
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let raw: Vec<u8> = (0..100_000)
+    /// `len` bytes of xorshift noise from `seed`: nothing compresses it.
+    fn noise(seed: u64, len: usize) -> Vec<u8> {
+        let mut x = seed;
+        (0..len)
             .map(|_| {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
                 x as u8
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn incompressible_data_stays_raw() {
+        let raw = noise(0x9E37_79B9_7F4A_7C15, 100_000);
         let (codec, stored) = CompressionPolicy::default().encode(&raw).unwrap();
         assert_eq!(codec, Codec::Raw);
         assert!(stored.is_none());
@@ -405,15 +410,7 @@ mod tests {
 
     #[test]
     fn lz4_policy_keeps_incompressible_and_small_blobs_raw() {
-        let mut x = 0x2545_F491_4F6C_DD1Du64;
-        let noise: Vec<u8> = (0..100_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let noise = noise(0x2545_F491_4F6C_DD1D, 100_000);
         assert_eq!(lz4_policy().encode(&noise).unwrap(), (Codec::Raw, None));
         assert_eq!(
             lz4_policy().encode(&[0u8; 100]).unwrap(),
