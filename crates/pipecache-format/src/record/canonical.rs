@@ -61,29 +61,11 @@ pub(super) fn artifact_record(bytes: &[u8]) -> Option<ArtifactRecord> {
 /// each an unsigned integer that fits its field, and nothing after it.
 pub(super) fn blob_record(bytes: &[u8]) -> Option<BlobRecord> {
     let mut d = minicbor::Decoder::new(bytes);
-    if d.map().ok()? != Some(7) {
-        return None;
-    }
-    let mut fields = [None::<u64>; 7];
-    for _ in 0..7 {
-        let i = match d.str().ok()? {
-            "v" => 0,
-            "c" => 1,
-            "o" => 2,
-            "s" => 3,
-            "r" => 4,
-            "z" => 5,
-            "n" => 6,
-            _ => return None,
-        };
-        if fields[i].replace(d.u64().ok()?).is_some() {
-            return None;
-        }
-    }
+    let fields = unsigned_map(&mut d, ["v", "c", "o", "s", "r", "z", "n"])?;
     if d.position() != bytes.len() {
         return None;
     }
-    let [v, chunk, offset, stored_len, raw_len, codec, refs] = fields.map(Option::unwrap);
+    let [v, chunk, offset, stored_len, raw_len, codec, refs] = fields;
     Some(BlobRecord {
         v: u32::try_from(v).ok()?,
         chunk,
@@ -107,28 +89,30 @@ fn nullable<'b, T>(
     value(d).map(Some)
 }
 
-fn decode_frame_ref(d: &mut minicbor::Decoder<'_>) -> Option<FrameRef> {
-    if d.map().ok()? != Some(3) {
+/// A definite map of exactly `keys`, each once, in any order, each an unsigned integer;
+/// the values in the order of `keys`.
+fn unsigned_map<const N: usize>(
+    d: &mut minicbor::Decoder<'_>,
+    keys: [&str; N],
+) -> Option<[u64; N]> {
+    if d.map().ok()? != Some(N as u64) {
         return None;
     }
-    let mut fields = [None::<u64>; 3];
-    for _ in 0..3 {
-        let i = match d.str().ok()? {
-            "c" => 0,
-            "o" => 1,
-            "l" => 2,
-            _ => return None,
-        };
+    let mut fields = [None::<u64>; N];
+    for _ in 0..N {
+        let key = d.str().ok()?;
+        let i = keys.iter().position(|k| *k == key)?;
         if fields[i].replace(d.u64().ok()?).is_some() {
             return None;
         }
     }
+    Some(fields.map(|f| f.expect("each of the N keys was seen once")))
+}
+
+fn decode_frame_ref(d: &mut minicbor::Decoder<'_>) -> Option<FrameRef> {
+    let fields = unsigned_map(d, ["c", "o", "l"])?;
     let [chunk, offset, len] = fields;
-    Some(FrameRef {
-        chunk: chunk?,
-        offset: offset?,
-        len: len?,
-    })
+    Some(FrameRef { chunk, offset, len })
 }
 
 fn decode_parts(d: &mut minicbor::Decoder<'_>) -> Option<Vec<PartRef>> {
