@@ -1,7 +1,7 @@
 //! `pipecache serve` from Rust: a single 50 KB get timed call by call (p50, p99) through
-//! the Unix socket against the same get in process, then gets and puts per second from 1, 4
-//! and 16 client processes (this bench binary started again as a client) against one
-//! server. The server is the real `pipecache serve` process. Prints markdown and writes it
+//! the Unix socket, with and without the client's near cache, against the same get in
+//! process, then gets (with and without near caches) and puts per second from 1, 4 and 16
+//! client processes (this bench binary started again as a client) against one server. The server is the real `pipecache serve` process. Prints markdown and writes it
 //! to `$CARGO_TARGET_DIR/pipecache-bench/server.md`. The Python side (the package through
 //! the server against diskcache from as many processes) is
 //! `crates/pipecache-python/benches/server_vs_diskcache.py`.
@@ -20,6 +20,8 @@ const CALLS: usize = 20_000;
 const PROCESSES: [usize; 3] = [1, 4, 16];
 /// How long each client process runs its loop.
 const SPELL: Duration = Duration::from_secs(3);
+/// A near cache's budget: the default memory budget, which holds every key here.
+const NEAR_BUDGET: u64 = 256 << 20;
 
 fn key(i: u64) -> String {
     format!("bench/{i}")
@@ -32,12 +34,22 @@ fn us(d: Duration) -> f64 {
 /// A client process: gets (or puts) for `SPELL`, prints how many it did.
 async fn client_child(socket: &Path, op: &str, id: u64) {
     let client = ServerClient::unix(socket);
+    let client = match op {
+        "get-near" => client.with_near_cache(socket.parent().expect("store dir"), NEAR_BUDGET),
+        _ => client,
+    };
+    if op == "get-near" {
+        // Filled before the clock starts, as the Python side does.
+        for i in 0..KEYS {
+            client.get_shared(&key(i)).await.expect("get");
+        }
+    }
     let value = random_bytes(id, VALUE);
     let started = Instant::now();
     let mut n = 0u64;
     while started.elapsed() < SPELL {
-        if op == "get" {
-            let got = client.get(&key(n * 7919 % KEYS)).await.expect("get");
+        if op.starts_with("get") {
+            let got = client.get_shared(&key(n * 7919 % KEYS)).await.expect("get");
             assert!(got.is_some(), "a preloaded key missed");
         } else {
             let k = format!("put/{id}/{n}");
@@ -159,24 +171,32 @@ fn main() {
     // On a runtime worker, as the CLI's commands and the Python package's calls run (a
     // future run by `block_on` itself would add a thread hop per wake-up).
     let client = ServerClient::unix(&socket);
-    let socket_gets = runtime
-        .block_on(runtime.spawn(async move {
-            time_gets(|k| {
-                let client = client.clone();
-                async move { client.get(&k).await.expect("get").is_some() }
-            })
-            .await
-        }))
-        .expect("timing task");
-    let rates: Vec<(usize, f64, f64)> = PROCESSES
+    let near = client.clone().with_near_cache(tmp.path(), NEAR_BUDGET);
+    let [socket_gets, near_gets] = [client, near].map(|client| {
+        runtime
+            .block_on(runtime.spawn(async move {
+                time_gets(|k| {
+                    let client = client.clone();
+                    async move { client.get_shared(&k).await.expect("get").is_some() }
+                })
+                .await
+            }))
+            .expect("timing task")
+    });
+    // Every get spell before any put, as the Python side does.
+    let gets: Vec<(f64, f64)> = PROCESSES
         .iter()
         .map(|&n| {
             (
-                n,
                 throughput(&socket, "get", n),
-                throughput(&socket, "put", n),
+                throughput(&socket, "get-near", n),
             )
         })
+        .collect();
+    let rates: Vec<(usize, f64, f64, f64)> = PROCESSES
+        .iter()
+        .zip(gets)
+        .map(|(&n, (far, near))| (n, far, near, throughput(&socket, "put", n)))
         .collect();
     // SIGTERM: the server drains and closes the store.
     let _ = Command::new("kill").arg(server.id().to_string()).status();
@@ -193,12 +213,20 @@ fn main() {
         in_process.0, in_process.1
     ));
     report.push_str(&format!(
-        "| through the socket (`ServerClient::get`) | {:.1} µs | {:.1} µs |\n\n",
+        "| through the socket (`ServerClient::get_shared`, no near cache) | {:.1} µs | {:.1} µs |\n",
         socket_gets.0, socket_gets.1
     ));
-    report.push_str("| client processes | gets/s | puts/s (fsynced) |\n|---|---|---|\n");
-    for (n, gets, puts) in &rates {
-        report.push_str(&format!("| {n} | {gets:.0} | {puts:.0} |\n"));
+    report.push_str(&format!(
+        "| through the socket with a near cache (each key read {} times) | {:.1} µs | {:.1} µs |\n\n",
+        CALLS as u64 / KEYS,
+        near_gets.0,
+        near_gets.1
+    ));
+    report.push_str(
+        "| client processes | gets/s | gets/s with near caches | puts/s (fsynced) |\n|---|---|---|---|\n",
+    );
+    for (n, gets, near, puts) in &rates {
+        report.push_str(&format!("| {n} | {gets:.0} | {near:.0} | {puts:.0} |\n"));
     }
     print!("{report}");
     write_report(&target, "server", &report);

@@ -74,14 +74,14 @@ impl Cache {
         let dir = config.local_path(origin)?.unwrap_or(default_dir).to_owned();
         loop {
             // The server first: opening the store would wait on its lock before failing.
-            if let Some(client) = Self::served(&dir).await? {
+            if let Some(client) = Self::served(&dir, config.memory_budget()).await? {
                 return Ok(client);
             }
             match CacheManager::open(config, default_dir, options.clone(), origin).await {
                 Ok(m) => return Ok(Self::InProcess(m)),
                 Err(TierError::Store(StoreError::StoreInUse { path })) => {
                     // A server that started meanwhile.
-                    if let Some(client) = Self::served(&path).await? {
+                    if let Some(client) = Self::served(&path, config.memory_budget()).await? {
                         return Ok(client);
                     }
                     // A server shutting down holds the store until the time its file
@@ -98,10 +98,12 @@ impl Cache {
         }
     }
 
-    async fn served(dir: &Path) -> Result<Option<Self>> {
+    /// The server holding store `dir`, if any, with a near cache of `near_budget` bytes
+    /// (the budget this process would give its memory tier in process).
+    async fn served(dir: &Path, near_budget: u64) -> Result<Option<Self>> {
         Ok(ServerClient::discover(dir).await?.map(|(client, file)| {
             tracing::debug!(pid = file.pid, socket = %file.socket.display(), "the store is held by a server; using it");
-            Self::Served(client)
+            Self::Served(client.with_near_cache(dir, near_budget))
         }))
     }
 
@@ -138,13 +140,17 @@ impl Cache {
     pub async fn get_shared(&self, key: &str) -> Result<Option<Arc<StoredArtifact>>> {
         match self {
             Self::InProcess(m) => m.get_shared(key).await,
-            Self::Served(c) => Ok(c.get(key).await?.map(Arc::new)),
+            Self::Served(c) => c.get_shared(key).await,
         }
     }
 
-    /// A memory-tier hit, answered without waiting; `None` when served or not in memory.
+    /// A memory-tier hit (served: a near-cache hit), answered without waiting; `None`
+    /// when not held there.
     pub fn get_from_memory(&self, key: &str) -> Option<Arc<StoredArtifact>> {
-        self.manager().and_then(|m| m.get_from_memory(key))
+        match self {
+            Self::InProcess(m) => m.get_from_memory(key),
+            Self::Served(c) => c.get_from_near(key),
+        }
     }
 
     /// Writes `artifact` under `key`.
@@ -210,12 +216,12 @@ impl Cache {
         }
     }
 
-    /// Closes the store when this process owns it; a served cache only drops its
-    /// connections (the server keeps the store open for others).
+    /// Closes the store when this process owns it; a served cache reports its near hits
+    /// and drops its connections (the server keeps the store open for others).
     pub async fn close(self) -> Result<()> {
         match self {
             Self::InProcess(m) => m.close().await,
-            Self::Served(_) => Ok(()),
+            Self::Served(c) => c.report_hits().await,
         }
     }
 

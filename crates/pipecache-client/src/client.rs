@@ -21,9 +21,10 @@ use pipecache_tiers::{
 use serde::de::DeserializeOwned;
 
 use crate::http::{Connections, Endpoint, Failure, Pieces};
+use crate::near::{NearCache, REPORT_EVERY};
 use crate::protocol::{
-    self, ErrorEnvelope, HEADER_COMPRESSION, HEADER_IF_ABSENT, HEADER_TTL_MS, JobRequest,
-    JobStatus, KeyList, ServerFile, StatsReport,
+    self, ErrorEnvelope, HEADER_COMPRESSION, HEADER_IF_ABSENT, HEADER_TTL_MS, HitReport,
+    JobRequest, JobStatus, KeyList, ServerFile, StatsReport,
 };
 
 /// How long a call may take, unless the client is told otherwise: long enough for a
@@ -49,6 +50,8 @@ struct Inner {
     name: String,
     connections: Connections,
     deadline: Duration,
+    /// Copies of what this client read, when it keeps them (see `near`).
+    near: Option<Arc<NearCache>>,
 }
 
 /// Raw parts of a decoded answer.
@@ -82,6 +85,7 @@ impl ServerClient {
                 name,
                 connections: Connections::new(endpoint),
                 deadline: DEFAULT_DEADLINE,
+                near: None,
             }),
         }
     }
@@ -95,8 +99,78 @@ impl ServerClient {
                 name: inner.name.clone(),
                 connections: Connections::new(endpoint),
                 deadline,
+                near: inner.near.clone(),
             }),
         }
+    }
+
+    /// The same client keeping a near cache of up to `budget` bytes of what it reads from
+    /// the server of store `dir` (see the `near` module): later gets of an unchanged key are
+    /// answered in this process. Without the store's change journal (or with a budget of
+    /// 0) it keeps nothing. Its hits are reported to the server every second (from a task
+    /// on the current tokio runtime, when there is one), before [`ServerClient::stats`], and
+    /// by [`ServerClient::report_hits`].
+    pub fn with_near_cache(self, dir: &Path, budget: u64) -> Self {
+        let Some(near) = NearCache::open(dir, budget) else {
+            return self;
+        };
+        let inner = &self.inner;
+        let client = Self {
+            inner: Arc::new(Inner {
+                name: inner.name.clone(),
+                connections: Connections::new(inner.connections.endpoint().clone()),
+                deadline: inner.deadline,
+                near: Some(Arc::new(near)),
+            }),
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let weak = Arc::downgrade(&client.inner);
+            runtime.spawn(async move {
+                loop {
+                    tokio::time::sleep(REPORT_EVERY).await;
+                    let Some(inner) = weak.upgrade() else { break };
+                    if let Err(e) = (Self { inner }).report_hits().await {
+                        tracing::debug!(error = %e, "near-cache hits not reported yet");
+                    }
+                }
+            });
+        }
+        client
+    }
+
+    /// Whether this client keeps a near cache.
+    pub fn has_near_cache(&self) -> bool {
+        self.inner.near.is_some()
+    }
+
+    /// Reports the near cache's hits since the last report to the server (`POST
+    /// /v1/hits`); hits it could not deliver are kept for the next report.
+    pub async fn report_hits(&self) -> Result<()> {
+        let Some(near) = &self.inner.near else {
+            return Ok(());
+        };
+        let hits = near.take_hits();
+        if hits.is_empty() {
+            return Ok(());
+        }
+        let report = HitReport { hits };
+        let body = serde_json::to_vec(&report).expect("a hit report serializes");
+        match self
+            .json::<serde_json::Value>("report hits", Method::POST, protocol::HITS_PATH, Some(body))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                near.restore_hits(report.hits);
+                Err(e)
+            }
+        }
+    }
+
+    /// The near cache's copy of `key`, answered without waiting; `None` when this client
+    /// keeps none or does not hold the key (then [`ServerClient::get_shared`] asks).
+    pub fn get_from_near(&self, key: &str) -> Option<Arc<StoredArtifact>> {
+        self.inner.near.as_ref()?.get(key)
     }
 
     /// The server that holds store `dir`, when one runs and answers: its server file names
@@ -267,7 +341,29 @@ impl ServerClient {
 
     /// Reads `key`: the artifact with its times, `None` on a miss.
     pub async fn get(&self, key: &str) -> Result<Option<StoredArtifact>> {
+        Ok(self.get_shared(key).await?.map(Arc::unwrap_or_clone))
+    }
+
+    /// [`ServerClient::get`], shared with the near cache: a near hit is not copied, and a
+    /// read from the server is kept there (when this client keeps a near cache).
+    pub async fn get_shared(&self, key: &str) -> Result<Option<Arc<StoredArtifact>>> {
         validate_key(key)?;
+        let Some(near) = &self.inner.near else {
+            return Ok(self.fetch(key).await?.map(Arc::new));
+        };
+        if let Some(hit) = near.get(key) {
+            return Ok(Some(hit));
+        }
+        let seen = near.before_read(key);
+        let found = self.fetch(key).await?.map(Arc::new);
+        if let Some(f) = &found {
+            near.keep(key, f.clone(), seen);
+        }
+        Ok(found)
+    }
+
+    /// Reads `key` from the server.
+    async fn fetch(&self, key: &str) -> Result<Option<StoredArtifact>> {
         let path = protocol::artifact_path(key);
         let mut decoder = WireDecoder::new(MAX_BLOB_LEN * 4);
         let build = || {
@@ -366,11 +462,16 @@ impl ServerClient {
             .unwrap_or_default())
     }
 
-    /// The store's figures and every tier's.
+    /// The store's figures and every tier's (with this client's near hits reported
+    /// first, so they are counted).
     pub async fn stats(&self) -> Result<StatsReport> {
-        self.json::<StatsReport>("stats", Method::GET, "/v1/stats", None)
+        self.report_hits().await?;
+        let mut report = self
+            .json::<StatsReport>("stats", Method::GET, "/v1/stats", None)
             .await?
-            .ok_or_else(|| self.gone("stats", "no stats route".into()))
+            .ok_or_else(|| self.gone("stats", "no stats route".into()))?;
+        report.near_cache = self.inner.near.as_ref().map(|n| n.stats());
+        Ok(report)
     }
 
     /// Starts a job; its first status.

@@ -17,7 +17,12 @@ pub const SOCKET_FILE: &str = "server.sock";
 /// Version of [`ServerFile`] and of the `/v1` API. 2: `pipecache-compression` may name
 /// `lz4`, which a version 1 server refuses; a client and a server of different versions
 /// refuse each other at discovery, clearly, instead of failing on the first such put.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: clients keep near caches, invalidated through the store's change journal (which a
+/// version 2 server does not publish), and report their hits (`POST /v1/hits`).
+pub const PROTOCOL_VERSION: u32 = 3;
+
+/// `POST` path where a client reports the hits its near cache answered.
+pub const HITS_PATH: &str = "/v1/hits";
 
 /// Request header: the artifact's TTL in milliseconds (absent: the store's default).
 pub const HEADER_TTL_MS: &str = "pipecache-ttl-ms";
@@ -192,6 +197,28 @@ pub struct JobStatus {
     pub error: Option<ErrorBody>,
 }
 
+/// `POST /v1/hits` body: what a client's near cache answered since its last report, so the
+/// server counts them (metrics, recompute time saved) and keeps their keys' access times
+/// (LRU) as if it had answered them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HitReport {
+    /// One entry per key hit at least once.
+    pub hits: Vec<KeyHits>,
+}
+
+/// A key's near-cache hits in one [`HitReport`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeyHits {
+    /// The key.
+    pub key: String,
+    /// Hits since the last report.
+    pub count: u64,
+    /// Logical bytes those hits returned.
+    pub bytes: u64,
+    /// Time those hits took, summed, in seconds.
+    pub seconds: f64,
+}
+
 /// `GET /v1/keys` answer.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyList {
@@ -217,6 +244,23 @@ pub struct StatsReport {
     /// The subjects (videos) with the most gets no tier answered, most first.
     #[serde(default)]
     pub most_missed: Vec<pipecache_tiers::MissedSubject>,
+    /// The asking client's near cache, when it keeps one (filled in by the client; a
+    /// server never sends it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub near_cache: Option<NearCacheStats>,
+}
+
+/// A served client's near cache, as [`StatsReport::near_cache`] shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NearCacheStats {
+    /// Gets it answered (also counted by the server as memory-tier hits once reported).
+    pub hits: u64,
+    /// Gets it passed on to the server.
+    pub misses: u64,
+    /// Bytes it holds now.
+    pub bytes: u64,
+    /// Its byte budget.
+    pub budget: u64,
 }
 
 impl StatsReport {
@@ -228,6 +272,7 @@ impl StatsReport {
             lookups: manager.lookup_stats(),
             recompute_seconds_saved_today: manager.recompute_seconds_saved_today(),
             most_missed: manager.most_missed(),
+            near_cache: None,
         })
     }
 }

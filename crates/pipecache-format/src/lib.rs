@@ -9,6 +9,7 @@
 //! - [`record`]: the versioned CBOR values stored in the RocksDB index;
 //! - [`document`]: JSON-like documents (transcripts, descriptions, metadata) as CBOR parts.
 //! - [`blob_table`]: a pack remote's blob locations, kept in the store directory;
+//! - [`journal`]: the change journal near caches are invalidated through, and [`key_hash`];
 //! - [`remote`] and [`wire`]: remote tiers' objects, and an artifact between `pipecache serve`
 //!   and its clients.
 //!
@@ -24,6 +25,7 @@ pub mod document;
 mod error;
 pub mod frame;
 mod hash;
+pub mod journal;
 pub mod record;
 pub mod remote;
 pub mod wire;
@@ -36,6 +38,7 @@ pub use codec::{Algorithm, Codec, CompressionPolicy};
 pub use error::FormatError;
 pub use frame::{FRAME_HEADER_LEN, FrameHeader, FrameKind, decode_frame};
 pub use hash::{BlobHash, BlobHashSet};
+pub use journal::key_hash;
 
 /// Result alias for this crate.
 pub type Result<T, E = FormatError> = std::result::Result<T, E>;

@@ -2,9 +2,12 @@
 the same number of processes, in the same run.
 
 - A single 50 KB get, timed call by call (p50, p99): pipecache in process (the store opened
-  by this process, its memory tier answering), pipecache through the server, diskcache.
+  by this process, its memory tier answering), pipecache through the server with the
+  client's near cache (the default: each key is read five times, the first read fills it)
+  and without it (``memory_size_mb=0``: every get crosses to the server), diskcache.
 - Gets and puts per second from 1, 4 and 16 processes at once, each process looping for a
-  few seconds over 1,000 preloaded 50 KB values (gets) or writing new ones (puts).
+  few seconds over 1,000 preloaded 50 KB values (gets) or writing new ones (puts), with and
+  without near caches (a process with one reads every key once before its clock starts).
   pipecache's puts are fsynced by the server; diskcache's are not (SQLite's default mode).
 
 The server is the real ``pipecache serve`` binary (``PIPECACHE_BIN``, else
@@ -25,7 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import diskcache
 import pipecache
@@ -44,9 +47,15 @@ keys = [f"k{i}" for i in range(1000)]
 
 async def pipecache_loop() -> int:
     import pipecache
-    config = pipecache.CacheConfig(backends=[pipecache.FilesystemCacheConfig(where)])
+    memory = 0 if kind == "pipecache-far" else None
+    config = pipecache.CacheConfig(
+        backends=[pipecache.FilesystemCacheConfig(where)], memory_size_mb=memory
+    )
     async with pipecache.CacheManager(config) as cache:
-        await cache.get(keys[0])  # connect before the clock starts
+        # Connect before the clock starts, and fill the near cache (when there is one):
+        # diskcache's workers find its values in the page cache, warm from the preload.
+        for key in keys if kind == "pipecache" else keys[:1]:
+            await cache.get(key)
         n, end = 0, time.monotonic() + seconds
         while time.monotonic() < end:
             if op == "get":
@@ -69,7 +78,7 @@ def diskcache_loop() -> int:
     cache.close()
     return n
 
-n = asyncio.run(pipecache_loop()) if kind == "pipecache" else diskcache_loop()
+n = diskcache_loop() if kind == "diskcache" else asyncio.run(pipecache_loop())
 print(n, flush=True)
 """
 
@@ -113,11 +122,16 @@ def start_server(store: Path) -> subprocess.Popen[bytes]:
         time.sleep(0.02)
 
 
-async def pipecache_latency(store: Path, values: List[bytes]) -> Tuple[float, float]:
-    config = pipecache.CacheConfig(backends=[pipecache.FilesystemCacheConfig(str(store))])
+async def pipecache_latency(
+    store: Path, values: List[bytes], memory_size_mb: Optional[float] = None
+) -> Tuple[float, float]:
+    config = pipecache.CacheConfig(
+        backends=[pipecache.FilesystemCacheConfig(str(store))], memory_size_mb=memory_size_mb
+    )
     async with pipecache.CacheManager(config) as cache:
         for i, v in enumerate(values):
-            await cache.set(f"k{i}", v)
+            if not await cache.exists(f"k{i}"):
+                await cache.set(f"k{i}", v)
         times = []
         for n in range(CALLS):
             t = time.perf_counter()
@@ -172,12 +186,14 @@ def main() -> None:
         server = start_server(served_store)
         try:
             served = asyncio.run(pipecache_latency(served_store, values))
+            far = asyncio.run(pipecache_latency(served_store, values, memory_size_mb=0))
             dc = diskcache_latency(dc_dir, values)
             # Every get spell before any put: puts would push the preloaded values out of
             # the server's memory tier (and, past diskcache's size limit, out of diskcache).
             gets = {
                 n: (
                     rate("pipecache", "get", served_store, n, seconds),
+                    rate("pipecache-far", "get", served_store, n, seconds),
                     rate("diskcache", "get", dc_dir, n, seconds),
                 )
                 for n in PROCESSES
@@ -201,16 +217,17 @@ def main() -> None:
         "| single 50 KB get from Python | p50 | p99 |",
         "|---|---|---|",
         latency_row("pipecache in process (memory tier)", in_process),
-        latency_row("pipecache through the server", served),
+        latency_row("pipecache through the server, near cache", served),
+        latency_row("pipecache through the server, no near cache", far),
         latency_row("diskcache", dc),
         "",
-        "| processes | pipecache gets/s | diskcache gets/s | ratio "
-        "| pipecache puts/s (fsynced) | diskcache puts/s | ratio |",
-        "|---|---|---|---|---|---|---|",
+        "| processes | pipecache gets/s (near cache) | ratio | no near cache | ratio "
+        "| diskcache gets/s | pipecache puts/s (fsynced) | diskcache puts/s | ratio |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for n, pg, dg, pp, dp in rows:
+    for n, pg, fg, dg, pp, dp in rows:
         lines.append(
-            f"| {n} | {pg:,.0f} | {dg:,.0f} | {pg / dg:.2f}x "
+            f"| {n} | {pg:,.0f} | {pg / dg:.2f}x | {fg:,.0f} | {fg / dg:.2f}x | {dg:,.0f} "
             f"| {pp:,.0f} | {dp:,.0f} | {pp / dp:.2f}x |"
         )
     text = "\n".join(lines) + "\n"

@@ -244,6 +244,7 @@ impl NativeCache {
             set_pythonized(&out, "tiers", &r.tiers)?;
             set_pythonized(&out, "lookups", &r.lookups)?;
             set_pythonized(&out, "most_missed", &r.most_missed)?;
+            set_pythonized(&out, "near_cache", &r.near_cache)?;
             out.set_item(
                 "recompute_seconds_saved_today",
                 r.recompute_seconds_saved_today,

@@ -87,7 +87,9 @@ async def test_manager_stats(manager: pipecache.CacheManager) -> None:
         "lookups",
         "recompute_seconds_saved_today",
         "most_missed",
+        "near_cache",
     }
+    assert before["near_cache"] is None, "a store opened in process has no near cache"
     assert before["local"]["artifacts"] == 0
     assert [t["name"] for t in before["tiers"]] == ["memory", "local"]
     await manager.set("a", os.urandom(10_000))

@@ -18,7 +18,7 @@ use http_body_util::BodyExt;
 use pipecache::{CacheManager, PutOptions, StoredArtifact, validate_key};
 use pipecache_client::protocol::{
     self, ErrorBody, ErrorCode, ErrorEnvelope, HEADER_COMPRESSION, HEADER_IF_ABSENT, HEADER_TTL_MS,
-    JobRequest, KeyList, StatsReport,
+    HitReport, JobRequest, KeyList, StatsReport,
 };
 use pipecache_client::{Pieces, artifact_from_wire, parse_compression_header, wire_record};
 use pipecache_format::wire::{self, WireDecoder};
@@ -130,6 +130,7 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
         .route("/v1/entries", get(list_entries))
         .route("/v1/stats", get(stats))
         .route("/metrics", get(metrics))
+        .route(protocol::HITS_PATH, post(report_hits))
         .route("/v1/jobs", post(start_job))
         .route("/v1/jobs/{id}", get(job))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
@@ -461,6 +462,37 @@ async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
         text,
     )
         .into_response())
+}
+
+/// A client's near-cache hits: counted as this server's memory-tier hits, their keys'
+/// access times noted (`protocol::HitReport`).
+async fn report_hits(
+    State(state): State<AppState>,
+    body: Result<Json<HitReport>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Json(report) = body.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()))?;
+    let mut counted = 0u64;
+    let mut checked = Vec::with_capacity(report.hits.len());
+    for h in &report.hits {
+        validate_key(&h.key)?;
+        let took = Duration::try_from_secs_f64(h.seconds).map_err(|_| {
+            ApiError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "hits of {:?}: {} is not a duration in seconds",
+                    h.key, h.seconds
+                ),
+            )
+        })?;
+        checked.push((h, took));
+    }
+    for (h, took) in checked {
+        state
+            .cache()
+            .count_near_hits(&h.key, h.count, h.bytes, took);
+        counted += h.count;
+    }
+    Ok(Json(serde_json::json!({ "counted": counted })))
 }
 
 async fn start_job(

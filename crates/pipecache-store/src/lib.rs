@@ -18,6 +18,7 @@
 //! - `error`, `artifact`, `layout`: vocabulary;
 //! - `policy`, then `options`: what the caller chooses;
 //! - `open`, `space`, `stats`: the directory and its lock, free space, reports;
+//! - `journal`: the change journal other processes' near caches are invalidated through;
 //! - `state`: what every thread shares (read handle of the index, counters, reader cache);
 //! - `outbox`: queue slots and claims (the tiers' door into the index);
 //! - `direct`: a put's large blobs, written by the putting thread into a chunk of their own;
@@ -53,6 +54,8 @@ mod open;
 mod space;
 mod stats;
 
+mod journal;
+
 mod state;
 
 pub mod outbox;
@@ -83,6 +86,7 @@ pub use classify::{KeyClass, KeyClassifier};
 pub use compaction::CompactReport;
 use error::StoreError as Error;
 pub use error::{Result, StoreError};
+pub use journal::{Change, JOURNAL_FILE, JournalReader};
 pub use layout::{MARKER_FILE, STORE_VERSION};
 pub use lifecycle::{GcOptions, GcReport};
 pub use options::{

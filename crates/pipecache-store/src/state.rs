@@ -100,6 +100,10 @@ pub(crate) struct Shared {
     direct_in_flight: Mutex<HashSet<u64>>,
     /// Told of every key GC expired or evicted, after the commit (see `Store::on_removal`).
     removal_listeners: RemovalListeners,
+    /// Where the writer thread publishes the keys each commit changed, for other processes'
+    /// near caches (`None` read-only, or when the journal could not be created for lack of
+    /// space: then no reader can map one either).
+    pub(crate) journal: Option<crate::journal::JournalWriter>,
     // Declared last so it is released after RocksDB is closed.
     _lock: File,
 }
@@ -116,6 +120,7 @@ impl Shared {
         gc_wake: Option<Sender<()>>,
         reserve: Reserve,
         read_only: bool,
+        journal: Option<crate::journal::JournalWriter>,
         lock: File,
     ) -> Self {
         Self {
@@ -134,6 +139,7 @@ impl Shared {
             next_chunk_id: AtomicU64::new(1),
             direct_in_flight: Mutex::default(),
             removal_listeners: RemovalListeners::default(),
+            journal,
             _lock: lock,
         }
     }

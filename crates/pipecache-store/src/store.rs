@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use crate::artifact::{ListEntry, PutOptions, PutOutcome, StoredArtifact, validate_key};
 use crate::compaction::{self, CompactReport};
 use crate::job;
+use crate::journal::JournalWriter;
 use crate::layout::{CHUNK_DIR, INDEX_DIR};
 use crate::lifecycle::{self, GcOptions, GcReport};
 use crate::open::{check_store_dir, lock_and_check};
@@ -158,6 +159,11 @@ impl Store {
             Err(e) => return Err(e.into()),
         };
         let read_only = index_writer.is_none();
+        let journal = if read_only {
+            None
+        } else {
+            JournalWriter::open_or_skip(&dir)?
+        };
         let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
         let gc_interval = options.gc_interval;
         let shared = Arc::new(Shared::new(
@@ -168,6 +174,7 @@ impl Store {
             gc_interval.map(|_| wake_tx),
             reserve,
             read_only,
+            journal,
             lock,
         ));
         let Some(index_writer) = index_writer else {
@@ -236,7 +243,10 @@ impl Store {
                     ..options.clone()
                 },
             )?;
-            rebuild::rebuild(&dir, &options, force, &progress)
+            let report = rebuild::rebuild(&dir, &options, force, &progress)?;
+            // Entries the rebuild could not recover must leave other processes' copies too.
+            JournalWriter::open_or_skip(&dir)?;
+            Ok(report)
         })
         .await
     }
@@ -623,6 +633,21 @@ impl Store {
             })
         })
         .await
+    }
+
+    /// Notes that `key` was read now without this store reading it (a server client
+    /// answered the get from its near cache), so LRU eviction sees the read: kept with the
+    /// access times reads collect, and written with them.
+    pub fn record_access(&self, key: &str) {
+        let shared = &self.shared;
+        if !shared.read_only {
+            let now = shared.options.clock.now_ms();
+            shared
+                .access
+                .lock()
+                .expect("access map poisoned")
+                .insert(key.to_owned(), now);
+        }
     }
 
     /// Writes access times collected by reads to the index now (normally every

@@ -21,6 +21,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use pipecache_format::key_hash;
 use pipecache_store::StoredArtifact;
 
 /// Stripes ordering inserts against invalidations of the same key; many, so that
@@ -52,16 +53,18 @@ const ENTRY_OVERHEAD: u64 = 96;
 /// evicts within its share, so the largest entry kept is a quarter of one shard.
 const SHARDS: usize = 4;
 
-/// What the tier holds per key: the artifact, and the key's kind (so a hit is counted by
-/// kind without classifying its key again: that was a third of what counting a memory
-/// hit cost).
+/// What the tier holds per key: the key itself (entries are found by [`key_hash`], so a
+/// change journal naming only hashes can drop them), the artifact, and the key's kind (so a
+/// hit is counted by kind without classifying its key again: that was a third of what
+/// counting a memory hit cost).
 #[derive(Clone, Debug)]
 struct Held {
+    key: Box<str>,
     artifact: Arc<StoredArtifact>,
     kind: usize,
 }
 
-type Entries = foyer_memory::Cache<String, Held>;
+type Entries = foyer_memory::Cache<u64, Held>;
 
 /// Hot artifacts in memory. See the module docs for why it is never stale.
 pub struct MemoryTier {
@@ -74,7 +77,6 @@ pub struct MemoryTier {
     /// Hashes of keys whose large artifact was read once and not kept (see
     /// [`SECOND_READ_MIN`]); 0 is empty.
     doorkeeper: Box<[AtomicU64]>,
-    doorkeeper_hasher: std::collections::hash_map::RandomState,
 }
 
 impl std::fmt::Debug for MemoryTier {
@@ -97,8 +99,8 @@ impl MemoryTier {
             .with_name("pipecache-memory")
             .with_shards(SHARDS)
             .with_eviction_config(foyer_memory::S3FifoConfig::default())
-            .with_weighter(|k: &String, v: &Held| {
-                usize::try_from(weight(k, &v.artifact)).unwrap_or(usize::MAX)
+            .with_weighter(|_: &u64, v: &Held| {
+                usize::try_from(weight(&v.key, &v.artifact)).unwrap_or(usize::MAX)
             })
             .build();
         Self {
@@ -107,7 +109,6 @@ impl MemoryTier {
             budget,
             max_entry: budget / (4 * SHARDS as u64),
             doorkeeper: (0..DOORKEEPER_SLOTS).map(|_| AtomicU64::new(0)).collect(),
-            doorkeeper_hasher: Default::default(),
         }
     }
 
@@ -121,12 +122,8 @@ impl MemoryTier {
         self.cache.usage() as u64
     }
 
-    fn stripe(&self, key: &str) -> &Stripe {
-        use std::hash::{Hash, Hasher};
-        // Fixed keys: the same key maps to the same stripe every time.
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut h);
-        &self.stripes[(h.finish() as usize) % STRIPES]
+    fn stripe(&self, hash: u64) -> &Stripe {
+        &self.stripes[(hash % STRIPES as u64) as usize]
     }
 
     /// The artifact under `key`, unless absent or expired at `now_ms` (an expired one is
@@ -138,13 +135,16 @@ impl MemoryTier {
 
     /// [`MemoryTier::get`] with the kind the artifact was kept under.
     pub fn get_with_kind(&self, key: &str, now_ms: u64) -> Option<(Arc<StoredArtifact>, usize)> {
-        match self.cache.get(key) {
+        let hash = key_hash(key);
+        match self.cache.get(&hash) {
+            // Another key of the same hash: not this one's.
+            Some(entry) if *entry.value().key != *key => None,
             Some(entry) if !entry.value().artifact.is_expired(now_ms) => {
                 let held = entry.value();
                 Some((held.artifact.clone(), held.kind))
             }
             Some(_) => {
-                self.invalidate(key);
+                self.invalidate_hash(hash);
                 None
             }
             None => None,
@@ -153,7 +153,7 @@ impl MemoryTier {
 
     /// The generation of `key`'s stripe, taken by a read before it reads a slower tier.
     pub fn generation(&self, key: &str) -> u64 {
-        self.stripe(key).generation.load(Ordering::SeqCst)
+        self.stripe(key_hash(key)).generation.load(Ordering::SeqCst)
     }
 
     /// Keeps `value` read under `key` (of kind `kind`, an index of the manager's kind
@@ -169,17 +169,19 @@ impl MemoryTier {
         seen: u64,
     ) {
         let weight = weight(key, &value);
-        if weight > self.max_entry || (weight > SECOND_READ_MIN && !self.read_before(key)) {
+        let hash = key_hash(key);
+        if weight > self.max_entry || (weight > SECOND_READ_MIN && !self.read_before(hash)) {
             return;
         }
-        let stripe = self.stripe(key);
+        let stripe = self.stripe(hash);
         let _held = stripe.lock.lock().expect("memory tier stripe poisoned");
         if stripe.generation.load(Ordering::SeqCst) == seen {
             let held = Held {
+                key: key.into(),
                 artifact: value,
                 kind,
             };
-            self.cache.insert(key.to_owned(), held);
+            self.cache.insert(hash, held);
         }
     }
 
@@ -190,10 +192,9 @@ impl MemoryTier {
 
     /// Whether `key` was the last large read noted in its doorkeeper slot (then the slot is
     /// cleared); otherwise notes it. A collision only costs a fill too many or too few.
-    fn read_before(&self, key: &str) -> bool {
-        use std::hash::BuildHasher;
+    fn read_before(&self, hash: u64) -> bool {
         // Never 0, the empty slot.
-        let h = self.doorkeeper_hasher.hash_one(key) | 1;
+        let h = hash | 1;
         let slot = &self.doorkeeper[(h % DOORKEEPER_SLOTS as u64) as usize];
         if slot.load(Ordering::Relaxed) == h {
             slot.store(0, Ordering::Relaxed);
@@ -209,25 +210,45 @@ impl MemoryTier {
     /// the key may have committed after this one), else dropped. Either way the generation
     /// moves, so a read that began before cannot put the older value back.
     pub fn insert_written(&self, key: &str, value: Arc<StoredArtifact>, kind: usize, seen: u64) {
-        let stripe = self.stripe(key);
+        let hash = key_hash(key);
+        let stripe = self.stripe(hash);
         let _held = stripe.lock.lock().expect("memory tier stripe poisoned");
         let unchanged = stripe.generation.fetch_add(1, Ordering::SeqCst) == seen;
         if unchanged && weight(key, &value) <= self.max_entry {
             let held = Held {
+                key: key.into(),
                 artifact: value,
                 kind,
             };
-            self.cache.insert(key.to_owned(), held);
+            self.cache.insert(hash, held);
         } else {
-            self.cache.remove(key);
+            self.cache.remove(&hash);
         }
     }
 
     /// Drops `key` now; reads that began before are kept from filling it back.
     pub fn invalidate(&self, key: &str) {
-        let stripe = self.stripe(key);
+        self.invalidate_hash(key_hash(key));
+    }
+
+    /// Drops whatever key has [`key_hash`] `hash` (what a change journal names).
+    pub fn invalidate_hash(&self, hash: u64) {
+        let stripe = self.stripe(hash);
         stripe.generation.fetch_add(1, Ordering::SeqCst);
         let _held = stripe.lock.lock().expect("memory tier stripe poisoned");
-        self.cache.remove(key);
+        self.cache.remove(&hash);
+    }
+
+    /// Drops everything; reads that began before are kept from filling anything back.
+    pub fn clear(&self) {
+        for stripe in self.stripes.iter() {
+            stripe.generation.fetch_add(1, Ordering::SeqCst);
+        }
+        // A fill that checked its stripe's generation before it moved holds the stripe's
+        // lock until it has inserted: wait for each, then clear after them.
+        for stripe in self.stripes.iter() {
+            drop(stripe.lock.lock().expect("memory tier stripe poisoned"));
+        }
+        self.cache.clear();
     }
 }

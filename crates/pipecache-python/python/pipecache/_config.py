@@ -258,7 +258,9 @@ class CacheConfig:
         min_free_space: free space puts must leave, e.g. ``"2GiB"``.
         cost_hints: recompute seconds per artifact kind, for ``cost-weighted`` eviction.
         memory_size_mb: the memory tier's budget in megabytes: hot artifacts answered
-            from this process's memory (default 256 MiB; 0 turns it off).
+            from this process's memory (default 256 MiB; 0 turns it off). Through a
+            server, the budget of this process's near cache (copies of what it read,
+            dropped as soon as any process changes their keys).
         compression_codec: ``"zstd"`` (default: the better ratio) or ``"lz4"`` (the faster
             read) for values put with :meth:`CacheManager.set`; the pipeline's artifacts keep
             their own codecs (transcripts and descriptions LZ4, embeddings zstd).

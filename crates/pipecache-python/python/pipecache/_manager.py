@@ -107,8 +107,9 @@ class CacheManager:
     async def stats(self) -> Dict[str, Any]:
         """The figures ``pipecache stats --json`` shows: ``local`` (the store), ``tiers``
         (each with ``by_kind``), ``lookups`` (gets per stage: hits, misses, errors, latency,
-        ``recompute_seconds_saved``), ``recompute_seconds_saved_today`` and ``most_missed``
-        (the videos whose gets missed most)."""
+        ``recompute_seconds_saved``), ``recompute_seconds_saved_today``, ``most_missed``
+        (the videos whose gets missed most) and ``near_cache`` (through a server, this
+        process's near cache: ``hits``, ``misses``, ``bytes``, ``budget``; else ``None``)."""
         return dict(await call(self._native.stats))
 
     async def flush(self, timeout: float = 60.0) -> None:

@@ -6,6 +6,7 @@ mod bad_requests;
 mod compression_header;
 mod idle_exit;
 mod jobs;
+mod near_cache;
 mod round_trip;
 mod served_cache;
 mod shutdown;

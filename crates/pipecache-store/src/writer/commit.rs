@@ -69,6 +69,11 @@ impl Writer {
         }
         b.put_meta(&st.meta);
         self.index_writer.commit(b, sync)?;
+        // Before any request of this commit is answered: a process that sees the answer
+        // (or a later one) then finds every changed key in the journal.
+        if let Some(journal) = &self.shared.journal {
+            journal.publish(st.artifacts.keys().map(String::as_str));
+        }
         self.meta = st.meta;
         self.shared.bump_epoch();
         let c = &self.shared.counters;

@@ -125,6 +125,23 @@ impl CacheManager {
         Some(hit)
     }
 
+    /// Counts `count` hits of `key` that another process answered from its own copy (a
+    /// server client's near cache), returning `bytes` in `took` all told, as hits of the
+    /// memory tier (its row in stats, the lookups and the recompute time they saved), and
+    /// notes the key's access time for LRU.
+    pub fn count_near_hits(&self, key: &str, count: u64, bytes: u64, took: Duration) {
+        if count == 0 {
+            return;
+        }
+        let (kind, _) = self.inner.kinds.classify(key);
+        let each = took / u32::try_from(count).unwrap_or(u32::MAX);
+        let counters = &self.inner.memory_counters;
+        for _ in 0..count {
+            counters.count_lookup(kind, Some(bytes / count), each);
+        }
+        self.inner.local.record_access(key);
+    }
+
     /// The walk below the memory tier: the local tier, then the remote ones by priority.
     async fn get_from_tiers(&self, key: &str, kind: usize) -> Result<Option<StoredArtifact>> {
         let local = &self.inner.local_tier;

@@ -1,0 +1,150 @@
+//! A served client's near cache answers a repeated get in its own process, and never
+//! returns a value a later acknowledged write replaced: a put, a delete or an expiry by
+//! any other client, or a process opening the store itself once the server stopped. Its
+//! hits reach the server's figures.
+
+use std::time::Duration;
+
+use pipecache::{Artifact, Cache, CacheConfig, PutOptions, Store, StoreOptions};
+use pipecache_server::ServeOptions;
+use pipecache_test_support::served::RunningServer;
+
+async fn open(dir: &std::path::Path) -> Cache {
+    // The default configuration: a 256 MiB memory budget, which a served client gives its
+    // near cache.
+    Cache::open(
+        &CacheConfig::default(),
+        dir,
+        StoreOptions::default(),
+        "(test)",
+    )
+    .await
+    .unwrap()
+}
+
+fn value(cache: &Cache, key: &str) -> Option<Vec<u8>> {
+    cache
+        .get_from_memory(key)
+        .map(|hit| hit.artifact.parts[0].data.clone())
+}
+
+async fn read(cache: &Cache, key: &str) -> Option<Vec<u8>> {
+    cache
+        .get(key)
+        .await
+        .unwrap()
+        .map(|a| a.parts[0].data.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn near_copies_follow_every_write_of_other_clients() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = RunningServer::start(tmp.path(), ServeOptions::default()).await;
+    let reader = open(tmp.path()).await;
+    let writer = open(tmp.path()).await;
+    assert!(reader.server().unwrap().has_near_cache());
+
+    writer
+        .put("k", Artifact::single(b"one".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(value(&reader, "k"), None, "nothing kept before a read");
+    assert_eq!(read(&reader, "k").await.unwrap(), b"one");
+    assert_eq!(value(&reader, "k").unwrap(), b"one", "kept by the read");
+
+    // Another client's put, acknowledged: the copy is gone before the next lookup.
+    writer
+        .put("k", Artifact::single(b"two".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(value(&reader, "k"), None);
+    assert_eq!(read(&reader, "k").await.unwrap(), b"two");
+    assert_eq!(value(&reader, "k").unwrap(), b"two");
+
+    // A delete.
+    assert!(writer.delete("k").await.unwrap());
+    assert_eq!(value(&reader, "k"), None);
+    assert_eq!(read(&reader, "k").await, None);
+
+    // An expiry: checked on every near hit, with no write to tell of it.
+    let short = PutOptions {
+        ttl: Some(Duration::from_millis(300)),
+        ..PutOptions::default()
+    };
+    writer
+        .put_with("t", Artifact::single(b"brief".to_vec()), short)
+        .await
+        .unwrap();
+    assert_eq!(read(&reader, "t").await.unwrap(), b"brief");
+    assert_eq!(value(&reader, "t").unwrap(), b"brief");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(value(&reader, "t"), None);
+
+    // A key the reader wrote itself reads back its own write at once, too.
+    reader
+        .put("k", Artifact::single(b"three".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(read(&reader, "k").await.unwrap(), b"three");
+
+    reader.close().await.unwrap();
+    writer.close().await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn near_hits_are_counted_by_the_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = RunningServer::start(tmp.path(), ServeOptions::default()).await;
+    let client = open(tmp.path()).await;
+    client
+        .put("k", Artifact::single(vec![7; 1000]))
+        .await
+        .unwrap();
+    assert!(read(&client, "k").await.is_some());
+    let before = client.stats().await.unwrap().tiers[0].clone();
+    assert_eq!(before.kind, pipecache::tier::BackendKind::Memory);
+    for _ in 0..5 {
+        assert!(value(&client, "k").is_some());
+    }
+    // `stats` reports this client's hits first: the server counts them as memory hits.
+    let report = client.stats().await.unwrap();
+    let after = report.tiers[0].clone();
+    assert_eq!(after.hits, before.hits + 5);
+    // The client's own view: 5 near hits, 1 get passed on (the first read).
+    let near = report.near_cache.unwrap();
+    assert_eq!((near.hits, near.misses), (5, 1));
+    assert!(near.bytes >= 1000 && near.bytes <= near.budget);
+    assert_eq!(after.misses, before.misses);
+    // Reported once: asking again counts nothing twice.
+    assert_eq!(client.stats().await.unwrap().tiers[0].hits, after.hits);
+    client.close().await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_the_store_in_process_drops_every_near_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = RunningServer::start(tmp.path(), ServeOptions::default()).await;
+    let reader = open(tmp.path()).await;
+    reader
+        .put("k", Artifact::single(b"served".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(read(&reader, "k").await.unwrap(), b"served");
+    assert!(value(&reader, "k").is_some());
+    server.stop().await;
+
+    // No server: a process owning the store may write it, and its writes are not announced
+    // key by key to a reader it does not know of. Opening the store drops every copy.
+    let store = Store::open(tmp.path(), StoreOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(value(&reader, "k"), None);
+    store
+        .put("k", Artifact::single(b"owned".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(value(&reader, "k"), None);
+    store.close().await.unwrap();
+}
