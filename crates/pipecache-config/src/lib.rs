@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use pipecache_store::{Algorithm, CostWeighted, EvictionPolicy, Lru, StoreOptions};
+use pipecache_store::{Algorithm, CostWeighted, Durability, EvictionPolicy, Lru, StoreOptions};
 
 mod error;
 mod units;
@@ -382,6 +382,9 @@ pub struct CacheConfig {
     /// Free space puts leave on the store's filesystem, e.g. "2GiB" or "0" (default: the
     /// smaller of 1 GiB and 5% of the filesystem).
     pub min_free_space: Option<FreeSpace>,
+    /// "fsync" (default: an acknowledged put survives power loss) or "os-buffered" (it
+    /// survives a crash of the process, not of the machine; puts wait for no disk flush).
+    pub durability: Option<Durability>,
     /// Byte budget of the memory tier in front of the local store, e.g. "256MiB"; "0" turns
     /// it off (default [`DEFAULT_MEMORY_SIZE`]).
     pub memory_size: Option<FreeSpace>,
@@ -571,6 +574,7 @@ impl CacheConfig {
             enable_compression: Some(options.compression.enabled),
             compression_codec: Some(options.compression.algorithm),
             min_free_space: options.min_free_space.map(FreeSpace),
+            durability: Some(options.durability),
             memory_size: Some(FreeSpace(self.memory_budget())),
             backends,
         };
@@ -649,6 +653,9 @@ impl CacheConfig {
         }
         if let Some(v) = self.min_free_space {
             options.min_free_space = Some(v.0);
+        }
+        if let Some(v) = self.durability {
+            options.durability = v;
         }
         let policy: Arc<dyn EvictionPolicy> = match eviction_policy.as_deref() {
             None | Some("lru") => {

@@ -112,6 +112,27 @@ fn config_rejects_unknown_fields_and_bad_values() {
 }
 
 #[test]
+fn durability_is_read_applied_and_checked() {
+    let mut o = StoreOptions::default();
+    assert_eq!(o.durability, pipecache_store::Durability::Fsync);
+    let cfg = CacheConfig::from_toml("durability = \"os-buffered\"\n", "c.toml").unwrap();
+    cfg.apply(&mut o, "c.toml").unwrap();
+    assert_eq!(o.durability, pipecache_store::Durability::OsBuffered);
+    let (effective, _) = cfg.effective(std::path::Path::new("/s"), "c.toml").unwrap();
+    assert_eq!(
+        effective.durability,
+        Some(pipecache_store::Durability::OsBuffered)
+    );
+    let err = CacheConfig::from_toml("durability = \"sometimes\"\n", "c.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("durability = \"sometimes\"") && err.contains("os-buffered"),
+        "{err}"
+    );
+}
+
+#[test]
 fn compression_codec_is_read_applied_and_checked() {
     let cfg = CacheConfig::from_toml("compression_codec = \"lz4\"\n", "c.toml").unwrap();
     let mut o = StoreOptions::default();

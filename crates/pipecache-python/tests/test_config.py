@@ -176,6 +176,20 @@ async def test_compression_codec(tmp_path: Path) -> None:
     assert sizes["zstd"] < sizes["lz4"] < len(text) * 0.9, sizes
 
 
+async def test_durability_os_buffered(tmp_path: Path) -> None:
+    """durability="os-buffered" is part of the configuration the engine gets, and its puts
+    read back after a reopen (the engine's mapping to the store's options is a config unit
+    test in Rust)."""
+    config = pipecache.CacheConfig(
+        backends=[pipecache.FilesystemCacheConfig(tmp_path / "s")], durability="os-buffered"
+    )
+    assert config.to_dict()["durability"] == "os-buffered"
+    async with pipecache.CacheManager(config) as m:
+        await m.set("k", b"v" * 1000)
+    async with fs_manager(tmp_path / "s") as m:
+        assert await m.get("k") == b"v" * 1000
+
+
 async def test_max_size_budget_reported(tmp_path: Path) -> None:
     """max_size_mb of the filesystem backend is the store's budget."""
     async with pipecache.CacheManager(

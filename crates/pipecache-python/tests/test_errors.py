@@ -72,6 +72,7 @@ CONFIG_ERRORS: Dict[str, Tuple[Callable[[], object], str]] = {
     ),
     "compression": (lambda: pipecache.CacheConfig(enable_compression="yes"), "enable_compression"),  # type: ignore[arg-type]
     "codec": (lambda: pipecache.CacheConfig(compression_codec="gzip"), "compression_codec"),
+    "durability": (lambda: pipecache.CacheConfig(durability="sometimes"), "durability"),
     "local-priority": (lambda: pipecache.FilesystemCacheConfig("/tmp/x", priority=1), "priority"),
 }
 

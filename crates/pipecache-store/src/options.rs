@@ -57,13 +57,17 @@ impl Clock for ManualClock {
     }
 }
 
-/// How far a put is durable when it returns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How far a put is durable when it returns (config `durability = "fsync" | "os-buffered"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Durability {
     /// Chunk data and the index WAL are fsynced before a put returns: survives power loss.
     Fsync,
-    /// Nothing is fsynced: survives a process crash (the OS has the bytes), not power loss.
-    /// For benchmarks and scratch caches only.
+    /// Nothing is fsynced: survives a process crash (the OS has the bytes), not power loss
+    /// or a kernel crash, which may lose the last seconds of puts (never corrupt the store:
+    /// the write order still holds, and open drops what the index does not commit). What
+    /// diskcache and SQLite's default mode give; for caches whose artifacts can be
+    /// recomputed, benchmarks and scratch stores.
     OsBuffered,
 }
 

@@ -29,6 +29,7 @@ Duration = Union[int, str]
 _WRITE_POLICIES = ("write-through", "write-back")
 _EVICTION_POLICIES = ("lru", "cost-weighted")
 _COMPRESSION_CODECS = ("zstd", "lz4")
+_DURABILITIES = ("fsync", "os-buffered")
 
 
 def _fail(owner: str, name: str, reason: str) -> ConfigError:
@@ -264,6 +265,9 @@ class CacheConfig:
         compression_codec: ``"zstd"`` (default: the better ratio) or ``"lz4"`` (the faster
             read) for values put with :meth:`CacheManager.set`; the pipeline's artifacts keep
             their own codecs (transcripts and descriptions LZ4, embeddings zstd).
+        durability: ``"fsync"`` (default: an acknowledged put survives power loss) or
+            ``"os-buffered"`` (it survives a crash of the process, not of the machine, as
+            diskcache's puts do; puts wait for no disk flush).
     """
 
     backends: List[BackendConfig] = field(default_factory=list)
@@ -275,6 +279,7 @@ class CacheConfig:
     cost_hints: Optional[Dict[str, float]] = None
     memory_size_mb: Optional[float] = None
     compression_codec: Optional[str] = None
+    durability: Optional[str] = None
     _file_table: Optional[Dict[str, Any]] = field(default=None, repr=False, compare=False)
     _origin: str = field(default="CacheConfig", repr=False, compare=False)
 
@@ -297,6 +302,8 @@ class CacheConfig:
             _size_mb(owner, "memory_size_mb", self.memory_size_mb)
         if self.compression_codec is not None:
             _choice(owner, "compression_codec", self.compression_codec, _COMPRESSION_CODECS)
+        if self.durability is not None:
+            _choice(owner, "durability", self.durability, _DURABILITIES)
         # The engine checks the rest (tier structure, names, sizes) as it does a TOML file.
         _native.validate_config(self.to_dict(), self._origin)
 
@@ -325,6 +332,7 @@ class CacheConfig:
                 "default_ttl": self.default_ttl,
                 "enable_compression": self.enable_compression,
                 "compression_codec": self.compression_codec,
+                "durability": self.durability,
                 "max_size": _size_mb("CacheConfig", "max_size_mb", self.max_size_mb),
                 "eviction_policy": self.eviction_policy,
                 "min_free_space": self.min_free_space,
