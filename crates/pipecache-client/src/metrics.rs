@@ -115,6 +115,12 @@ const TIER_COUNTERS: &[TierFigure] = &[
         |t| t.promotions,
     ),
     (
+        "near_hits",
+        "Of the tier's hits, those server clients' near caches answered and reported.",
+        None,
+        |t| t.near_hits,
+    ),
+    (
         "pushed",
         "Artifacts sync push uploaded to the tier.",
         None,

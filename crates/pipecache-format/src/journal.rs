@@ -99,13 +99,13 @@ fn corrupt(detail: impl Into<String>) -> FormatError {
     }
 }
 
-/// The 64-bit name of a key in the journal and in memory tiers: the first 8 bytes of the
-/// key's blake3, little-endian. Fixed by the format (every process must compute the same
-/// one), unlike a `HashMap`'s seeded hasher. Two keys sharing one only cost an extra
+/// The 64-bit name of a key in the journal and in memory tiers: XXH3-64 of the key's UTF-8
+/// bytes, seed 0. Fixed by its specification (every process must compute the same one),
+/// unlike a `HashMap`'s seeded hasher, and ~20 ns for a key, where blake3's was ~130 ns on
+/// every memory-tier hit. Not a checksum: two keys sharing one only cost an extra
 /// invalidation, or a miss in a memory tier.
 pub fn key_hash(key: &str) -> u64 {
-    let h = blake3::hash(key.as_bytes());
-    u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"))
+    xxhash_rust::xxh3::xxh3_64(key.as_bytes())
 }
 
 #[cfg(test)]
@@ -142,15 +142,14 @@ mod tests {
     }
 
     #[test]
-    fn key_hash_is_fixed() {
+    fn key_hash_is_xxh3_64() {
         // The value every build must compute: clients and servers of different builds share
-        // the journal.
+        // the journal. XXH3-64 of the empty input, seed 0, from the specification's vectors.
+        assert_eq!(key_hash(""), 0x2D06_8005_38D3_94C2);
         assert_eq!(
             key_hash("video/abc/transcript"),
             key_hash("video/abc/transcript")
         );
-        let expected = u64::from_le_bytes(blake3::hash(b"k").as_bytes()[..8].try_into().unwrap());
-        assert_eq!(key_hash("k"), expected);
         assert_ne!(key_hash("a"), key_hash("b"));
     }
 }

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from support import describe, fs_manager
+from test_metrics import http_get, samples
 
 
 def cli_put(store: Path, key: str, data: bytes) -> None:
@@ -39,6 +40,11 @@ async def test_near_cache_sees_other_processes_writes_at_once(served_store: Path
         near = stats["near_cache"]
         assert near["hits"] == 10 and near["misses"] == 1, near
         assert 0 < near["bytes"] <= near["budget"] == 256 * 2**20
+        assert after["near_hits"] == before["near_hits"] + 10
+        status, _, text = http_get(served_store / "server.sock", "/metrics")
+        assert status == 200
+        memory = (("tier", "memory"), ("tier_kind", "memory"))
+        assert samples(text)[("pipecache_near_hits_total", memory)] == after["near_hits"]
 
         cli_put(served_store, "k", b"second")
         assert await cache.get("k") == b"second"

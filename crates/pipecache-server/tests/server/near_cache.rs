@@ -116,6 +116,7 @@ async fn near_hits_are_counted_by_the_server() {
     assert_eq!((near.hits, near.misses), (5, 1));
     assert!(near.bytes >= 1000 && near.bytes <= near.budget);
     assert_eq!(after.misses, before.misses);
+    assert_eq!(after.near_hits, before.near_hits + 5);
     // Reported once: asking again counts nothing twice.
     assert_eq!(client.stats().await.unwrap().tiers[0].hits, after.hits);
     client.close().await.unwrap();

@@ -139,6 +139,9 @@ impl CacheManager {
         for _ in 0..count {
             counters.count_lookup(kind, Some(bytes / count), each);
         }
+        self.inner
+            .near_hits
+            .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
         self.inner.local.record_access(key);
     }
 
@@ -438,11 +441,13 @@ impl CacheManager {
 
     /// Per-tier figures, fastest first.
     pub fn tier_stats(&self) -> Vec<TierStats> {
-        let memory = self
-            .inner
-            .memory
-            .as_deref()
-            .map(|m| TierStats::of_memory(m, &self.inner.memory_counters, &self.inner.kinds));
+        let memory = self.inner.memory.as_deref().map(|m| {
+            let near = self
+                .inner
+                .near_hits
+                .load(std::sync::atomic::Ordering::Relaxed);
+            TierStats::of_memory(m, &self.inner.memory_counters, &self.inner.kinds, near)
+        });
         let local = TierStats::of(&self.inner.local_tier, None);
         let remotes = self.inner.remotes.iter().map(|t| TierStats::of(t, Some(t)));
         memory

@@ -27,6 +27,9 @@ pub(super) struct Inner {
     pub(super) kinds: Arc<KindTable>,
     /// The memory tier's hits and misses per kind.
     pub(super) memory_counters: ByKind,
+    /// Hits server clients answered from their near caches and reported
+    /// ([`CacheManager::count_near_hits`]); also in `memory_counters`.
+    pub(super) near_hits: std::sync::atomic::AtomicU64,
     /// Gets as callers see them: hits (some tier answered), misses, failures, end to end.
     pub(super) lookups: ByKind,
     /// Subjects (videos) whose gets no tier answered.
@@ -67,6 +70,7 @@ impl Inner {
             local,
             remotes,
             memory_counters: ByKind::new(kinds.len()),
+            near_hits: std::sync::atomic::AtomicU64::new(0),
             lookups: ByKind::new(kinds.len()),
             kinds,
             missed: MissedSubjects::default(),

@@ -440,6 +440,9 @@ pub struct TierStats {
     pub corrupt: u64,
     /// Artifacts promoted into this tier from a slower one.
     pub promotions: u64,
+    /// Of `hits`, those server clients' near caches answered and reported (memory tier).
+    #[serde(default)]
+    pub near_hits: u64,
     /// Artifacts written (puts, write-back uploads).
     pub puts: u64,
     /// Artifacts not written because they exceed the tier's max_object_size.
@@ -489,7 +492,12 @@ pub struct TierStats {
 impl TierStats {
     /// The memory tier's figures, counted per kind in `by_kind` (it is walked first;
     /// reported at priority 0 with the local tier, which it sits in front of).
-    pub(super) fn of_memory(m: &crate::MemoryTier, by_kind: &ByKind, kinds: &KindTable) -> Self {
+    pub(super) fn of_memory(
+        m: &crate::MemoryTier,
+        by_kind: &ByKind,
+        kinds: &KindTable,
+        near_hits: u64,
+    ) -> Self {
         let by_kind = by_kind.snapshot(kinds);
         let t = total(&by_kind);
         TierStats {
@@ -511,6 +519,7 @@ impl TierStats {
             paused: false,
             corrupt: 0,
             promotions: 0,
+            near_hits,
             puts: 0,
             pushed: 0,
             skipped_too_large: 0,
@@ -551,6 +560,7 @@ impl TierStats {
             paused: remote.is_some_and(RemoteTier::is_paused),
             corrupt: r(&tier.counters.corrupt),
             promotions: r(&tier.counters.promotions),
+            near_hits: 0,
             puts: t.puts,
             pushed: r(&tier.counters.pushed),
             skipped_too_large: r(&tier.counters.skipped_too_large),
