@@ -16,6 +16,7 @@ mod direct_writes_unadopted;
 mod gc_budget_race;
 mod gc_concurrent;
 mod group_commit;
+mod journal_publishes;
 mod lz4_blobs;
 mod model_proptest;
 mod open_recovery;
