@@ -194,7 +194,7 @@ impl JournalWriter {
             return;
         }
         if n > j.slots / 2 {
-            j.generation().fetch_add(1, Ordering::SeqCst);
+            self.publish_everything();
             return;
         }
         let start = j.published().load(Ordering::Relaxed);
@@ -208,6 +208,11 @@ impl JournalWriter {
                 .store(key_hash(key), Ordering::Relaxed);
         }
         j.published().store(end, Ordering::Release);
+    }
+
+    /// Tells readers that anything may have changed: they drop everything.
+    pub(crate) fn publish_everything(&self) {
+        self.journal.generation().fetch_add(1, Ordering::SeqCst);
     }
 }
 

@@ -68,12 +68,18 @@ impl Writer {
             b.put_queue_entry(&slot.queue, slot.seq, key, slot.op);
         }
         b.put_meta(&st.meta);
-        self.index_writer.commit(b, sync)?;
-        // Before any request of this commit is answered: a process that sees the answer
-        // (or a later one) then finds every changed key in the journal.
+        let committed = self.index_writer.commit(b, sync);
         if let Some(journal) = &self.shared.journal {
-            journal.publish(st.artifacts.keys().map(String::as_str));
+            match &committed {
+                // Before any request of this commit is answered: a process that sees the
+                // answer (or a later one) then finds every changed key in the journal.
+                Ok(()) => journal.publish(st.artifacts.keys().map(String::as_str)),
+                // A failed commit may still have reached the index (a failed WAL sync):
+                // readers drop everything rather than keep what it may have replaced.
+                Err(_) => journal.publish_everything(),
+            }
         }
+        committed?;
         self.meta = st.meta;
         self.shared.bump_epoch();
         let c = &self.shared.counters;
