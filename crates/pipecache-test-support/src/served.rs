@@ -25,6 +25,19 @@ pub async fn open_server(dir: &Path, options: ServeOptions) -> Result<Server, Se
     Server::open(&pipecache::CacheConfig::default(), dir, "(test)", options).await
 }
 
+/// What a process gets from `Cache::open` on store `dir` with the default configuration
+/// (a 256 MiB memory budget, which a served client gives its near cache): the server's
+/// client when one holds the store, else the store in process.
+pub async fn open_cache(dir: &Path) -> pipecache::Result<pipecache::Cache> {
+    pipecache::Cache::open(
+        &pipecache::CacheConfig::default(),
+        dir,
+        pipecache::StoreOptions::default(),
+        "(test)",
+    )
+    .await
+}
+
 impl RunningServer {
     /// Opens the store in `dir` (created when missing) with the default configuration and
     /// serves it with `options`.

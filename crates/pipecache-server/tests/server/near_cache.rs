@@ -5,21 +5,12 @@
 
 use std::time::Duration;
 
-use pipecache::{Artifact, Cache, CacheConfig, PutOptions, Store, StoreOptions};
+use pipecache::{Artifact, Cache, PutOptions, Store, StoreOptions};
 use pipecache_server::ServeOptions;
-use pipecache_test_support::served::RunningServer;
+use pipecache_test_support::served::{RunningServer, open_cache};
 
 async fn open(dir: &std::path::Path) -> Cache {
-    // The default configuration: a 256 MiB memory budget, which a served client gives its
-    // near cache.
-    Cache::open(
-        &CacheConfig::default(),
-        dir,
-        StoreOptions::default(),
-        "(test)",
-    )
-    .await
-    .unwrap()
+    open_cache(dir).await.unwrap()
 }
 
 fn value(cache: &Cache, key: &str) -> Option<Vec<u8>> {

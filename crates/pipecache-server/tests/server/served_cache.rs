@@ -3,19 +3,9 @@
 //! that is not a server stays "in use".
 
 use pipecache::client::protocol::SERVER_FILE;
-use pipecache::{Artifact, Cache, CacheConfig, Store, StoreError, StoreOptions, TierError};
+use pipecache::{Artifact, Store, StoreError, StoreOptions, TierError};
 use pipecache_server::{ServeError, ServeOptions};
-use pipecache_test_support::served::{RunningServer, open_server};
-
-async fn open(dir: &std::path::Path) -> pipecache::Result<Cache> {
-    Cache::open(
-        &CacheConfig::default(),
-        dir,
-        StoreOptions::default(),
-        "(test)",
-    )
-    .await
-}
+use pipecache_test_support::served::{RunningServer, open_cache as open, open_server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opening_a_served_store_uses_the_server() {
