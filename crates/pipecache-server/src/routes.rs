@@ -490,7 +490,7 @@ async fn report_hits(
         state
             .cache()
             .count_near_hits(&h.key, h.count, h.bytes, took);
-        counted += h.count;
+        counted = counted.saturating_add(h.count);
     }
     Ok(Json(serde_json::json!({ "counted": counted })))
 }

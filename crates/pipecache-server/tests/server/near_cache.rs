@@ -221,3 +221,39 @@ async fn concurrent_readers_never_go_back_past_an_acknowledged_put() {
     writer.close().await.unwrap();
     server.stop().await;
 }
+
+/// A hit report is counted in constant time whatever counts it claims, and a malformed one
+/// is refused with 400, leaving the server up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hit_reports_cost_the_same_whatever_they_claim() {
+    use pipecache_test_support::served::raw_request;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let server = RunningServer::start(tmp.path(), ServeOptions::default()).await;
+    let post = |body: &str| {
+        format!(
+            "POST /v1/hits HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    };
+    let wait = Duration::from_secs(10);
+    let huge = r#"{"hits":[{"key":"k","count":1000000000000000,"bytes":5,"seconds":1.5}]}"#;
+    let (status, body) = raw_request(&server.socket, &post(huge), wait).await;
+    assert_eq!(status, Some(200), "{body}");
+    assert!(body.contains("1000000000000000"), "{body}");
+    for bad in [
+        r#"{"hits":[{"key":"k","count":1,"bytes":5,"seconds":-1.0}]}"#,
+        r#"{"hits":[{"key":"","count":1,"bytes":5,"seconds":0.0}]}"#,
+        r#"{"hits":"#,
+    ] {
+        let (status, body) = raw_request(&server.socket, &post(bad), wait).await;
+        assert_eq!(status, Some(400), "{bad}: {body}");
+    }
+    let client = open(tmp.path()).await;
+    let memory = client.stats().await.unwrap().tiers[0].clone();
+    assert_eq!(memory.near_hits, 1_000_000_000_000_000);
+    assert_eq!(memory.hits, 1_000_000_000_000_000);
+    server.stop().await;
+}

@@ -134,11 +134,11 @@ impl CacheManager {
             return;
         }
         let (kind, _) = self.inner.kinds.classify(key);
-        let each = took / u32::try_from(count).unwrap_or(u32::MAX);
-        let counters = &self.inner.memory_counters;
-        for _ in 0..count {
-            counters.count_lookup(kind, Some(bytes / count), each);
-        }
+        // In O(1) whatever `count` says: a client's report is not trusted to be small.
+        let each = Duration::from_secs_f64(took.as_secs_f64() / count as f64);
+        self.inner
+            .memory_counters
+            .count_hits(kind, count, bytes, each);
         self.inner
             .near_hits
             .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
