@@ -124,12 +124,15 @@ impl ServerClient {
             }),
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let weak = Arc::downgrade(&client.inner);
+            // Follows the near cache, not this handle: clones and `with_deadline` copies
+            // share it, and the reporter stops once the last of them is gone.
+            let near = Arc::downgrade(client.inner.near.as_ref().expect("just set"));
+            let poster = Self::new(inner.name.clone(), inner.connections.endpoint().clone());
             runtime.spawn(async move {
                 loop {
                     tokio::time::sleep(REPORT_EVERY).await;
-                    let Some(inner) = weak.upgrade() else { break };
-                    if let Err(e) = (Self { inner }).report_hits().await {
+                    let Some(near) = near.upgrade() else { break };
+                    if let Err(e) = poster.post_hits(&near).await {
                         tracing::debug!(error = %e, "near-cache hits not reported yet");
                     }
                 }
@@ -146,9 +149,14 @@ impl ServerClient {
     /// Reports the near cache's hits since the last report to the server (`POST
     /// /v1/hits`); hits it could not deliver are kept for the next report.
     pub async fn report_hits(&self) -> Result<()> {
-        let Some(near) = &self.inner.near else {
-            return Ok(());
-        };
+        match &self.inner.near {
+            Some(near) => self.post_hits(near).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Sends `near`'s hits since its last report; hits not delivered are put back.
+    async fn post_hits(&self, near: &NearCache) -> Result<()> {
         let hits = near.take_hits();
         if hits.is_empty() {
             return Ok(());

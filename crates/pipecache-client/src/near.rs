@@ -96,17 +96,13 @@ impl NearCache {
         self.hit_count.fetch_add(1, Ordering::Relaxed);
         let bytes = hit.artifact.logical_size();
         let seconds = started.elapsed().as_secs_f64();
-        let mut hits = self.hits.lock().expect("near hits poisoned");
-        let tally = match hits.get_mut(key) {
-            Some(t) => t,
-            None => hits.entry(key.to_owned()).or_insert_with(|| KeyHits {
-                key: key.to_owned(),
-                ..KeyHits::default()
-            }),
-        };
-        tally.count += 1;
-        tally.bytes += bytes;
-        tally.seconds += seconds;
+        tally(
+            &mut self.hits.lock().expect("near hits poisoned"),
+            key,
+            1,
+            bytes,
+            seconds,
+        );
         Some(hit)
     }
 
@@ -147,13 +143,22 @@ impl NearCache {
     pub(crate) fn restore_hits(&self, undelivered: Vec<KeyHits>) {
         let mut hits = self.hits.lock().expect("near hits poisoned");
         for h in undelivered {
-            let tally = hits.entry(h.key.clone()).or_insert_with(|| KeyHits {
-                key: h.key.clone(),
-                ..KeyHits::default()
-            });
-            tally.count += h.count;
-            tally.bytes += h.bytes;
-            tally.seconds += h.seconds;
+            tally(&mut hits, &h.key, h.count, h.bytes, h.seconds);
         }
     }
+}
+
+/// Adds `count` hits of `key` (`bytes` and `seconds` in all) to `hits`; the key is copied
+/// only the first time.
+fn tally(hits: &mut HashMap<String, KeyHits>, key: &str, count: u64, bytes: u64, seconds: f64) {
+    let t = match hits.get_mut(key) {
+        Some(t) => t,
+        None => hits.entry(key.to_owned()).or_insert_with(|| KeyHits {
+            key: key.to_owned(),
+            ..KeyHits::default()
+        }),
+    };
+    t.count += count;
+    t.bytes += bytes;
+    t.seconds += seconds;
 }

@@ -118,6 +118,18 @@ fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
     Error::io(format!("{what} {}", path.display()), e)
 }
 
+/// The length of the journal file `file` (at `path`) and its header, or why the header is
+/// not one this build uses (unreadable, too short, damaged, another layout).
+fn read_header(file: &File, path: &Path) -> Result<(u64, Result<JournalHeader, String>)> {
+    let len = file.metadata().map_err(|e| io("stat", path, e))?.len();
+    let mut head = [0u8; JOURNAL_HEADER_LEN];
+    let header = match file.read_exact_at(&mut head, 0) {
+        Ok(()) => JournalHeader::decode(&head, len).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    Ok((len, header))
+}
+
 /// The writer's side: publishes the keys each commit changed.
 pub(crate) struct JournalWriter {
     journal: Journal,
@@ -140,21 +152,13 @@ impl JournalWriter {
         let path = dir.join(JOURNAL_FILE);
         let existing = OpenOptions::new().read(true).write(true).open(&path);
         let usable = match existing {
-            Ok(file) => {
-                let len = file.metadata().map_err(|e| io("stat", &path, e))?.len();
-                let mut head = [0u8; JOURNAL_HEADER_LEN];
-                let header = file
-                    .read_exact_at(&mut head, 0)
-                    .ok()
-                    .and_then(|()| JournalHeader::decode(&head, len).ok());
-                match header {
-                    Some(h) => Some((file, h)),
-                    None => {
-                        retire(&file, len);
-                        None
-                    }
+            Ok(file) => match read_header(&file, &path)? {
+                (_, Ok(h)) => Some((file, h)),
+                (len, Err(_)) => {
+                    retire(&file, len);
+                    None
                 }
-            }
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(io("open", &path, e)),
         };
@@ -288,13 +292,7 @@ impl JournalReader {
                 return Ok(None);
             }
         };
-        let len = file.metadata().map_err(|e| io("stat", &path, e))?.len();
-        let mut head = [0u8; JOURNAL_HEADER_LEN];
-        let decoded = match file.read_exact_at(&mut head, 0) {
-            Ok(()) => JournalHeader::decode(&head, len).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        let header = match decoded {
+        let header = match read_header(&file, &path)?.1 {
             Ok(h) => h,
             Err(e) => {
                 tracing::debug!(path = %path.display(), error = %e, "change journal not usable");

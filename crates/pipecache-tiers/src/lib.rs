@@ -38,7 +38,7 @@ pub use latency::{BUCKETS_SECONDS, Bucket, Latency, LatencyHistogram};
 pub use manager::{
     CacheManager, ManagerBuilder, PullReport, PushReport, ReadBreaker, RemoteGcReport, TierStats,
 };
-pub use memory::{MemoryTier, SECOND_READ_MIN};
+pub use memory::{MemoryTier, SECOND_READ_MIN, WriteGuard};
 pub use pack::{BatchReport, PackGcReport, PackTier};
 pub use pipecache_config::CacheConfig;
 pub use promotion::{PromotionOutcome, Promotions, promote};

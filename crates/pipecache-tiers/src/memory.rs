@@ -8,7 +8,8 @@
 //! against moka's TinyLFU 55.0% and LRU 50.2%.
 //!
 //! It never serves a value a later write replaced. Every put and delete through the manager
-//! invalidates the key before it writes, and after (a small put keeps its value instead,
+//! invalidates the key before it writes (and no read fills it while the write is in flight,
+//! [`MemoryTier::begin_write`]), and after (a small put keeps its value instead,
 //! [`MemoryTier::insert_written`], unless another write intervened), GC's expiries and evictions invalidate
 //! it from the store's writer thread ([`pipecache_store::Store::on_removal`]), and expiry is
 //! also checked on every hit. A read that missed fills the tier only if no write
@@ -28,11 +29,13 @@ use pipecache_store::StoredArtifact;
 /// concurrent writes to other keys rarely share one (a shared stripe only costs a fill).
 const STRIPES: usize = 4096;
 
-/// One stripe: its lock and its generation, which moves on every invalidation of a key in it.
+/// One stripe: its lock, its generation, which moves on every invalidation of a key in it,
+/// and how many writes of its keys are in flight ([`MemoryTier::begin_write`]).
 #[derive(Default)]
 struct Stripe {
     lock: Mutex<()>,
     generation: AtomicU64,
+    writing: AtomicU64,
 }
 
 /// Artifacts larger than this enter on their second read, not their first: a fill needs
@@ -175,7 +178,11 @@ impl MemoryTier {
         }
         let stripe = self.stripe(hash);
         let _held = stripe.lock.lock().expect("memory tier stripe poisoned");
-        if stripe.generation.load(Ordering::SeqCst) == seen {
+        // A write in flight may commit at any moment: what the read found may already be
+        // replaced in the store, and nothing would invalidate it here afterwards.
+        if stripe.generation.load(Ordering::SeqCst) == seen
+            && stripe.writing.load(Ordering::SeqCst) == 0
+        {
             let held = Held {
                 key: key.into(),
                 artifact: value,
@@ -205,24 +212,22 @@ impl MemoryTier {
         }
     }
 
-    /// Keeps `value`, just written under `key` by a put that took `seen` right after its
-    /// own invalidation: kept only if nothing else was invalidated since (another write to
-    /// the key may have committed after this one), else dropped. Either way the generation
-    /// moves, so a read that began before cannot put the older value back.
-    pub fn insert_written(&self, key: &str, value: Arc<StoredArtifact>, kind: usize, seen: u64) {
+    /// Starts a write (put or delete) of `key`: drops it, and keeps reads from filling its
+    /// stripe until the returned guard ends the write ([`WriteGuard::keep`], or dropping
+    /// it, which drops the key again). Without this, a read that began after the write's
+    /// invalidation could keep the value the write replaces, between the write's commit and
+    /// its end, and serve it to whoever already saw the commit (a near cache filling from
+    /// this server after the change journal named the key).
+    pub fn begin_write(&self, key: &str) -> WriteGuard<'_> {
         let hash = key_hash(key);
         let stripe = self.stripe(hash);
-        let _held = stripe.lock.lock().expect("memory tier stripe poisoned");
-        let unchanged = stripe.generation.fetch_add(1, Ordering::SeqCst) == seen;
-        if unchanged && weight(key, &value) <= self.max_entry {
-            let held = Held {
-                key: key.into(),
-                artifact: value,
-                kind,
-            };
-            self.cache.insert(hash, held);
-        } else {
-            self.cache.remove(&hash);
+        stripe.writing.fetch_add(1, Ordering::SeqCst);
+        self.invalidate_hash(hash);
+        WriteGuard {
+            tier: self,
+            key: key.to_owned(),
+            seen: stripe.generation.load(Ordering::SeqCst),
+            kept: false,
         }
     }
 
@@ -250,5 +255,59 @@ impl MemoryTier {
             drop(stripe.lock.lock().expect("memory tier stripe poisoned"));
         }
         self.cache.clear();
+    }
+}
+
+/// A write of one key in flight ([`MemoryTier::begin_write`]).
+#[derive(Debug)]
+pub struct WriteGuard<'t> {
+    tier: &'t MemoryTier,
+    key: String,
+    /// The stripe's generation right after the write's own invalidation.
+    seen: u64,
+    /// Set by [`WriteGuard::keep`]; otherwise dropping the guard drops the key.
+    kept: bool,
+}
+
+impl WriteGuard<'_> {
+    /// Ends the write, keeping `value` (what it wrote, of kind `kind`) only if nothing else
+    /// was invalidated since it began (another write to the key may have committed after
+    /// this one), else dropping the key. Either way the generation moves, so a read that
+    /// began before cannot put the older value back.
+    pub fn keep(mut self, value: Arc<StoredArtifact>, kind: usize) {
+        let tier = self.tier;
+        let hash = key_hash(&self.key);
+        let stripe = tier.stripe(hash);
+        let _held = stripe.lock.lock().expect("memory tier stripe poisoned");
+        let unchanged = stripe.generation.fetch_add(1, Ordering::SeqCst) == self.seen;
+        if unchanged && weight(&self.key, &value) <= tier.max_entry {
+            let held = Held {
+                key: self.key.as_str().into(),
+                artifact: value,
+                kind,
+            };
+            tier.cache.insert(hash, held);
+        } else {
+            tier.cache.remove(&hash);
+        }
+        // Dropped under the stripe's lock: the write ends after its value is in place.
+        self.kept = true;
+        drop(self);
+    }
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        let hash = key_hash(&self.key);
+        if !self.kept {
+            // The write failed or removed the key (or its future was dropped): whatever it
+            // committed, memory keeps nothing of the key. Before the write ends, so no read
+            // that overlapped it can fill.
+            self.tier.invalidate_hash(hash);
+        }
+        self.tier
+            .stripe(hash)
+            .writing
+            .fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -257,3 +257,34 @@ async fn hit_reports_cost_the_same_whatever_they_claim() {
     assert_eq!(memory.hits, 1_000_000_000_000_000);
     server.stop().await;
 }
+
+/// Near hits reach the server within a second or two with no `stats` call, also from a
+/// client whose near cache outlived the handle that made it (`with_deadline` copies).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn near_hits_are_reported_periodically() {
+    use pipecache::ServerClient;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let server = RunningServer::start(tmp.path(), ServeOptions::default()).await;
+    let client = ServerClient::unix(&server.socket)
+        .with_near_cache(tmp.path(), 1 << 20)
+        .with_deadline(Duration::from_secs(5));
+    client
+        .put("k", Artifact::single(vec![1; 100]), PutOptions::default())
+        .await
+        .unwrap();
+    assert!(client.get("k").await.unwrap().is_some());
+    assert!(client.get_from_near("k").is_some());
+    // Another client, without a near cache, sees the server's figures only.
+    let observer = ServerClient::unix(&server.socket);
+    let mut near_hits = 0;
+    for _ in 0..50 {
+        near_hits = observer.stats().await.unwrap().tiers[0].near_hits;
+        if near_hits == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(near_hits, 1, "the periodic report never came");
+    server.stop().await;
+}

@@ -251,23 +251,13 @@ impl CacheManager {
                     expires_ms: options.expires_at_ms,
                 }
             });
-        memory.invalidate(key);
-        let seen = memory.generation(key);
+        let write = memory.begin_write(key);
         let written = self.put_in_tiers(key, artifact, options).await;
-        match keep {
-            Some(value) if written.is_ok() => {
-                let kind = self.inner.kinds.kind_of(key);
-                memory.insert_written(key, Arc::new(value), kind, seen);
-            }
-            _ => memory.invalidate(key),
+        // Otherwise dropping `write` drops the key.
+        if let (Some(value), Ok(_)) = (keep, &written) {
+            write.keep(Arc::new(value), self.inner.kinds.kind_of(key));
         }
         written
-    }
-
-    fn invalidate_memory(&self, key: &str) {
-        if let Some(m) = &self.inner.memory {
-            m.invalidate(key);
-        }
     }
 
     async fn put_in_tiers(&self, key: &str, artifact: Artifact, options: PutOptions) -> Result<()> {
@@ -394,10 +384,9 @@ impl CacheManager {
     /// read-through). Returns whether any tier had it.
     pub async fn delete(&self, key: &str) -> Result<bool> {
         validate_key(key)?;
-        self.invalidate_memory(key);
-        let deleted = self.delete_in_tiers(key).await;
-        self.invalidate_memory(key);
-        deleted
+        // No read fills the key while the delete is in flight; it is dropped again at the end.
+        let _write = self.inner.memory.as_ref().map(|m| m.begin_write(key));
+        self.delete_in_tiers(key).await
     }
 
     async fn delete_in_tiers(&self, key: &str) -> Result<bool> {

@@ -279,3 +279,35 @@ async fn concurrent_readers_never_see_a_replaced_value() {
         assert_eq!(got, VERSIONS.to_string());
     }
 }
+
+/// While a write of a key is in flight, a read that began after the write's start (and so
+/// after its invalidation) does not fill memory with what it read: the write may commit
+/// before the read ends. The write's own value is kept at its end; a write that ends
+/// without one (a failure, a delete) leaves the key out.
+#[test]
+fn no_fill_while_a_write_of_the_key_is_in_flight() {
+    let m = MemoryTier::new(1 << 20);
+    let stored = |t: &str| {
+        Arc::new(pipecache::StoredArtifact {
+            artifact: value(t),
+            created_ms: 0,
+            expires_ms: None,
+        })
+    };
+    let write = m.begin_write("k");
+    let seen = m.generation("k");
+    m.insert_if_unchanged("k", stored("old"), 0, seen);
+    assert!(
+        m.get("k", 0).is_none(),
+        "a read overlapping a write filled memory"
+    );
+    write.keep(stored("new"), 0);
+    assert_eq!(text(&m.get("k", 0).unwrap().artifact), "new");
+
+    // A delete (a write that keeps nothing): the key is gone, reads fill again after it.
+    let delete = m.begin_write("k");
+    drop(delete);
+    assert!(m.get("k", 0).is_none());
+    m.insert_if_unchanged("k", stored("again"), 0, m.generation("k"));
+    assert_eq!(text(&m.get("k", 0).unwrap().artifact), "again");
+}
