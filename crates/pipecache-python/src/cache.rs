@@ -10,6 +10,7 @@ use pyo3::types::PyTuple;
 
 use crate::bridge::{Completions, into_py, spawn};
 use crate::convert::{PyParts, artifact_of, artifact_to_py, memory_hit_to_py, ttl_of};
+use crate::documents::DocumentCache;
 use crate::errors::{ConfigError, invalid, tier_error};
 use crate::shared::{OpenSpec, Shared};
 
@@ -68,10 +69,16 @@ fn set_pythonized<T: serde::Serialize>(
     out.set_item(name, value)
 }
 
+/// The decoded documents kept for repeated reads get this fraction of the config's
+/// `memory_size`, on top of it (estimated Python bytes; 32 MiB at the default 256 MiB).
+const DOCUMENTS_SHARE_OF_MEMORY: u64 = 8;
+
 /// The key-level cache over one manager.
 #[pyclass(frozen, module = "pipecache._native")]
 pub(crate) struct NativeCache {
     pub(crate) shared: Arc<Shared>,
+    /// Shared with the pipelines made from this cache.
+    documents: Arc<DocumentCache>,
 }
 
 #[pymethods]
@@ -80,12 +87,16 @@ impl NativeCache {
     #[new]
     fn new(config: &Bound<'_, PyAny>, origin: String, default_dir: PathBuf) -> PyResult<Self> {
         let config = parse_config(config, &origin)?;
+        let documents = Arc::new(DocumentCache::new(
+            config.memory_budget() / DOCUMENTS_SHARE_OF_MEMORY,
+        ));
         Ok(Self {
             shared: Arc::new(Shared::new(OpenSpec {
                 config,
                 default_dir,
                 origin,
             })),
+            documents,
         })
     }
 
@@ -266,6 +277,28 @@ impl NativeCache {
 
     /// The video-level cache over this one, fingerprinting with `mode` (`stat` or `content`).
     fn pipeline(&self, mode: &str) -> PyResult<crate::pipeline::NativePipeline> {
-        crate::pipeline::NativePipeline::new(self.shared.clone(), mode)
+        crate::pipeline::NativePipeline::new(self.shared.clone(), self.documents.clone(), mode)
+    }
+
+    /// Decodes a stored CBOR document, through the decoded documents kept for repeated
+    /// reads (see `documents`).
+    fn decode_document<'py>(
+        &self,
+        py: Python<'py>,
+        data: &[u8],
+        what: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.documents.decode(py, data, what)
+    }
+
+    /// What the decoded documents kept for repeated reads did and hold.
+    fn document_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let s = self.documents.stats();
+        let out = pyo3::types::PyDict::new(py);
+        out.set_item("hits", s.hits)?;
+        out.set_item("misses", s.misses)?;
+        out.set_item("bytes", s.bytes)?;
+        out.set_item("budget", s.budget)?;
+        Ok(out)
     }
 }

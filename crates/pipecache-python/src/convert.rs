@@ -35,7 +35,7 @@ pub(crate) fn document_to_cbor(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<V
 
 /// The exact built-in type of an object, for the encoder's fast paths.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Exact {
+pub(crate) enum Exact {
     Str,
     Dict,
     List,
@@ -45,7 +45,7 @@ enum Exact {
 }
 
 #[allow(unsafe_code)]
-fn exact_type(obj: Borrowed<'_, '_, PyAny>) -> Exact {
+pub(crate) fn exact_type(obj: Borrowed<'_, '_, PyAny>) -> Exact {
     // SAFETY: `obj` is a live object (borrowed under the GIL); its type pointer is compared
     // with the addresses of the interpreter's static type objects, nothing is dereferenced.
     unsafe {

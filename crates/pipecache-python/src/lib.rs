@@ -14,13 +14,14 @@
 //! `python/pipecache/`, which calls only what this module exports (`_native.pyi`).
 //!
 //! Layers, bottom up: `errors` (engine error -> exception), `bridge` (futures to asyncio),
-//! `convert` (documents, parts),
+//! `convert` (documents, parts), `documents` (decoded documents kept for repeated reads),
 //! `shared` (the lazily opened manager every handle shares), `cache` (key-level calls),
 //! `pipeline` (video-level calls).
 
 mod bridge;
 mod cache;
 mod convert;
+mod documents;
 mod errors;
 mod pipeline;
 mod shared;

@@ -88,6 +88,7 @@ async def test_manager_stats(manager: pipecache.CacheManager) -> None:
         "recompute_seconds_saved_today",
         "most_missed",
         "near_cache",
+        "decoded_documents",
     }
     assert before["near_cache"] is None, "a store opened in process has no near cache"
     assert before["local"]["artifacts"] == 0

@@ -9,6 +9,7 @@ from . import _native
 from ._bridge import call
 from ._config import CacheConfig, default_store_dir
 from ._values import (
+    Decode,
     Ttl,
     array_bytes,
     array_from,
@@ -76,7 +77,7 @@ class CacheManager:
         if found is None:
             return None
         _kind, meta, parts = found
-        return _decode_value(key, meta, parts_dict(parts))
+        return _decode_value(key, meta, parts_dict(parts), self._native.decode_document)
 
     async def set(self, key: str, value: Any, ttl: Ttl = None, *, kind: str = "") -> None:
         """Stores ``value`` under ``key``, durably, in every write-through tier.
@@ -109,8 +110,13 @@ class CacheManager:
         (each with ``by_kind``), ``lookups`` (gets per stage: hits, misses, errors, latency,
         ``recompute_seconds_saved``), ``recompute_seconds_saved_today``, ``most_missed``
         (the videos whose gets missed most) and ``near_cache`` (through a server, this
-        process's near cache: ``hits``, ``misses``, ``bytes``, ``budget``; else ``None``)."""
-        return dict(await call(self._native.stats))
+        process's near cache: ``hits``, ``misses``, ``bytes``, ``budget``; else ``None``),
+        and ``decoded_documents``: this process's decoded documents kept for repeated reads
+        (``hits``, ``misses``, estimated Python ``bytes`` held, ``budget``: an eighth of
+        ``memory_size``, on top of it)."""
+        out = dict(await call(self._native.stats))
+        out["decoded_documents"] = self._native.document_stats()
+        return out
 
     async def flush(self, timeout: float = 60.0) -> None:
         """Waits until every write-back tier has uploaded what it queued, up to
@@ -137,16 +143,16 @@ def _encode_value(key: str, value: Any) -> tuple[List[tuple[str, str]], List[tup
     return [(_TYPE_META, "document")], [("value.cbor", encode_document(value, key))]
 
 
-def _decode_value(key: str, meta: Dict[str, str], parts: Dict[str, bytes]) -> Any:
+def _decode_value(key: str, meta: Dict[str, str], parts: Dict[str, bytes], decode: Decode) -> Any:
     kind = meta.get(_TYPE_META)
     if kind == "bytes":
         return parts["data"]
     if kind == "bytearray":
         return bytearray(parts["data"])
     if kind == "ndarray":
-        return array_from(document(parts, "array.cbor", key), parts["array.raw"], key)
+        return array_from(document(parts, "array.cbor", key, decode), parts["array.raw"], key)
     if kind == "document":
-        return document(parts, "value.cbor", key)
+        return document(parts, "value.cbor", key, decode)
     # Put by the CLI or the Rust API: one part is its bytes, several a dict of them.
     if len(parts) == 1:
         return next(iter(parts.values()))

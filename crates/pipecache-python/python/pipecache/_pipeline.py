@@ -24,6 +24,7 @@ from ._bridge import call
 from ._errors import CorruptionError, InvalidInputError
 from ._manager import CacheManager
 from ._values import (
+    Decode,
     Ttl,
     Yielder,
     array_bytes,
@@ -220,7 +221,7 @@ class PipelineArtifactCache:
         """Keyframes extracted with these parameters, or ``None``."""
         params = {"threshold": threshold, "max_frames": max_frames}
         found = await self._get(_video(video_path), "keyframes", params)
-        return None if found is None else _keyframes_of(found[2])
+        return None if found is None else _keyframes_of(found[2], self._native.decode_document)
 
     async def set_keyframes(
         self,
@@ -278,7 +279,12 @@ class PipelineArtifactCache:
         return (
             None
             if found is None
-            else document(parts_dict(found[2]), "transcript.cbor", "transcript")
+            else document(
+                parts_dict(found[2]),
+                "transcript.cbor",
+                "transcript",
+                self._native.decode_document,
+            )
         )
 
     async def set_transcript(
@@ -319,7 +325,12 @@ class PipelineArtifactCache:
         return (
             None
             if found is None
-            else document(parts_dict(found[2]), "descriptions.cbor", "descriptions")
+            else document(
+                parts_dict(found[2]),
+                "descriptions.cbor",
+                "descriptions",
+                self._native.decode_document,
+            )
         )
 
     async def set_descriptions(
@@ -353,7 +364,11 @@ class PipelineArtifactCache:
         """The embeddings made with ``model``: a read-only ``float32`` array (n × dim)
         viewing the cached bytes, or ``None``."""
         found = await self._get(_video(video_path), "embeddings", {"model": model}, segment)
-        return None if found is None else _embeddings_of(parts_dict(found[2]))
+        return (
+            None
+            if found is None
+            else _embeddings_of(parts_dict(found[2]), self._native.decode_document)
+        )
 
     async def set_embeddings(
         self,
@@ -412,17 +427,25 @@ class PipelineArtifactCache:
         keyframes, transcript = found.get("keyframes"), found.get("transcript")
         descriptions, embeddings = found.get("descriptions"), found.get("embeddings")
         if keyframes is not None:
-            out.keyframes = _keyframes_of(keyframes[2])
+            out.keyframes = _keyframes_of(keyframes[2], self._native.decode_document)
         if transcript is not None:
             out.audio_transcript = document(
-                parts_dict(transcript[2]), "transcript.cbor", "transcript"
+                parts_dict(transcript[2]),
+                "transcript.cbor",
+                "transcript",
+                self._native.decode_document,
             )
         if descriptions is not None:
             out.frame_descriptions = document(
-                parts_dict(descriptions[2]), "descriptions.cbor", "descriptions"
+                parts_dict(descriptions[2]),
+                "descriptions.cbor",
+                "descriptions",
+                self._native.decode_document,
             )
         if embeddings is not None:
-            out.embeddings = _embeddings_of(parts_dict(embeddings[2]))
+            out.embeddings = _embeddings_of(
+                parts_dict(embeddings[2]), self._native.decode_document
+            )
         return out
 
     async def invalidate_video(self, video_path: VideoPath) -> int:
@@ -443,9 +466,9 @@ class PipelineArtifactCache:
         )
 
 
-def _keyframes_of(parts_list: Sequence[Tuple[str, bytes]]) -> Keyframes:
+def _keyframes_of(parts_list: Sequence[Tuple[str, bytes]], decode: Decode) -> Keyframes:
     parts = parts_dict(parts_list)
-    doc = document(parts, _KEYFRAMES_DOC, "keyframes")
+    doc = document(parts, _KEYFRAMES_DOC, "keyframes", decode)
     try:
         metadata, headers = doc["metadata"], doc["images"]
     except (KeyError, TypeError):
@@ -468,8 +491,8 @@ def _keyframes_of(parts_list: Sequence[Tuple[str, bytes]]) -> Keyframes:
     return Keyframes(metadata, images)
 
 
-def _embeddings_of(parts: Dict[str, bytes]) -> npt.NDArray[Any]:
-    meta = document(parts, _EMBEDDINGS_DOC, "embeddings")
+def _embeddings_of(parts: Dict[str, bytes], decode: Decode) -> npt.NDArray[Any]:
+    meta = document(parts, _EMBEDDINGS_DOC, "embeddings", decode)
     raw = parts.get(_VECTORS)
     if raw is None:
         raise CorruptionError(f"embeddings: part {_VECTORS!r} is missing")

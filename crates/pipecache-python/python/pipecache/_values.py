@@ -8,7 +8,7 @@ view the returned bytes (no copy).
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from . import _native
 from ._errors import CorruptionError, InvalidInputError
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 Parts = List[Tuple[str, bytes]]
 Ttl = Union[int, float, str, None]
+# A native cache's ``decode_document``: CBOR bytes and a name for errors to the document.
+Decode = Callable[[bytes, str], Any]
 
 # Converting this many bytes of numpy arrays under the GIL, the coroutine yields to the event
 # loop once, so other coroutines keep running during a large put.
@@ -101,12 +103,13 @@ def parts_dict(parts: Sequence[Tuple[str, bytes]]) -> Dict[str, bytes]:
     return dict(parts)
 
 
-def document(parts: Dict[str, bytes], name: str, what: str) -> Any:
-    """The document stored in part ``name``."""
+def document(parts: Dict[str, bytes], name: str, what: str, decode: Decode) -> Any:
+    """The document stored in part ``name``, decoded by ``decode`` (a native cache's
+    ``decode_document``, which keeps decoded documents for repeated reads)."""
     raw = parts.get(name)
     if raw is None:
         raise CorruptionError(f"{what}: part {name!r} is missing")
-    return _native.decode_document(raw, what)
+    return decode(raw, what)
 
 
 def encode_document(value: Any, what: str) -> bytes:
