@@ -57,15 +57,16 @@ pub(crate) struct DocumentCache {
     max_entry: u64,
     hits: AtomicU64,
     misses: AtomicU64,
-    /// Admission: once the cache is full, a decoded document is kept only if its bytes
-    /// missed recently too. Written by hand because foyer and moka decide admission after
-    /// the value is built, and building a kept value (the copy) is the cost saved here.
+    /// Admission: a decoded document is kept only if its bytes missed recently too (its
+    /// second read). Written by hand because foyer and moka decide admission after the
+    /// value is built, and building a kept value (a copy, and fresh memory for it) is the
+    /// cost saved here: documents read once cost one XXH3 of their bytes, nothing more.
     recent_misses: Mutex<RecentMisses>,
 }
 
 /// How many recent misses [`RecentMisses`] remembers: a document read again within this
-/// many other misses is kept. A loop over more distinct documents than the cache holds
-/// (each read once per round) keeps what it kept while there was room and churns nothing.
+/// many other misses is kept. A loop over more distinct documents than this (each read
+/// once per round) keeps nothing and churns nothing.
 const RECENT_MISSES: usize = 64;
 
 /// The hashes of the last [`RECENT_MISSES`] misses.
@@ -136,12 +137,8 @@ impl DocumentCache {
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let kept = cbor_to_document(py, raw, what)?;
-        let seen_recently = self.recent_misses.lock().is_ok_and(|mut r| r.seen(hash));
-        let fits = entries.usage() as u64 + weight(raw.len()) <= self.budget;
-        if !fits && !seen_recently {
-            // Neither room nor a sign of reuse: a scan would only churn the cache (a kept
-            // document costs a copy now and its deallocation later), so it is handed out
-            // as decoded.
+        if !self.recent_misses.lock().is_ok_and(|mut r| r.seen(hash)) {
+            // A first read: no sign of reuse yet, so it is handed out as decoded.
             return Ok(kept);
         }
         let fresh = fresh_containers(kept.as_borrowed())?;
