@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use super::shared::CacheManager;
 use super::tier::{RemoteTier, bump_by};
 use crate::pack::{
-    BatchReport, Ledger, PackTier, PreparedBatch, ledger_entry, local_identity, record_path,
+    BatchReport, Ledger, PackTier, PendingRecords, PreparedBatch, ledger_entry, local_identity,
+    record_path,
 };
 use crate::promotion::{PromotionOutcome, promote};
 use crate::{CacheBackend, Result, for_each_bounded};
@@ -120,8 +121,9 @@ impl CacheManager {
         };
         // Pipelined: the planner reads local artifacts and packs batch N+1 (blake3 and zstd
         // on the blocking pool) while the uploader writes batch N. The channel holds one
-        // batch, so at most three are in memory: uploading, queued, being built. Uploads
-        // stay one at a time and in order, which keeps a killed push resumable.
+        // batch, so at most three are in memory: uploading, queued, being built. Packs
+        // upload one at a time and in order, which keeps a killed push resumable; a batch's
+        // records are written after its pack and index, while the next pack uploads.
         let (queue, mut batches) = tokio::sync::mpsc::channel::<PreparedBatch>(1);
         // What this push verified: records found equal (planner), records written (uploader).
         let (mut verified, mut written) = (Vec::new(), Vec::new());
@@ -141,16 +143,33 @@ impl CacheManager {
         );
         let uploader = async {
             let mut uploaded = BatchReport::default();
-            while let Some(batch) = batches.recv().await {
-                let (r, entries) = pack
-                    .upload_batch(batch, false)
-                    .await
-                    .inspect_err(|e| t.failed("push", "", e))?;
-                uploaded.records += r.records;
-                uploaded.blobs_uploaded += r.blobs_uploaded;
-                uploaded.blobs_reused += r.blobs_reused;
-                uploaded.packs += r.packs;
-                written.extend(entries);
+            // The previous batch's records, written while this batch's pack uploads.
+            let mut records: Option<PendingRecords> = None;
+            loop {
+                let next_pack = async {
+                    match batches.recv().await {
+                        Some(batch) => pack.upload_pack(batch).await.map(Some),
+                        None => Ok(None),
+                    }
+                };
+                let previous_records = async {
+                    match records.take() {
+                        Some(r) => r.write(pack, false).await.map(Some),
+                        None => Ok(None),
+                    }
+                };
+                let (next, written_now) = tokio::join!(next_pack, previous_records);
+                if let Some((r, entries)) = written_now.inspect_err(|e| t.failed("push", "", e))? {
+                    uploaded.records += r.records;
+                    uploaded.blobs_uploaded += r.blobs_uploaded;
+                    uploaded.blobs_reused += r.blobs_reused;
+                    uploaded.packs += r.packs;
+                    written.extend(entries);
+                }
+                match next.inspect_err(|e| t.failed("push", "", e))? {
+                    Some(pending) => records = Some(pending),
+                    None => break,
+                }
             }
             Ok(uploaded)
         };

@@ -1,7 +1,8 @@
-//! One upload batch in two steps, so `sync push` can pack the next batch while the current
+//! One upload batch in steps, so `sync push` can pack the next batch while the current
 //! one uploads: [`PackTier::prepare_batch`] does the CPU work (blake3, compression, the
-//! pack's bytes) on tokio's blocking pool, [`PackTier::upload_batch`] the writes, in the
-//! module's write order (pack, index, records).
+//! pack's bytes) on tokio's blocking pool, [`PackTier::upload_pack`] writes the pack and
+//! its index, [`PendingRecords::write`] the records, in the module's write order (pack,
+//! index, records); [`PackTier::upload_batch`] does both writes.
 //!
 //! A batch prepared while earlier ones are still uploading may name their new blobs
 //! (`earlier`): they are uploaded first, since batches upload one at a time in
@@ -112,13 +113,20 @@ impl PackTier {
         batch: PreparedBatch,
         if_absent: bool,
     ) -> Result<(BatchReport, Vec<LedgerEntry>)> {
+        self.upload_pack(batch).await?.write(self, if_absent).await
+    }
+
+    /// The first half of [`PackTier::upload_batch`]: writes the batch's pack and index, after
+    /// which its blobs are reusable; its records are left to [`PendingRecords::write`], so
+    /// `sync push` can write them while the next batch's pack uploads.
+    pub(crate) async fn upload_pack(&self, batch: PreparedBatch) -> Result<PendingRecords> {
         let PreparedBatch {
             started_ms,
             keys,
             records,
             pack,
             entries,
-            mut report,
+            report,
             deduplicated: _,
         } = batch;
         let pack_id = pack.as_ref().map(|(id, _)| *id);
@@ -139,7 +147,30 @@ impl PackTier {
         // resumed within MAP_REFRESH) must not upload them again.
         self.add_written_index(idx_name, pack_id, started_ms, &idx.blobs)
             .await;
-        let (written, entries) = self.put_records(&records, if_absent).await?;
+        Ok(PendingRecords { records, report })
+    }
+}
+
+/// The records of a batch whose pack and index are written.
+#[derive(Debug)]
+pub(crate) struct PendingRecords {
+    records: Vec<RemoteRecord>,
+    report: BatchReport,
+}
+
+impl PendingRecords {
+    /// Writes the records (with `if_absent`, only where none is); the batch's report, and a
+    /// push-ledger entry per record written without a condition.
+    pub(crate) async fn write(
+        self,
+        tier: &PackTier,
+        if_absent: bool,
+    ) -> Result<(BatchReport, Vec<LedgerEntry>)> {
+        let Self {
+            records,
+            mut report,
+        } = self;
+        let (written, entries) = tier.put_records(&records, if_absent).await?;
         report.records = written;
         Ok((report, entries))
     }

@@ -33,7 +33,7 @@ mod ledger;
 
 use blob_map::BlobMap;
 
-pub(crate) use batch::PreparedBatch;
+pub(crate) use batch::{PendingRecords, PreparedBatch};
 pub use gc::PackGcReport;
 pub(crate) use ledger::{Ledger, entry as ledger_entry, local_identity};
 
