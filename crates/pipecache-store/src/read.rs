@@ -24,7 +24,17 @@ enum Located {
 
 impl Shared {
     pub(crate) fn get_blocking(&self, key: &str) -> Result<Option<StoredArtifact>> {
-        self.get_attempt(key, 0)
+        Ok(self.get_attempt(key, 0)?.map(|(stored, _)| stored))
+    }
+
+    /// [`Shared::get_blocking`] with the blake3 of each part, as the read checked it.
+    pub(crate) fn get_hashed_blocking(
+        &self,
+        key: &str,
+    ) -> Result<Option<(StoredArtifact, Vec<BlobHash>)>> {
+        Ok(self
+            .get_attempt(key, 0)?
+            .map(|(stored, parts)| (stored, parts.iter().map(|p| p.hash).collect())))
     }
 
     /// True when `key` no longer holds the record read as `seq` (overwritten, deleted, evicted
@@ -33,7 +43,12 @@ impl Shared {
         Ok(self.index.artifact(key)?.is_none_or(|r| r.seq != seq))
     }
 
-    fn get_attempt(&self, key: &str, attempt: u32) -> Result<Option<StoredArtifact>> {
+    /// The artifact, and the record's parts it was read (and checked) by.
+    fn get_attempt(
+        &self,
+        key: &str,
+        attempt: u32,
+    ) -> Result<Option<(StoredArtifact, Vec<PartRef>)>> {
         let rec = match self.index.artifact(key) {
             Ok(Some(rec)) => rec,
             Ok(None) => {
@@ -132,7 +147,7 @@ impl Shared {
                 .expect("access map poisoned")
                 .insert(key.to_owned(), now);
         }
-        Ok(Some(StoredArtifact {
+        let stored = StoredArtifact {
             artifact: Artifact {
                 kind: rec.kind,
                 parts,
@@ -140,7 +155,8 @@ impl Shared {
             },
             created_ms: rec.created_ms,
             expires_ms: rec.expires_ms,
-        }))
+        };
+        Ok(Some((stored, rec.parts)))
     }
 
     /// Each part's bytes read from its location hint (see `PartRef::at`: a keyframes

@@ -10,8 +10,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
-use pipecache_format::parse_chunk_file_name;
 use pipecache_format::record::ArtifactRecord;
+use pipecache_format::{BlobHash, parse_chunk_file_name};
 use pipecache_index::{Index, IndexOptions};
 use tokio::sync::oneshot;
 
@@ -372,6 +372,18 @@ impl Store {
         let shared = self.shared.clone();
         let key = key.to_owned();
         blocking(move || shared.get_blocking(&key)).await
+    }
+
+    /// [`Store::get_stored`] with each part's blake3, as the read checked it against the
+    /// part's bytes (`sync push` packs them without hashing every byte again).
+    pub async fn get_stored_hashed(
+        &self,
+        key: &str,
+    ) -> Result<Option<(StoredArtifact, Vec<BlobHash>)>> {
+        validate_key(key)?;
+        let shared = self.shared.clone();
+        let key = key.to_owned();
+        blocking(move || shared.get_hashed_blocking(&key)).await
     }
 
     /// Index records of `keys`, in order: `None` for absent or expired ones. Reads no blob

@@ -15,6 +15,7 @@ mod direct_writes;
 mod direct_writes_unadopted;
 mod gc_budget_race;
 mod gc_concurrent;
+mod get_stored_hashed;
 mod group_commit;
 mod journal_publishes;
 mod lz4_blobs;

@@ -7,14 +7,14 @@ use pipecache_format::BlobHash;
 use pipecache_format::record::ArtifactRecord;
 use pipecache_format::remote::{LedgerEntry, PackLocation, RemoteRecord};
 use pipecache_remote::ObjectMeta;
-use pipecache_store::{ListEntry, StoreError, StoredArtifact};
+use pipecache_store::{ListEntry, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::shared::CacheManager;
 use super::tier::{RemoteTier, bump_by};
 use crate::pack::{
-    BatchReport, Ledger, PackTier, PendingRecords, PreparedBatch, ledger_entry, local_identity,
-    record_path,
+    BatchReport, Ledger, PackTier, PendingRecords, PreparedBatch, UploadItem, ledger_entry,
+    local_identity, record_path,
 };
 use crate::promotion::{PromotionOutcome, promote};
 use crate::{CacheBackend, Result, for_each_bounded};
@@ -213,12 +213,12 @@ impl CacheManager {
             ledger,
         } = inputs;
         let total = local.len() as u64;
-        let mut batch: Vec<(String, StoredArtifact)> = Vec::new();
+        let mut batch: Vec<UploadItem> = Vec::new();
         let mut pending = 0u64;
         // New blobs of the batches that may still be uploading (queued and in flight):
         // the next batch names them instead of packing them again.
         let mut earlier: VecDeque<HashMap<BlobHash, PackLocation>> = VecDeque::new();
-        let mut send = async |items: Vec<(String, StoredArtifact)>| -> Result<()> {
+        let mut send = async |items: Vec<UploadItem>| -> Result<()> {
             let prepared = pack
                 .prepare_batch(items, earlier.make_contiguous())
                 .await
@@ -286,11 +286,15 @@ impl CacheManager {
                     }
                     continue;
                 }
-                let Some(item) = self.inner.local.get_stored(&key).await? else {
+                let Some((item, hashes)) = self.inner.local.get_stored_hashed(&key).await? else {
                     continue;
                 };
                 pending += item.artifact.logical_size();
-                batch.push((key, item));
+                batch.push(UploadItem {
+                    key,
+                    item,
+                    hashes: Some(hashes),
+                });
                 if pending >= batch_bytes {
                     send(std::mem::take(&mut batch)).await?;
                     pending = 0;

@@ -68,29 +68,62 @@ async fn off_the_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'stat
     }
 }
 
+/// An artifact to upload under `key`, with its parts' blake3 when a checked read already
+/// computed them (`Store::get_stored_hashed`), so packing does not hash every byte again.
+#[derive(Debug)]
+pub(crate) struct UploadItem {
+    pub(crate) key: String,
+    pub(crate) item: StoredArtifact,
+    /// One per part, in order; `None`: hashed while packing.
+    pub(crate) hashes: Option<Vec<BlobHash>>,
+}
+
+impl UploadItem {
+    /// An item whose parts are hashed while packing.
+    pub(crate) fn unhashed(key: String, item: StoredArtifact) -> Self {
+        Self {
+            key,
+            item,
+            hashes: None,
+        }
+    }
+}
+
+/// Each item's part hashes: the ones it came with, the others computed.
+fn part_hashes(items: Vec<UploadItem>) -> (Vec<(String, StoredArtifact)>, Vec<Vec<BlobHash>>) {
+    items
+        .into_iter()
+        .map(|u| {
+            let hashes = match u.hashes {
+                Some(h) if h.len() == u.item.artifact.parts.len() => h,
+                _ => u
+                    .item
+                    .artifact
+                    .parts
+                    .iter()
+                    .map(|p| BlobHash::of(&p.data))
+                    .collect(),
+            };
+            ((u.key, u.item), hashes)
+        })
+        .unzip()
+}
+
 impl PackTier {
-    /// Hashes `items`' parts, decides which blobs the remote (or an `earlier` batch, see the
-    /// module docs) already holds, and builds the pack of the others.
+    /// Hashes `items`' parts (those that came without their hashes), decides which blobs
+    /// the remote (or an `earlier` batch, see the module docs) already holds, and builds the
+    /// pack of the others.
     pub(crate) async fn prepare_batch(
         &self,
-        items: Vec<(String, StoredArtifact)>,
+        items: Vec<UploadItem>,
         earlier: &[HashMap<BlobHash, PackLocation>],
     ) -> Result<PreparedBatch> {
         let started_ms = self.clock.now_ms();
-        let (items, hashes) = off_the_runtime(move || {
-            let hashes: Vec<Vec<BlobHash>> = items
-                .iter()
-                .map(|(_, it)| {
-                    it.artifact
-                        .parts
-                        .iter()
-                        .map(|p| BlobHash::of(&p.data))
-                        .collect()
-                })
-                .collect();
-            (items, hashes)
-        })
-        .await;
+        let (items, hashes) = if items.iter().all(|u| u.hashes.is_some()) {
+            part_hashes(items)
+        } else {
+            off_the_runtime(move || part_hashes(items)).await
+        };
         let mut remote = self
             .reusable_blobs(hashes.iter().flatten(), started_ms)
             .await?;

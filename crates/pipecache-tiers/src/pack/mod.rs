@@ -33,7 +33,7 @@ mod ledger;
 
 use blob_map::BlobMap;
 
-pub(crate) use batch::{PendingRecords, PreparedBatch};
+pub(crate) use batch::{PendingRecords, PreparedBatch, UploadItem};
 pub use gc::PackGcReport;
 pub(crate) use ledger::{Ledger, entry as ledger_entry, local_identity};
 
@@ -426,6 +426,10 @@ impl PackTier {
         items: Vec<(String, StoredArtifact)>,
         if_absent: bool,
     ) -> Result<(BatchReport, Vec<Written>)> {
+        let items = items
+            .into_iter()
+            .map(|(key, item)| UploadItem::unhashed(key, item))
+            .collect();
         let batch = self.prepare_batch(items, &[]).await?;
         let written = batch
             .deduplicated()
