@@ -119,11 +119,13 @@ impl CacheManager {
             artifacts: local.len() as u64,
             ..PushReport::default()
         };
-        // Pipelined: the planner reads local artifacts and packs batch N+1 (blake3 and zstd
-        // on the blocking pool) while the uploader writes batch N. The channel holds one
-        // batch, so at most three are in memory: uploading, queued, being built. Packs
-        // upload one at a time and in order, which keeps a killed push resumable; a batch's
-        // records are written after its pack and index, while the next pack uploads.
+        // Pipelined in three stages: the planner reads batch N+2's local artifacts while the
+        // packer packs batch N+1 (zstd on the blocking pool) and the uploader writes batch
+        // N. Each channel holds one batch, so at most five are in memory: read, queued to
+        // pack, being packed, queued to upload, uploading. Packs upload one at a time and in
+        // order, which keeps a killed push resumable; a batch's records are written after
+        // its pack and index, while the next pack uploads.
+        let (to_pack, unpacked) = tokio::sync::mpsc::channel::<Vec<UploadItem>>(1);
         let (queue, mut batches) = tokio::sync::mpsc::channel::<PreparedBatch>(1);
         // What this push verified: records found equal (planner), records written (uploader).
         let (mut verified, mut written) = (Vec::new(), Vec::new());
@@ -139,8 +141,9 @@ impl CacheManager {
             progress,
             &mut report,
             &mut verified,
-            queue,
+            to_pack,
         );
+        let packer = pack_batches(t, pack, unpacked, queue);
         let uploader = async {
             let mut uploaded = BatchReport::default();
             // The previous batch's records, written while this batch's pack uploads.
@@ -173,11 +176,11 @@ impl CacheManager {
             }
             Ok(uploaded)
         };
-        let pushed = tokio::try_join!(planner, uploader);
+        let pushed = tokio::try_join!(planner, packer, uploader);
         pack.save_blob_table().await;
         verified.extend(written);
         save_ledger(dir, remote_id, ledger, verified, pushed.is_ok()).await;
-        let ((), uploaded) = pushed?;
+        let ((), (), uploaded) = pushed?;
         report.pushed = uploaded.records;
         report.blobs_uploaded = uploaded.blobs_uploaded;
         report.blobs_reused = uploaded.blobs_reused;
@@ -194,7 +197,7 @@ impl CacheManager {
     /// The planning half of `sync_push`: decides, a window of keys at a time, which local
     /// artifacts the remote lacks (from index records on both sides: an artifact the remote
     /// already has costs one record read there and no blob read here), reads them, and
-    /// queues them as prepared batches of about `batch_bytes`.
+    /// queues them for packing in batches of about `batch_bytes`.
     #[allow(clippy::too_many_arguments)] // one caller; the pieces are sync_push's locals
     async fn plan_push(
         &self,
@@ -205,7 +208,7 @@ impl CacheManager {
         progress: &(dyn Fn(u64, u64) + Send + Sync),
         report: &mut PushReport,
         verified: &mut Vec<LedgerEntry>,
-        queue: tokio::sync::mpsc::Sender<PreparedBatch>,
+        to_pack: tokio::sync::mpsc::Sender<Vec<UploadItem>>,
     ) -> Result<()> {
         let PushInputs {
             local,
@@ -215,21 +218,9 @@ impl CacheManager {
         let total = local.len() as u64;
         let mut batch: Vec<UploadItem> = Vec::new();
         let mut pending = 0u64;
-        // New blobs of the batches that may still be uploading (queued and in flight):
-        // the next batch names them instead of packing them again.
-        let mut earlier: VecDeque<HashMap<BlobHash, PackLocation>> = VecDeque::new();
-        let mut send = async |items: Vec<UploadItem>| -> Result<()> {
-            let prepared = pack
-                .prepare_batch(items, earlier.make_contiguous())
-                .await
-                .inspect_err(|e| t.failed("push", "", e))?;
-            if earlier.len() == 2 {
-                earlier.pop_front();
-            }
-            earlier.push_back(prepared.locations());
-            // A closed queue means the uploader stopped on an error, which try_join reports.
-            let _ = queue.send(prepared).await;
-            Ok(())
+        // A closed channel means the packer stopped on an error, which try_join reports.
+        let send = async |items: Vec<UploadItem>| {
+            let _ = to_pack.send(items).await;
         };
         let mut done = 0u64;
         for window in local.chunks(PUSH_WINDOW) {
@@ -296,13 +287,13 @@ impl CacheManager {
                     hashes: Some(hashes),
                 });
                 if pending >= batch_bytes {
-                    send(std::mem::take(&mut batch)).await?;
+                    send(std::mem::take(&mut batch)).await;
                     pending = 0;
                 }
             }
         }
         if !batch.is_empty() {
-            send(batch).await?;
+            send(batch).await;
         }
         Ok(())
     }
@@ -410,6 +401,32 @@ struct PushInputs<'a> {
     local: &'a [ListEntry],
     listing: &'a HashMap<String, ObjectMeta>,
     ledger: &'a Ledger,
+}
+
+/// The packing stage of `sync_push`: prepares each batch the planner read (blake3 where a
+/// part came without it, zstd, the pack's bytes) and queues it for the uploader, naming the
+/// new blobs of the two batches that may still be queued or uploading instead of packing
+/// them again (they upload first: packs upload in the order they were prepared).
+async fn pack_batches(
+    t: &RemoteTier,
+    pack: &PackTier,
+    mut unpacked: tokio::sync::mpsc::Receiver<Vec<UploadItem>>,
+    queue: tokio::sync::mpsc::Sender<PreparedBatch>,
+) -> Result<()> {
+    let mut earlier: VecDeque<HashMap<BlobHash, PackLocation>> = VecDeque::new();
+    while let Some(items) = unpacked.recv().await {
+        let prepared = pack
+            .prepare_batch(items, earlier.make_contiguous())
+            .await
+            .inspect_err(|e| t.failed("push", "", e))?;
+        if earlier.len() == 2 {
+            earlier.pop_front();
+        }
+        earlier.push_back(prepared.locations());
+        // A closed queue means the uploader stopped on an error, which try_join reports.
+        let _ = queue.send(prepared).await;
+    }
+    Ok(())
 }
 
 /// Writes the push ledger: after a whole push, exactly what it verified (keys deleted
