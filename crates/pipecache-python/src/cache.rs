@@ -77,8 +77,9 @@ const DOCUMENTS_SHARE_OF_MEMORY: u64 = 8;
 #[pyclass(frozen, module = "pipecache._native")]
 pub(crate) struct NativeCache {
     pub(crate) shared: Arc<Shared>,
-    /// Shared with the pipelines made from this cache.
-    documents: Arc<DocumentCache>,
+    /// Decoded documents kept for repeated reads (the Python pipelines over this cache
+    /// decode through it too).
+    documents: DocumentCache,
 }
 
 #[pymethods]
@@ -87,9 +88,7 @@ impl NativeCache {
     #[new]
     fn new(config: &Bound<'_, PyAny>, origin: String, default_dir: PathBuf) -> PyResult<Self> {
         let config = parse_config(config, &origin)?;
-        let documents = Arc::new(DocumentCache::new(
-            config.memory_budget() / DOCUMENTS_SHARE_OF_MEMORY,
-        ));
+        let documents = DocumentCache::new(config.memory_budget() / DOCUMENTS_SHARE_OF_MEMORY);
         Ok(Self {
             shared: Arc::new(Shared::new(OpenSpec {
                 config,
@@ -277,7 +276,7 @@ impl NativeCache {
 
     /// The video-level cache over this one, fingerprinting with `mode` (`stat` or `content`).
     fn pipeline(&self, mode: &str) -> PyResult<crate::pipeline::NativePipeline> {
-        crate::pipeline::NativePipeline::new(self.shared.clone(), self.documents.clone(), mode)
+        crate::pipeline::NativePipeline::new(self.shared.clone(), mode)
     }
 
     /// Decodes a stored CBOR document, through the decoded documents kept for repeated

@@ -16,7 +16,6 @@ use pyo3::types::PyDict;
 
 use crate::bridge::{Completions, into_py, spawn};
 use crate::convert::{PyParts, artifact_of, artifact_to_py, memory_hit_to_py, ttl_of};
-use crate::documents::DocumentCache;
 use crate::errors::{invalid, pipeline_error, tier_error};
 use crate::shared::Shared;
 
@@ -103,22 +102,13 @@ fn video_path(video: &str) -> PyResult<PathBuf> {
 #[pyclass(frozen, module = "pipecache._native")]
 pub(crate) struct NativePipeline {
     shared: Arc<Shared>,
-    documents: Arc<DocumentCache>,
     mode: FingerprintMode,
 }
 
 impl NativePipeline {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        documents: Arc<DocumentCache>,
-        mode: &str,
-    ) -> PyResult<Self> {
+    pub(crate) fn new(shared: Arc<Shared>, mode: &str) -> PyResult<Self> {
         let mode = mode.parse().map_err(pipeline_error)?;
-        Ok(Self {
-            shared,
-            documents,
-            mode,
-        })
+        Ok(Self { shared, mode })
     }
 }
 
@@ -139,17 +129,6 @@ impl NativePipeline {
     #[getter]
     fn mode(&self) -> &'static str {
         self.mode.name()
-    }
-
-    /// Decodes a stored CBOR document, through the decoded documents the cache keeps for
-    /// repeated reads.
-    fn decode_document<'py>(
-        &self,
-        py: Python<'py>,
-        data: &[u8],
-        what: &str,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.documents.decode(py, data, what)
     }
 
     /// The video's fingerprint token (`s1-...`, `c1-...`).

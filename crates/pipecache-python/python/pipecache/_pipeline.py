@@ -191,6 +191,8 @@ class PipelineArtifactCache:
     def __init__(self, manager: CacheManager, fingerprint: str = "stat") -> None:
         self.manager = manager
         self._native = manager._native.pipeline(fingerprint)
+        # The manager's decoded documents, shared by every pipeline over it.
+        self._decode = manager._native.decode_document
 
     async def _get(
         self, video: str, kind: str, params: Dict[str, Any], segment: Optional[Segment] = None
@@ -221,7 +223,7 @@ class PipelineArtifactCache:
         """Keyframes extracted with these parameters, or ``None``."""
         params = {"threshold": threshold, "max_frames": max_frames}
         found = await self._get(_video(video_path), "keyframes", params)
-        return None if found is None else _keyframes_of(found[2], self._native.decode_document)
+        return None if found is None else _keyframes_of(found[2], self._decode)
 
     async def set_keyframes(
         self,
@@ -283,7 +285,7 @@ class PipelineArtifactCache:
                 parts_dict(found[2]),
                 "transcript.cbor",
                 "transcript",
-                self._native.decode_document,
+                self._decode,
             )
         )
 
@@ -329,7 +331,7 @@ class PipelineArtifactCache:
                 parts_dict(found[2]),
                 "descriptions.cbor",
                 "descriptions",
-                self._native.decode_document,
+                self._decode,
             )
         )
 
@@ -364,11 +366,7 @@ class PipelineArtifactCache:
         """The embeddings made with ``model``: a read-only ``float32`` array (n × dim)
         viewing the cached bytes, or ``None``."""
         found = await self._get(_video(video_path), "embeddings", {"model": model}, segment)
-        return (
-            None
-            if found is None
-            else _embeddings_of(parts_dict(found[2]), self._native.decode_document)
-        )
+        return None if found is None else _embeddings_of(parts_dict(found[2]), self._decode)
 
     async def set_embeddings(
         self,
@@ -427,25 +425,23 @@ class PipelineArtifactCache:
         keyframes, transcript = found.get("keyframes"), found.get("transcript")
         descriptions, embeddings = found.get("descriptions"), found.get("embeddings")
         if keyframes is not None:
-            out.keyframes = _keyframes_of(keyframes[2], self._native.decode_document)
+            out.keyframes = _keyframes_of(keyframes[2], self._decode)
         if transcript is not None:
             out.audio_transcript = document(
                 parts_dict(transcript[2]),
                 "transcript.cbor",
                 "transcript",
-                self._native.decode_document,
+                self._decode,
             )
         if descriptions is not None:
             out.frame_descriptions = document(
                 parts_dict(descriptions[2]),
                 "descriptions.cbor",
                 "descriptions",
-                self._native.decode_document,
+                self._decode,
             )
         if embeddings is not None:
-            out.embeddings = _embeddings_of(
-                parts_dict(embeddings[2]), self._native.decode_document
-            )
+            out.embeddings = _embeddings_of(parts_dict(embeddings[2]), self._decode)
         return out
 
     async def invalidate_video(self, video_path: VideoPath) -> int:
