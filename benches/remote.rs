@@ -232,11 +232,10 @@ async fn push_and_pull(
         ..
     } = *corpus;
     let chunk = vec![0x5a_u8; 64 << 20];
+    let round_backend = |round: usize| under_prefix(&backend, &format!("cache-{round}"));
     let mut rounds = Vec::with_capacity(PUSH_ROUNDS);
-    let mut backend_used = backend.clone();
     for round in 0..PUSH_ROUNDS {
-        backend_used = under_prefix(&backend, &format!("cache-{round}"));
-        let a = open_manager(&corpus.dir, vec![backend_used.clone()], None).await;
+        let a = open_manager(&corpus.dir, vec![round_backend(round)], None).await;
         write_back_dirty_pages();
         let t = Instant::now();
         let push = a.sync_push(None, pack_bytes, &|_, _| {}).await.unwrap();
@@ -264,7 +263,8 @@ async fn push_and_pull(
         });
     }
     // Again, with the last round's remote up to date: decided from records alone.
-    let a = open_manager(&corpus.dir, vec![backend_used.clone()], None).await;
+    let last = round_backend(PUSH_ROUNDS - 1);
+    let a = open_manager(&corpus.dir, vec![last.clone()], None).await;
     let t = Instant::now();
     let again = a.sync_push(None, pack_bytes, &|_, _| {}).await.unwrap();
     let again_time = t.elapsed();
@@ -289,7 +289,7 @@ async fn push_and_pull(
     a.close().await.unwrap();
 
     // Pull into an empty store.
-    let b = open_manager(pull_dir, vec![backend_used], None).await;
+    let b = open_manager(pull_dir, vec![last], None).await;
     let requests = || b.remote_packs(None).unwrap().store().stats().snapshot();
     let before = requests();
     let t = Instant::now();

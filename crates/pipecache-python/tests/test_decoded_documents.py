@@ -119,6 +119,22 @@ async def test_the_budget_holds(store_dir: Path) -> None:
         assert kept["hits"] + kept["misses"] == 120
 
 
+async def test_a_document_over_a_quarter_of_the_budget_is_not_kept(store_dir: Path) -> None:
+    """One large document cannot take the whole budget: a document whose estimated size
+    is over a quarter of it (125 KB of estimated Python bytes at memory_size_mb=1) is
+    decoded at every read and never kept, while a small one is."""
+    async with fs_manager(store_dir, memory_size_mb=1) as m:
+        large, small = _transcript(60, "large"), _transcript(3, "small")
+        await m.set("large", large)
+        await m.set("small", small)
+        for _ in range(3):
+            assert await m.get("large") == large
+            assert await m.get("small") == small
+        kept = (await m.stats())["decoded_documents"]
+        assert kept["budget"] == 1_000_000 // 8
+        assert kept["hits"] == 1, "the small one hits at its third read, the large one never"
+
+
 async def test_memory_size_zero_keeps_nothing(store_dir: Path) -> None:
     """With memory_size_mb=0 every get decodes."""
     async with fs_manager(store_dir, memory_size_mb=0) as m:
